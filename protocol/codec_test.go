@@ -1,0 +1,119 @@
+package protocol
+
+import (
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+)
+
+func sampleTask() *Task {
+	return &Task{Run: "ab12-cd", Step: 42, Epoch: 3, Shard: 2, Shards: 4, Indices: []int32{5, 9, 0, 59999}}
+}
+
+func sampleGrad() *Grad {
+	return &Grad{Run: "ab12-cd", Step: 42, Shard: 2, Worker: "w-1", Weights: [8]byte{1, 2, 3, 4, 5, 6, 7, 8},
+		LossSum: 12.5, Correct: 3, Count: 4, Grad: []float32{0.5, -1, float32(math.SmallestNonzeroFloat32), 3}}
+}
+
+func sampleParams() *Params {
+	return &Params{Run: "ab12-cd", Step: 43, Epoch: 3, Digest: [32]byte{9: 7}, Weights: []float32{1, 2, 3}}
+}
+
+type codec interface {
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		in, out codec
+	}{
+		{sampleTask(), &Task{}},
+		{sampleGrad(), &Grad{}},
+		{sampleParams(), &Params{}},
+		{&Heartbeat{Worker: "w", Tasks: 7}, &Heartbeat{}},
+	} {
+		b, err := tc.in.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.out.UnmarshalBinary(b); err != nil {
+			t.Fatalf("%T: %v", tc.in, err)
+		}
+		if !reflect.DeepEqual(tc.in, tc.out) {
+			t.Fatalf("%T: got %+v, want %+v", tc.in, tc.out, tc.in)
+		}
+	}
+}
+
+func TestRejectsMalformed(t *testing.T) {
+	good, _ := sampleGrad().MarshalBinary()
+	badVersion := append([]byte{}, good...)
+	badVersion[0] = 9
+	badKind := append([]byte{}, good...)
+	badKind[1] = byte(KindTask)
+	trailing := append(append([]byte{}, good...), 0)
+	nan := sampleGrad()
+	nan.Grad[1] = float32(math.NaN())
+	nanBytes, _ := nan.MarshalBinary()
+	tooMany := sampleGrad()
+	tooMany.Correct = 5
+	tooManyBytes, _ := tooMany.MarshalBinary()
+	badRun := sampleGrad()
+	badRun.Run = "a.b"
+	badRunBytes, _ := badRun.MarshalBinary()
+
+	for name, b := range map[string][]byte{
+		"empty":      nil,
+		"version":    badVersion,
+		"kind":       badKind,
+		"truncated":  good[:len(good)-3],
+		"trailing":   trailing,
+		"nan":        nanBytes,
+		"correct":    tooManyBytes,
+		"run":        badRunBytes,
+		"hugelength": {Version, byte(KindGrad), 0xff, 0xff, 0xff, 0xff, 0x0f},
+	} {
+		var g Grad
+		err := g.UnmarshalBinary(b)
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", name, err)
+		}
+	}
+
+	task := sampleTask()
+	task.Shard = 4
+	b, _ := task.MarshalBinary()
+	if err := new(Task).UnmarshalBinary(b); !errors.Is(err, ErrMalformed) {
+		t.Errorf("shard out of range: %v", err)
+	}
+	task = sampleTask()
+	task.Indices[0] = -1
+	b, _ = task.MarshalBinary()
+	if err := new(Task).UnmarshalBinary(b); !errors.Is(err, ErrMalformed) {
+		t.Errorf("negative index: %v", err)
+	}
+}
+
+func TestMsgIDsAreDistinct(t *testing.T) {
+	if MsgID("r", 1, 23) == MsgID("r", 12, 3) {
+		t.Fatal("message ids collide")
+	}
+	if !ValidRun("0af-9") || ValidRun("") || ValidRun("A") || ValidRun("a>b") {
+		t.Fatal("ValidRun accepts or rejects the wrong strings")
+	}
+}
+
+func BenchmarkGradCodec(b *testing.B) {
+	g := sampleGrad()
+	g.Grad = make([]float32, 101770) // MLP 784-128-10
+	b.SetBytes(int64(4 * len(g.Grad)))
+	for b.Loop() {
+		p, _ := g.MarshalBinary()
+		var out Grad
+		if err := out.UnmarshalBinary(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

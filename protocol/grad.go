@@ -1,0 +1,34 @@
+package protocol
+
+// MarshalBinary encodes g.
+func (g *Grad) MarshalBinary() ([]byte, error) {
+	w := newWriter(KindGrad, 64+len(g.Run)+len(g.Worker)+4*len(g.Grad))
+	w.str(g.Run)
+	w.u64(g.Step)
+	w.u16(g.Shard)
+	w.str(g.Worker)
+	w.raw(g.Weights[:])
+	w.f64(g.LossSum)
+	w.u32(g.Correct)
+	w.u32(g.Count)
+	w.f32s(g.Grad)
+	return w.b, nil
+}
+
+// UnmarshalBinary decodes and validates a gradient.
+func (g *Grad) UnmarshalBinary(b []byte) error {
+	r := newReader(b, KindGrad)
+	g.Run = r.str("run", MaxRunLen)
+	g.Step = r.u64("step")
+	g.Shard = r.u16("shard")
+	g.Worker = r.str("worker", MaxWorkerLen)
+	copy(g.Weights[:], r.take(8, "weights digest"))
+	g.LossSum = r.f64("loss sum")
+	g.Correct = r.u32("correct")
+	g.Count = r.u32("count")
+	g.Grad = r.f32s("gradient", MaxParameters)
+	if err := r.end(); err != nil {
+		return err
+	}
+	return g.Validate()
+}

@@ -1,0 +1,26 @@
+package protocol
+
+// MarshalBinary encodes p.
+func (p *Params) MarshalBinary() ([]byte, error) {
+	w := newWriter(KindParams, 64+len(p.Run)+4*len(p.Weights))
+	w.str(p.Run)
+	w.u64(p.Step)
+	w.u32(p.Epoch)
+	w.raw(p.Digest[:])
+	w.f32s(p.Weights)
+	return w.b, nil
+}
+
+// UnmarshalBinary decodes and validates a weights version.
+func (p *Params) UnmarshalBinary(b []byte) error {
+	r := newReader(b, KindParams)
+	p.Run = r.str("run", MaxRunLen)
+	p.Step = r.u64("step")
+	p.Epoch = r.u32("epoch")
+	copy(p.Digest[:], r.take(32, "digest"))
+	p.Weights = r.f32s("weights", MaxParameters)
+	if err := r.end(); err != nil {
+		return err
+	}
+	return p.Validate()
+}
