@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/coordinator"
+	"github.com/jettrain/jettrain/natsconn"
+	"github.com/jettrain/jettrain/worker"
+)
+
+// Coordinator is the `coordinator` command.
+func Coordinator() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "coordinator",
+		Short:         "Train a neural network over NATS JetStream with any number of workers",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(startCommand(), statusCommand(), historyCommand(), inspectCommand())
+	return root
+}
+
+type startFlags struct {
+	endpoints
+	file     string
+	sets     []string
+	workers  int
+	run      string
+	replicas int
+	logLevel string
+	quiet    bool
+}
+
+func startCommand() *cobra.Command {
+	f := &startFlags{}
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start or resume the run the config describes; exits 0 when it is complete",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.start(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
+	f.endpoints.flags(fs, true)
+	fs.StringVar(&f.file, "config", "", "run configuration file (YAML or JSON)")
+	fs.StringArrayVar(&f.sets, "set", nil, "override a config key: --set optimizer.lr=0.01 (repeatable)")
+	fs.IntVar(&f.workers, "workers", 0, "workers to run inside this process")
+	fs.StringVar(&f.run, "run", "", "refuse to start unless the config resolves to this run signature")
+	fs.IntVar(&f.replicas, "replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
+	return cmd
+}
+
+func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error {
+	log, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(f.file, f.sets)
+	if err != nil {
+		return err
+	}
+	svc, err := f.open(ctx, "coordinator", true, true, f.s3Listen)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	if svc.natsSrv != nil || svc.s3Srv != nil {
+		log.Info("embedded servers", "nats", svc.natsURL, "s3", svc.store.Endpoint())
+	}
+
+	wctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	done := make(chan error, f.workers)
+	for i := 0; i < f.workers; i++ {
+		go func() { done <- runWorker(wctx, svc.opts, worker.Options{Log: log}) }()
+	}
+
+	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log}
+	if !f.quiet {
+		opts.Progress = stderr
+	}
+	res, err := coordinator.Train(ctx, svc.nc, svc.store, opts)
+	stopWorkers()
+	for i := 0; i < f.workers; i++ {
+		if werr := <-done; werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "run %s complete: %d steps, %d epochs, weights sha256 %s\n", res.Run, res.Step, len(res.History), hex.EncodeToString(res.Digest[:]))
+	if n := len(res.History); n > 0 {
+		h := res.History[n-1]
+		fmt.Fprintf(stdout, "last epoch %d: train loss %.4f acc %.4f, valid loss %.4f acc %.4f\n", h.Epoch, h.TrainLoss, h.TrainAcc, h.ValidLoss, h.ValidAcc)
+	}
+	return nil
+}
+
+// runWorker serves tasks over its own connection until ctx ends.
+func runWorker(ctx context.Context, o natsconn.Options, wo worker.Options) error {
+	o.Name = "worker"
+	nc, err := natsconn.Connect(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	w, err := worker.New(nc, wo)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// Execute runs cmd with a context canceled by SIGINT/SIGTERM and returns the
+// process exit code, printing any error as one line.
+func Execute(cmd *cobra.Command) int {
+	ctx, stop := signalContext()
+	defer stop()
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", cmd.Name(), err)
+		return 1
+	}
+	return 0
+}

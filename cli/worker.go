@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/jettrain/jettrain/worker"
+)
+
+// Worker is the `worker` command.
+func Worker() *cobra.Command {
+	var (
+		e        endpoints
+		dataDir  string
+		logLevel string
+		id       string
+	)
+	cmd := &cobra.Command{
+		Use:           "worker",
+		Short:         "Compute shard gradients for any jettrain run; run as many as you like",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
+			}
+			o := e.natsOptions("worker")
+			if o.URL == "" {
+				o.URL = "nats://" + DefaultNATSListen
+			}
+			return runWorker(cmd.Context(), o, worker.Options{ID: id, DataDir: dataDir, Log: log})
+		},
+	}
+	fs := cmd.Flags()
+	e.flags(fs, false)
+	fs.StringVar(&dataDir, "dataset-dir", "", "directory of the dataset files, overriding each run's data_dir")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&id, "id", "", "worker id (default host-pid-n)")
+	return cmd
+}

@@ -1,0 +1,11 @@
+// Command worker computes shard gradients for jettrain runs.
+// See package cli for the flags.
+package main
+
+import (
+	"os"
+
+	"github.com/jettrain/jettrain/cli"
+)
+
+func main() { os.Exit(cli.Execute(cli.Worker())) }

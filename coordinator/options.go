@@ -1,0 +1,55 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jettrain/jettrain/config"
+)
+
+// ErrInvalidOption is wrapped by errors from Options.validate.
+var ErrInvalidOption = errors.New("coordinator: invalid option")
+
+// Options configure a coordinator node.
+type Options struct {
+	Config   config.Config
+	Run      string           // if set, the run the config must resolve to (--run)
+	Replicas int              // stream replicas: 1, or 3 on a NATS cluster
+	AckWait  time.Duration    // task redelivery deadline without progress; default 10s
+	Log      *slog.Logger     // default slog.Default()
+	Progress io.Writer        // where the per-epoch progress bar goes; nil = none
+	Now      func() time.Time // clock for timings only; default time.Now
+	Hooks    Hooks            // optional observation points
+}
+
+// Hooks observe the node; every field may be nil.
+type Hooks struct {
+	Committed func(step uint64, digest [32]byte) // after a step is applied (live or replayed)
+	Saved     func(step uint64)                  // after a checkpoint is committed
+	EpochDone func(epoch int, trainLoss, validAcc float64)
+}
+
+func (o *Options) defaults() error {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.AckWait == 0 {
+		o.AckWait = 10 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	switch {
+	case o.Replicas != 1 && o.Replicas != 3:
+		return fmt.Errorf("%w: replicas %d, want 1 or 3", ErrInvalidOption, o.Replicas)
+	case o.AckWait < 100*time.Millisecond:
+		return fmt.Errorf("%w: ack wait %v is too short", ErrInvalidOption, o.AckWait)
+	}
+	return o.Config.Validate()
+}

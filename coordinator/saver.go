@@ -1,0 +1,175 @@
+package coordinator
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/objstore"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// saver persists checkpoints in the background, newest first: while one
+// commit is in flight, a newer snapshot replaces any older one waiting, so a
+// slow store costs checkpoints, never training time. Failed commits retry
+// with backoff and a warning; the grads stream is purged only below what the
+// oldest retained checkpoint covers, so any retained checkpoint can replay.
+type saver struct {
+	store  *objstore.Store
+	grads  jetstream.Stream
+	run    string
+	keep   int
+	layout model.Layout
+	log    *slog.Logger
+	hook   func(step uint64)
+
+	mu      sync.Mutex
+	wake    chan struct{}
+	pending *objstore.Checkpoint
+	best    *objstore.Checkpoint
+	saved   uint64 // newest committed step
+	busy    bool
+	flushed chan struct{} // closed and replaced whenever the saver goes idle
+	seqs    []uint64      // GradsSeq of the checkpoints committed by this process
+}
+
+func newSaver(store *objstore.Store, grads jetstream.Stream, run string, keep int, layout model.Layout, log *slog.Logger, hook func(uint64)) *saver {
+	return &saver{store: store, grads: grads, run: run, keep: keep, layout: layout, log: log, hook: hook,
+		wake: make(chan struct{}, 1), flushed: make(chan struct{})}
+}
+
+// save queues ck, replacing an older queued snapshot. best marks the
+// weights to write as best.safetensors.
+func (s *saver) save(ck *objstore.Checkpoint, best bool) {
+	s.mu.Lock()
+	s.pending = ck
+	if best {
+		s.best = ck
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run commits queued snapshots until ctx ends.
+func (s *saver) run(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		ck, best := s.pending, s.best
+		s.pending, s.best = nil, nil
+		s.busy = ck != nil || best != nil
+		if !s.busy {
+			close(s.flushed)
+			s.flushed = make(chan struct{})
+		}
+		s.mu.Unlock()
+		if ck == nil && best == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+				continue
+			}
+		}
+		if ck != nil && !s.commit(ctx, ck) {
+			return
+		}
+		if best != nil {
+			s.retry(ctx, "best weights", func() error { return s.store.PutBest(ctx, s.run, tensors(s.layout, best.Weights)) })
+		}
+	}
+}
+
+// flush waits until every queued snapshot is committed.
+func (s *saver) flush(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		idle := !s.busy && s.pending == nil && s.best == nil
+		ch := s.flushed
+		s.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func (s *saver) commit(ctx context.Context, ck *objstore.Checkpoint) bool {
+	start := time.Now()
+	ok := s.retry(ctx, "checkpoint", func() error {
+		_, err := s.store.Commit(ctx, ck)
+		return err
+	})
+	if !ok {
+		return false
+	}
+	s.log.Debug("checkpoint committed", "run", s.run, "step", ck.Step, "took", time.Since(start))
+	s.mu.Lock()
+	s.saved = ck.Step
+	s.seqs = append(s.seqs, ck.GradsSeq)
+	var purge uint64
+	if len(s.seqs) >= s.keep {
+		purge = s.seqs[len(s.seqs)-s.keep] + 1
+		s.seqs = s.seqs[len(s.seqs)-s.keep:]
+	}
+	s.mu.Unlock()
+	if purge > 1 && s.grads != nil {
+		err := s.grads.Purge(ctx, jetstream.WithPurgeSubject(protocol.GradsSubject(s.run)), jetstream.WithPurgeSequence(purge))
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("coordinator: trimming the grads stream failed; it will be retried after the next checkpoint", "err", err)
+		}
+	}
+	if s.hook != nil {
+		s.hook(ck.Step)
+	}
+	return true
+}
+
+// retry runs op until it succeeds or ctx ends, backing off from 250ms to
+// 15s and warning once per failure streak and then every minute.
+func (s *saver) retry(ctx context.Context, what string, op func() error) bool {
+	backoff := 250 * time.Millisecond
+	var warned time.Time
+	for {
+		err := op()
+		if err == nil {
+			if !warned.IsZero() {
+				s.log.Info("coordinator: object store is back; "+what+" saved", "run", s.run)
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if warned.IsZero() || time.Since(warned) > time.Minute {
+			s.log.Warn("coordinator: saving "+what+" failed; training goes on and the save is retried", "run", s.run, "err", err)
+			warned = time.Now()
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 15*time.Second)
+	}
+}
+
+func tensors(l model.Layout, w []float32) []objstore.Tensor {
+	out := make([]objstore.Tensor, len(l))
+	for i, p := range l {
+		out[i] = objstore.Tensor{Name: p.Name, Shape: p.Shape, Data: w[p.Offset : p.Offset+p.Size]}
+	}
+	return out
+}

@@ -1,0 +1,246 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/protocol"
+)
+
+type delivery struct {
+	grad    *protocol.Grad
+	seq     uint64
+	pending uint64
+	err     error
+}
+
+// serve replays the grads stream from the checkpoint, then drives the run
+// live until it is done.
+func (n *node) serve(ctx context.Context) (*Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	saverDone := make(chan struct{})
+	go func() { n.saver.run(ctx); close(saverDone) }()
+	defer func() { cancel(); <-saverDone }()
+
+	if n.m.Done() {
+		return n.finish(ctx)
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{protocol.GradsSubject(n.run)}}
+	if seq := n.m.LastSeq(); seq > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
+	}
+	cons, err := n.js.OrderedConsumer(ctx, protocol.GradsStream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: reading the grads stream: %w", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: reading the grads stream: %w", err)
+	}
+	replaying := info.NumPending > 0
+	if replaying {
+		n.opts.Log.Info("replaying the grads stream", "run", n.run, "from_seq", cfg.OptStartSeq, "messages", info.NumPending)
+	} else if err := n.resume(ctx); err != nil {
+		return nil, err
+	}
+
+	in := make(chan delivery, 64)
+	go n.read(ctx, cons, in)
+	tick := time.NewTicker(n.opts.AckWait)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+			if !replaying {
+				if err := n.checkStalled(ctx); err != nil {
+					return nil, err
+				}
+			}
+		case d := <-in:
+			if d.err != nil {
+				return nil, d.err
+			}
+			done, err := n.apply(ctx, d, replaying)
+			if err != nil {
+				return nil, err
+			}
+			if done {
+				return n.finish(ctx)
+			}
+			if replaying && d.pending == 0 {
+				replaying = false
+				n.opts.Log.Info("replay finished", "run", n.run, "step", n.m.Step(), "reused_gradients", n.replayed)
+				if err := n.resume(ctx); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+}
+
+// read decodes grads-stream messages in order and hands them to the loop.
+// A malformed message is logged once with its subject and sequence and
+// skipped.
+func (n *node) read(ctx context.Context, cons jetstream.Consumer, out chan<- delivery) {
+	it, err := cons.Messages(jetstream.PullMaxBytes(16 << 20))
+	if err != nil {
+		out <- delivery{err: fmt.Errorf("coordinator: reading the grads stream: %w", err)}
+		return
+	}
+	defer it.Stop()
+	go func() { <-ctx.Done(); it.Stop() }()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			n.opts.Log.Warn("coordinator: grads stream read failed; retrying", "err", err)
+			continue
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			n.opts.Log.Warn("coordinator: grads message without metadata", "subject", msg.Subject(), "err", err)
+			continue
+		}
+		g := new(protocol.Grad)
+		if err := g.UnmarshalBinary(msg.Data()); err != nil {
+			n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
+			g = nil
+		}
+		select {
+		case out <- delivery{grad: g, seq: md.Sequence.Stream, pending: md.NumPending}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// apply feeds one gradient to the machine and performs the work it returns.
+func (n *node) apply(ctx context.Context, d delivery, replaying bool) (done bool, err error) {
+	if d.grad == nil {
+		return false, nil
+	}
+	r, err := n.m.Grad(d.grad, d.seq, n.opts.Now())
+	if errors.Is(err, ErrStale) {
+		n.opts.Log.Debug("coordinator: "+err.Error(), "seq", d.seq)
+		return false, nil
+	}
+	if errors.Is(err, ErrDropped) {
+		n.opts.Log.Warn("coordinator: "+err.Error(), "seq", d.seq)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if replaying {
+		n.replayed++
+	}
+	return n.perform(ctx, r, replaying)
+}
+
+// perform carries out a Ready. While replaying, nothing is published: the
+// tasks of replayed steps were done by the workers already.
+func (n *node) perform(ctx context.Context, r Ready, replaying bool) (bool, error) {
+	if r.Params != nil || r.Done {
+		n.lastMove, n.redo = n.opts.Now(), 0
+		n.prog.step(n.m.Step(), r.Epoch)
+		if h := n.opts.Hooks.Committed; h != nil {
+			h(n.m.Step(), n.m.Digest())
+		}
+	}
+	if r.Epoch != nil {
+		e := r.Epoch
+		n.opts.Log.Info("epoch finished", "run", n.run, "epoch", e.Epoch, "train_loss", e.TrainLoss, "train_acc", e.TrainAcc,
+			"valid_loss", e.ValidLoss, "valid_acc", e.ValidAcc, "samples_per_s", int(e.SamplesPerS), "best", e.Best)
+		if h := n.opts.Hooks.EpochDone; h != nil {
+			h(e.Epoch, e.TrainLoss, e.ValidAcc)
+		}
+	}
+	if r.Checkpoint != nil {
+		n.saver.save(r.Checkpoint, r.Best)
+	}
+	if r.Done {
+		return true, nil
+	}
+	if replaying {
+		return false, nil
+	}
+	return false, n.publish(ctx, r.Params, r.Tasks, "")
+}
+
+// resume publishes the current weights version and every missing task.
+func (n *node) resume(ctx context.Context) error {
+	r := n.m.Resume()
+	if r.Done {
+		return nil
+	}
+	n.lastMove = n.opts.Now()
+	return n.publish(ctx, r.Params, r.Tasks, "")
+}
+
+// checkStalled re-dispatches the missing tasks of a step that made no
+// progress for four ack-wait periods (tasks lost with a broker's state);
+// the suffix gives them fresh message ids so the server does not drop them
+// as duplicates. Redelivery of tasks held by dead workers needs none of
+// this: the consumer does it after one ack wait.
+func (n *node) checkStalled(ctx context.Context) error {
+	if n.opts.Now().Sub(n.lastMove) < 4*n.opts.AckWait {
+		return nil
+	}
+	n.redo++
+	n.lastMove = n.opts.Now()
+	missing := n.m.Missing()
+	n.opts.Log.Warn("coordinator: step made no progress; re-dispatching its missing shards", "run", n.run, "step", n.m.Step(), "shards", missing)
+	r := n.m.Resume()
+	return n.publish(ctx, r.Params, r.Tasks, fmt.Sprintf("/r%d", n.redo))
+}
+
+// publish sends a weights version, then its tasks, waiting for every ack.
+func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol.Task, suffix string) error {
+	if p != nil {
+		b, _ := p.MarshalBinary()
+		if _, err := n.js.Publish(ctx, protocol.ParamsSubject(p.Run, p.Step), b, jetstream.WithMsgID(protocol.ParamsMsgID(p.Run, p.Step))); err != nil {
+			return fmt.Errorf("coordinator: publishing weights of step %d: %w", p.Step, err)
+		}
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(tasks))
+	for i := range tasks {
+		t := &tasks[i]
+		b, _ := t.MarshalBinary()
+		f, err := n.js.PublishAsync(protocol.TasksSubject(t.Run), b, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard))+suffix))
+		if err != nil {
+			return fmt.Errorf("coordinator: publishing %s: %w", t, err)
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("coordinator: publishing %s: %w", &tasks[i], err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// finish waits for the final checkpoint and reports the run.
+func (n *node) finish(ctx context.Context) (*Result, error) {
+	if err := n.saver.flush(ctx); err != nil {
+		return nil, fmt.Errorf("coordinator: waiting for the final checkpoint: %w", err)
+	}
+	n.prog.finish()
+	return &Result{
+		Run: n.run, Step: n.m.Step(), Epoch: n.m.Epoch(), Digest: n.m.Digest(),
+		History: n.m.History(), Resumed: n.resumed, Replayed: n.replayed,
+	}, nil
+}

@@ -1,0 +1,180 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/objstore"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// ErrRunMismatch means --run names a run whose config differs from the one
+// given.
+var ErrRunMismatch = errors.New("coordinator: config does not match the run")
+
+// Result is how a run ended.
+type Result struct {
+	Run      string
+	Step     uint64
+	Epoch    int
+	Digest   [32]byte
+	History  []objstore.HistoryEntry
+	Resumed  uint64 // step of the checkpoint the run resumed from (0 = fresh)
+	Replayed int    // gradients reused from the stream on start
+}
+
+// Train runs the configured training to its last epoch (or until ctx ends),
+// resuming the run from its newest checkpoint and the grads stream.
+func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Options) (*Result, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	n, err := newNode(ctx, nc, store, &opts)
+	if err != nil {
+		return nil, err
+	}
+	defer n.close()
+	return n.serve(ctx)
+}
+
+type node struct {
+	opts  *Options
+	cfg   config.Config
+	run   string
+	js    jetstream.JetStream
+	store *objstore.Store
+	m     *Machine
+	net   *model.Network
+	saver *saver
+	prog  *progress
+
+	resumed  uint64
+	replayed int
+	redo     int // re-dispatch rounds of the current step
+	lastMove time.Time
+}
+
+func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Options) (*node, error) {
+	cfg := opts.Config
+	run := cfg.Signature()
+	if err := checkRun(ctx, store, opts.Run, cfg); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256))
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if err := protocol.Ensure(ctx, js, opts.Replicas, opts.AckWait); err != nil {
+		return nil, err
+	}
+	resolved, _ := json.Marshal(cfg)
+	if err := storeConfig(ctx, store, run, cfg, resolved); err != nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(ctx, protocol.RunsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if _, err := kv.Put(ctx, run, resolved); err != nil {
+		return nil, fmt.Errorf("coordinator: publishing the run config: %w", err)
+	}
+
+	ds, err := model.LoadDataset(cfg.Dataset, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
+	if err != nil {
+		return nil, err
+	}
+	spe := model.StepsPerEpoch(ds.Train.N, cfg.BatchSize)
+	opt, err := model.NewOptimizer(cfg.OptimizerSpec(spe*cfg.Epochs), net.Layout().Size())
+	if err != nil {
+		net.Close()
+		return nil, err
+	}
+	ck, man, err := store.Latest(ctx, run, func(w string) { opts.Log.Warn("coordinator: " + w) })
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		ck = nil
+	case err != nil:
+		net.Close()
+		return nil, err
+	default:
+		opts.Log.Info("resuming from checkpoint", "run", run, "step", ck.Step, "epoch", ck.Epoch, "key", man.Key)
+	}
+	eval := evaluator{net: net, test: &ds.Test}
+	m, err := NewMachine(run, cfg, ds.Train.N, opt, eval, net.Init(cfg.Seed), ck, opts.Now())
+	if err != nil {
+		net.Close()
+		return nil, err
+	}
+	grads, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		net.Close()
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lastMove: opts.Now()}
+	if ck != nil {
+		n.resumed = ck.Step
+	}
+	n.saver = newSaver(store, grads, run, cfg.Keep, net.Layout(), opts.Log, opts.Hooks.Saved)
+	n.prog = newProgress(opts.Progress, m.StepsPerEpoch(), cfg.BatchSize)
+	return n, nil
+}
+
+func (n *node) close() { n.net.Close() }
+
+// checkRun refuses --run when the config resolves to another run, naming
+// the keys that differ.
+func checkRun(ctx context.Context, store *objstore.Store, want string, cfg config.Config) error {
+	if want == "" || want == cfg.Signature() {
+		return nil
+	}
+	b, err := store.GetConfig(ctx, want)
+	if err != nil {
+		return fmt.Errorf("%w: run %s: %v", ErrRunMismatch, want, err)
+	}
+	old, err := config.Parse(b)
+	if err != nil {
+		return fmt.Errorf("%w: run %s: stored config: %v", ErrRunMismatch, want, err)
+	}
+	return fmt.Errorf("%w: run %s differs in %s (this config is run %s)", ErrRunMismatch, want, strings.Join(config.Diff(old, cfg), ", "), cfg.Signature())
+}
+
+// storeConfig writes runs/<sig>/config.json the first time a run starts.
+func storeConfig(ctx context.Context, store *objstore.Store, run string, cfg config.Config, resolved []byte) error {
+	b, err := store.GetConfig(ctx, run)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return store.PutConfig(ctx, run, resolved)
+	}
+	if err != nil {
+		return err
+	}
+	old, err := config.Parse(b)
+	if err != nil {
+		return fmt.Errorf("coordinator: run %s: stored config: %w", run, err)
+	}
+	if old.Signature() != run {
+		return fmt.Errorf("%w: run %s: stored config has signature %s", ErrRunMismatch, run, old.Signature())
+	}
+	return nil
+}
+
+type evaluator struct {
+	net  *model.Network
+	test *model.Split
+}
+
+func (e evaluator) Evaluate(w []float32) (model.Stats, error) {
+	return e.net.Evaluate(w, e.test.X, e.test.Y)
+}

@@ -1,0 +1,154 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+var errStale = errors.New("worker: the weights version is gone from the params stream")
+
+// run is what a worker keeps for one run: the network, the dataset, the
+// newest weights version, and reusable batch buffers.
+type run struct {
+	sig  string
+	cfg  config.Config
+	net  *model.Network
+	data *model.Dataset
+	size int // parameters
+
+	step    uint64
+	weights []float32
+	digest  [32]byte
+	haveW   bool
+
+	x    []float32
+	y    []uint8
+	grad []float32
+}
+
+// runCache keeps the most recent runs; datasets are shared between runs.
+// It belongs to one worker goroutine.
+type runCache struct {
+	dataDir  string
+	runs     []*run
+	datasets map[string]*model.Dataset
+}
+
+const keptRuns = 2
+
+func newRunCache(dataDir string) *runCache {
+	return &runCache{dataDir: dataDir, datasets: map[string]*model.Dataset{}}
+}
+
+func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (*run, error) {
+	for i, r := range c.runs {
+		if r.sig == sig {
+			if i != 0 {
+				c.runs[0], c.runs[i] = c.runs[i], c.runs[0]
+			}
+			return r, nil
+		}
+	}
+	e, err := kv.Get(ctx, sig)
+	if err != nil {
+		return nil, fmt.Errorf("worker: run %s config: %w", sig, err)
+	}
+	cfg, err := config.Parse(e.Value())
+	if err != nil {
+		return nil, fmt.Errorf("worker: run %s: %w", sig, err)
+	}
+	if cfg.Signature() != sig {
+		return nil, fmt.Errorf("worker: run %s: config has signature %s", sig, cfg.Signature())
+	}
+	dir := cfg.DataDir
+	if c.dataDir != "" {
+		dir = c.dataDir
+	}
+	key := cfg.Dataset + "\x00" + dir
+	ds := c.datasets[key]
+	if ds == nil {
+		if ds, err = model.LoadDataset(cfg.Dataset, dir); err != nil {
+			return nil, err
+		}
+		c.datasets[key] = ds
+	}
+	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: net.Layout().Size()}
+	if len(c.runs) == keptRuns {
+		c.runs[keptRuns-1].net.Close()
+		c.runs = c.runs[:keptRuns-1]
+	}
+	c.runs = append([]*run{r}, c.runs...)
+	return r, nil
+}
+
+func (r *run) checkTask(t *protocol.Task) error {
+	if int(t.Shards) != r.cfg.Shards {
+		return fmt.Errorf("%d shards, the run has %d", t.Shards, r.cfg.Shards)
+	}
+	for _, i := range t.Indices {
+		if int(i) >= r.data.Train.N {
+			return fmt.Errorf("sample %d out of %d", i, r.data.Train.N)
+		}
+	}
+	return nil
+}
+
+// params returns weights version step, from cache or the params stream.
+func (r *run) params(ctx context.Context, s jetstream.Stream, step uint64) ([]float32, [32]byte, error) {
+	if r.haveW && r.step == step {
+		return r.weights, r.digest, nil
+	}
+	raw, err := s.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, [32]byte{}, fmt.Errorf("%w: run %s step %d", errStale, r.sig, step)
+	}
+	if err != nil {
+		return nil, [32]byte{}, err
+	}
+	var p protocol.Params
+	if err := p.UnmarshalBinary(raw.Data); err != nil {
+		return nil, [32]byte{}, fmt.Errorf("params seq %d: %w", raw.Sequence, err)
+	}
+	if len(p.Weights) != r.size {
+		return nil, [32]byte{}, fmt.Errorf("params seq %d: %d weights, the network has %d", raw.Sequence, len(p.Weights), r.size)
+	}
+	if model.Digest(p.Weights) != p.Digest {
+		return nil, [32]byte{}, fmt.Errorf("params seq %d: weights digest mismatch", raw.Sequence)
+	}
+	r.step, r.weights, r.digest, r.haveW = step, p.Weights, p.Digest, true
+	return r.weights, r.digest, nil
+}
+
+// gradient computes the shard's gradient at weights.
+func (r *run) gradient(t *protocol.Task, weights []float32) (*protocol.Grad, error) {
+	n := len(t.Indices)
+	dim := r.data.Shape[0] * r.data.Shape[1] * r.data.Shape[2]
+	if cap(r.x) < n*dim {
+		r.x = make([]float32, n*dim)
+		r.y = make([]uint8, n)
+	}
+	x, y := r.x[:n*dim], r.y[:n]
+	r.data.Train.Gather(t.Indices, x, y)
+	if len(r.grad) != r.size {
+		r.grad = make([]float32, r.size)
+	}
+	st, err := r.net.Gradient(weights, x, y, r.grad)
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.Grad{
+		Run: t.Run, Step: t.Step, Shard: t.Shard,
+		LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count), Grad: r.grad,
+	}, nil
+}

@@ -1,0 +1,162 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// Options configure a worker.
+type Options struct {
+	ID       string        // worker id in gradients and logs; default host-pid-n
+	DataDir  string        // dataset directory override; "" = each run's data_dir
+	Log      *slog.Logger  // default slog.Default()
+	Wait     time.Duration // how long to wait for a task per pull; default 1s
+	Beat     time.Duration // heartbeat interval; default 2s
+	Observer Observer      // optional hooks (tracing, metrics, tests)
+}
+
+// Observer sees every task a worker finishes. Implementations must be cheap
+// and safe for concurrent use.
+type Observer interface {
+	TaskDone(t *protocol.Task, g *protocol.Grad, took time.Duration)
+}
+
+var seq atomic.Int64
+
+func (o *Options) defaults() {
+	if o.ID == "" {
+		host, _ := os.Hostname()
+		o.ID = host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(seq.Add(1), 10)
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Wait <= 0 {
+		o.Wait = time.Second
+	}
+	if o.Beat <= 0 {
+		o.Beat = 2 * time.Second
+	}
+}
+
+// Worker serves tasks until its context ends.
+type Worker struct {
+	opts     Options
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	runs     *runCache
+	done     atomic.Uint64
+	ackEvery time.Duration
+}
+
+// New returns a worker that talks over nc.
+func New(nc *nats.Conn, opts Options) (*Worker, error) {
+	opts.defaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	return &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir)}, nil
+}
+
+// ID is the worker's id.
+func (w *Worker) ID() string { return w.opts.ID }
+
+// Tasks is the number of tasks this worker has completed.
+func (w *Worker) Tasks() uint64 { return w.done.Load() }
+
+// Run pulls and serves tasks until ctx ends. It waits for a coordinator to
+// create the streams, and returns nil when ctx is canceled.
+func (w *Worker) Run(ctx context.Context) error {
+	cons, kv, err := w.waitReady(ctx)
+	if err != nil {
+		return err
+	}
+	if cons == nil {
+		return nil
+	}
+	w.ackEvery = time.Second
+	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
+		w.ackEvery = info.Config.AckWait / 3
+	}
+	w.opts.Log.Info("worker ready", "worker", w.opts.ID)
+	go w.heartbeat(ctx)
+	params, err := w.js.Stream(ctx, protocol.ParamsStream)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	for ctx.Err() == nil {
+		msg, err := cons.Next(jetstream.FetchMaxWait(w.opts.Wait))
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			w.opts.Log.Warn("worker: pulling a task failed; retrying", "err", err)
+			if !sleep(ctx, 200*time.Millisecond) {
+				break
+			}
+			continue
+		}
+		w.serve(ctx, msg, kv, params)
+	}
+	return nil
+}
+
+func (w *Worker) waitReady(ctx context.Context) (jetstream.Consumer, jetstream.KeyValue, error) {
+	logged := false
+	for {
+		cons, kv, err := protocol.Lookup(ctx, w.js)
+		if err == nil {
+			return cons, kv, nil
+		}
+		if !logged {
+			w.opts.Log.Info("worker waiting", "reason", err)
+			logged = true
+		}
+		if !sleep(ctx, 250*time.Millisecond) {
+			return nil, nil, nil
+		}
+	}
+}
+
+func (w *Worker) heartbeat(ctx context.Context) {
+	t := time.NewTicker(w.opts.Beat)
+	defer t.Stop()
+	for {
+		hb := protocol.Heartbeat{Worker: w.opts.ID, Tasks: w.done.Load()}
+		b, _ := hb.MarshalBinary()
+		_ = w.nc.Publish(protocol.HeartbeatSubject, b)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sleep waits d or until ctx ends, reporting whether ctx is still live. It
+// paces retries; it is never used to wait for another party.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
