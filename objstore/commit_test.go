@@ -1,0 +1,224 @@
+package objstore
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const testRun = "0123456789abcdef"
+
+func testCheckpoint(step uint64, epochs int) *Checkpoint {
+	ck := &Checkpoint{Run: testRun, Step: step, Epoch: epochs, GradsSeq: step*4 + 1,
+		Weights: make([]float32, 1000), OptState: []byte("opt"), Partial: []byte{1, 2, 3}}
+	for i := range ck.Weights {
+		ck.Weights[i] = float32(step) + float32(i)/1000
+	}
+	for e := 0; e < epochs; e++ {
+		ck.History = append(ck.History, HistoryEntry{Epoch: e, Step: uint64(e+1) * step / uint64(epochs+1),
+			TrainLoss: 1 / float64(e+1), TrainAcc: 0.5, ValidLoss: 0.7, ValidAcc: 0.8, DurationS: 1.5, SamplesPerS: 1e4, Best: e == epochs-1})
+	}
+	return ck
+}
+
+func TestCommitLatestRoundTrip(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		if _, _, err := s.Latest(ctx, testRun, nil); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Latest on an empty run: %v, want ErrNotFound", err)
+		}
+		want := testCheckpoint(10, 2)
+		m, err := s.Commit(ctx, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Key != "runs/"+testRun+"/checkpoints/000000000010" || m.Step != 10 || m.HistoryLen != 2 || m.WeightsSHA256 != WeightsDigest(want.Weights) {
+			t.Fatalf("manifest %+v", m)
+		}
+		got, gm, err := s.Latest(ctx, testRun, func(w string) { t.Errorf("unexpected warning: %s", w) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) || gm != m {
+			t.Fatalf("Latest = %+v %+v, want %+v %+v", got, gm, want, m)
+		}
+		hs, err := s.History(ctx, testRun)
+		if err != nil || !reflect.DeepEqual(hs, want.History) {
+			t.Fatalf("History = %v, %v", hs, err)
+		}
+		runs, err := s.Runs(ctx)
+		if err != nil || !reflect.DeepEqual(runs, []string{testRun}) {
+			t.Fatalf("Runs = %v, %v", runs, err)
+		}
+	})
+}
+
+// A crash after the checkpoint object is written but before the manifest
+// leaves the previous commit in force.
+func TestManifestIsTheCommitPoint(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		if _, err := s.Commit(ctx, testCheckpoint(10, 1)); err != nil {
+			t.Fatal(err)
+		}
+		next := testCheckpoint(20, 2)
+		data, _ := next.MarshalBinary()
+		if err := s.put(ctx, CheckpointKey(testRun, 20), data, "", false); err != nil {
+			t.Fatal(err)
+		}
+		got, m, err := s.Latest(ctx, testRun, func(w string) { t.Errorf("unexpected warning: %s", w) })
+		if err != nil || got.Step != 10 || m.Step != 10 {
+			t.Fatalf("Latest after a crashed commit: step %v, %v", m.Step, err)
+		}
+		hs, _ := s.History(ctx, testRun)
+		if len(hs) != 1 {
+			t.Fatalf("history has %d entries, want 1", len(hs))
+		}
+	})
+}
+
+func TestCorruptNewestFallsBack(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(b []byte) []byte
+	}{
+		{"flipped byte", func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b }},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-100] }},
+		{"empty", func(b []byte) []byte { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			servers(t, func(t *testing.T, endpoint string) {
+				s := openTest(t, endpoint)
+				ctx := testCtx(t)
+				for _, step := range []uint64{10, 20, 30} {
+					if _, err := s.Commit(ctx, testCheckpoint(step, int(step/10))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				key := CheckpointKey(testRun, 30)
+				obj, err := s.get(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Rewrite the bytes in place as a damaged disk would, keeping
+				// the recorded sha256 of the good bytes.
+				if err := s.putRaw(ctx, key, tc.damage(obj.data), obj.sha256); err != nil {
+					t.Fatal(err)
+				}
+				var warnings []string
+				got, m, err := s.Latest(ctx, testRun, func(w string) { warnings = append(warnings, w) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Step != 20 || m.Step != 20 || m.Key != CheckpointKey(testRun, 20) {
+					t.Fatalf("fell back to step %d (%s), want 20", got.Step, m.Key)
+				}
+				if len(warnings) != 2 || !strings.Contains(warnings[0], key) || !strings.Contains(warnings[0], "corrupt") ||
+					strings.Contains(warnings[0], "\n") || !strings.Contains(warnings[1], "history.json") {
+					t.Fatalf("warnings %q", warnings)
+				}
+				hs, _ := s.History(ctx, testRun)
+				if len(hs) != 2 {
+					t.Fatalf("history has %d entries after the fallback, want 2", len(hs))
+				}
+			})
+		})
+	}
+}
+
+func TestHistoryRepaired(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		ck := testCheckpoint(30, 3)
+		if _, err := s.Commit(ctx, ck); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range [][]byte{[]byte("[{\"epoch\":0}]"), []byte("not json"), nil} {
+			if bad == nil {
+				if err := s.remove(ctx, historyKey(testRun)); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := s.put(ctx, historyKey(testRun), bad, "", false); err != nil {
+				t.Fatal(err)
+			}
+			var warnings []string
+			if _, _, err := s.Latest(ctx, testRun, func(w string) { warnings = append(warnings, w) }); err != nil {
+				t.Fatal(err)
+			}
+			hs, err := s.History(ctx, testRun)
+			if err != nil || !reflect.DeepEqual(hs, ck.History) || len(warnings) != 1 {
+				t.Fatalf("after repairing %q: %v %v, warnings %q", bad, hs, err, warnings)
+			}
+		}
+	})
+}
+
+func TestRetention(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		// An uncommitted leftover from a crash ahead of the commits.
+		data, _ := testCheckpoint(90, 1).MarshalBinary()
+		if err := s.put(ctx, CheckpointKey(testRun, 90), data, "", false); err != nil {
+			t.Fatal(err)
+		}
+		for step := uint64(10); step <= 60; step += 10 {
+			if _, err := s.Commit(ctx, testCheckpoint(step, 1)); err != nil {
+				t.Fatal(err)
+			}
+			steps, err := s.Checkpoints(ctx, testRun)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []uint64
+			want = append(want, 90)
+			for k := step; k >= 10 && len(want) < 4; k -= 10 {
+				want = append(want, k)
+			}
+			if !reflect.DeepEqual(steps, want) {
+				t.Fatalf("after committing %d: checkpoints %v, want %v", step, steps, want)
+			}
+		}
+		// Committing an older step (after a fallback) never deletes it.
+		if _, err := s.Commit(ctx, testCheckpoint(5, 1)); err != nil {
+			t.Fatal(err)
+		}
+		steps, _ := s.Checkpoints(ctx, testRun)
+		if !reflect.DeepEqual(steps, []uint64{90, 60, 50, 40, 5}) {
+			t.Fatalf("checkpoints %v", steps)
+		}
+	})
+}
+
+func TestPutConfig(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		if _, err := s.GetConfig(ctx, testRun); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("GetConfig before PutConfig: %v", err)
+		}
+		cfg := []byte(`{"model":"mlp"}`)
+		if err := s.PutConfig(ctx, testRun, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutConfig(ctx, testRun, cfg); err != nil {
+			t.Fatalf("same config again: %v", err)
+		}
+		err := s.PutConfig(ctx, testRun, []byte(`{"model":"cnn"}`))
+		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), configKey(testRun)) {
+			t.Fatalf("different config: %v, want ErrConflict naming the key", err)
+		}
+		got, err := s.GetConfig(ctx, testRun)
+		if err != nil || string(got) != string(cfg) {
+			t.Fatalf("GetConfig = %q, %v", got, err)
+		}
+		// The conditional create itself refuses to overwrite.
+		if err := s.put(ctx, configKey(testRun), []byte("x"), "", true); !errors.Is(err, ErrConflict) {
+			t.Fatalf("conditional put over an existing object: %v, want ErrConflict", err)
+		}
+	})
+}

@@ -1,0 +1,86 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+)
+
+// Manifest is runs/<run>/checkpoint.json, the commit point of a run: it
+// names the newest committed checkpoint and its checksum. Writing it is
+// the last step of Commit.
+type Manifest struct {
+	Run           string `json:"run"`
+	Key           string `json:"key"`
+	SHA256        string `json:"sha256"` // of the checkpoint object's bytes
+	Size          int64  `json:"size"`
+	Step          uint64 `json:"step"`
+	Epoch         int    `json:"epoch"`
+	GradsSeq      uint64 `json:"grads_seq"`
+	HistoryLen    int    `json:"history_len"`
+	WeightsSHA256 string `json:"weights_sha256"` // WeightsDigest of the weights
+}
+
+// WeightsDigest is the sha256 of the weights as consecutive little-endian
+// float32 values, in hex; the same digest the protocol's Params carry.
+func WeightsDigest(w []float32) string {
+	h := sha256.New()
+	var buf [4096]byte
+	for len(w) > 0 {
+		n := min(len(w), len(buf)/4)
+		for i, x := range w[:n] {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
+		}
+		h.Write(buf[:4*n])
+		w = w[n:]
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func manifestFor(ck *Checkpoint, key string, data []byte) Manifest {
+	return Manifest{
+		Run:           ck.Run,
+		Key:           key,
+		SHA256:        sha256Hex(data),
+		Size:          int64(len(data)),
+		Step:          ck.Step,
+		Epoch:         ck.Epoch,
+		GradsSeq:      ck.GradsSeq,
+		HistoryLen:    len(ck.History),
+		WeightsSHA256: WeightsDigest(ck.Weights),
+	}
+}
+
+func (m Manifest) encode() []byte {
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return append(b, '\n')
+}
+
+// Manifest returns the run's commit point: ErrNotFound before the first
+// commit, ErrCorrupt if checkpoint.json does not decode or is inconsistent.
+func (s *Store) Manifest(ctx context.Context, run string) (Manifest, error) {
+	if err := ValidRun(run); err != nil {
+		return Manifest{}, err
+	}
+	key := manifestKey(run)
+	obj, err := s.get(ctx, key)
+	if err != nil {
+		return Manifest{}, err
+	}
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(obj.data))
+	if err := dec.Decode(&m); err != nil {
+		return Manifest{}, s.corrupt(key, err)
+	}
+	if step, ok := parseCheckpointKey(run, m.Key); !ok || step != m.Step || m.Size < 0 || len(m.SHA256) != 64 ||
+		(m.Run != "" && m.Run != run) || m.HistoryLen < 0 || m.Epoch < 0 {
+		return Manifest{}, s.corrupt(key, fmt.Errorf("inconsistent manifest (key %q, step %d)", m.Key, m.Step))
+	}
+	m.Run = run
+	return m, nil
+}

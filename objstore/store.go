@@ -1,0 +1,239 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// Store is a connection to one bucket. It is safe for concurrent use; the
+// run layout it reads and writes is described in the package documentation.
+type Store struct {
+	cfg    Config
+	client *minio.Client
+	core   minio.Core
+}
+
+// metaSHA256 is the user metadata key holding the hex sha256 of an object's
+// bytes, written on every put and checked by reads that ask for it.
+const metaSHA256 = "Jettrain-Sha256"
+
+// Open connects, checks the credentials and the bucket, and creates the
+// bucket if it is missing and the credentials allow it. It sends one list
+// request (and a create-bucket request if needed); an unreachable endpoint
+// fails within about Timeout × (MaxRetries+1).
+//
+// Writes are not probed: a read-only bucket is reported (ErrReadOnly) by
+// the first write, normally PutConfig at run start.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	u, _ := cfg.endpointURL()
+	cfg.Endpoint = u.Scheme + "://" + u.Host
+	secure := u.Scheme == "https"
+	tr, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("objstore: http transport: %w", err)
+	}
+	tr.DialContext = (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = cfg.Timeout
+	tr.ResponseHeaderTimeout = 6 * cfg.Timeout // a large PUT is acknowledged only after its body
+	client, err := minio.New(u.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:       secure,
+		Region:       cfg.Region,
+		Transport:    tr,
+		BucketLookup: minio.BucketLookupPath,
+		MaxRetries:   cfg.MaxRetries,
+	})
+	if err != nil {
+		return nil, &Error{Op: "open", Endpoint: cfg.Endpoint, Bucket: cfg.Bucket, Kind: ErrInvalid, Err: err}
+	}
+	s := &Store{cfg: cfg, client: client, core: minio.Core{Client: client}}
+	if err := s.checkBucket(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) checkBucket(ctx context.Context) error {
+	err := s.probe(ctx)
+	if err == nil {
+		return nil
+	}
+	if classify(opRead, err) != ErrNoBucket {
+		return s.fail("open", opRead, "", err)
+	}
+	err = s.client.MakeBucket(ctx, s.cfg.Bucket, minio.MakeBucketOptions{Region: s.cfg.Region})
+	if err != nil {
+		switch minio.ToErrorResponse(err).Code {
+		case "BucketAlreadyOwnedByYou", "BucketAlreadyExists":
+			return nil
+		}
+		return s.fail("create bucket", opCreateBucket, "", err)
+	}
+	return nil
+}
+
+// probe lists at most one key: a GET whose error body carries the S3 code
+// (a HEAD would not tell a bad signature from a denied bucket).
+func (s *Store) probe(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for obj := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: runsPrefix, MaxKeys: 1}) {
+		return obj.Err
+	}
+	return nil
+}
+
+// Endpoint returns the endpoint URL as configured ("http://host:port").
+func (s *Store) Endpoint() string { return s.cfg.Endpoint }
+
+// Bucket returns the bucket name.
+func (s *Store) Bucket() string { return s.cfg.Bucket }
+
+// Keep returns how many checkpoints per run Commit retains.
+func (s *Store) Keep() int { return s.cfg.Keep }
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// put writes data under key with its sha256 in user metadata. The request
+// carries Content-MD5 and a signed payload hash, so the server rejects bytes
+// damaged in transit. ifAbsent makes it a conditional create.
+func (s *Store) put(ctx context.Context, key string, data []byte, contentType string, ifAbsent bool) error {
+	sum := sha256Hex(data)
+	m := md5.Sum(data)
+	opts := minio.PutObjectOptions{
+		ContentType:  contentType,
+		UserMetadata: map[string]string{metaSHA256: sum},
+	}
+	if ifAbsent {
+		opts.SetMatchETagExcept("*")
+	}
+	_, err := s.core.PutObject(ctx, s.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)),
+		base64.StdEncoding.EncodeToString(m[:]), sum, opts)
+	if err != nil {
+		return s.fail("put", opWrite, key, err)
+	}
+	return nil
+}
+
+// object is what get returns: the bytes and the sha256 recorded at put time
+// (empty if the object was written by someone else).
+type object struct {
+	data   []byte
+	sha256 string
+}
+
+// get reads a whole object. A missing object gives ErrNotFound; a body
+// shorter than its Content-Length gives ErrCorrupt.
+func (s *Store) get(ctx context.Context, key string) (object, error) {
+	rc, info, hdr, err := s.core.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return object{}, s.fail("get", opRead, key, err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if info.Size > 0 {
+		buf.Grow(int(info.Size))
+	}
+	if _, err := io.Copy(&buf, rc); err != nil {
+		var kind error
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			kind = ErrCorrupt
+		} else {
+			kind = classify(opRead, err)
+		}
+		return object{}, &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: kind, Err: err}
+	}
+	if info.Size >= 0 && int64(buf.Len()) != info.Size {
+		return object{}, &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: ErrCorrupt,
+			Err: fmt.Errorf("read %d bytes, object size is %d", buf.Len(), info.Size)}
+	}
+	return object{data: buf.Bytes(), sha256: strings.ToLower(hdr.Get("X-Amz-Meta-" + metaSHA256))}, nil
+}
+
+// getVerified reads key and checks its bytes against want (hex sha256), or
+// against the sha256 recorded at put time when want is empty.
+func (s *Store) getVerified(ctx context.Context, key, want string) ([]byte, error) {
+	obj, err := s.get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if want == "" {
+		want = obj.sha256
+	}
+	if want == "" {
+		return nil, s.corrupt(key, errors.New("no sha256 recorded for the object"))
+	}
+	if got := sha256Hex(obj.data); got != want {
+		return nil, s.corrupt(key, fmt.Errorf("sha256 %s…, want %s… (%d bytes)", got[:12], short(want), len(obj.data)))
+	}
+	return obj.data, nil
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+func (s *Store) corrupt(key string, err error) error {
+	return &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: ErrCorrupt, Err: err}
+}
+
+// list returns the keys under prefix, sorted. With delimiter "/" it returns
+// the immediate "subdirectories" (ending in "/") and objects.
+func (s *Store) list(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	var keys []string
+	for obj := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: recursive}) {
+		if obj.Err != nil {
+			return nil, s.fail("list", opRead, prefix, obj.Err)
+		}
+		keys = append(keys, obj.Key)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+func (s *Store) remove(ctx context.Context, key string) error {
+	if err := s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		return s.fail("delete", opWrite, key, err)
+	}
+	return nil
+}
+
+// Runs returns the names of the runs in the bucket, sorted.
+func (s *Store) Runs(ctx context.Context) ([]string, error) {
+	keys, err := s.list(ctx, runsPrefix, false)
+	if err != nil {
+		return nil, err
+	}
+	var runs []string
+	for _, k := range keys {
+		name, ok := strings.CutSuffix(strings.TrimPrefix(k, runsPrefix), "/")
+		if ok && ValidRun(name) == nil {
+			runs = append(runs, name)
+		}
+	}
+	return runs, nil
+}
