@@ -139,16 +139,11 @@ func classify(kind opKind, err error) error {
 	resp := minio.ToErrorResponse(err)
 	switch resp.Code {
 	case "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken",
-		"InvalidSecurity", "AuthorizationHeaderMalformed", "MissingSecurityHeader", "InvalidSignature":
+		"InvalidSecurity", "AuthorizationHeaderMalformed", "MissingSecurityHeader", "InvalidSignature",
+		"XAdminUserNotFound": // versitygw: unknown access key
 		return ErrCredentials
 	case "AccessDenied", "AllAccessDisabled":
-		switch kind {
-		case opWrite:
-			return ErrReadOnly
-		case opCreateBucket:
-			return ErrNoBucket
-		}
-		return ErrCredentials
+		return denied(kind)
 	case "NoSuchBucket":
 		return ErrNoBucket
 	case "NoSuchKey", "NotFound", "NoSuchObject":
@@ -158,10 +153,13 @@ func classify(kind opKind, err error) error {
 	case "":
 		// not an S3 answer: look for a transport failure
 	default:
+		if resp.StatusCode == 403 {
+			return denied(kind)
+		}
 		return nil
 	}
 	if resp.StatusCode == 403 {
-		return ErrCredentials
+		return denied(kind)
 	}
 	var ne net.Error
 	var ue *url.Error
@@ -172,4 +170,14 @@ func classify(kind opKind, err error) error {
 		return ErrUnreachable
 	}
 	return nil
+}
+
+func denied(kind opKind) error {
+	switch kind {
+	case opWrite:
+		return ErrReadOnly
+	case opCreateBucket:
+		return ErrNoBucket
+	}
+	return ErrCredentials
 }

@@ -119,7 +119,6 @@ func serveChild() int {
 	})
 	if err != nil && ctx.Err() == nil {
 		report("error %v", err)
-		fmt.Fprintf(os.Stderr, "objstore: s3 server on %s: %v\n", addr, err)
 		return 1
 	}
 	return 0

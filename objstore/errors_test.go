@@ -1,0 +1,188 @@
+package objstore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func oneLineNaming(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	msg := err.Error()
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error spans lines: %q", msg)
+	}
+	for _, p := range parts {
+		if !strings.Contains(msg, p) {
+			t.Errorf("error %q does not name %q", msg, p)
+		}
+	}
+}
+
+func TestWrongCredentials(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		for _, tc := range []struct{ name, access, secret string }{
+			{"wrong secret", testAccess, "not-the-secret"},
+			{"unknown access key", "nobody", testSecret},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cfg := testConfig(endpoint)
+				cfg.AccessKey, cfg.SecretKey = tc.access, tc.secret
+				_, err := Open(testCtx(t), cfg)
+				if !errors.Is(err, ErrCredentials) {
+					t.Fatalf("Open: %v, want ErrCredentials", err)
+				}
+				oneLineNaming(t, err, endpoint, cfg.Bucket, "credentials")
+				t.Log(err)
+			})
+		}
+	})
+}
+
+func TestUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	cfg := testConfig(endpoint)
+	cfg.Timeout = time.Second
+	start := time.Now()
+	_, err = Open(context.Background(), cfg)
+	took := time.Since(start)
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("Open: %v, want ErrUnreachable", err)
+	}
+	oneLineNaming(t, err, endpoint, cfg.Bucket)
+	if took > 5*time.Second {
+		t.Fatalf("took %v to give up", took)
+	}
+	t.Logf("%v (after %v)", err, took.Round(time.Millisecond))
+}
+
+func TestInvalidConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{Endpoint: "127.0.0.1:9000", AccessKey: "a", SecretKey: "b"},
+		{Endpoint: "ftp://x", AccessKey: "a", SecretKey: "b"},
+		{Endpoint: "http://x/path", AccessKey: "a", SecretKey: "b"},
+		{Endpoint: "http://x", SecretKey: "b"},
+		{Endpoint: "http://x", AccessKey: "a", SecretKey: "b", Bucket: "Bad_Bucket"},
+		{Endpoint: "http://x", AccessKey: "a", SecretKey: "b", Keep: -1},
+	} {
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Validate(%+v) = %v, want ErrInvalid", cfg, err)
+		}
+	}
+	if err := (Config{Endpoint: "https://s3.example.com", AccessKey: "a", SecretKey: "b"}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A read-only endpoint (versitygw's read-only mode answers AccessDenied to
+// every write, as a bucket policy denying s3:PutObject would): Open works,
+// reads work, every write is ErrReadOnly naming the key, and a missing
+// bucket is ErrNoBucket. versitygw's single-account root bypasses bucket
+// policies, so read-only mode is how its AccessDenied is provoked here.
+func TestReadOnly(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	rw, err := Serve(ctx, dir, "127.0.0.1:0", testAccess, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(rw.URL())
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(ctx, testCheckpoint(10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+
+	ro, err := ServeWith(ctx, dir, "127.0.0.1:0", testAccess, testSecret, ServeOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	cfg.Endpoint = ro.URL()
+	s, err = Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Open on a read-only endpoint: %v", err)
+	}
+	if _, _, err := s.Latest(ctx, testRun, nil); err != nil {
+		t.Fatalf("Latest on a read-only endpoint: %v", err)
+	}
+	_, err = s.Commit(ctx, testCheckpoint(20, 1))
+	if !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Commit: %v, want ErrReadOnly", err)
+	}
+	oneLineNaming(t, err, ro.URL(), cfg.Bucket, CheckpointKey(testRun, 20))
+	t.Log(err)
+	if err := s.PutConfig(ctx, testRun, []byte("{}")); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("PutConfig: %v, want ErrReadOnly", err)
+	}
+
+	missing := cfg
+	missing.Bucket = "no-such-bucket"
+	_, err = Open(ctx, missing)
+	if !errors.Is(err, ErrNoBucket) {
+		t.Fatalf("Open of a missing bucket without the right to create it: %v, want ErrNoBucket", err)
+	}
+	oneLineNaming(t, err, ro.URL(), "no-such-bucket")
+	t.Log(err)
+}
+
+func TestServeTwiceAndRelativeDir(t *testing.T) {
+	ctx := testCtx(t)
+	t.Chdir(t.TempDir())
+	a, err := Serve(ctx, "rel", "127.0.0.1:0", testAccess, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if !filepath.IsAbs(a.Dir()) {
+		t.Fatalf("Dir %q is not absolute", a.Dir())
+	}
+	b, err := Serve(ctx, "rel2", "127.0.0.1:0", testAccess, testSecret)
+	if err != nil {
+		t.Fatalf("second server in one process: %v", err)
+	}
+	defer b.Close()
+	// The same address twice is an error naming it.
+	host := strings.TrimPrefix(a.URL(), "http://")
+	if _, err := Serve(ctx, "rel3", host, testAccess, testSecret); err == nil || !strings.Contains(err.Error(), host) {
+		t.Fatalf("serving on a taken address: %v", err)
+	}
+	for _, srv := range []*Server{a, b} {
+		s := openTest(t, srv.URL())
+		if _, err := s.Commit(ctx, testCheckpoint(1, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Done():
+	default:
+		t.Fatal("Close returned before the server exited")
+	}
+	// A cancelled context stops the server too.
+	cctx, cancel := context.WithCancel(ctx)
+	c, err := Serve(cctx, "rel4", "127.0.0.1:0", testAccess, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("server still running 10s after its context was cancelled")
+	}
+}
