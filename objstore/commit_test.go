@@ -222,3 +222,26 @@ func TestPutConfig(t *testing.T) {
 		}
 	})
 }
+
+func TestCorruptManifestFallsBack(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		for _, step := range []uint64{10, 20} {
+			if _, err := s.Commit(ctx, testCheckpoint(step, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.put(ctx, manifestKey(testRun), []byte(`{"key":`), "", false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Manifest(ctx, testRun); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Manifest: %v, want ErrCorrupt", err)
+		}
+		var warnings []string
+		got, _, err := s.Latest(ctx, testRun, func(w string) { warnings = append(warnings, w) })
+		if err != nil || got.Step != 20 || len(warnings) != 1 || !strings.Contains(warnings[0], manifestKey(testRun)) {
+			t.Fatalf("Latest with a corrupt manifest: %v %v, warnings %q", got, err, warnings)
+		}
+	})
+}

@@ -112,15 +112,18 @@ func TestPutBest(t *testing.T) {
 	})
 }
 
-// Another framework reads our file: numpy through a 15-line reader.
+// Another reader reads our file: python3 with numpy (or, without numpy,
+// the standard library's array module) through a 15-line reader.
 func TestSafetensorsReadByPython(t *testing.T) {
 	const python = "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
 		t.Skip("no /usr/bin/python3")
 	}
+	reader := "numpy"
 	if err := exec.Command(python, "-c", "import numpy").Run(); err != nil {
-		t.Skip("python3 has no numpy")
+		reader = "array" // the standard library's typed arrays: still an independent reader
 	}
+	t.Logf("reading with python3 %s", reader)
 	path := filepath.Join(t.TempDir(), "best.safetensors")
 	var buf bytes.Buffer
 	if err := WriteSafetensors(&buf, testTensors()); err != nil {
@@ -131,7 +134,7 @@ func TestSafetensorsReadByPython(t *testing.T) {
 	}
 	script := `
 import json, struct, sys
-import numpy as np
+from array import array
 with open(sys.argv[1], "rb") as f:
     n = struct.unpack("<Q", f.read(8))[0]
     header = json.loads(f.read(n))
@@ -141,11 +144,18 @@ for name, info in header.items():
     if name == "__metadata__":
         continue
     b, e = info["data_offsets"]
-    a = np.frombuffer(data[b:e], dtype="<f4").reshape(info["shape"])
-    out[name] = {"shape": list(a.shape), "bits": [int(x) for x in a.reshape(-1).view("<u4")]}
+    if sys.argv[2] == "numpy":
+        import numpy as np
+        a = np.frombuffer(data[b:e], dtype="<f4").reshape(info["shape"])
+        out[name] = {"shape": list(a.shape), "bits": [int(x) for x in a.reshape(-1).view("<u4")]}
+    else:
+        a = array("I", data[b:e])
+        if sys.byteorder != "little":
+            a.byteswap()
+        out[name] = {"shape": info["shape"], "bits": list(a)}
 print(json.dumps(out))
 `
-	out, err := exec.Command(python, "-c", script, path).Output()
+	out, err := exec.Command(python, "-c", script, path, reader).Output()
 	if err != nil {
 		t.Fatalf("python reader: %v", err)
 	}
