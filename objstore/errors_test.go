@@ -1,9 +1,12 @@
 package objstore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -184,5 +187,39 @@ func TestServeTwiceAndRelativeDir(t *testing.T) {
 	case <-c.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("server still running 10s after its context was cancelled")
+	}
+}
+
+// kill -9 of the process that called Serve stops the server too, so a
+// restarted coordinator finds its address free.
+func TestServerDiesWithParent(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), parentEnv+"="+t.TempDir())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "http://") {
+		cmd.Process.Kill()
+		t.Fatalf("parent said %q, %v", line, err)
+	}
+	url := strings.TrimSpace(line)
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "http://"), time.Second)
+		if err != nil {
+			return // refused: the server is gone
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("server at %s still answers 10s after its parent was killed", url)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a port, not synchronizing
 	}
 }

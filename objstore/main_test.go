@@ -29,7 +29,24 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(parentEnv); dir != "" {
+		serveAsParent(dir)
+	}
 	os.Exit(runTests(m))
+}
+
+// parentEnv makes the test binary a plain program that serves dir and
+// prints the URL, for TestServerDiesWithParent to kill.
+const parentEnv = "OBJSTORE_TEST_PARENT_DIR"
+
+func serveAsParent(dir string) {
+	srv, err := Serve(context.Background(), dir, "127.0.0.1:0", testAccess, testSecret)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println(srv.URL())
+	select {}
 }
 
 func runTests(m *testing.M) int {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,9 @@ func start(ctx context.Context, cfg childConfig, timeout time.Duration) (*Server
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("objstore: s3 server: locating this executable: %w", err)
+	}
+	if runtime.GOOS == "linux" {
+		exe = "/proc/self/exe" // still this program if its file was replaced or deleted
 	}
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
