@@ -63,6 +63,8 @@ type Machine struct {
 	permEpoch int
 
 	shards  []*protocol.Grad // gradients of the current step by shard
+	seqs    []uint64         // grads-stream sequence of each shard's gradient
+	used    []uint64         // seqs of the step committed last
 	have    int
 	lastSeq uint64 // grads-stream sequence of the last gradient that completed a step
 
@@ -132,6 +134,11 @@ func (m *Machine) LastSeq() uint64 { return m.lastSeq }
 // StepsPerEpoch is the number of optimizer steps in one epoch.
 func (m *Machine) StepsPerEpoch() int { return m.stepsPerEpoch }
 
+// UsedSeqs returns, in shard order, the grads-stream sequences of the
+// gradients the last committed step combined: each (step, shard) contributes
+// exactly one.
+func (m *Machine) UsedSeqs() []uint64 { return m.used }
+
 // Missing lists the shards of the current step not yet received.
 func (m *Machine) Missing() []int {
 	var out []int
@@ -190,6 +197,7 @@ func (m *Machine) Grad(g *protocol.Grad, seq uint64, now time.Time) (Ready, erro
 		return Ready{}, fmt.Errorf("%s step %d shard %d from %q: %w", g.Run, g.Step, g.Shard, g.Worker, err)
 	}
 	m.shards[g.Shard] = g
+	m.seqs[g.Shard] = seq
 	m.have++
 	if m.have < len(m.shards) {
 		return Ready{}, nil
@@ -253,6 +261,7 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	m.step++
 	m.digest = model.Digest(m.weights)
 	clear(m.shards)
+	m.used = append(m.used[:0], m.seqs...)
 	m.have = 0
 
 	var r Ready

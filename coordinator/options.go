@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/jettrain/jettrain/config"
@@ -42,12 +43,21 @@ func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.ID == "" {
+		host, _ := os.Hostname()
+		o.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 6 * time.Second
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	switch {
 	case o.Replicas != 1 && o.Replicas != 3:
 		return fmt.Errorf("%w: replicas %d, want 1 or 3", ErrInvalidOption, o.Replicas)
+	case o.LeaseTTL < time.Second:
+		return fmt.Errorf("%w: lease TTL %v is under a second", ErrInvalidOption, o.LeaseTTL)
 	case o.AckWait < 100*time.Millisecond:
 		return fmt.Errorf("%w: ack wait %v is too short", ErrInvalidOption, o.AckWait)
 	}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -26,6 +27,8 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	saverDone := make(chan struct{})
 	go func() { n.saver.run(ctx); close(saverDone) }()
 	defer func() { cancel(); <-saverDone }()
+	lost := make(chan error, 1)
+	go n.lease.keep(ctx, lost)
 
 	if n.m.Done() {
 		return n.finish(ctx)
@@ -57,6 +60,8 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case err := <-lost:
+			return nil, err
 		case <-tick.C:
 			if !replaying {
 				if err := n.checkStalled(ctx); err != nil {
@@ -152,6 +157,8 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool) (bool, erro
 	if r.Params != nil || r.Done {
 		n.lastMove, n.redo = n.opts.Now(), 0
 		n.prog.step(n.m.Step(), r.Epoch)
+		d := n.m.Digest()
+		n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "digest", hex.EncodeToString(d[:8]), "seqs", fmt.Sprint(n.m.UsedSeqs()), "replay", replaying)
 		if h := n.opts.Hooks.Committed; h != nil {
 			h(n.m.Step(), n.m.Digest())
 		}
@@ -206,9 +213,8 @@ func (n *node) checkStalled(ctx context.Context) error {
 // publish sends a weights version, then its tasks, waiting for every ack.
 func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol.Task, suffix string) error {
 	if p != nil {
-		b, _ := p.MarshalBinary()
-		if _, err := n.js.Publish(ctx, protocol.ParamsSubject(p.Run, p.Step), b, jetstream.WithMsgID(protocol.ParamsMsgID(p.Run, p.Step))); err != nil {
-			return fmt.Errorf("coordinator: publishing weights of step %d: %w", p.Step, err)
+		if err := n.publishParams(ctx, p); err != nil {
+			return err
 		}
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(tasks))
@@ -243,4 +249,30 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 		Run: n.run, Step: n.m.Step(), Epoch: n.m.Epoch(), Digest: n.m.Digest(),
 		History: n.m.History(), Resumed: n.resumed, Replayed: n.replayed,
 	}, nil
+}
+
+// publishParams commits a weights version. The publish expects the step's
+// subject to be empty, so of two coordinators that both believe they lead,
+// only one can ever write a step; the other (or this one, resuming) finds
+// the version already there and goes on only if it is the same weights.
+func (n *node) publishParams(ctx context.Context, p *protocol.Params) error {
+	subject := protocol.ParamsSubject(p.Run, p.Step)
+	b, _ := p.MarshalBinary()
+	_, err := n.js.Publish(ctx, subject, b, jetstream.WithMsgID(protocol.ParamsMsgID(p.Run, p.Step)), jetstream.WithExpectLastSequencePerSubject(0))
+	if err == nil {
+		return nil
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant {
+		return fmt.Errorf("coordinator: publishing weights of step %d: %w", p.Step, err)
+	}
+	raw, gerr := n.params.GetLastMsgForSubject(ctx, subject)
+	if gerr != nil {
+		return fmt.Errorf("coordinator: checking weights of step %d: %w", p.Step, gerr)
+	}
+	var have protocol.Params
+	if derr := have.UnmarshalBinary(raw.Data); derr != nil || have.Digest != p.Digest {
+		return fmt.Errorf("%w: step %d was committed with other weights (seq %d)", ErrFenced, p.Step, raw.Sequence)
+	}
+	return nil
 }

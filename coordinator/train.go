@@ -47,15 +47,17 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 }
 
 type node struct {
-	opts  *Options
-	cfg   config.Config
-	run   string
-	js    jetstream.JetStream
-	store *objstore.Store
-	m     *Machine
-	net   *model.Network
-	saver *saver
-	prog  *progress
+	opts   *Options
+	cfg    config.Config
+	run    string
+	js     jetstream.JetStream
+	store  *objstore.Store
+	m      *Machine
+	net    *model.Network
+	saver  *saver
+	lease  *lease
+	params jetstream.Stream
+	prog   *progress
 
 	resumed  uint64
 	replayed int
@@ -76,6 +78,16 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	if err := protocol.Ensure(ctx, js, opts.Replicas, opts.AckWait); err != nil {
 		return nil, err
 	}
+	lease, err := acquireLease(ctx, js, run, opts.ID, opts.LeaseTTL, opts.Replicas, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lease.release()
+		}
+	}()
 	resolved, _ := json.Marshal(cfg)
 	if err := storeConfig(ctx, store, run, cfg, resolved); err != nil {
 		return nil, err
@@ -123,16 +135,25 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lastMove: opts.Now()}
+	params, err := js.Stream(ctx, protocol.ParamsStream)
+	if err != nil {
+		net.Close()
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, lastMove: opts.Now()}
 	if ck != nil {
 		n.resumed = ck.Step
 	}
 	n.saver = newSaver(store, grads, run, cfg.Keep, net.Layout(), opts.Log, opts.Hooks.Saved)
 	n.prog = newProgress(opts.Progress, m.StepsPerEpoch(), cfg.BatchSize)
+	ok = true
 	return n, nil
 }
 
-func (n *node) close() { n.net.Close() }
+func (n *node) close() {
+	n.lease.release()
+	n.net.Close()
+}
 
 // checkRun refuses --run when the config resolves to another run, naming
 // the keys that differ.

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jettrain/jettrain/natsconn"
+	"github.com/jettrain/jettrain/objstore"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func execute(t *testing.T, ctx context.Context, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := Coordinator()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err := root.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+func TestStartTrainsEndToEndWithEmbeddedServers(t *testing.T) {
+	dir := t.TempDir()
+	s3 := freeAddr(t)
+	common := []string{"--data-dir", dir, "--s3-listen", s3}
+	args := append([]string{"start", "--workers", "2", "--nats-listen", "127.0.0.1:0", "--quiet",
+		"--set", "dataset=synthetic", "--set", "hidden=[32]", "--set", "batch_size=64", "--set", "epochs=2", "--set", "checkpoint_every=16"}, common...)
+	out, stderr, err := execute(t, context.Background(), args...)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "complete") {
+		t.Fatalf("start printed %q", out)
+	}
+
+	out, stderr, err = execute(t, context.Background(), "inspect", "--json", "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("inspect: %v\n%s", err, stderr)
+	}
+	var in Inspection
+	if err := json.Unmarshal([]byte(out), &in); err != nil {
+		t.Fatalf("inspect --json printed %q: %v", out, err)
+	}
+	if in.Run == "" || in.Step == 0 || in.HistoryLen != 2 || len(in.WeightsSHA256) != 64 {
+		t.Fatalf("inspect: %+v", in)
+	}
+	if !strings.Contains(out, `"weights_sha256"`) || !strings.Contains(out, `"history_len"`) {
+		t.Fatalf("inspect --json lacks the contract keys: %s", out)
+	}
+
+	out, _, err = execute(t, context.Background(), "history", "--data-dir", dir)
+	if err != nil || strings.Count(out, "\n") != 3 {
+		t.Fatalf("history: %v\n%s", err, out)
+	}
+
+	// The same command again resumes the finished run and exits 0 at once.
+	out, stderr, err = execute(t, context.Background(), args...)
+	if err != nil || !strings.Contains(out, in.WeightsSHA256) {
+		t.Fatalf("restart of a finished run: %v\n%s\n%s", err, out, stderr)
+	}
+}
+
+func TestBadInputIsOneClearError(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		args []string
+		want string
+		is   error
+	}{
+		{[]string{"start", "--bogus"}, "unknown flag: --bogus", nil},
+		{[]string{"start", "--set", "lerning_rate=0.1", "--data-dir", dir}, `unknown key "lerning_rate"`, nil},
+		{[]string{"start", "--nats", "nats://127.0.0.1:1", "--s3-listen", freeAddr(t), "--data-dir", dir}, "127.0.0.1:1", natsconn.ErrUnreachable},
+		{[]string{"start", "--s3", "http://127.0.0.1:1", "--data-dir", dir}, "127.0.0.1:1", objstore.ErrUnreachable},
+		{[]string{"inspect", "--data-dir", dir}, "no runs", ErrNoRun},
+	} {
+		_, _, err := execute(t, ctx, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: error %q, want one line mentioning %q", tc.args, err, tc.want)
+		}
+		if tc.is != nil && !errors.Is(err, tc.is) {
+			t.Errorf("%v: %v is not %v", tc.args, err, tc.is)
+		}
+	}
+}

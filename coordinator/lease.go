@@ -1,0 +1,141 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LeasesBucket holds one key per run: the id of the coordinator leading it.
+const LeasesBucket = "jt-leases"
+
+// ErrLeaseLost means another coordinator may lead the run now; this one
+// stops before it can commit anything more.
+var ErrLeaseLost = errors.New("coordinator: lost the leadership of the run")
+
+// ErrFenced means another coordinator committed a step with other weights:
+// the run is not deterministic or two configs share a signature.
+var ErrFenced = errors.New("coordinator: step already committed by another coordinator")
+
+// lease is the leadership of one run: a key created only if absent, kept
+// alive by revision-checked updates, and gone ttl after its holder stops
+// refreshing it. A second coordinator started on the same run waits as a hot
+// standby until the key expires, then takes over.
+type lease struct {
+	kv  jetstream.KeyValue
+	key string
+	id  string
+	ttl time.Duration
+	rev uint64
+}
+
+// acquireLease blocks until this coordinator leads run or ctx ends.
+func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, ttl time.Duration, replicas int, log *slog.Logger) (*lease, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      LeasesBucket,
+		Description: "jettrain run leadership",
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: lease bucket: %w", err)
+	}
+	l := &lease{kv: kv, key: run, id: id, ttl: ttl}
+	waiting := false
+	for {
+		rev, err := kv.Create(ctx, run, []byte(id))
+		if err == nil {
+			l.rev = rev
+			if waiting {
+				log.Info("standby takes over the run", "run", run, "coordinator", id)
+			}
+			return l, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("coordinator: lease of run %s: %w", run, err)
+		}
+		if !waiting {
+			holder := "another coordinator"
+			if e, err := kv.Get(ctx, run); err == nil {
+				holder = string(e.Value())
+			}
+			log.Info("standby: another coordinator leads the run; waiting to take over", "run", run, "leader", holder)
+			waiting = true
+		}
+		if !pause(ctx, ttl/4) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// keep refreshes the lease every ttl/3 until ctx ends, and reports on lost
+// once if a refresh fails or finds another holder.
+func (l *lease) keep(ctx context.Context, lost chan<- error) {
+	t := time.NewTicker(l.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := l.refresh(ctx); err != nil {
+			if ctx.Err() == nil {
+				lost <- err
+			}
+			return
+		}
+	}
+}
+
+// refresh extends the lease. A broker that cannot be reached is not a
+// loss (no other coordinator can commit through it either); a key that
+// expired meanwhile is taken again if still free; a key held by another
+// coordinator is a loss.
+func (l *lease) refresh(ctx context.Context) error {
+	rev, err := l.kv.Update(ctx, l.key, []byte(l.id), l.rev)
+	if err == nil {
+		l.rev = rev
+		return nil
+	}
+	e, gerr := l.kv.Get(ctx, l.key)
+	switch {
+	case errors.Is(gerr, jetstream.ErrKeyNotFound):
+		if rev, err := l.kv.Create(ctx, l.key, []byte(l.id)); err == nil {
+			l.rev = rev
+			return nil
+		}
+		return fmt.Errorf("%w %s: the lease expired and was taken", ErrLeaseLost, l.key)
+	case gerr != nil:
+		return nil // unreachable broker: retry on the next tick
+	case string(e.Value()) != l.id:
+		return fmt.Errorf("%w %s: coordinator %s leads it now", ErrLeaseLost, l.key, e.Value())
+	}
+	l.rev = e.Revision()
+	return nil
+}
+
+// release gives the run up at once so a standby need not wait for the TTL.
+func (l *lease) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
+}
+
+// pause waits d or until ctx ends, reporting whether ctx is still live. It
+// paces polling; it never stands in for waiting on an event.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,167 @@
+package coordinator
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/objstore"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// fakeGrad is a deterministic stand-in for a worker: its gradient depends
+// only on the weights and the task, like the real one.
+func fakeGrad(t protocol.Task, w []float32) *protocol.Grad {
+	g := make([]float32, len(w))
+	var loss float64
+	for i := range g {
+		v := w[i]
+		for _, x := range t.Indices {
+			v += float32(math.Sin(float64(x)+float64(i))) * 0.01
+		}
+		g[i] = v
+		loss += float64(v * v)
+	}
+	return &protocol.Grad{Run: t.Run, Step: t.Step, Shard: t.Shard, Worker: "fake",
+		Weights: protocol.ShortDigest(model.Digest(w)), LossSum: loss, Correct: uint32(len(t.Indices) / 2),
+		Count: uint32(len(t.Indices)), Grad: g}
+}
+
+type zeroEval struct{}
+
+func (zeroEval) Evaluate(w []float32) (model.Stats, error) {
+	return model.Stats{LossSum: float64(w[0] * w[0]), Correct: 1, Count: 2}, nil
+}
+
+func testConfig() config.Config {
+	c := config.Default()
+	c.BatchSize, c.Shards, c.Epochs, c.CheckpointEvery = 8, 3, 2, 5
+	c.Optimizer.Name = "sgd"
+	c.Optimizer.LR = 0.1
+	return c
+}
+
+func newTestMachine(t *testing.T, ck *objstore.Checkpoint) *Machine {
+	t.Helper()
+	cfg := testConfig()
+	opt, err := model.NewOptimizer(cfg.OptimizerSpec(0), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := make([]float32, 16)
+	for i := range init {
+		init[i] = float32(i) / 16
+	}
+	m, err := NewMachine("run-1", cfg, 40, opt, zeroEval{}, init, ck, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// drive answers the machine's tasks in an order chosen by rng, with
+// duplicates, until it is done or stopAt steps are committed. It returns
+// the last checkpoint seen.
+func drive(t *testing.T, m *Machine, rng *rand.Rand, stopAt uint64) *objstore.Checkpoint {
+	t.Helper()
+	var seq uint64
+	var last *objstore.Checkpoint
+	r := m.Resume()
+	for !r.Done && m.Step() < stopAt {
+		tasks := r.Tasks
+		rng.Shuffle(len(tasks), func(i, j int) { tasks[i], tasks[j] = tasks[j], tasks[i] })
+		var next Ready
+		for i, task := range tasks {
+			g := fakeGrad(task, m.Weights())
+			seq++
+			if rng.IntN(3) == 0 && i > 0 { // a redelivered earlier shard arrives again
+				dup := fakeGrad(tasks[0], m.Weights())
+				if _, err := m.Grad(dup, seq, time.Unix(0, 0)); !errors.Is(err, ErrStale) {
+					t.Fatalf("duplicate shard accepted: %v", err)
+				}
+				seq++
+			}
+			got, err := m.Grad(g, seq, time.Unix(0, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i < len(tasks)-1 && (got.Params != nil || got.Done) {
+				t.Fatalf("step committed after %d of %d shards", i+1, len(tasks))
+			}
+			next = got
+		}
+		if next.Checkpoint != nil {
+			last = next.Checkpoint
+		}
+		r = next
+	}
+	return last
+}
+
+func TestMachineOrderDoesNotMatter(t *testing.T) {
+	a := newTestMachine(t, nil)
+	drive(t, a, rand.New(rand.NewPCG(1, 1)), math.MaxUint64)
+	b := newTestMachine(t, nil)
+	drive(t, b, rand.New(rand.NewPCG(2, 2)), math.MaxUint64)
+	if !a.Done() || !b.Done() {
+		t.Fatal("runs did not finish")
+	}
+	if a.Step() != 10 {
+		t.Fatalf("finished at step %d, want 2 epochs of 5 steps", a.Step())
+	}
+	if a.Digest() != b.Digest() {
+		t.Fatal("arrival order changed the weights")
+	}
+	if len(a.History()) != 2 || a.History()[0].Epoch != 0 || a.History()[1].Epoch != 1 {
+		t.Fatalf("history %+v", a.History())
+	}
+}
+
+func TestMachineResumesFromSnapshot(t *testing.T) {
+	whole := newTestMachine(t, nil)
+	drive(t, whole, rand.New(rand.NewPCG(1, 1)), math.MaxUint64)
+
+	first := newTestMachine(t, nil)
+	ck := drive(t, first, rand.New(rand.NewPCG(3, 3)), 7)
+	if ck == nil || ck.Step != 5 {
+		t.Fatalf("checkpoint %+v, want one at step 5", ck)
+	}
+	second := newTestMachine(t, ck)
+	if second.Step() != 5 || second.LastSeq() != ck.GradsSeq || len(second.History()) != 1 {
+		t.Fatalf("restored at step %d seq %d history %d", second.Step(), second.LastSeq(), len(second.History()))
+	}
+	drive(t, second, rand.New(rand.NewPCG(4, 4)), math.MaxUint64)
+	if second.Digest() != whole.Digest() {
+		t.Fatal("a run resumed from a checkpoint ended with other weights")
+	}
+	if len(second.History()) != 2 || second.History()[0] != whole.History()[0] {
+		t.Fatalf("history after resume %+v, want %+v", second.History(), whole.History())
+	}
+}
+
+func TestMachineRejectsForeignGradients(t *testing.T) {
+	m := newTestMachine(t, nil)
+	task := m.Resume().Tasks[0]
+	good := fakeGrad(task, m.Weights())
+	for name, mutate := range map[string]func(g *protocol.Grad){
+		"other run":     func(g *protocol.Grad) { g.Run = "run-2" },
+		"future step":   func(g *protocol.Grad) { g.Step = 3 },
+		"wrong weights": func(g *protocol.Grad) { g.Weights[0] ^= 1 },
+		"short":         func(g *protocol.Grad) { g.Grad = g.Grad[:3] },
+		"count":         func(g *protocol.Grad) { g.Count++ },
+		"shard":         func(g *protocol.Grad) { g.Shard = 9 },
+	} {
+		g := *good
+		mutate(&g)
+		if _, err := m.Grad(&g, 1, time.Unix(0, 0)); !errors.Is(err, ErrDropped) || errors.Is(err, ErrStale) {
+			t.Errorf("%s: %v, want ErrDropped", name, err)
+		}
+	}
+	if len(m.Missing()) != 3 {
+		t.Fatal("a rejected gradient changed the step")
+	}
+}

@@ -1,0 +1,284 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/objstore"
+	"github.com/jettrain/jettrain/protocol"
+	"github.com/jettrain/jettrain/worker"
+)
+
+// s3URL is a real S3 endpoint (the embedded versitygw) shared by the tests
+// of this package; each test uses a bucket of its own.
+var s3URL string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "jettrain-s3-")
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := objstore.Serve(ctx, dir, freeAddr(), objstore.DefaultAccessKey, objstore.DefaultSecretKey)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "embedded S3:", err)
+		os.Exit(1)
+	}
+	s3URL = srv.URL()
+	code := m.Run()
+	_ = srv.Close()
+	cancel()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+var bucketSeq atomic.Int64
+
+func openStore(t *testing.T, bucket string) *objstore.Store {
+	t.Helper()
+	if bucket == "" {
+		bucket = fmt.Sprintf("t%d-%d", os.Getpid(), bucketSeq.Add(1))
+	}
+	st, err := objstore.Open(context.Background(), objstore.Config{Endpoint: s3URL, AccessKey: objstore.DefaultAccessKey, SecretKey: objstore.DefaultSecretKey, Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// runNATS starts a real JetStream server on a random port.
+func runNATS(t *testing.T, storeDir string) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: storeDir, MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+func connect(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// pool runs in-process workers that can be added and removed mid-run.
+type pool struct {
+	t    *testing.T
+	url  string
+	mu   sync.Mutex
+	stop []context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+func newPool(t *testing.T, url string) *pool {
+	p := &pool{t: t, url: url}
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *pool) add(n int) {
+	for i := 0; i < n; i++ {
+		nc := connect(p.t, p.url)
+		w, err := worker.New(nc, worker.Options{Log: quietLog(), Wait: 100 * time.Millisecond})
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		p.mu.Lock()
+		p.stop = append(p.stop, cancel)
+		p.mu.Unlock()
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); _ = w.Run(ctx) }()
+	}
+}
+
+// remove stops the oldest running worker.
+func (p *pool) remove() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.stop) > 0 {
+		p.stop[0]()
+		p.stop = p.stop[1:]
+	}
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	for _, c := range p.stop {
+		c()
+	}
+	p.stop = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func quietLog() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// smallConfig trains a small MLP on the synthetic dataset in seconds.
+func smallConfig(t *testing.T, sets ...string) config.Config {
+	t.Helper()
+	c, err := config.Load("", append([]string{"dataset=synthetic", "hidden=[32]", "batch_size=64", "shards=4", "epochs=2", "checkpoint_every=10"}, sets...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func train(t *testing.T, ctx context.Context, nc *nats.Conn, st *objstore.Store, cfg config.Config, hooks Hooks) (*Result, error) {
+	t.Helper()
+	return Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: hooks, AckWait: 2 * time.Second})
+}
+
+func TestSameWeightsWithAnyNumberOfWorkers(t *testing.T) {
+	cfg := smallConfig(t)
+	var digests []string
+	for _, workers := range []int{1, 2, 4} {
+		srv := runNATS(t, t.TempDir())
+		nc := connect(t, srv.ClientURL())
+		p := newPool(t, srv.ClientURL())
+		p.add(workers)
+		res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{})
+		p.close()
+		if err != nil {
+			t.Fatalf("%d workers: %v", workers, err)
+		}
+		if len(res.History) != cfg.Epochs {
+			t.Fatalf("%d workers: %d history entries", workers, len(res.History))
+		}
+		digests = append(digests, fmt.Sprintf("%x", res.Digest))
+	}
+	if digests[0] != digests[1] || digests[0] != digests[2] {
+		t.Fatalf("weights differ with 1, 2 and 4 workers: %v", digests)
+	}
+}
+
+func TestWorkersJoinAndLeaveMidRun(t *testing.T) {
+	cfg := smallConfig(t)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	p := newPool(t, srv.ClientURL())
+	p.add(1)
+	ref := referenceDigest(t, cfg)
+	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
+		switch step {
+		case 5:
+			p.add(2) // two join
+		case 20:
+			p.remove() // the first leaves
+		case 40:
+			p.add(1)
+			p.remove()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%x", res.Digest) != ref {
+		t.Fatalf("weights with workers joining and leaving differ from a fixed pool's")
+	}
+}
+
+// referenceDigest trains cfg with two steady workers on a server of its own.
+func referenceDigest(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	srv := runNATS(t, t.TempDir())
+	p := newPool(t, srv.ClientURL())
+	p.add(2)
+	defer p.close()
+	res, err := train(t, context.Background(), connect(t, srv.ClientURL()), openStore(t, ""), cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", res.Digest)
+}
+
+func TestResumeAtTheExactStep(t *testing.T) {
+	cfg := smallConfig(t)
+	ref := referenceDigest(t, cfg)
+
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	st := openStore(t, "")
+	p := newPool(t, srv.ClientURL())
+	p.add(2)
+
+	// Stop the coordinator right after the checkpoint at step 30 is saved,
+	// while workers keep computing the tasks it already published.
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := train(t, ctx, nc, st, cfg, Hooks{Saved: func(step uint64) {
+		if step == 30 {
+			cancel()
+		}
+	}})
+	if err == nil {
+		t.Fatal("the interrupted run reported success")
+	}
+	res, err := train(t, context.Background(), nc, st, cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed < 30 {
+		t.Fatalf("resumed from step %d, want at least the checkpoint at 30", res.Resumed)
+	}
+	if got := fmt.Sprintf("%x", res.Digest); got != ref {
+		t.Fatal("a resumed run ended with other weights than an uninterrupted one")
+	}
+	h, err := st.History(context.Background(), res.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != cfg.Epochs || h[0].Epoch != 0 || h[1].Epoch != 1 {
+		t.Fatalf("history.json %+v, want one entry per epoch", h)
+	}
+
+	// Starting a finished run again changes nothing and succeeds.
+	again, err := train(t, context.Background(), nc, st, cfg, Hooks{})
+	if err != nil || again.Digest != res.Digest || again.Step != res.Step {
+		t.Fatalf("restarting a finished run: %v", err)
+	}
+
+	// --run with another config names the keys that differ.
+	other := smallConfig(t, "seed=9")
+	_, err = Train(context.Background(), nc, st, Options{Config: other, Run: res.Run, Log: quietLog()})
+	if err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Fatalf("--run with a different config: %v", err)
+	}
+}
