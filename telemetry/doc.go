@@ -21,7 +21,8 @@
 //	OTEL_TRACES_EXPORTER=otlp|none                   otlp without an endpoint: localhost defaults
 //	OTEL_SERVICE_NAME=coordinator-a                  overrides Options.Service
 //	OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS, ...
-//	OTEL_SDK_DISABLED=true                           everything off
+//	OTEL_SDK_DISABLED=true                           tracing off
+//	JETTRAIN_METRICS_ADDR=:9464                      Prometheus endpoint when Options.MetricsAddr is empty
 //
 // With none of them set and no MetricsAddr, Setup returns no-op providers:
 // no goroutines, no sockets, and a span costs a context allocation.

@@ -38,6 +38,10 @@ var (
 	ErrMetricsListen = errors.New("telemetry: cannot serve metrics")
 )
 
+// EnvMetricsAddr is read by Setup when Options.MetricsAddr is empty, so a
+// deployment can turn the Prometheus endpoint on without a flag.
+const EnvMetricsAddr = "JETTRAIN_METRICS_ADDR"
+
 // InstrumentationName names the tracer and meter of this module.
 const InstrumentationName = "github.com/jettrain/jettrain"
 
@@ -55,7 +59,8 @@ type Options struct {
 	// "coordinator" or "worker".
 	Service string
 	// MetricsAddr is where to serve Prometheus /metrics, such as ":9464" or
-	// "127.0.0.1:0"; empty means no metrics endpoint and a no-op meter.
+	// "127.0.0.1:0"; empty means JETTRAIN_METRICS_ADDR, and when that is
+	// empty too, no metrics endpoint and a no-op meter.
 	MetricsAddr string
 	// Attributes are added to the resource, e.g. the worker id. The
 	// environment wins over them.
@@ -94,14 +99,18 @@ type Provider struct {
 // processor and sampler read theirs (OTEL_BSP_*, OTEL_TRACES_SAMPLER) from the
 // environment too.
 //
-// Metrics are served for Prometheus at http://MetricsAddr/metrics when
-// opts.MetricsAddr is set. Setup does not touch the otel globals.
+// Metrics are served for Prometheus at http://MetricsAddr/metrics (and a
+// liveness probe at /healthz) when opts.MetricsAddr or JETTRAIN_METRICS_ADDR
+// is set. Setup does not touch the otel globals.
 //
 // Call Shutdown to flush spans before the process exits.
 func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	p := &Provider{
 		tp: tracenoop.NewTracerProvider(),
 		mp: metricnoop.NewMeterProvider(),
+	}
+	if opts.MetricsAddr == "" {
+		opts.MetricsAddr = strings.TrimSpace(os.Getenv(EnvMetricsAddr))
 	}
 	disabled := strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true")
 	protocol, err := traceProtocol(os.Getenv)

@@ -20,7 +20,7 @@ import (
 var otelEnv = []string{
 	"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
 	"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-	"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+	"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", EnvMetricsAddr,
 }
 
 func clearEnv(t *testing.T) {
@@ -125,6 +125,27 @@ func TestSetupRejectsBadConfig(t *testing.T) {
 	clearEnv(t)
 	if _, err := Setup(context.Background(), Options{MetricsAddr: "256.0.0.1:bad"}); !errors.Is(err, ErrMetricsListen) {
 		t.Fatalf("want ErrMetricsListen, got %v", err)
+	}
+}
+
+func TestMetricsAddrFromEnv(t *testing.T) {
+	clearEnv(t)
+	t.Setenv(EnvMetricsAddr, "127.0.0.1:0")
+	p, err := Setup(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	if p.MetricsURL() == "" {
+		t.Fatal("JETTRAIN_METRICS_ADDR ignored")
+	}
+	resp, err := http.Get(strings.TrimSuffix(p.MetricsURL(), "/metrics") + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %s", resp.Status)
 	}
 }
 
