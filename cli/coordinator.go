@@ -13,6 +13,7 @@ import (
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/coordinator"
 	"github.com/jettrain/jettrain/natsconn"
+	"github.com/jettrain/jettrain/telemetry"
 	"github.com/jettrain/jettrain/worker"
 )
 
@@ -37,6 +38,7 @@ type startFlags struct {
 	replicas int
 	logLevel string
 	quiet    bool
+	metrics  string
 }
 
 func startCommand() *cobra.Command {
@@ -58,6 +60,7 @@ func startCommand() *cobra.Command {
 	fs.IntVar(&f.replicas, "replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus metrics at this address (e.g. :9464)")
 	return cmd
 }
 
@@ -79,14 +82,29 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		log.Info("embedded servers", "nats", svc.natsURL, "s3", svc.store.Endpoint())
 	}
 
+	tp, err := telemetry.Setup(ctx, telemetry.Options{Service: "coordinator", MetricsAddr: f.metrics})
+	if err != nil {
+		return err
+	}
+	defer tp.Shutdown(context.WithoutCancel(ctx))
+	if url := tp.MetricsURL(); url != "" {
+		log.Info("serving metrics", "url", url)
+	}
 	wctx, stopWorkers := context.WithCancel(ctx)
 	defer stopWorkers()
 	done := make(chan error, f.workers)
-	for i := 0; i < f.workers; i++ {
-		go func() { done <- runWorker(wctx, svc.opts, worker.Options{Log: log}) }()
+	if f.workers > 0 {
+		wtp, err := telemetry.Setup(ctx, telemetry.Options{Service: "worker"})
+		if err != nil {
+			return err
+		}
+		defer wtp.Shutdown(context.WithoutCancel(ctx))
+		for i := 0; i < f.workers; i++ {
+			go func() { done <- runWorker(wctx, svc.opts, worker.Options{Log: log, Telemetry: wtp}) }()
+		}
 	}
 
-	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log}
+	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log, Telemetry: tp}
 	if !f.quiet {
 		opts.Progress = stderr
 	}

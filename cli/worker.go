@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
+	"github.com/jettrain/jettrain/telemetry"
 	"github.com/jettrain/jettrain/worker"
 )
 
@@ -13,6 +16,7 @@ func Worker() *cobra.Command {
 		dataDir  string
 		logLevel string
 		id       string
+		metrics  string
 	)
 	cmd := &cobra.Command{
 		Use:           "worker",
@@ -29,7 +33,12 @@ func Worker() *cobra.Command {
 			if o.URL == "" {
 				o.URL = "nats://" + DefaultNATSListen
 			}
-			return runWorker(cmd.Context(), o, worker.Options{ID: id, DataDir: dataDir, Log: log})
+			tp, err := telemetry.Setup(cmd.Context(), telemetry.Options{Service: "worker", MetricsAddr: metrics})
+			if err != nil {
+				return err
+			}
+			defer tp.Shutdown(context.WithoutCancel(cmd.Context()))
+			return runWorker(cmd.Context(), o, worker.Options{ID: id, DataDir: dataDir, Log: log, Telemetry: tp})
 		},
 	}
 	fs := cmd.Flags()
@@ -37,5 +46,6 @@ func Worker() *cobra.Command {
 	fs.StringVar(&dataDir, "dataset-dir", "", "directory of the dataset files, overriding each run's data_dir")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&id, "id", "", "worker id (default host-pid-n)")
+	fs.StringVar(&metrics, "metrics-listen", "", "serve Prometheus metrics at this address")
 	return cmd
 }

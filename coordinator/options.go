@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/telemetry"
 )
 
 // ErrInvalidOption is wrapped by errors from Options.validate.

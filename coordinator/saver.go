@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/protocol"
+	"github.com/jettrain/jettrain/telemetry"
 )
 
 // saver persists checkpoints in the background, newest first: while one
@@ -26,6 +29,7 @@ type saver struct {
 	layout model.Layout
 	log    *slog.Logger
 	hook   func(step uint64)
+	trace  *tracing
 
 	mu      sync.Mutex
 	wake    chan struct{}
@@ -106,13 +110,21 @@ func (s *saver) flush(ctx context.Context) error {
 
 func (s *saver) commit(ctx context.Context, ck *objstore.Checkpoint) bool {
 	start := time.Now()
-	ok := s.retry(ctx, "checkpoint", func() error {
-		_, err := s.store.Commit(ctx, ck)
+	sctx, span := s.trace.tr.Start(ctx, telemetry.SpanCheckpointSave, trace.WithAttributes(
+		s.trace.runAttr, attribute.Int64(telemetry.AttrStep, int64(ck.Step)), attribute.Int(telemetry.AttrEpoch, ck.Epoch)))
+	var man objstore.Manifest
+	ok := s.retry(sctx, "checkpoint", func() error {
+		var err error
+		man, err = s.store.Commit(sctx, ck)
 		return err
 	})
+	span.SetAttributes(attribute.String(telemetry.AttrCheckpoint, man.Key), attribute.Int64(telemetry.AttrBytes, man.Size))
+	span.End()
 	if !ok {
 		return false
 	}
+	s.trace.m.CheckpointDuration.Record(ctx, time.Since(start).Seconds(), s.trace.runSet)
+	s.trace.m.CheckpointBytes.Add(ctx, man.Size, s.trace.runSet)
 	s.log.Debug("checkpoint committed", "run", s.run, "step", ck.Step, "took", time.Since(start))
 	s.mu.Lock()
 	s.saved = ck.Step

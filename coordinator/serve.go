@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jettrain/jettrain/protocol"
+	"github.com/jettrain/jettrain/telemetry"
 )
 
 type delivery struct {
@@ -46,10 +50,18 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("coordinator: reading the grads stream: %w", err)
 	}
 	replaying := info.NumPending > 0
+	var replaySpan trace.Span
 	if replaying {
 		n.opts.Log.Info("replaying the grads stream", "run", n.run, "from_seq", cfg.OptStartSeq, "messages", info.NumPending)
+		_, replaySpan = n.trace.tr.Start(ctx, telemetry.SpanRecoveryReplay, trace.WithAttributes(n.trace.runAttr,
+			attribute.Int64(telemetry.AttrStep, int64(n.m.Step())), attribute.Int64("jettrain.replay.messages", int64(info.NumPending))))
 	} else if err := n.resume(ctx); err != nil {
 		return nil, err
+	}
+	defer n.trace.end()
+	beats := make(chan *nats.Msg, 64)
+	if sub, err := n.js.Conn().ChanSubscribe(protocol.HeartbeatSubject, beats); err == nil {
+		defer sub.Unsubscribe()
 	}
 
 	in := make(chan delivery, 64)
@@ -62,7 +74,13 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 			return nil, ctx.Err()
 		case err := <-lost:
 			return nil, err
+		case msg := <-beats:
+			var hb protocol.Heartbeat
+			if hb.UnmarshalBinary(msg.Data) == nil {
+				n.alive[hb.Worker] = time.Now()
+			}
 		case <-tick.C:
+			n.countWorkers(ctx)
 			if !replaying {
 				if err := n.checkStalled(ctx); err != nil {
 					return nil, err
@@ -81,6 +99,9 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 			}
 			if replaying && d.pending == 0 {
 				replaying = false
+				replaySpan.SetAttributes(attribute.Int("jettrain.replay.reused", n.replayed), attribute.Int64("jettrain.replay.step", int64(n.m.Step())))
+				replaySpan.End()
+				n.trace.m.ReplayedMessages.Add(ctx, int64(n.replayed), n.trace.runSet)
 				n.opts.Log.Info("replay finished", "run", n.run, "step", n.m.Step(), "reused_gradients", n.replayed)
 				if err := n.resume(ctx); err != nil {
 					return nil, err
@@ -133,6 +154,8 @@ func (n *node) apply(ctx context.Context, d delivery, replaying bool) (done bool
 	if d.grad == nil {
 		return false, nil
 	}
+	n.trace.m.GradientBytes.Add(ctx, int64(4*len(d.grad.Grad)), n.trace.runSet)
+	applyStart := time.Now()
 	r, err := n.m.Grad(d.grad, d.seq, n.opts.Now())
 	if errors.Is(err, ErrStale) {
 		n.opts.Log.Debug("coordinator: "+err.Error(), "seq", d.seq)
@@ -148,13 +171,14 @@ func (n *node) apply(ctx context.Context, d delivery, replaying bool) (done bool
 	if replaying {
 		n.replayed++
 	}
-	return n.perform(ctx, r, replaying)
+	return n.perform(ctx, r, replaying, applyStart)
 }
 
 // perform carries out a Ready. While replaying, nothing is published: the
 // tasks of replayed steps were done by the workers already.
-func (n *node) perform(ctx context.Context, r Ready, replaying bool) (bool, error) {
+func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart time.Time) (bool, error) {
 	if r.Params != nil || r.Done {
+		n.trace.committed(n.m.Step(), n.cfg.BatchSize, applyStart, r.Epoch)
 		n.lastMove, n.redo = n.opts.Now(), 0
 		n.prog.step(n.m.Step(), r.Epoch)
 		d := n.m.Digest()
@@ -217,11 +241,18 @@ func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol
 			return err
 		}
 	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	start := time.Now()
+	tctx := n.trace.stepContext(ctx, tasks[0].Step, int(tasks[0].Epoch))
 	futures := make([]jetstream.PubAckFuture, 0, len(tasks))
 	for i := range tasks {
 		t := &tasks[i]
-		b, _ := t.MarshalBinary()
-		f, err := n.js.PublishAsync(protocol.TasksSubject(t.Run), b, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard))+suffix))
+		msg := nats.NewMsg(protocol.TasksSubject(t.Run))
+		msg.Data, _ = t.MarshalBinary()
+		telemetry.InjectMsg(tctx, msg)
+		f, err := n.js.PublishMsgAsync(msg, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard))+suffix))
 		if err != nil {
 			return fmt.Errorf("coordinator: publishing %s: %w", t, err)
 		}
@@ -236,6 +267,7 @@ func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol
 			return ctx.Err()
 		}
 	}
+	n.trace.published(start, len(tasks))
 	return nil
 }
 
@@ -276,3 +308,17 @@ func (n *node) publishParams(ctx context.Context, p *protocol.Params) error {
 	}
 	return nil
 }
+
+// countWorkers records how many workers sent a heartbeat recently.
+func (n *node) countWorkers(ctx context.Context) {
+	now := time.Now()
+	for id, t := range n.alive {
+		if now.Sub(t) > 3*workerBeat {
+			delete(n.alive, id)
+		}
+	}
+	n.trace.m.WorkersAlive.Record(ctx, int64(len(n.alive)), n.trace.runSet)
+}
+
+// workerBeat is the workers' default heartbeat interval.
+const workerBeat = 2 * time.Second

@@ -11,10 +11,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/protocol"
+	"github.com/jettrain/jettrain/telemetry"
 )
 
 // ErrRunMismatch means --run names a run whose config differs from the one
@@ -57,6 +62,8 @@ type node struct {
 	saver  *saver
 	lease  *lease
 	params jetstream.Stream
+	trace  *tracing
+	alive  map[string]time.Time // workers by last heartbeat
 	prog   *progress
 
 	resumed  uint64
@@ -140,11 +147,18 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, lastMove: opts.Now()}
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, alive: map[string]time.Time{}, lastMove: opts.Now()}
 	if ck != nil {
 		n.resumed = ck.Step
 	}
+	tr, metrics, err := instruments(opts.Telemetry)
+	if err != nil {
+		net.Close()
+		return nil, err
+	}
+	n.trace = newTracing(tr, metrics, run)
 	n.saver = newSaver(store, grads, run, cfg.Keep, net.Layout(), opts.Log, opts.Hooks.Saved)
+	n.saver.trace = n.trace
 	n.prog = newProgress(opts.Progress, m.StepsPerEpoch(), cfg.BatchSize)
 	ok = true
 	return n, nil
@@ -198,4 +212,14 @@ type evaluator struct {
 
 func (e evaluator) Evaluate(w []float32) (model.Stats, error) {
 	return e.net.Evaluate(w, e.test.X, e.test.Y)
+}
+
+// instruments returns the tracer and metrics of p, or no-op ones.
+func instruments(p *telemetry.Provider) (trace.Tracer, *telemetry.Metrics, error) {
+	if p == nil {
+		m, err := telemetry.NewMetrics(metricnoop.NewMeterProvider().Meter(""))
+		return tracenoop.NewTracerProvider().Tracer(""), m, err
+	}
+	m, err := telemetry.NewMetrics(p.Meter())
+	return p.Tracer(), m, err
 }

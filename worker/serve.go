@@ -7,8 +7,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jettrain/jettrain/protocol"
+	"github.com/jettrain/jettrain/telemetry"
 )
 
 // serve handles one task message from start to acknowledgment.
@@ -19,6 +22,16 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 		w.reject(msg, "malformed task", err)
 		return
 	}
+	var redelivered int64
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+		redelivered = int64(md.NumDelivered - 1)
+		w.metrics.TasksRedelivered.Add(ctx, 1, w.idAttr)
+	}
+	ctx, span := w.tr.Start(telemetry.Extract(ctx, msg.Headers()), telemetry.SpanTask, trace.WithAttributes(
+		attribute.String(telemetry.AttrRun, t.Run), attribute.Int64(telemetry.AttrStep, int64(t.Step)),
+		attribute.Int(telemetry.AttrEpoch, int(t.Epoch)), attribute.Int(telemetry.AttrShard, int(t.Shard)),
+		attribute.String(telemetry.AttrWorker, w.opts.ID), attribute.Int64(telemetry.AttrRedelivery, redelivered)))
+	defer span.End()
 	run, err := w.runs.get(ctx, kv, t.Run)
 	if err != nil {
 		w.reject(msg, "task for an unusable run", err)
@@ -28,7 +41,9 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 		w.reject(msg, "task does not fit its run", err)
 		return
 	}
+	_, fetch := w.tr.Start(ctx, telemetry.SpanTaskFetch)
 	weights, digest, err := run.params(ctx, params, t.Step)
+	fetch.End()
 	if errors.Is(err, errStale) {
 		w.reject(msg, "stale task", err)
 		return
@@ -40,7 +55,9 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 	}
 
 	stop := keepAlive(msg, w.ackEvery)
+	_, compute := w.tr.Start(ctx, telemetry.SpanTaskCompute)
 	g, err := run.gradient(&t, weights)
+	compute.End()
 	stop()
 	if err != nil {
 		w.reject(msg, "gradient failed", err)
@@ -49,7 +66,10 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 	g.Worker = w.opts.ID
 	g.Weights = protocol.ShortDigest(digest)
 	b, _ := g.MarshalBinary()
-	if _, err := w.js.Publish(ctx, protocol.GradsSubject(t.Run), b, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard)))); err != nil {
+	_, pub := w.tr.Start(ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(b))))
+	_, err = w.js.Publish(ctx, protocol.GradsSubject(t.Run), b, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard))))
+	pub.End()
+	if err != nil {
 		w.opts.Log.Warn("worker: publishing a gradient failed; task will be redelivered", "task", t.String(), "err", err)
 		_ = msg.Nak()
 		return
@@ -58,6 +78,9 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 		w.opts.Log.Warn("worker: ack failed; the gradient is published and a redelivery will be deduplicated", "task", t.String(), "err", err)
 	}
 	w.done.Add(1)
+	w.metrics.TasksCompleted.Add(ctx, 1, w.idAttr)
+	w.metrics.GradientBytes.Add(ctx, int64(len(b)), w.idAttr)
+	w.metrics.TaskDuration.Record(ctx, time.Since(start).Seconds(), w.idAttr)
 	if w.opts.Observer != nil {
 		w.opts.Observer.TaskDone(&t, g, time.Since(start))
 	}

@@ -12,8 +12,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/jettrain/jettrain/protocol"
+	"github.com/jettrain/jettrain/telemetry"
 )
 
 // Options configure a worker.
@@ -23,7 +29,11 @@ type Options struct {
 	Log      *slog.Logger  // default slog.Default()
 	Wait     time.Duration // how long to wait for a task per pull; default 1s
 	Beat     time.Duration // heartbeat interval; default 2s
-	Observer Observer      // optional hooks (tracing, metrics, tests)
+	Observer Observer      // optional hooks (tests)
+
+	// Telemetry traces tasks as children of the coordinator's step spans
+	// and records task metrics; nil = none.
+	Telemetry *telemetry.Provider
 }
 
 // Observer sees every task a worker finishes. Implementations must be cheap
@@ -58,6 +68,9 @@ type Worker struct {
 	runs     *runCache
 	done     atomic.Uint64
 	ackEvery time.Duration
+	tr       trace.Tracer
+	metrics  *telemetry.Metrics
+	idAttr   metric.MeasurementOption
 }
 
 // New returns a worker that talks over nc.
@@ -67,7 +80,19 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	return &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir)}, nil
+	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir)}
+	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
+	if opts.Telemetry != nil {
+		w.tr = opts.Telemetry.Tracer()
+		w.metrics, err = telemetry.NewMetrics(opts.Telemetry.Meter())
+	} else {
+		w.tr = tracenoop.NewTracerProvider().Tracer("")
+		w.metrics, err = telemetry.NewMetrics(metricnoop.NewMeterProvider().Meter(""))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	return w, nil
 }
 
 // ID is the worker's id.

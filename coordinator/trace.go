@@ -1,0 +1,112 @@
+package coordinator
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/jettrain/jettrain/objstore"
+	"github.com/jettrain/jettrain/telemetry"
+)
+
+// tracing follows the run with spans and metrics: an epoch span, a step span
+// per step from its publish to its commit (workers' task spans become its
+// children through the trace context in the task headers), and the
+// checkpoint and replay spans. With no telemetry configured every call is a
+// no-op.
+type tracing struct {
+	tr      trace.Tracer
+	m       *telemetry.Metrics
+	runAttr attribute.KeyValue
+	runSet  metric.MeasurementOption
+
+	epochCtx  context.Context
+	epochSpan trace.Span
+	stepCtx   context.Context
+	stepSpan  trace.Span
+	waitSpan  trace.Span
+	stepStart time.Time
+}
+
+func newTracing(tr trace.Tracer, m *telemetry.Metrics, run string) *tracing {
+	a := attribute.String(telemetry.AttrRun, run)
+	return &tracing{tr: tr, m: m, runAttr: a, runSet: metric.WithAttributes(a)}
+}
+
+// stepContext starts (once) the spans of the step about to be published and
+// returns the context to inject into its tasks.
+func (t *tracing) stepContext(ctx context.Context, step uint64, epoch int) context.Context {
+	if t.stepSpan != nil {
+		return t.stepCtx
+	}
+	if t.epochSpan == nil {
+		t.epochCtx, t.epochSpan = t.tr.Start(context.WithoutCancel(ctx), telemetry.SpanEpoch,
+			trace.WithAttributes(t.runAttr, attribute.Int(telemetry.AttrEpoch, epoch)))
+	}
+	t.stepStart = time.Now()
+	t.stepCtx, t.stepSpan = t.tr.Start(t.epochCtx, telemetry.SpanStep,
+		trace.WithAttributes(t.runAttr, attribute.Int(telemetry.AttrEpoch, epoch), attribute.Int64(telemetry.AttrStep, int64(step))))
+	return t.stepCtx
+}
+
+// published marks the end of publishing a step's work; waiting begins.
+func (t *tracing) published(publishStart time.Time, tasks int) {
+	if t.stepSpan == nil {
+		return
+	}
+	_, pub := t.tr.Start(t.stepCtx, telemetry.SpanStepPublish, trace.WithTimestamp(publishStart))
+	pub.SetAttributes(attribute.Int("jettrain.tasks", tasks))
+	pub.End()
+	if t.waitSpan == nil {
+		_, t.waitSpan = t.tr.Start(t.stepCtx, telemetry.SpanStepWait)
+	}
+	t.m.TasksPublished.Add(context.Background(), int64(tasks), t.runSet)
+}
+
+// committed ends the current step's spans; applyStart is when the gradient
+// that completed it was handed to the machine.
+func (t *tracing) committed(step uint64, samples int, applyStart time.Time, epoch *objstore.HistoryEntry) {
+	bg := context.Background()
+	if t.stepSpan != nil {
+		if t.waitSpan != nil {
+			t.waitSpan.End(trace.WithTimestamp(applyStart))
+		}
+		_, apply := t.tr.Start(t.stepCtx, telemetry.SpanStepApply, trace.WithTimestamp(applyStart))
+		apply.End()
+		t.stepSpan.End()
+		t.m.StepDuration.Record(bg, time.Since(t.stepStart).Seconds(), t.runSet)
+	}
+	t.stepSpan, t.waitSpan = nil, nil
+	t.m.Samples.Add(bg, int64(samples), t.runSet)
+	t.m.Step.Record(bg, int64(step), t.runSet)
+	if epoch == nil {
+		return
+	}
+	if t.epochSpan != nil {
+		t.epochSpan.SetAttributes(attribute.Float64("jettrain.valid_acc", epoch.ValidAcc), attribute.Float64("jettrain.train_loss", epoch.TrainLoss))
+		t.epochSpan.End()
+		t.epochSpan = nil
+	}
+	split := func(s string) metric.MeasurementOption {
+		return metric.WithAttributes(t.runAttr, attribute.String(telemetry.AttrSplit, s))
+	}
+	t.m.Epoch.Record(bg, int64(epoch.Epoch+1), t.runSet)
+	t.m.Loss.Record(bg, epoch.TrainLoss, split("train"))
+	t.m.Accuracy.Record(bg, epoch.TrainAcc, split("train"))
+	t.m.Loss.Record(bg, epoch.ValidLoss, split("valid"))
+	t.m.Accuracy.Record(bg, epoch.ValidAcc, split("valid"))
+	t.m.SamplesPerSecond.Record(bg, epoch.SamplesPerS, t.runSet)
+}
+
+// end closes any open span when the node stops.
+func (t *tracing) end() {
+	for _, s := range []trace.Span{t.waitSpan, t.stepSpan, t.epochSpan} {
+		if s != nil {
+			s.End()
+		}
+	}
+	t.stepSpan, t.waitSpan, t.epochSpan = nil, nil, nil
+}
