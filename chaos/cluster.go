@@ -1,0 +1,221 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// restartDelay is how long supervision waits before starting again a
+// process that exited on its own.
+const restartDelay = time.Second
+
+// cluster is every process of one run: NATS, versitygw, coordinators and
+// workers, each a separate OS process in its own process group. It is
+// driven from one goroutine; only the timeline is shared with the output
+// readers.
+type cluster struct {
+	o       *Options
+	dir     string
+	nats    []*natsNode
+	s3      *s3Node
+	coords  []*node
+	workers []*node
+	tl      *timeline
+	procs   []*proc        // every process ever started, for the leftover check
+	killed  map[*proc]bool // servers killed on purpose, not to be restarted by supervision
+
+	finished   bool // a coordinator exited 0
+	finishedAt time.Time
+	unexpected []string
+}
+
+func newCluster(o *Options, dir string) (*cluster, error) {
+	c := &cluster{o: o, dir: dir, tl: newTimeline(), killed: map[*proc]bool{}}
+	n := 1
+	if o.Cluster {
+		n = 3
+	}
+	var err error
+	if c.nats, err = newNATS(o.NATSServer, dir, n); err != nil {
+		return nil, err
+	}
+	if c.s3, err = newS3(o.Versitygw, filepath.Join(dir, "s3")); err != nil {
+		return nil, err
+	}
+	urls := clientURLs(c.nats)
+	var sets []string
+	for _, s := range o.config() {
+		sets = append(sets, "--set", s)
+	}
+	for i := 0; i < o.Coordinators; i++ {
+		name := fmt.Sprintf("coordinator-%c", 'a'+i)
+		args := append([]string{"start", "--nats", urls, "--s3", c.s3.url(), "--data-dir", filepath.Join(dir, name),
+			"--log-level", "debug", "--quiet"}, sets...)
+		if o.Cluster {
+			args = append(args, "--replicas", "3")
+		}
+		c.coords = append(c.coords, &node{name: name, role: coordinatorRole, bin: o.Coordinator, args: args, env: c.s3.env(),
+			dir: filepath.Join(dir, "logs"), onOut: func(n *node, inc int, line string, at time.Time) { c.tl.line(n.name, inc, line, at) }})
+	}
+	for i := 0; i < o.Workers; i++ {
+		name := fmt.Sprintf("worker-%d", i)
+		args := []string{"--nats", urls, "--log-level", "debug", "--data-dir", filepath.Join(dir, name)}
+		c.workers = append(c.workers, &node{name: name, role: workerRole, bin: o.Worker, args: args, dir: filepath.Join(dir, "logs")})
+	}
+	return c, os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+}
+
+func (c *cluster) logf(format string, args ...any) {
+	fmt.Fprintf(c.o.Log, "%s chaos: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// start brings up the servers, waits until they serve, then starts the
+// coordinators and the workers.
+func (c *cluster) start(ctx context.Context) error {
+	for _, nd := range c.nats {
+		if err := c.startNATS(nd); err != nil {
+			return err
+		}
+	}
+	for _, nd := range c.nats {
+		if err := waitFor(ctx, time.Minute, nd.name+" ready", nil, nd.ready); err != nil {
+			return err
+		}
+	}
+	if err := c.startS3(ctx); err != nil {
+		return err
+	}
+	for _, n := range append(append([]*node(nil), c.coords...), c.workers...) {
+		if err := c.startNode(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cluster) startNATS(nd *natsNode) error {
+	if err := nd.start(); err != nil {
+		return err
+	}
+	c.procs = append(c.procs, nd.proc)
+	return nil
+}
+
+func (c *cluster) startS3(ctx context.Context) error {
+	if err := c.s3.start(); err != nil {
+		return err
+	}
+	c.procs = append(c.procs, c.s3.proc)
+	return waitFor(ctx, time.Minute, "versitygw ready", nil, c.s3.ready)
+}
+
+func (c *cluster) startNode(n *node) error {
+	if err := n.start(); err != nil {
+		return err
+	}
+	c.procs = append(c.procs, n.proc)
+	return nil
+}
+
+// tick supervises: it notices the coordinator that finished the run, and
+// records and restarts any process that exited without being killed by
+// the harness.
+func (c *cluster) tick() {
+	now := time.Now()
+	for _, n := range append(append([]*node(nil), c.coords...), c.workers...) {
+		if n.proc == nil || n.down {
+			continue
+		}
+		done, code := n.proc.exited()
+		if !done {
+			continue
+		}
+		if n.exitedAt.IsZero() {
+			n.exitedAt = now
+			if n.role == coordinatorRole && code == 0 {
+				if !c.finished {
+					c.finished, c.finishedAt = true, now
+					c.logf("%s finished the run (exit 0) at step %d", n.incName(n.inc-1), c.tl.progress())
+				}
+				n.down = true
+				continue
+			}
+			msg := fmt.Sprintf("%s exited with code %d at step %d; last output: %s", n.incName(n.inc-1), code, c.tl.progress(), strings.Join(n.proc.lastLines(), "\n    "))
+			c.unexpected = append(c.unexpected, msg)
+			c.logf("UNEXPECTED: %s", msg)
+		}
+		if !c.finished && now.Sub(n.exitedAt) >= restartDelay {
+			if err := c.startNode(n); err != nil {
+				c.unexpected = append(c.unexpected, fmt.Sprintf("restarting %s: %v", n.name, err))
+			}
+		}
+	}
+	for _, nd := range c.nats {
+		if nd.proc == nil || c.killed[nd.proc] {
+			continue
+		}
+		if done, code := nd.proc.exited(); done {
+			c.unexpected = append(c.unexpected, fmt.Sprintf("%s exited with code %d: %s", nd.name, code, strings.Join(nd.proc.lastLines(), " | ")))
+			_ = c.startNATS(nd)
+		}
+	}
+	if p := c.s3.proc; p != nil && !c.killed[p] {
+		if done, code := p.exited(); done {
+			c.unexpected = append(c.unexpected, fmt.Sprintf("versitygw exited with code %d: %s", code, strings.Join(p.lastLines(), " | ")))
+			if err := c.s3.start(); err == nil {
+				c.procs = append(c.procs, c.s3.proc)
+			}
+		}
+	}
+}
+
+// killServer kills a NATS or versitygw process on purpose: supervision
+// leaves it dead.
+func (c *cluster) killServer(p *proc) error {
+	c.killed[p] = true
+	return p.kill(10 * time.Second)
+}
+
+// stopJettrain kills every coordinator and worker.
+func (c *cluster) stopJettrain() {
+	for _, n := range append(append([]*node(nil), c.coords...), c.workers...) {
+		if n.proc != nil {
+			n.down = true
+			_ = n.proc.kill(10 * time.Second)
+		}
+	}
+}
+
+// stopServers kills NATS and versitygw.
+func (c *cluster) stopServers() {
+	for _, nd := range c.nats {
+		if nd.proc != nil {
+			_ = c.killServer(nd.proc)
+		}
+	}
+	if c.s3.proc != nil {
+		_ = c.killServer(c.s3.proc)
+	}
+}
+
+// leftovers kills everything and reports any process of the run still
+// alive afterwards: a process group the harness started, or any process
+// whose command line names the run's directory.
+func (c *cluster) leftovers() []string {
+	c.stopJettrain()
+	c.stopServers()
+	var out []string
+	for _, p := range c.procs {
+		if p.groupAlive() {
+			out = append(out, fmt.Sprintf("leftover: process group %d (%s) still has live processes", p.pgid, p.name))
+		}
+	}
+	for _, s := range processesNaming(c.dir) {
+		out = append(out, "leftover: process still running: "+s)
+	}
+	return out
+}

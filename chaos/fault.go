@@ -1,0 +1,109 @@
+package chaos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+)
+
+// Kind is a kind of fault the harness injects.
+type Kind int
+
+const (
+	// WorkerKill SIGKILLs a worker and starts it again after a pause.
+	WorkerKill Kind = iota
+	// CoordinatorKill SIGKILLs the leading coordinator, whatever it is
+	// doing (mid-step, mid-checkpoint, mid-replay), and starts its slot
+	// again; the standby, if any, takes over when the lease expires.
+	CoordinatorKill
+	// NATSRestart SIGKILLs a NATS server (the only one, or one of the
+	// cluster's three) and starts it again on the same port and store.
+	NATSRestart
+	// S3Outage SIGKILLs versitygw, keeps it down for a few seconds while
+	// training goes on, and starts it again on the same port and data.
+	S3Outage
+)
+
+// Kinds lists every fault kind, in table order.
+var Kinds = []Kind{WorkerKill, CoordinatorKill, NATSRestart, S3Outage}
+
+var kindNames = [...]string{"worker", "coordinator", "nats", "s3"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// ParseKinds reads a comma-separated list such as "worker,nats".
+func ParseKinds(s string) ([]Kind, error) {
+	var out []Kind
+	for _, w := range strings.Split(s, ",") {
+		w = strings.TrimSpace(w)
+		found := false
+		for k, name := range kindNames {
+			if w == name {
+				out, found = append(out, Kind(k)), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: fault kind %q, want one of %s", ErrInvalidOption, w, strings.Join(kindNames[:], ", "))
+		}
+	}
+	return out, nil
+}
+
+// fault is one planned injection. It happens once the run has committed
+// Gap more steps since the previous fault recovered, plus Jitter, so faults
+// spread over the whole run and land at any point inside a step.
+type fault struct {
+	Kind   Kind
+	Gap    uint64
+	Jitter time.Duration
+	Down   time.Duration // how long the node stays dead
+	Pick   uint64        // chooses among candidate nodes (mod their count)
+}
+
+func (f fault) String() string {
+	return fmt.Sprintf("%s after %d steps + %v, down %v", f.Kind, f.Gap, f.Jitter, f.Down)
+}
+
+// downRange is how long each kind of node stays dead.
+var downRange = [...][2]time.Duration{
+	WorkerKill:      {200 * time.Millisecond, 3 * time.Second},
+	CoordinatorKill: {0, 2 * time.Second},
+	NATSRestart:     {300 * time.Millisecond, 3 * time.Second},
+	S3Outage:        {2 * time.Second, 8 * time.Second},
+}
+
+const maxJitter = 500 * time.Millisecond
+
+// plan draws n faults from a PCG seeded with seed: kinds in shuffled
+// rounds (every kind once per round, so a short plan still covers them
+// all), gaps averaging 3/4 of totalSteps/n so the faults fit in the run.
+// The same arguments always give the same plan.
+func plan(seed uint64, n int, kinds []Kind, totalSteps uint64) []fault {
+	r := rand.New(rand.NewPCG(seed, 0x6a657474726169))
+	avg := max(1, totalSteps*3/uint64(4*max(n, 1)))
+	out := make([]fault, 0, n)
+	var round []Kind
+	for len(out) < n {
+		if len(round) == 0 {
+			round = append([]Kind(nil), kinds...)
+			r.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+		}
+		k := round[0]
+		round = round[1:]
+		lo, hi := downRange[k][0], downRange[k][1]
+		out = append(out, fault{
+			Kind:   k,
+			Gap:    1 + r.Uint64N(2*avg-1),
+			Jitter: time.Duration(r.Int64N(int64(maxJitter))),
+			Down:   lo + time.Duration(r.Int64N(int64(hi-lo)+1)),
+			Pick:   r.Uint64(),
+		})
+	}
+	return out
+}

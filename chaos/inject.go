@@ -1,0 +1,157 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Record is what happened to one injected fault.
+type Record struct {
+	Kind      Kind
+	Target    string        // the process killed, e.g. coordinator-a.3
+	At        time.Time     // when it was killed
+	Step      uint64        // newest committed step at the kill
+	Down      time.Duration // how long it stayed dead
+	Recovered bool
+	// Recovery is, for S3Outage, the time from versitygw's restart to the
+	// next checkpoint saved; for the other kinds, the time from the kill to
+	// the first commit of a step never committed before.
+	Recovery time.Duration
+	Note     string
+}
+
+// pause lets d pass while supervising; it paces the fault plan, it never
+// stands in for waiting on an event.
+func (c *cluster) pause(ctx context.Context, d time.Duration) error {
+	until := time.Now().Add(d)
+	return waitFor(ctx, d+time.Minute, "pause", c.tick, func() error {
+		if time.Now().Before(until) {
+			return errors.New("pausing")
+		}
+		return nil
+	})
+}
+
+// inject performs f, brings the node back, and waits for the run to
+// recover.
+func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
+	r := Record{Kind: f.Kind, Step: c.tl.progress(), Down: f.Down}
+	var restarted time.Time
+	switch f.Kind {
+	case WorkerKill, CoordinatorKill:
+		n := c.victim(f)
+		if n == nil {
+			return r, fmt.Errorf("chaos: no live %s to kill", f.Kind)
+		}
+		r.Target, r.At = n.incName(n.inc-1), time.Now()
+		n.down = true
+		if err := n.proc.kill(10 * time.Second); err != nil {
+			return r, err
+		}
+		if err := c.pause(ctx, f.Down); err != nil {
+			return r, err
+		}
+		if err := c.startNode(n); err != nil {
+			return r, err
+		}
+	case NATSRestart:
+		nd := c.nats[f.Pick%uint64(len(c.nats))]
+		r.Target, r.At = fmt.Sprintf("%s.%d", nd.name, nd.restarts-1), time.Now()
+		if err := c.killServer(nd.proc); err != nil {
+			return r, err
+		}
+		if err := c.pause(ctx, f.Down); err != nil {
+			return r, err
+		}
+		if err := c.startNATS(nd); err != nil {
+			return r, err
+		}
+		if err := waitFor(ctx, time.Minute, nd.name+" ready after restart", c.tick, nd.ready); err != nil {
+			return r, err
+		}
+	case S3Outage:
+		r.Target, r.At = fmt.Sprintf("s3.%d", c.s3.restarts-1), time.Now()
+		if err := c.killServer(c.s3.proc); err != nil {
+			return r, err
+		}
+		if err := c.pause(ctx, f.Down); err != nil {
+			return r, err
+		}
+		r.Note = fmt.Sprintf("%d steps committed during the outage", c.tl.progress()-r.Step)
+		if err := c.startS3(ctx); err != nil {
+			return r, err
+		}
+		restarted = time.Now()
+	}
+	c.logf("fault %s: killed %s at step %d, down %v", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
+	err := waitFor(ctx, c.o.Recovery, fmt.Sprintf("recovery from %s kill of %s", f.Kind, r.Target), c.tick, func() error {
+		if c.finished {
+			return nil
+		}
+		if f.Kind == S3Outage {
+			if _, ok := c.tl.checkpointAfter(restarted); ok {
+				return nil
+			}
+			return errors.New("no checkpoint saved since the store came back")
+		}
+		if _, ok := c.tl.firstAbove(r.Step); ok {
+			return nil
+		}
+		return fmt.Errorf("no step above %d committed", r.Step)
+	})
+	if err != nil {
+		r.Note = joinNote(r.Note, err.Error())
+		return r, nil
+	}
+	r.Recovered = true
+	var at time.Time
+	var ok bool
+	if f.Kind == S3Outage {
+		at, ok = c.tl.checkpointAfter(restarted)
+		r.Recovery = at.Sub(restarted)
+	} else {
+		at, ok = c.tl.firstAbove(r.Step)
+		r.Recovery = at.Sub(r.At)
+	}
+	if !ok { // the run finished first
+		r.Recovery = c.finishedAt.Sub(r.At)
+		r.Note = joinNote(r.Note, "run finished before a further step")
+	}
+	c.logf("fault %s: recovered in %v", f.Kind, r.Recovery.Round(time.Millisecond))
+	return r, nil
+}
+
+// victim picks the process a worker or coordinator fault kills: the leading
+// coordinator (the one that logged the newest commit) when it still runs,
+// otherwise a live one chosen by the plan.
+func (c *cluster) victim(f fault) *node {
+	nodes := c.workers
+	if f.Kind == CoordinatorKill {
+		nodes = c.coords
+		name, inc := c.tl.leading()
+		for _, n := range nodes {
+			if n.name == name && n.inc-1 == inc && n.alive() {
+				return n
+			}
+		}
+	}
+	var live []*node
+	for _, n := range nodes {
+		if n.alive() && !n.down {
+			live = append(live, n)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	return live[f.Pick%uint64(len(live))]
+}
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}

@@ -1,0 +1,84 @@
+package chaos
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jettrain/jettrain/objstore"
+)
+
+func TestPlanIsSeeded(t *testing.T) {
+	a, b := plan(42, 30, Kinds, 300), plan(42, 30, Kinds, 300)
+	if !slices.Equal(a, b) {
+		t.Fatal("the same seed gave two plans")
+	}
+	if slices.Equal(a, plan(43, 30, Kinds, 300)) {
+		t.Error("seeds 42 and 43 gave the same plan")
+	}
+}
+
+func TestPlanCoversKindsAndFits(t *testing.T) {
+	p := plan(7, 8, Kinds, 100)
+	count := map[Kind]int{}
+	var steps uint64
+	for _, f := range p {
+		count[f.Kind]++
+		steps += f.Gap
+		lo, hi := downRange[f.Kind][0], downRange[f.Kind][1]
+		if f.Down < lo || f.Down > hi || f.Jitter < 0 || f.Jitter >= maxJitter || f.Gap < 1 {
+			t.Errorf("fault out of range: %v", f)
+		}
+	}
+	for _, k := range Kinds {
+		if count[k] != 2 {
+			t.Errorf("%v: %d faults in 8, want 2 (two shuffled rounds)", k, count[k])
+		}
+	}
+	if steps > 150 {
+		t.Errorf("gaps sum to %d steps; the faults would not fit a 100-step run", steps)
+	}
+}
+
+func TestParseKinds(t *testing.T) {
+	k, err := ParseKinds("s3, worker")
+	if err != nil || !slices.Equal(k, []Kind{S3Outage, WorkerKill}) {
+		t.Errorf("got %v, %v", k, err)
+	}
+	if _, err := ParseKinds("disk"); err == nil {
+		t.Error("unknown kind accepted")
+	}
+}
+
+func TestCheckHistory(t *testing.T) {
+	h := []objstore.HistoryEntry{{Epoch: 0, Step: 10, TrainLoss: 1}, {Epoch: 1, Step: 20, TrainLoss: 0.5}}
+	if v := CheckHistory(h, h, 2, 20); len(v) > 0 {
+		t.Errorf("good history: %q", v)
+	}
+	dup := []objstore.HistoryEntry{h[0], h[0], h[1]}
+	if v := CheckHistory(dup, h, 2, 20); len(v) == 0 {
+		t.Error("a duplicated epoch passed")
+	}
+	other := []objstore.HistoryEntry{h[0], {Epoch: 1, Step: 20, TrainLoss: 0.6}}
+	if v := CheckHistory(other, h, 2, 20); len(v) == 0 {
+		t.Error("a different train loss passed")
+	}
+}
+
+func TestTable(t *testing.T) {
+	r := &Report{Planned: 3, Records: []Record{
+		{Kind: WorkerKill, Recovered: true, Recovery: time.Second},
+		{Kind: WorkerKill, Recovered: true, Recovery: 3 * time.Second},
+		{Kind: S3Outage},
+	}}
+	tab := r.Table()
+	for _, want := range []string{"worker       2         2         3s               3s", "s3           1         0         -"} {
+		if !strings.Contains(tab, want) {
+			t.Errorf("table lacks %q:\n%s", want, tab)
+		}
+	}
+	if r.OK() {
+		t.Error("a report with an unrecovered fault is OK")
+	}
+}

@@ -1,0 +1,133 @@
+package chaos
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Commit is one "step committed" line of a coordinator's debug log:
+//
+//	msg="step committed" run=<sig> step=<n> digest=<16 hex> seqs="[s0 s1 s2 s3]" replay=<bool>
+//
+// Seqs are the grads-stream sequences of the gradient used for each shard,
+// in shard order. A restarted coordinator replays the stream and logs again
+// the steps it replays, with Replay set.
+type Commit struct {
+	Run    string
+	Step   uint64
+	Digest string
+	Seqs   []uint64
+	Replay bool
+}
+
+// Incarnation is what one coordinator process logged, in order.
+type Incarnation struct {
+	Name    string // slot and start number, e.g. coordinator-a.2
+	Commits []Commit
+}
+
+// Log messages the harness reads.
+const (
+	msgStepCommitted       = "step committed"
+	msgCheckpointCommitted = "checkpoint committed"
+)
+
+// parseFields splits a slog text line into its key=value pairs; quoted
+// values are unquoted. A line that is not in that format yields what could
+// be read before the first malformed field.
+func parseFields(line string) map[string]string {
+	out := map[string]string{}
+	s := line
+	for {
+		s = strings.TrimLeft(s, " ")
+		eq := strings.IndexByte(s, '=')
+		if eq <= 0 || strings.ContainsAny(s[:eq], " \"") {
+			return out
+		}
+		key := s[:eq]
+		s = s[eq+1:]
+		if strings.HasPrefix(s, `"`) {
+			end := 1
+			for end < len(s) && s[end] != '"' {
+				if s[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			if end >= len(s) {
+				return out
+			}
+			v, err := strconv.Unquote(s[:end+1])
+			if err != nil {
+				return out
+			}
+			out[key] = v
+			s = s[end+1:]
+			continue
+		}
+		sp := strings.IndexByte(s, ' ')
+		if sp < 0 {
+			out[key] = s
+			return out
+		}
+		out[key] = s[:sp]
+		s = s[sp:]
+	}
+}
+
+// parseCommit reads a "step committed" line; ok is false for other lines.
+// A line with the message but malformed fields is an error: the contract
+// the invariants rest on has changed.
+func parseCommit(line string) (c Commit, ok bool, err error) {
+	if !strings.Contains(line, `msg="`+msgStepCommitted+`"`) {
+		return Commit{}, false, nil
+	}
+	f := parseFields(line)
+	if f["msg"] != msgStepCommitted {
+		return Commit{}, false, nil
+	}
+	c.Run, c.Digest = f["run"], f["digest"]
+	if c.Step, err = strconv.ParseUint(f["step"], 10, 64); err != nil {
+		return c, true, fmt.Errorf("step committed line without a step: %q", line)
+	}
+	if c.Replay, err = strconv.ParseBool(f["replay"]); err != nil {
+		return c, true, fmt.Errorf("step committed line without replay=: %q", line)
+	}
+	if len(c.Digest) != 16 {
+		return c, true, fmt.Errorf("step committed line with digest %q, want 16 hex digits: %q", c.Digest, line)
+	}
+	seqs := strings.TrimSuffix(strings.TrimPrefix(f["seqs"], "["), "]")
+	for _, w := range strings.Fields(seqs) {
+		n, err := strconv.ParseUint(w, 10, 64)
+		if err != nil {
+			return c, true, fmt.Errorf("step committed line with seqs %q: %q", f["seqs"], line)
+		}
+		c.Seqs = append(c.Seqs, n)
+	}
+	return c, true, nil
+}
+
+// isCheckpointLine reports whether line says a checkpoint was committed.
+func isCheckpointLine(line string) bool {
+	return strings.Contains(line, `msg="`+msgCheckpointCommitted+`"`)
+}
+
+// ParseLog reads the commits of one coordinator log.
+func ParseLog(name string, r io.Reader) (Incarnation, error) {
+	inc := Incarnation{Name: name}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		c, ok, err := parseCommit(sc.Text())
+		if err != nil {
+			return inc, fmt.Errorf("%s: %w", name, err)
+		}
+		if ok {
+			inc.Commits = append(inc.Commits, c)
+		}
+	}
+	return inc, sc.Err()
+}

@@ -1,0 +1,101 @@
+package chaos
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func readTestLog(t *testing.T, name string) Incarnation {
+	t.Helper()
+	f, err := os.Open("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	inc, err := ParseLog(name, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inc
+}
+
+func TestParseLog(t *testing.T) {
+	inc := readTestLog(t, "replay.log")
+	want := []Commit{
+		{Run: "0123456789abcdef", Step: 3, Digest: "3333333333333333", Seqs: []uint64{9, 10, 11, 12}, Replay: true},
+		{Run: "0123456789abcdef", Step: 4, Digest: "4444444444444444", Seqs: []uint64{15, 13, 14, 16}},
+	}
+	if len(inc.Commits) != len(want) {
+		t.Fatalf("got %d commits, want %d: %+v", len(inc.Commits), len(want), inc.Commits)
+	}
+	for i, c := range inc.Commits {
+		w := want[i]
+		if c.Run != w.Run || c.Step != w.Step || c.Digest != w.Digest || c.Replay != w.Replay || !slices.Equal(c.Seqs, w.Seqs) {
+			t.Errorf("commit %d = %+v, want %+v", i, c, w)
+		}
+	}
+}
+
+func TestParseFieldsQuoted(t *testing.T) {
+	f := parseFields(`time=x level=WARN msg="a \"b\" = c" err="x y" n=3`)
+	if f["msg"] != `a "b" = c` || f["err"] != "x y" || f["n"] != "3" {
+		t.Errorf("got %q", f)
+	}
+}
+
+func TestParseCommitMalformed(t *testing.T) {
+	_, ok, err := parseCommit(`level=DEBUG msg="step committed" run=r step=x digest=0011223344556677 seqs="[1]" replay=false`)
+	if !ok || err == nil {
+		t.Errorf("ok %v err %v, want a malformed-line error", ok, err)
+	}
+}
+
+func TestCheckCommitsHolds(t *testing.T) {
+	incs := []Incarnation{readTestLog(t, "first.log"), readTestLog(t, "replay.log")}
+	if v, steps := CheckCommits(incs, 4, 4); len(v) > 0 || len(steps) != 4 {
+		t.Errorf("violations %q, %d steps", v, len(steps))
+	}
+}
+
+func TestCheckCommitsViolations(t *testing.T) {
+	c := func(step uint64, digest string, seqs ...uint64) Commit {
+		return Commit{Step: step, Digest: digest, Seqs: seqs}
+	}
+	for _, tc := range []struct {
+		name string
+		incs []Incarnation
+		want string
+	}{
+		{"missing step", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1, 2)}}}, "missing: step 2"},
+		{"divergent replay", []Incarnation{
+			{Name: "a", Commits: []Commit{c(1, "d1", 1, 2), c(2, "d2", 3, 4)}},
+			{Name: "b", Commits: []Commit{c(2, "dX", 3, 4)}}}, "divergence: step 2"},
+		{"other seqs on replay", []Incarnation{
+			{Name: "a", Commits: []Commit{c(1, "d1", 1, 2), c(2, "d2", 3, 4)}},
+			{Name: "b", Commits: []Commit{c(2, "d2", 3, 5)}}}, "divergence: step 2"},
+		{"gradient reused", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1, 2), c(2, "d2", 2, 3)}}}, "reuse: gradient seq 2"},
+		{"shard count", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1), c(2, "d2", 3, 4)}}}, "shards: step 1 combined 1"},
+		{"duplicate shard", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1, 1), c(2, "d2", 3, 4)}}}, "shards: step 1 used gradient seq 1 twice"},
+		{"order", []Incarnation{{Name: "a", Commits: []Commit{c(2, "d2", 3, 4), c(1, "d1", 1, 2)}}}, "order: a logged step 1 after step 2"},
+		{"beyond the run", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1, 2), c(2, "d2", 3, 4), c(3, "d3", 5, 6)}}}, "range: step 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, _ := CheckCommits(tc.incs, 2, 2)
+			if !slices.ContainsFunc(v, func(s string) bool { return strings.HasPrefix(s, tc.want) }) {
+				t.Errorf("violations %q, want one starting %q", v, tc.want)
+			}
+		})
+	}
+}
+
+func TestCompareSteps(t *testing.T) {
+	base := map[uint64]Commit{1: {Digest: "a"}, 2: {Digest: "b"}}
+	if v := CompareSteps(base, map[uint64]Commit{1: {Digest: "a"}, 2: {Digest: "b"}}); len(v) > 0 {
+		t.Errorf("equal runs: %q", v)
+	}
+	if v := CompareSteps(base, map[uint64]Commit{2: {Digest: "c"}}); len(v) != 1 {
+		t.Errorf("differing step 2: %q", v)
+	}
+}
