@@ -22,33 +22,18 @@ type discard struct{}
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discard) Shutdown(context.Context) error                             { return nil }
 
-// tracedStep does the telemetry work of one training step with the given
-// number of shards, as the coordinator and workers do it: the step span and
-// its four phases, per shard an injected task message, the extracted task
-// span with three phases, and the step's metrics.
-func tracedStep(ctx context.Context, tr trace.Tracer, m *Metrics, shards int, step int64) {
+// coordinatorStep is the coordinator's telemetry for one step: the step span
+// and its four phases, one injected header per shard, three metric records.
+func coordinatorStep(ctx context.Context, tr trace.Tracer, m *Metrics, headers []nats.Header, step int64) {
 	run := attribute.String(AttrRun, "bench")
 	ctx, span := tr.Start(ctx, SpanStep, trace.WithAttributes(run, attribute.Int64(AttrStep, step), attribute.Int(AttrEpoch, 1)))
 	_, pub := tr.Start(ctx, SpanStepPublish)
-	headers := make([]nats.Header, shards)
 	for i := range headers {
 		headers[i] = nats.Header{}
 		Inject(ctx, headers[i])
 	}
 	pub.End()
 	_, wait := tr.Start(ctx, SpanStepWait)
-	for i, h := range headers {
-		tctx, task := tr.Start(Extract(context.Background(), h), SpanTask, trace.WithAttributes(
-			run, attribute.Int64(AttrStep, step), attribute.Int(AttrShard, i),
-			attribute.String(AttrWorker, "w1"), attribute.Int(AttrRedelivery, 0)))
-		for _, name := range []string{SpanTaskFetch, SpanTaskCompute, SpanTaskPublish} {
-			_, s := tr.Start(tctx, name)
-			s.End()
-		}
-		m.TaskDuration.Record(tctx, 0.002, metric.WithAttributes(attribute.String(AttrWorker, "w1")))
-		m.GradientBytes.Add(tctx, 407040)
-		task.End()
-	}
 	wait.End()
 	for _, name := range []string{SpanStepCombine, SpanStepApply} {
 		_, s := tr.Start(ctx, name)
@@ -61,25 +46,44 @@ func tracedStep(ctx context.Context, tr trace.Tracer, m *Metrics, shards int, st
 	span.End()
 }
 
-// BenchmarkStepTelemetry reports the telemetry cost of one step with 4
-// shards (11 + 4×4 spans, 4 inject/extract pairs, 6 metric records) and that
-// cost as a percentage of a 2 ms step, the fastest measured step time.
-func BenchmarkStepTelemetry(b *testing.B) {
-	for _, c := range []struct {
-		name   string
-		tracer func() (trace.Tracer, func())
-		meter  func() (metric.Meter, func())
-	}{
-		{"noop", func() (trace.Tracer, func()) { return tracenoop.NewTracerProvider().Tracer("b"), func() {} },
-			func() (metric.Meter, func()) { return metricnoop.NewMeterProvider().Meter("b"), func() {} }},
-		{"sdk", func() (trace.Tracer, func()) {
-			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
-			return tp.Tracer("b"), func() { _ = tp.Shutdown(context.Background()) }
-		}, func() (metric.Meter, func()) {
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-			return mp.Meter("b"), func() { _ = mp.Shutdown(context.Background()) }
-		}},
-	} {
+// workerTask is a worker's telemetry for one shard task: extract, the task
+// span with three phases, two metric records.
+func workerTask(tr trace.Tracer, m *Metrics, h nats.Header, step int64, shard int) {
+	tctx, task := tr.Start(Extract(context.Background(), h), SpanTask, trace.WithAttributes(
+		attribute.String(AttrRun, "bench"), attribute.Int64(AttrStep, step), attribute.Int(AttrShard, shard),
+		attribute.String(AttrWorker, "w1"), attribute.Int(AttrRedelivery, 0)))
+	for _, name := range []string{SpanTaskFetch, SpanTaskCompute, SpanTaskPublish} {
+		_, s := tr.Start(tctx, name)
+		s.End()
+	}
+	m.TaskDuration.Record(tctx, 0.002, metric.WithAttributes(attribute.String(AttrWorker, "w1")))
+	m.GradientBytes.Add(tctx, 407040)
+	task.End()
+}
+
+type benchSetup struct {
+	name   string
+	tracer func() (trace.Tracer, func())
+	meter  func() (metric.Meter, func())
+}
+
+var benchSetups = []benchSetup{
+	{"noop", func() (trace.Tracer, func()) { return tracenoop.NewTracerProvider().Tracer("b"), func() {} },
+		func() (metric.Meter, func()) { return metricnoop.NewMeterProvider().Meter("b"), func() {} }},
+	{"sdk", func() (trace.Tracer, func()) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
+		return tp.Tracer("b"), func() { _ = tp.Shutdown(context.Background()) }
+	}, func() (metric.Meter, func()) {
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		return mp.Meter("b"), func() { _ = mp.Shutdown(context.Background()) }
+	}},
+}
+
+// benchTelemetry runs f under each setup and reports its cost as a
+// percentage of a 2 ms step, the fastest step time measured on this kind of
+// machine (MLP, batch 64).
+func benchTelemetry(b *testing.B, f func(tr trace.Tracer, m *Metrics, i int64)) {
+	for _, c := range benchSetups {
 		b.Run(c.name, func(b *testing.B) {
 			tr, stopT := c.tracer()
 			defer stopT()
@@ -89,18 +93,48 @@ func BenchmarkStepTelemetry(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ctx := context.Background()
 			b.ReportAllocs()
-			b.ResetTimer()
-			var step int64
+			var i int64
 			for b.Loop() {
-				step++
-				tracedStep(ctx, tr, m, 4, step)
+				i++
+				f(tr, m, i)
 			}
-			perStep := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-			b.ReportMetric(perStep/2e6*100, "%of2ms-step")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/2e6*100, "%of2ms")
 		})
 	}
+}
+
+// BenchmarkCoordinatorStep is the coordinator's per-step cost with 4 shards.
+func BenchmarkCoordinatorStep(b *testing.B) {
+	headers := make([]nats.Header, 4)
+	benchTelemetry(b, func(tr trace.Tracer, m *Metrics, i int64) {
+		coordinatorStep(context.Background(), tr, m, headers, i)
+	})
+}
+
+// BenchmarkWorkerTask is a worker's per-task cost; tasks of one step run on
+// different workers in parallel, so one task's cost is on the step's
+// critical path.
+func BenchmarkWorkerTask(b *testing.B) {
+	tp := sdktrace.NewTracerProvider()
+	ctx, span := tp.Tracer("b").Start(context.Background(), SpanStep)
+	h := nats.Header{}
+	Inject(ctx, h)
+	span.End()
+	benchTelemetry(b, func(tr trace.Tracer, m *Metrics, i int64) { workerTask(tr, m, h, i, 0) })
+}
+
+// BenchmarkStepTelemetry is a whole 4-shard step's telemetry in one process
+// (coordinator plus all four tasks serially): the upper bound when every
+// worker runs inside the coordinator.
+func BenchmarkStepTelemetry(b *testing.B) {
+	headers := make([]nats.Header, 4)
+	benchTelemetry(b, func(tr trace.Tracer, m *Metrics, i int64) {
+		coordinatorStep(context.Background(), tr, m, headers, i)
+		for shard, h := range headers {
+			workerTask(tr, m, h, i, shard)
+		}
+	})
 }
 
 // BenchmarkInjectExtract is one task's trace-context round trip through
