@@ -97,10 +97,14 @@ func (o Options) natsOptions(timeout time.Duration) ([]nats.Option, error) {
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(reconnectDelay),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-			if err == nil || nc.IsClosed() {
+			if nc.IsClosed() {
 				return // an orderly Close, not a lost server
 			}
-			log.Warn("nats disconnected, reconnecting", "url", redacted, "err", scrub(err.Error(), secrets))
+			attrs := []any{"url", redacted}
+			if err != nil {
+				attrs = append(attrs, "err", scrub(err.Error(), secrets))
+			}
+			log.Warn("nats disconnected, reconnecting", attrs...)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())

@@ -163,6 +163,16 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	return p, nil
 }
 
+// Noop returns a Provider that records nothing, whatever the environment
+// says; for tests and tools. A nil *Provider behaves the same.
+func Noop() *Provider {
+	p := &Provider{tp: tracenoop.NewTracerProvider(), mp: metricnoop.NewMeterProvider(), service: "jettrain"}
+	p.finish()
+	return p
+}
+
+var noopProvider = Noop()
+
 func (p *Provider) finish() {
 	p.tracer = p.tp.Tracer(InstrumentationName)
 	p.meter = p.mp.Meter(InstrumentationName)
@@ -288,43 +298,83 @@ func (p *Provider) serveMetrics(addr string, res *resource.Resource) error {
 
 // Tracer returns the tracer; a no-op tracer when tracing is off. Spans from
 // it still carry an incoming trace context through Inject.
-func (p *Provider) Tracer() trace.Tracer { return p.tracer }
+func (p *Provider) Tracer() trace.Tracer {
+	if p == nil {
+		return noopProvider.tracer
+	}
+	return p.tracer
+}
 
 // Meter returns the meter; a no-op meter when there is no metrics endpoint.
-func (p *Provider) Meter() metric.Meter { return p.meter }
+func (p *Provider) Meter() metric.Meter {
+	if p == nil {
+		return noopProvider.meter
+	}
+	return p.meter
+}
 
 // TracerProvider and MeterProvider expose the providers for libraries that
 // take one.
-func (p *Provider) TracerProvider() trace.TracerProvider { return p.tp }
+func (p *Provider) TracerProvider() trace.TracerProvider {
+	if p == nil {
+		return noopProvider.tp
+	}
+	return p.tp
+}
 
 // MeterProvider returns the meter provider.
-func (p *Provider) MeterProvider() metric.MeterProvider { return p.mp }
+func (p *Provider) MeterProvider() metric.MeterProvider {
+	if p == nil {
+		return noopProvider.mp
+	}
+	return p.mp
+}
 
 // Service is the resolved service.name.
-func (p *Provider) Service() string { return p.service }
+func (p *Provider) Service() string {
+	if p == nil {
+		return noopProvider.service
+	}
+	return p.service
+}
 
 // TracingEnabled reports whether spans are exported, and Protocol how
 // ("grpc" or "http/protobuf").
-func (p *Provider) TracingEnabled() bool { return p.sdkTP != nil }
+func (p *Provider) TracingEnabled() bool { return p != nil && p.sdkTP != nil }
 
 // Protocol is the OTLP protocol in use, "" when tracing is off.
-func (p *Provider) Protocol() string { return p.protocol }
+func (p *Provider) Protocol() string {
+	if p == nil {
+		return ""
+	}
+	return p.protocol
+}
 
 // MetricsURL is the URL Prometheus scrapes, with the port actually bound
 // when MetricsAddr had port 0; "" without a metrics endpoint.
-func (p *Provider) MetricsURL() string { return p.metricsURL }
+func (p *Provider) MetricsURL() string {
+	if p == nil {
+		return ""
+	}
+	return p.metricsURL
+}
 
 // ForceFlush exports all finished spans now.
 func (p *Provider) ForceFlush(ctx context.Context) error {
-	if p.sdkTP == nil {
+	if p == nil || p.sdkTP == nil {
 		return nil
 	}
 	return p.sdkTP.ForceFlush(ctx)
 }
 
 // Shutdown flushes and stops the exporters and the metrics endpoint. It is
-// safe to call more than once; later calls return the first result.
+// safe to call more than once; later calls return the first result. An
+// unreachable collector makes it wait up to ctx's deadline (or the OTLP
+// exporter timeout, 10 s by default), so give it a bounded context.
 func (p *Provider) Shutdown(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
 	p.once.Do(func() {
 		var errs []error
 		if p.sdkTP != nil {
@@ -350,6 +400,9 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 
 // String describes the setup without secrets (OTLP headers are not shown).
 func (p *Provider) String() string {
+	if p == nil {
+		return "telemetry off"
+	}
 	s := "telemetry " + strconv.Quote(p.service) + ": traces "
 	if p.protocol == "" {
 		s += "off"

@@ -76,6 +76,23 @@ func TestSetupNoopWhenUnconfigured(t *testing.T) {
 	}
 }
 
+func TestNilAndNoopProvider(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+	for _, p := range []*Provider{nil, Noop()} {
+		_, span := p.Tracer().Start(context.Background(), SpanStep)
+		span.End()
+		if span.SpanContext().IsValid() || p.TracingEnabled() || p.MetricsURL() != "" {
+			t.Fatalf("%v records", p)
+		}
+		if _, err := NewMetrics(p.Meter()); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestSetupServiceNameFromEnv(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("OTEL_SERVICE_NAME", "coordinator-east")
