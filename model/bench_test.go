@@ -1,0 +1,41 @@
+package model
+
+import "testing"
+
+// benchGradient measures one forward+backward pass (Gradient) of spec at batch size.
+func benchGradient(b *testing.B, spec Spec, batch int) {
+	input := [3]int{1, 28, 28}
+	net, err := New(spec, input, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer net.Close()
+	params := net.Init(1)
+	x, y := randomBatch(1, batch, input, 10)
+	grad := make([]float32, len(params))
+	if _, err := net.Gradient(params, x, y, grad); err != nil { // compile outside the timer
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := net.Gradient(params, x, y, grad); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+}
+
+func BenchmarkGradientMLP64(b *testing.B)  { benchGradient(b, Spec{Kind: KindMLP}, 64) }
+func BenchmarkGradientMLP256(b *testing.B) { benchGradient(b, Spec{Kind: KindMLP}, 256) }
+func BenchmarkGradientCNN64(b *testing.B)  { benchGradient(b, Spec{Kind: KindCNN}, 64) }
+
+func BenchmarkOptimizerAdam(b *testing.B) {
+	net, _ := New(Spec{Kind: KindMLP}, [3]int{1, 28, 28}, 10)
+	w := net.Init(1)
+	g := randVec(2, len(w))
+	o, _ := NewOptimizer(DefaultOptimizer(OptAdam), len(w))
+	for i := 0; b.Loop(); i++ {
+		o.Apply(w, g, int64(i))
+	}
+}

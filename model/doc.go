@@ -1,0 +1,64 @@
+// Package model is the math of jettrain: gorgonia networks over a flat float32 parameter
+// vector, the optimizers that update it, the datasets they train on, and the data order.
+// Every function is deterministic: the same inputs give the same bytes in any Network, on
+// any goroutine, in any process (of the same build), so a gradient computed by any worker
+// is interchangeable with any other's.
+//
+// # Parameters
+//
+// A network's weights are one []float32 whose Layout names each tensor, its shape and its
+// offset ("dense0.weight" [784 128], "dense0.bias" [128], ...). Init(seed) draws them from
+// math/rand/v2 PCG sources; Digest is their sha256, the weights' identity everywhere.
+//
+// # Gradients
+//
+//	net, _ := model.New(model.Spec{Kind: "mlp"}, ds.Shape, ds.Classes)
+//	w := net.Init(seed)
+//	grad := make([]float32, net.Layout().Size())
+//	st, _ := net.Gradient(w, x, y, grad) // grad of the SUM of the batch's losses
+//
+// Network compiles one gorgonia graph per batch size (a tape machine over nodes whose values
+// are views of reusable buffers) and keeps it; later calls only copy the weights and the
+// batch in, run the tape and copy the gradient out. The loss is a fused softmax
+// cross-entropy op (xent.go) with a closed-form backward pass. Gradients are overwritten,
+// never accumulated (gorgonia's dual values would accumulate across runs; they are not used).
+// A Network is for one goroutine; make one per worker goroutine.
+//
+// The MLP is 784 → 128 (ReLU) → 10 by default (Spec.Hidden sets the hidden sizes). The CNN is
+// conv 3x3 pad 1 with 16 filters (ReLU) → max-pool 2x2 → 64 (ReLU) → 10.
+//
+// # Data-parallel steps
+//
+// An epoch's order is Permutation(seed, epoch, n); step s of the epoch takes
+// BatchIndices(perm, s, batch) and splits them into shards with ShardRange. The mean gradient
+// of the step is the float32 sum of the shards' gradients added in shard order, times
+// 1/float32(batch); Optimizer.Apply(w, mean, step) then updates the weights. Because every
+// shard's gradient is bit-identical wherever it is computed, the result does not depend on
+// which worker computed which shard. TrainSingleProcess does exactly this in one goroutine.
+//
+// # Optimizers
+//
+// SGD with momentum and Adam (decoupled weight decay), with constant, cosine or step
+// learning-rate schedules and linear warm-up. Apply is a pure function of (weights, state,
+// mean gradient, step); MarshalState is byte-for-byte stable, so a checkpointed run resumes
+// bit-identically.
+//
+// # Datasets
+//
+// LoadDataset("fashion-mnist", dir) reads the four IDX files (gzipped or not) that Debian's
+// dataset-fashion-mnist installs in DefaultFashionMNISTDir; Synthetic is a tiny learnable
+// dataset for tests. Values are scaled to [0,1].
+//
+// # Determinism
+//
+// No map iteration, wall clock or global random source reaches the math. Float products
+// whose rounding matters are converted explicitly so the compiler cannot fuse them into FMA
+// instructions, and the loss uses a portable exp (math.Exp has an FMA path on some CPUs).
+// BLAS is gonum's pure-Go implementation, whose kernels do not depend on the CPU model.
+// Bit-identity is promised between processes running the same GOARCH.
+//
+// # Errors
+//
+// Errors wrap the sentinels in errors.go (ErrSpec, ErrShape, ErrDataset, ...): match with
+// errors.Is.
+package model

@@ -1,0 +1,153 @@
+package model
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// program is one compiled gorgonia graph for one batch size: its tape machine and the
+// buffers bound to its input nodes. Weights, inputs and labels are set by copying into
+// flat, x and y (the nodes' values are views of them); nothing is allocated per run.
+type program struct {
+	g      *G.ExprGraph
+	vm     G.VM
+	batch  int
+	flat   []float32 // all weights, in Layout order; weight node values are views into it
+	x      []float32 // batch inputs, [batch, C*H*W]
+	y      []float32 // labels as float32 class indices, [batch]
+	logits *G.Node   // [batch, classes]
+	grads  G.Nodes   // d(sum loss)/d param, in Layout order; nil for forward-only programs
+}
+
+// layoutFor lists the parameters of spec in their canonical order.
+func layoutFor(spec Spec, input [3]int, classes int) Layout {
+	var l Layout
+	in := input[0] * input[1] * input[2]
+	if spec.Kind == KindCNN {
+		l = l.add("conv0.weight", cnnFilters, input[0], 3, 3)
+		l = l.add("conv0.bias", cnnFilters)
+		in = cnnFilters * (input[1] / 2) * (input[2] / 2)
+	}
+	for i, h := range spec.hidden() {
+		l = l.add(fmt.Sprintf("dense%d.weight", i), in, h)
+		l = l.add(fmt.Sprintf("dense%d.bias", i), h)
+		in = h
+	}
+	n := len(spec.hidden())
+	l = l.add(fmt.Sprintf("dense%d.weight", n), in, classes)
+	l = l.add(fmt.Sprintf("dense%d.bias", n), classes)
+	return l
+}
+
+// nodeShape is the shape a parameter takes in the graph: biases get broadcastable leading
+// (and, for the convolution, trailing) unit axes.
+func nodeShape(p Param) []int {
+	if len(p.Shape) != 1 {
+		return p.Shape
+	}
+	if p.Name == "conv0.bias" {
+		return []int{1, p.Shape[0], 1, 1}
+	}
+	return []int{1, p.Shape[0]}
+}
+
+// compile builds the graph of spec for batch samples. With train it also differentiates the
+// summed loss with respect to every parameter.
+func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train bool) (p *program, err error) {
+	defer func() { // gorgonia reports some shape errors by panicking
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("%w: building %s graph for batch %d: %v", ErrCompute, spec.Kind, batch, r)
+		}
+	}()
+	g := G.NewGraph()
+	p = &program{g: g, batch: batch, flat: make([]float32, layout.Size())}
+	params := make(G.Nodes, len(layout))
+	for i, prm := range layout {
+		shape := nodeShape(prm)
+		t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(p.flat[prm.Offset:prm.Offset+prm.Size]))
+		params[i] = G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(prm.Name), G.WithValue(t))
+	}
+	c, h, w := input[0], input[1], input[2]
+	p.x = make([]float32, batch*c*h*w)
+	p.y = make([]float32, batch)
+	labels := G.NewVector(g, G.Float32, G.WithShape(batch), G.WithName("y"),
+		G.WithValue(tensor.New(tensor.WithShape(batch), tensor.WithBacking(p.y))))
+
+	var act *G.Node
+	next := 0
+	if spec.Kind == KindCNN {
+		x := G.NewTensor(g, G.Float32, 4, G.WithShape(batch, c, h, w), G.WithName("x"),
+			G.WithValue(tensor.New(tensor.WithShape(batch, c, h, w), tensor.WithBacking(p.x))))
+		conv, err := G.Conv2d(x, params[0], tensor.Shape{3, 3}, []int{1, 1}, []int{1, 1}, []int{1, 1})
+		if err != nil {
+			return nil, fmt.Errorf("%w: conv: %v", ErrCompute, err)
+		}
+		conv = G.Must(G.BroadcastAdd(conv, params[1], nil, []byte{0, 2, 3}))
+		conv = G.Must(G.Rectify(conv))
+		pool, err := G.MaxPool2D(conv, tensor.Shape{2, 2}, []int{0, 0}, []int{2, 2})
+		if err != nil {
+			return nil, fmt.Errorf("%w: pool: %v", ErrCompute, err)
+		}
+		act = G.Must(G.Reshape(pool, tensor.Shape{batch, cnnFilters * (h / 2) * (w / 2)}))
+		next = 2
+	} else {
+		act = G.NewMatrix(g, G.Float32, G.WithShape(batch, c*h*w), G.WithName("x"),
+			G.WithValue(tensor.New(tensor.WithShape(batch, c*h*w), tensor.WithBacking(p.x))))
+	}
+	for ; next < len(params); next += 2 {
+		act = G.Must(G.Mul(act, params[next]))
+		act = G.Must(G.BroadcastAdd(act, params[next+1], nil, []byte{0}))
+		if next+2 < len(params) {
+			act = G.Must(G.Rectify(act))
+		}
+	}
+	p.logits = act
+	cost, err := G.ApplyOp(xentOp{}, p.logits, labels)
+	if err != nil {
+		return nil, fmt.Errorf("%w: loss: %v", ErrCompute, err)
+	}
+	if train {
+		if p.grads, err = G.Grad(cost, params...); err != nil {
+			return nil, fmt.Errorf("%w: gradient: %v", ErrCompute, err)
+		}
+	}
+	p.vm = G.NewTapeMachine(g)
+	return p, nil
+}
+
+// run sets the weights, executes the tape once and leaves logits (and gradients) in the
+// graph's values.
+func (p *program) run(params []float32) error {
+	copy(p.flat, params)
+	p.vm.Reset()
+	if err := p.vm.RunAll(); err != nil {
+		return fmt.Errorf("%w: %v", ErrCompute, err)
+	}
+	return nil
+}
+
+// stats scores the logits of the last run against the labels in p.y.
+func (p *program) stats(classes int) (Stats, error) {
+	z, ok := p.logits.Value().Data().([]float32)
+	if !ok || len(z) != p.batch*classes {
+		return Stats{}, fmt.Errorf("%w: logits value", ErrCompute)
+	}
+	var s Stats
+	for i, lab := range p.y {
+		loss, hit := rowStats(z[i*classes:(i+1)*classes], int(lab))
+		s.LossSum += loss
+		if hit {
+			s.Correct++
+		}
+	}
+	s.Count = p.batch
+	return s, nil
+}
+
+func (p *program) close() {
+	if p.vm != nil {
+		p.vm.Close()
+	}
+}

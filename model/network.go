@@ -1,0 +1,196 @@
+package model
+
+import (
+	"fmt"
+)
+
+// evalChunk is the largest batch Evaluate runs through the forward graph at once.
+const evalChunk = 500
+
+// Stats scores a batch: the softmax cross-entropy summed over samples, the number of
+// samples whose arg-max logit (lowest index on ties) is the label, and the sample count.
+// Stats of disjoint batches add up field by field.
+type Stats struct {
+	LossSum float64
+	Correct int
+	Count   int
+}
+
+// Add returns the field-wise sum of s and o.
+func (s Stats) Add(o Stats) Stats {
+	return Stats{LossSum: s.LossSum + o.LossSum, Correct: s.Correct + o.Correct, Count: s.Count + o.Count}
+}
+
+// Loss is the mean loss per sample (0 for an empty batch).
+func (s Stats) Loss() float64 {
+	if s.Count == 0 {
+		return 0
+	}
+	return s.LossSum / float64(s.Count)
+}
+
+// Accuracy is the fraction of samples classified correctly (0 for an empty batch).
+func (s Stats) Accuracy() float64 {
+	if s.Count == 0 {
+		return 0
+	}
+	return float64(s.Correct) / float64(s.Count)
+}
+
+// Network computes losses and gradients of one Spec with gorgonia. It compiles one graph
+// per batch size on first use and reuses it (graph, tape machine and buffers) afterwards.
+// A Network is not safe for concurrent use; create one per goroutine. Networks share no
+// state, and the same inputs give the same bytes in every Network of the same Spec.
+type Network struct {
+	spec    Spec
+	input   [3]int
+	classes int
+	layout  Layout
+	train   map[int]*program // by batch size; looked up, never iterated
+	eval    map[int]*program
+	order   []*program // every compiled program, for Close
+}
+
+// New returns a Network for spec over inputs of shape [channels, height, width] with
+// classes outputs. Graphs are compiled lazily.
+func New(spec Spec, input [3]int, classes int) (*Network, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	for _, d := range input {
+		if d <= 0 || d > 4096 {
+			return nil, fmt.Errorf("%w: input shape %v", ErrSpec, input)
+		}
+	}
+	if classes < 2 || classes > 256 {
+		return nil, fmt.Errorf("%w: %d classes (want 2..256)", ErrSpec, classes)
+	}
+	if spec.Kind == KindCNN && (input[1] < 2 || input[2] < 2) {
+		return nil, fmt.Errorf("%w: cnn input %v smaller than its 2x2 pooling", ErrSpec, input)
+	}
+	return &Network{
+		spec: spec, input: input, classes: classes,
+		layout: layoutFor(spec, input, classes),
+		train:  map[int]*program{},
+		eval:   map[int]*program{},
+	}, nil
+}
+
+// Spec is the network's description.
+func (n *Network) Spec() Spec { return n.spec }
+
+// Layout is the canonical order of the parameters in the flat vector.
+func (n *Network) Layout() Layout { return n.layout }
+
+// sampleSize is C*H*W.
+func (n *Network) sampleSize() int { return n.input[0] * n.input[1] * n.input[2] }
+
+func (n *Network) program(batch int, train bool) (*program, error) {
+	cache := n.eval
+	if train {
+		cache = n.train
+	}
+	if p, ok := cache[batch]; ok {
+		return p, nil
+	}
+	p, err := compile(n.spec, n.layout, n.input, n.classes, batch, train)
+	if err != nil {
+		return nil, err
+	}
+	cache[batch] = p
+	n.order = append(n.order, p)
+	return p, nil
+}
+
+// check validates lengths and labels of a batch.
+func (n *Network) check(params, x []float32, y []uint8) error {
+	if len(params) != n.layout.Size() {
+		return fmt.Errorf("%w: %d parameters, network has %d", ErrShape, len(params), n.layout.Size())
+	}
+	if len(x) != len(y)*n.sampleSize() {
+		return fmt.Errorf("%w: %d input values for %d labels of %d values each", ErrShape, len(x), len(y), n.sampleSize())
+	}
+	for i, lab := range y {
+		if int(lab) >= n.classes {
+			return fmt.Errorf("%w: label %d of sample %d (classes %d)", ErrLabel, lab, i, n.classes)
+		}
+	}
+	return nil
+}
+
+// load copies a batch into a program's input buffers.
+func (p *program) load(x []float32, y []uint8) {
+	copy(p.x, x)
+	for i, lab := range y {
+		p.y[i] = float32(lab)
+	}
+}
+
+// Gradient overwrites grad (len Layout().Size()) with the gradient of the SUM of per-sample
+// losses over the batch x (len(y)*C*H*W values) with labels y, and returns its Stats. An
+// empty batch gives a zero gradient and zero Stats. Gradients never accumulate across calls.
+func (n *Network) Gradient(params, x []float32, y []uint8, grad []float32) (Stats, error) {
+	if err := n.check(params, x, y); err != nil {
+		return Stats{}, err
+	}
+	if len(grad) != len(params) {
+		return Stats{}, fmt.Errorf("%w: gradient buffer %d, network has %d", ErrShape, len(grad), len(params))
+	}
+	if len(y) == 0 {
+		clear(grad)
+		return Stats{}, nil
+	}
+	p, err := n.program(len(y), true)
+	if err != nil {
+		return Stats{}, err
+	}
+	p.load(x, y)
+	if err := p.run(params); err != nil {
+		return Stats{}, err
+	}
+	for i, prm := range n.layout {
+		d, ok := p.grads[i].Value().Data().([]float32)
+		if !ok || len(d) != prm.Size {
+			return Stats{}, fmt.Errorf("%w: gradient of %s", ErrCompute, prm.Name)
+		}
+		copy(grad[prm.Offset:prm.Offset+prm.Size], d)
+	}
+	return p.stats(n.classes)
+}
+
+// Evaluate runs the forward pass over x in chunks of at most 500 samples and returns the
+// summed Stats. Any number of samples is fine.
+func (n *Network) Evaluate(params, x []float32, y []uint8) (Stats, error) {
+	if err := n.check(params, x, y); err != nil {
+		return Stats{}, err
+	}
+	var total Stats
+	ss := n.sampleSize()
+	for lo := 0; lo < len(y); lo += evalChunk {
+		hi := min(lo+evalChunk, len(y))
+		p, err := n.program(hi-lo, false)
+		if err != nil {
+			return Stats{}, err
+		}
+		p.load(x[lo*ss:hi*ss], y[lo:hi])
+		if err := p.run(params); err != nil {
+			return Stats{}, err
+		}
+		st, err := p.stats(n.classes)
+		if err != nil {
+			return Stats{}, err
+		}
+		total = total.Add(st)
+	}
+	return total, nil
+}
+
+// Close releases the compiled graphs. The Network can still be used; graphs are rebuilt.
+func (n *Network) Close() {
+	for _, p := range n.order {
+		p.close()
+	}
+	n.order = nil
+	clear(n.train)
+	clear(n.eval)
+}

@@ -1,0 +1,56 @@
+package model
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+)
+
+// initStream tags the PCG streams used for weight initialization ("init" in ASCII).
+const initStream = 0x696e6974 << 32
+
+// Init returns freshly initialized parameters, a pure function of the layout and seed:
+// weight tensor i (in Layout order) is drawn from its own math/rand/v2 PCG source,
+// rand.NewPCG(seed, initStream+i), uniformly in ±sqrt(6/(fanIn+fanOut)) (Glorot); biases
+// are zero.
+func (n *Network) Init(seed uint64) []float32 {
+	out := make([]float32, n.layout.Size())
+	for i, p := range n.layout {
+		if len(p.Shape) == 1 {
+			continue // bias
+		}
+		var fanIn, fanOut int
+		if len(p.Shape) == 4 { // conv [out, in, kh, kw]
+			k := p.Shape[2] * p.Shape[3]
+			fanIn, fanOut = p.Shape[1]*k, p.Shape[0]*k
+		} else { // dense [in, out]
+			fanIn, fanOut = p.Shape[0], p.Shape[1]
+		}
+		limit := math.Sqrt(6 / float64(fanIn+fanOut))
+		r := rand.New(rand.NewPCG(seed, initStream+uint64(i)))
+		w := out[p.Offset : p.Offset+p.Size]
+		for j := range w {
+			w[j] = float32((2*r.Float64() - 1) * limit)
+		}
+	}
+	return out
+}
+
+// Digest is the sha256 of params as little-endian float32 bytes: the identity of a weights
+// version everywhere in the system.
+func Digest(params []float32) [32]byte {
+	h := sha256.New()
+	var buf [4096]byte
+	for len(params) > 0 {
+		k := min(len(params), len(buf)/4)
+		for i, v := range params[:k] {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+		}
+		h.Write(buf[:4*k])
+		params = params[k:]
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
