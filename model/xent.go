@@ -23,13 +23,13 @@ func (xentOp) Type() hm.Type {
 	return hm.NewFnType(G.TensorType{Dims: 2, Of: a}, G.TensorType{Dims: 1, Of: a}, a)
 }
 func (xentOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
-func (xentOp) ReturnsPtr() bool                                 { return false }
-func (xentOp) CallsExtern() bool                                { return false }
-func (xentOp) OverwritesInput() int                             { return -1 }
-func (xentOp) WriteHash(h hash.Hash)                            { fmt.Fprint(h, "jettrain.SoftmaxXent") }
-func (xentOp) Hashcode() uint32                                 { return 0x6a787431 }
-func (xentOp) String() string                                   { return "SoftmaxXent" }
-func (xentOp) DiffWRT(int) []bool                               { return []bool{true, false} }
+func (xentOp) ReturnsPtr() bool                               { return false }
+func (xentOp) CallsExtern() bool                              { return false }
+func (xentOp) OverwritesInput() int                           { return -1 }
+func (xentOp) WriteHash(h hash.Hash)                          { fmt.Fprint(h, "jettrain.SoftmaxXent") }
+func (xentOp) Hashcode() uint32                               { return 0x6a787431 }
+func (xentOp) String() string                                 { return "SoftmaxXent" }
+func (xentOp) DiffWRT(int) []bool                             { return []bool{true, false} }
 
 func (op xentOp) Do(in ...G.Value) (G.Value, error) {
 	var out G.F32
