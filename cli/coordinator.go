@@ -60,7 +60,7 @@ func startCommand() *cobra.Command {
 	fs.IntVar(&f.replicas, "replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
-	fs.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus metrics at this address (e.g. :9464)")
+	fs.StringVar(&f.metrics, "metrics-listen", os.Getenv("JETTRAIN_METRICS_ADDR"), "serve Prometheus metrics and /healthz at this address, e.g. :9464 (env JETTRAIN_METRICS_ADDR)")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -46,6 +47,6 @@ func Worker() *cobra.Command {
 	fs.StringVar(&dataDir, "dataset-dir", "", "directory of the dataset files, overriding each run's data_dir")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&id, "id", "", "worker id (default host-pid-n)")
-	fs.StringVar(&metrics, "metrics-listen", "", "serve Prometheus metrics at this address")
+	fs.StringVar(&metrics, "metrics-listen", os.Getenv("JETTRAIN_METRICS_ADDR"), "serve Prometheus metrics at this address (env JETTRAIN_METRICS_ADDR)")
 	return cmd
 }

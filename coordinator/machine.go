@@ -85,6 +85,7 @@ func NewMachine(run string, cfg config.Config, trainN int, opt model.Optimizer, 
 		opt:        opt, eval: eval,
 		weights:   append([]float32(nil), init...),
 		shards:    make([]*protocol.Grad, cfg.Shards),
+		seqs:      make([]uint64, cfg.Shards),
 		permEpoch: -1,
 		sum:       make([]float32, len(init)),
 	}

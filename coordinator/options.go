@@ -25,6 +25,11 @@ type Options struct {
 	Progress io.Writer        // where the per-epoch progress bar goes; nil = none
 	Now      func() time.Time // clock for timings only; default time.Now
 	Hooks    Hooks            // optional observation points
+	ID       string           // coordinator id for the leader lease; default host-pid
+	LeaseTTL time.Duration    // how long a dead leader blocks its standby; default 6s
+
+	// Telemetry traces and measures the run; nil = none.
+	Telemetry *telemetry.Provider
 }
 
 // Hooks observe the node; every field may be nil.

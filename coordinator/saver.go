@@ -62,7 +62,7 @@ func (s *saver) save(ck *objstore.Checkpoint, best bool) {
 }
 
 // run commits queued snapshots until ctx ends.
-func (s *saver) run(ctx context.Context) {
+func (s *saver) loop(ctx context.Context) {
 	for {
 		s.mu.Lock()
 		ck, best := s.pending, s.best

@@ -29,7 +29,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	saverDone := make(chan struct{})
-	go func() { n.saver.run(ctx); close(saverDone) }()
+	go func() { n.saver.loop(ctx); close(saverDone) }()
 	defer func() { cancel(); <-saverDone }()
 	lost := make(chan error, 1)
 	go n.lease.keep(ctx, lost)
