@@ -12,8 +12,8 @@ import (
 	"github.com/jettrain/jettrain/telemetry"
 )
 
-// tracing follows the run with spans and metrics: an epoch span, a step span
-// per step from its publish to its commit (workers' task spans become its
+// tracing follows the run with spans and metrics: an epoch span, a step
+// trace per step (linked to the epoch) from its publish to its commit (workers' task spans become its
 // children through the trace context in the task headers), and the
 // checkpoint and replay spans. With no telemetry configured every call is a
 // no-op.
@@ -47,7 +47,10 @@ func (t *tracing) stepContext(ctx context.Context, step uint64, epoch int) conte
 			trace.WithAttributes(t.runAttr, attribute.Int(telemetry.AttrEpoch, epoch)))
 	}
 	t.stepStart = time.Now()
-	t.stepCtx, t.stepSpan = t.tr.Start(t.epochCtx, telemetry.SpanStep,
+	// Each step is a trace of its own, linked to its epoch's span, so a
+	// trace stays small enough to read however long the epoch is.
+	t.stepCtx, t.stepSpan = t.tr.Start(t.epochCtx, telemetry.SpanStep, trace.WithNewRoot(),
+		trace.WithLinks(trace.LinkFromContext(t.epochCtx)),
 		trace.WithAttributes(t.runAttr, attribute.Int(telemetry.AttrEpoch, epoch), attribute.Int64(telemetry.AttrStep, int64(step))))
 	return t.stepCtx
 }
