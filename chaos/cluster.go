@@ -144,7 +144,7 @@ func (c *cluster) tick() {
 				n.down = true
 				continue
 			}
-			msg := fmt.Sprintf("%s exited with code %d at step %d; last output: %s", n.incName(n.inc-1), code, c.tl.progress(), strings.Join(n.proc.lastLines(), "\n    "))
+			msg := fmt.Sprintf("%s exited with code %d at step %d: %s", n.incName(n.inc-1), code, c.tl.progress(), summary(n.proc.lastLines()))
 			c.unexpected = append(c.unexpected, msg)
 			c.logf("UNEXPECTED: %s", msg)
 		}
@@ -159,18 +159,46 @@ func (c *cluster) tick() {
 			continue
 		}
 		if done, code := nd.proc.exited(); done {
-			c.unexpected = append(c.unexpected, fmt.Sprintf("%s exited with code %d: %s", nd.name, code, strings.Join(nd.proc.lastLines(), " | ")))
+			c.unexpected = append(c.unexpected, fmt.Sprintf("%s exited with code %d: %s", nd.name, code, summary(nd.proc.lastLines())))
 			_ = c.startNATS(nd)
 		}
 	}
 	if p := c.s3.proc; p != nil && !c.killed[p] {
 		if done, code := p.exited(); done {
-			c.unexpected = append(c.unexpected, fmt.Sprintf("versitygw exited with code %d: %s", code, strings.Join(p.lastLines(), " | ")))
+			c.unexpected = append(c.unexpected, fmt.Sprintf("versitygw exited with code %d: %s", code, summary(p.lastLines())))
 			if err := c.s3.start(); err == nil {
 				c.procs = append(c.procs, c.s3.proc)
 			}
 		}
 	}
+}
+
+// crashLoop is how many unexpected exits end a run early: a process that
+// cannot start is a failure to report, not to retry for the whole timeout.
+const crashLoop = 20
+
+// crashLooping reports whether supervision has given up.
+func (c *cluster) crashLooping() error {
+	if len(c.unexpected) >= crashLoop {
+		return fmt.Errorf("chaos: %d unexpected exits; giving up", len(c.unexpected))
+	}
+	return nil
+}
+
+// summary is the gist of a dead process's last output: a panic or fatal
+// error line if there is one, and the last line.
+func summary(lines []string) string {
+	var out []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") {
+			out = append(out, l)
+			break
+		}
+	}
+	if n := len(lines); n > 0 && (len(out) == 0 || out[0] != lines[n-1]) {
+		out = append(out, lines[n-1])
+	}
+	return strings.Join(out, " ... ")
 }
 
 // killServer kills a NATS or versitygw process on purpose: supervision

@@ -55,9 +55,10 @@ func ParseKinds(s string) ([]Kind, error) {
 	return out, nil
 }
 
-// fault is one planned injection. It happens once the run has committed
-// Gap more steps since the previous fault recovered, plus Jitter, so faults
-// spread over the whole run and land at any point inside a step.
+// fault is one planned injection. It happens Jitter after the run has
+// committed Gap more steps than at the previous fault (and has recovered
+// from it), so faults spread over the whole run and land at any point
+// inside a step; steps committed while recovering count towards the gap.
 type fault struct {
 	Kind   Kind
 	Gap    uint64
@@ -78,15 +79,16 @@ var downRange = [...][2]time.Duration{
 	S3Outage:        {2 * time.Second, 8 * time.Second},
 }
 
-const maxJitter = 500 * time.Millisecond
-
 // plan draws n faults from a PCG seeded with seed: kinds in shuffled
 // rounds (every kind once per round, so a short plan still covers them
-// all), gaps averaging 3/4 of totalSteps/n so the faults fit in the run.
-// The same arguments always give the same plan.
-func plan(seed uint64, n int, kinds []Kind, totalSteps uint64) []fault {
+// all), gaps averaging 3/5 of totalSteps/n so the faults fit in the run,
+// and jitters up to two step times (stepTime, as measured in the
+// fault-free run) so a kill lands anywhere inside a step. The same
+// arguments always give the same plan.
+func plan(seed uint64, n int, kinds []Kind, totalSteps uint64, stepTime time.Duration) []fault {
+	maxJitter := max(2*stepTime, time.Millisecond)
 	r := rand.New(rand.NewPCG(seed, 0x6a657474726169))
-	avg := max(1, totalSteps*3/uint64(4*max(n, 1)))
+	avg := max(1, totalSteps*3/uint64(5*max(n, 1)))
 	out := make([]fault, 0, n)
 	var round []Kind
 	for len(out) < n {

@@ -50,6 +50,7 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		if err := n.proc.kill(10 * time.Second); err != nil {
 			return r, err
 		}
+		c.logf("fault %s: killed %s at step %d for %v", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
 		if err := c.pause(ctx, f.Down); err != nil {
 			return r, err
 		}
@@ -62,6 +63,7 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		if err := c.killServer(nd.proc); err != nil {
 			return r, err
 		}
+		c.logf("fault %s: killed %s at step %d for %v", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
 		if err := c.pause(ctx, f.Down); err != nil {
 			return r, err
 		}
@@ -76,6 +78,7 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		if err := c.killServer(c.s3.proc); err != nil {
 			return r, err
 		}
+		c.logf("fault %s: killed %s at step %d for %v", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
 		if err := c.pause(ctx, f.Down); err != nil {
 			return r, err
 		}
@@ -85,10 +88,12 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		}
 		restarted = time.Now()
 	}
-	c.logf("fault %s: killed %s at step %d, down %v", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
 	err := waitFor(ctx, c.o.Recovery, fmt.Sprintf("recovery from %s kill of %s", f.Kind, r.Target), c.tick, func() error {
 		if c.finished {
 			return nil
+		}
+		if err := c.crashLooping(); err != nil {
+			return err
 		}
 		if f.Kind == S3Outage {
 			if _, ok := c.tl.checkpointAfter(restarted); ok {

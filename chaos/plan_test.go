@@ -10,24 +10,24 @@ import (
 )
 
 func TestPlanIsSeeded(t *testing.T) {
-	a, b := plan(42, 30, Kinds, 300), plan(42, 30, Kinds, 300)
+	a, b := plan(42, 30, Kinds, 300, time.Second), plan(42, 30, Kinds, 300, time.Second)
 	if !slices.Equal(a, b) {
 		t.Fatal("the same seed gave two plans")
 	}
-	if slices.Equal(a, plan(43, 30, Kinds, 300)) {
+	if slices.Equal(a, plan(43, 30, Kinds, 300, time.Second)) {
 		t.Error("seeds 42 and 43 gave the same plan")
 	}
 }
 
 func TestPlanCoversKindsAndFits(t *testing.T) {
-	p := plan(7, 8, Kinds, 100)
+	p := plan(7, 8, Kinds, 100, 50*time.Millisecond)
 	count := map[Kind]int{}
 	var steps uint64
 	for _, f := range p {
 		count[f.Kind]++
 		steps += f.Gap
 		lo, hi := downRange[f.Kind][0], downRange[f.Kind][1]
-		if f.Down < lo || f.Down > hi || f.Jitter < 0 || f.Jitter >= maxJitter || f.Gap < 1 {
+		if f.Down < lo || f.Down > hi || f.Jitter < 0 || f.Jitter >= 100*time.Millisecond || f.Gap < 1 {
 			t.Errorf("fault out of range: %v", f)
 		}
 	}
@@ -73,7 +73,7 @@ func TestTable(t *testing.T) {
 		{Kind: S3Outage},
 	}}
 	tab := r.Table()
-	for _, want := range []string{"worker       2         2         3s               3s", "s3           1         0         -"} {
+	for _, want := range []string{"worker       2         2         2s               3s", "s3           1         0         -"} {
 		if !strings.Contains(tab, want) {
 			t.Errorf("table lacks %q:\n%s", want, tab)
 		}

@@ -25,10 +25,11 @@ type Report struct {
 	Dir            string   // where the logs are
 }
 
-// OK reports whether every planned fault was injected and survived and
-// every invariant held.
+// OK reports whether every planned fault was injected and survived, no
+// process exited unless killed (every process must ride out the faults of
+// the others), and every invariant held.
 func (r *Report) OK() bool {
-	if len(r.Violations) > 0 || len(r.Records) < r.Planned {
+	if len(r.Violations) > 0 || len(r.Unexpected) > 0 || len(r.Records) < r.Planned {
 		return false
 	}
 	for _, rec := range r.Records {
@@ -61,7 +62,11 @@ func (r *Report) Table() string {
 		med, mx := "-", "-"
 		if len(times) > 0 {
 			slices.Sort(times)
-			med, mx = round(times[len(times)/2]).String(), round(times[len(times)-1]).String()
+			m := times[len(times)/2]
+			if len(times)%2 == 0 {
+				m = (m + times[len(times)/2-1]) / 2
+			}
+			med, mx = round(m).String(), round(times[len(times)-1]).String()
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", name, n, ok, med, mx)
 	}
@@ -113,7 +118,7 @@ func (r *Report) String() string {
 		b.WriteByte('\n')
 	}
 	if len(r.Unexpected) > 0 {
-		fmt.Fprintf(&b, "\nunexpected exits (restarted by supervision):\n")
+		fmt.Fprintf(&b, "\nunexpected exits (restarted by supervision; each fails the run):\n")
 		for _, u := range r.Unexpected {
 			b.WriteString("  " + u + "\n")
 		}

@@ -21,6 +21,7 @@ type outcome struct {
 	unexpected   []string
 	violations   []string
 	took         time.Duration
+	stepTime     time.Duration // mean time per step
 }
 
 // runOnce starts a fresh cluster under dir, injects faults, waits until a
@@ -51,6 +52,9 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault) (*outc
 			if c.finished || c.tl.progress() >= target {
 				return nil
 			}
+			if err := c.crashLooping(); err != nil {
+				return err
+			}
 			return fmt.Errorf("at step %d", c.tl.progress())
 		})
 		if err != nil {
@@ -74,11 +78,14 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault) (*outc
 		if !r.Recovered {
 			break
 		}
-		base = c.tl.progress()
+		base = r.Step
 	}
 	err = waitFor(ctx, time.Until(deadline), "a coordinator finishing the run", c.tick, func() error {
 		if c.finished {
 			return nil
+		}
+		if err := c.crashLooping(); err != nil {
+			return err
 		}
 		return fmt.Errorf("at step %d", c.tl.progress())
 	})
@@ -98,6 +105,7 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault) (*outc
 		if err := out.readStore(ctx, c.s3.url()); err != nil {
 			out.violations = append(out.violations, err.Error())
 		}
+		out.stepTime = c.tl.stepTime(out.manifest.Step)
 	}
 	return out, nil
 }
@@ -176,8 +184,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Violations = append(rep.Violations, "fault-free run: "+v)
 	}
 
-	faults := plan(o.Seed, o.Faults, o.Kinds, total)
-	fmt.Fprintf(o.Log, "chaos: run with %d faults (seed %d) over %d steps\n", len(faults), o.Seed, total)
+	faults := plan(o.Seed, o.Faults, o.Kinds, total, base.stepTime)
+	fmt.Fprintf(o.Log, "chaos: run with %d faults (seed %d) over %d steps of %v\n", len(faults), o.Seed, total, base.stepTime.Round(time.Millisecond))
 	got, err := runOnce(ctx, &o, filepath.Join(o.Dir, "chaos"), faults)
 	if err != nil {
 		return rep, fmt.Errorf("chaos run: %w", err)

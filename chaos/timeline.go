@@ -80,3 +80,16 @@ func (t *timeline) leading() (string, int) {
 	defer t.mu.Unlock()
 	return t.leader, t.leaderInc
 }
+
+// stepTime is the mean time between the first and the last commit of steps
+// 1..last, or 0 when unknown.
+func (t *timeline) stepTime(last uint64) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	first, ok1 := t.stepAt[1]
+	end, ok2 := t.stepAt[last]
+	if !ok1 || !ok2 || last < 2 {
+		return 0
+	}
+	return end.Sub(first) / time.Duration(last-1)
+}
