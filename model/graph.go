@@ -41,18 +41,6 @@ func layoutFor(spec Spec, input [3]int, classes int) Layout {
 	return l
 }
 
-// nodeShape is the shape a parameter takes in the graph: biases get broadcastable leading
-// (and, for the convolution, trailing) unit axes.
-func nodeShape(p Param) []int {
-	if len(p.Shape) != 1 {
-		return p.Shape
-	}
-	if p.Name == "conv0.bias" {
-		return []int{1, p.Shape[0], 1, 1}
-	}
-	return []int{1, p.Shape[0]}
-}
-
 // compile builds the graph of spec for batch samples. With train it also differentiates the
 // summed loss with respect to every parameter.
 func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train bool) (p *program, err error) {
@@ -65,7 +53,7 @@ func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train b
 	p = &program{g: g, batch: batch, flat: make([]float32, layout.Size())}
 	params := make(G.Nodes, len(layout))
 	for i, prm := range layout {
-		shape := nodeShape(prm)
+		shape := prm.Shape
 		t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(p.flat[prm.Offset:prm.Offset+prm.Size]))
 		params[i] = G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(prm.Name), G.WithValue(t))
 	}
@@ -80,17 +68,10 @@ func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train b
 	if spec.Kind == KindCNN {
 		x := G.NewTensor(g, G.Float32, 4, G.WithShape(batch, c, h, w), G.WithName("x"),
 			G.WithValue(tensor.New(tensor.WithShape(batch, c, h, w), tensor.WithBacking(p.x))))
-		conv, err := G.Conv2d(x, params[0], tensor.Shape{3, 3}, []int{1, 1}, []int{1, 1}, []int{1, 1})
+		act, err = G.ApplyOp(newConvPoolOp(c, h, w, cnnFilters), x, params[0], params[1])
 		if err != nil {
 			return nil, fmt.Errorf("%w: conv: %v", ErrCompute, err)
 		}
-		conv = G.Must(G.BroadcastAdd(conv, params[1], nil, []byte{0, 2, 3}))
-		conv = G.Must(G.Rectify(conv))
-		pool, err := G.MaxPool2D(conv, tensor.Shape{2, 2}, []int{0, 0}, []int{2, 2})
-		if err != nil {
-			return nil, fmt.Errorf("%w: pool: %v", ErrCompute, err)
-		}
-		act = G.Must(G.Reshape(pool, tensor.Shape{batch, cnnFilters * (h / 2) * (w / 2)}))
 		next = 2
 	} else {
 		act = G.NewMatrix(g, G.Float32, G.WithShape(batch, c*h*w), G.WithName("x"),
@@ -98,9 +79,9 @@ func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train b
 	}
 	for ; next < len(params); next += 2 {
 		act = G.Must(G.Mul(act, params[next]))
-		act = G.Must(G.BroadcastAdd(act, params[next+1], nil, []byte{0}))
-		if next+2 < len(params) {
-			act = G.Must(G.Rectify(act))
+		hidden := next+2 < len(params)
+		if act, err = G.ApplyOp(biasActOp{relu: hidden}, act, params[next+1]); err != nil {
+			return nil, fmt.Errorf("%w: dense: %v", ErrCompute, err)
 		}
 	}
 	p.logits = act
@@ -113,7 +94,10 @@ func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train b
 			return nil, fmt.Errorf("%w: gradient: %v", ErrCompute, err)
 		}
 	}
-	p.vm = G.NewTapeMachine(g)
+	// Compile only what the outputs need: the full graph also holds gradients nobody reads
+	// (such as the one with respect to the input batch, a whole extra matrix product).
+	roots := append(G.Nodes{p.logits}, p.grads...)
+	p.vm = G.NewTapeMachine(g.ExactSubgraphRoots(roots...))
 	return p, nil
 }
 
