@@ -19,6 +19,7 @@ type program struct {
 	y      []float32 // labels as float32 class indices, [batch]
 	logits *G.Node   // [batch, classes]
 	grads  G.Nodes   // d(sum loss)/d param, in Layout order; nil for forward-only programs
+	ran    bool      // the tape has run once (its registers are allocated)
 }
 
 // layoutFor lists the parameters of spec in their canonical order.
@@ -105,7 +106,10 @@ func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train b
 // graph's values.
 func (p *program) run(params []float32) error {
 	copy(p.flat, params)
-	p.vm.Reset()
+	if !p.ran || !rewind(p.vm) {
+		p.vm.Reset()
+	}
+	p.ran = true
 	if err := p.vm.RunAll(); err != nil {
 		return fmt.Errorf("%w: %v", ErrCompute, err)
 	}

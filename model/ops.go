@@ -1,9 +1,9 @@
 package model
 
 import (
-	"hash/fnv"
 	"fmt"
 	"hash"
+	"hash/fnv"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -138,6 +138,44 @@ func (op colSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, erro
 	}
 	clear(out)
 	colSum(m, out)
+	return prealloc, nil
+}
+
+// rowSumOp sums each row of a [n, cols] matrix (left to right) into a vector of n.
+type rowSumOp struct{ n int }
+
+func (rowSumOp) Arity() int { return 1 }
+func (rowSumOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(G.TensorType{Dims: 2, Of: a}, G.TensorType{Dims: 1, Of: a})
+}
+func (op rowSumOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.Shape{op.n}, nil }
+func (rowSumOp) ReturnsPtr() bool                                  { return false }
+func (rowSumOp) CallsExtern() bool                                 { return false }
+func (rowSumOp) OverwritesInput() int                              { return -1 }
+func (op rowSumOp) WriteHash(h hash.Hash)                          { fmt.Fprintf(h, "jettrain.RowSum{%d}", op.n) }
+func (op rowSumOp) Hashcode() uint32                               { return hashOf(op) }
+func (op rowSumOp) String() string                                 { return fmt.Sprintf("RowSum{%d}", op.n) }
+
+func (op rowSumOp) Do(in ...G.Value) (G.Value, error) {
+	out := tensor.New(tensor.WithShape(op.n), tensor.Of(tensor.Float32))
+	return op.UsePreallocDo(out, in...)
+}
+
+func (op rowSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	m, ok1 := in[0].Data().([]float32)
+	out, ok2 := prealloc.Data().([]float32)
+	if !ok1 || !ok2 || len(out) != op.n || len(m)%op.n != 0 {
+		return nil, fmt.Errorf("%w: row sum of %T into %T", ErrCompute, in[0], prealloc)
+	}
+	cols := len(m) / op.n
+	for i := range out {
+		var s float32
+		for _, v := range m[i*cols : (i+1)*cols] {
+			s += v
+		}
+		out[i] = s
+	}
 	return prealloc, nil
 }
 
