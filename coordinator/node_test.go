@@ -56,7 +56,7 @@ func freeAddr() string {
 
 var bucketSeq atomic.Int64
 
-func openStore(t *testing.T, bucket string) *objstore.Store {
+func openStore(t testing.TB, bucket string) *objstore.Store {
 	t.Helper()
 	if bucket == "" {
 		bucket = fmt.Sprintf("t%d-%d", os.Getpid(), bucketSeq.Add(1))
@@ -69,7 +69,7 @@ func openStore(t *testing.T, bucket string) *objstore.Store {
 }
 
 // runNATS starts a real JetStream server on a random port.
-func runNATS(t *testing.T, storeDir string) *server.Server {
+func runNATS(t testing.TB, storeDir string) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
 		StoreDir: storeDir, MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
@@ -84,7 +84,7 @@ func runNATS(t *testing.T, storeDir string) *server.Server {
 	return s
 }
 
-func connect(t *testing.T, url string) *nats.Conn {
+func connect(t testing.TB, url string) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -96,14 +96,14 @@ func connect(t *testing.T, url string) *nats.Conn {
 
 // pool runs in-process workers that can be added and removed mid-run.
 type pool struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	mu   sync.Mutex
 	stop []context.CancelFunc
 	wg   sync.WaitGroup
 }
 
-func newPool(t *testing.T, url string) *pool {
+func newPool(t testing.TB, url string) *pool {
 	p := &pool{t: t, url: url}
 	t.Cleanup(p.close)
 	return p
@@ -153,7 +153,7 @@ func quietLog() *slog.Logger {
 }
 
 // smallConfig trains a small MLP on the synthetic dataset in seconds.
-func smallConfig(t *testing.T, sets ...string) config.Config {
+func smallConfig(t testing.TB, sets ...string) config.Config {
 	t.Helper()
 	c, err := config.Load("", append([]string{"dataset=synthetic", "hidden=[32]", "batch_size=64", "shards=4", "epochs=2", "checkpoint_every=10"}, sets...))
 	if err != nil {

@@ -234,18 +234,26 @@ func (n *node) checkStalled(ctx context.Context) error {
 	return n.publish(ctx, r.Params, r.Tasks, fmt.Sprintf("/r%d", n.redo))
 }
 
-// publish sends a weights version, then its tasks, waiting for every ack.
+// publish sends a weights version and its tasks without waiting in
+// between, then waits for every ack. Workers receive the version by
+// subscription (or wait briefly for it), so the order in which the two
+// streams store them does not matter.
 func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol.Task, suffix string) error {
+	start := time.Now()
+	var pf jetstream.PubAckFuture
 	if p != nil {
-		if err := n.publishParams(ctx, p); err != nil {
-			return err
+		b, _ := p.MarshalBinary()
+		var err error
+		pf, err = n.js.PublishAsync(protocol.ParamsSubject(p.Run, p.Step), b,
+			jetstream.WithMsgID(protocol.ParamsMsgID(p.Run, p.Step)), jetstream.WithExpectLastSequencePerSubject(0))
+		if err != nil {
+			return fmt.Errorf("coordinator: publishing weights of step %d: %w", p.Step, err)
 		}
 	}
-	if len(tasks) == 0 {
-		return nil
+	var tctx context.Context
+	if len(tasks) > 0 {
+		tctx = n.trace.stepContext(ctx, tasks[0].Step, int(tasks[0].Epoch))
 	}
-	start := time.Now()
-	tctx := n.trace.stepContext(ctx, tasks[0].Step, int(tasks[0].Epoch))
 	futures := make([]jetstream.PubAckFuture, 0, len(tasks))
 	for i := range tasks {
 		t := &tasks[i]
@@ -258,6 +266,17 @@ func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol
 		}
 		futures = append(futures, f)
 	}
+	if pf != nil {
+		select {
+		case <-pf.Ok():
+		case err := <-pf.Err():
+			if err := n.checkFenced(ctx, p, err); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for i, f := range futures {
 		select {
 		case <-f.Ok():
@@ -267,7 +286,9 @@ func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol
 			return ctx.Err()
 		}
 	}
-	n.trace.published(start, len(tasks))
+	if len(tasks) > 0 {
+		n.trace.published(start, len(tasks))
+	}
 	return nil
 }
 
@@ -283,22 +304,17 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 	}, nil
 }
 
-// publishParams commits a weights version. The publish expects the step's
-// subject to be empty, so of two coordinators that both believe they lead,
-// only one can ever write a step; the other (or this one, resuming) finds
-// the version already there and goes on only if it is the same weights.
-func (n *node) publishParams(ctx context.Context, p *protocol.Params) error {
-	subject := protocol.ParamsSubject(p.Run, p.Step)
-	b, _ := p.MarshalBinary()
-	_, err := n.js.Publish(ctx, subject, b, jetstream.WithMsgID(protocol.ParamsMsgID(p.Run, p.Step)), jetstream.WithExpectLastSequencePerSubject(0))
-	if err == nil {
-		return nil
-	}
+// checkFenced handles a refused weights version. The publish expects the
+// step's subject to be empty, so of two coordinators that both believe they
+// lead, only one can ever write a step; the other (or this one, resuming)
+// finds the version already there and goes on only if it holds the same
+// weights.
+func (n *node) checkFenced(ctx context.Context, p *protocol.Params, err error) error {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant {
 		return fmt.Errorf("coordinator: publishing weights of step %d: %w", p.Step, err)
 	}
-	raw, gerr := n.params.GetLastMsgForSubject(ctx, subject)
+	raw, gerr := n.params.GetLastMsgForSubject(ctx, protocol.ParamsSubject(p.Run, p.Step))
 	if gerr != nil {
 		return fmt.Errorf("coordinator: checking weights of step %d: %w", p.Step, gerr)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // ErrMalformed is wrapped by every decoding error.
@@ -177,11 +178,9 @@ func (r *reader) f32s(what string, max int) []float32 {
 	}
 	v := make([]float32, n)
 	decodeFloat32s(v, p)
-	for i, x := range v {
-		if x != x || math.IsInf(float64(x), 0) {
-			r.fail("%s[%d] is not finite", what, i)
-			return nil
-		}
+	if i := firstNonFinite(v); i >= 0 {
+		r.fail("%s[%d] is not finite", what, i)
+		return nil
 	}
 	return v
 }
@@ -195,6 +194,12 @@ func (r *reader) end() error {
 
 // appendFloat32s appends the little-endian bytes of v.
 func appendFloat32s(b []byte, v []float32) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	if littleEndian {
+		return append(b, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))...)
+	}
 	off := len(b)
 	b = append(b, make([]byte, 4*len(v))...)
 	for i, x := range v {
@@ -203,11 +208,36 @@ func appendFloat32s(b []byte, v []float32) []byte {
 	return b
 }
 
+// decodeFloat32s fills dst from little-endian bytes.
 func decodeFloat32s(dst []float32, p []byte) {
+	if len(dst) == 0 {
+		return
+	}
+	if littleEndian {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), p)
+		return
+	}
 	for i := range dst {
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
 	}
 }
+
+// firstNonFinite reports the index of the first NaN or infinity in v, or -1.
+func firstNonFinite(v []float32) int {
+	for i, x := range v {
+		if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
+			return i
+		}
+	}
+	return -1
+}
+
+// littleEndian is true on hosts whose float32 memory layout is the wire's,
+// where the codec copies tensors as bytes.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 func uvarintLen(n uint64) int {
 	k := 1

@@ -77,6 +77,7 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Replicas:    replicas,
 			MaxMsgs:     ParamsKept,
 			Discard:     jetstream.DiscardOld,
+			AllowDirect: true, // workers read versions with direct gets: raw bytes, no JSON
 			Duplicates:  2 * time.Minute,
 		},
 	}
@@ -96,3 +97,6 @@ func WorkersConsumerConfig(ackWait time.Duration) jetstream.ConsumerConfig {
 		FilterSubject: "jt.tasks.>",
 	}
 }
+
+// ParamsWildcard matches the weights versions of every run.
+const ParamsWildcard = "jt.params.>"

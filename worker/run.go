@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -104,27 +105,42 @@ func (r *run) checkTask(t *protocol.Task) error {
 	return nil
 }
 
-// params returns weights version step, from cache or the params stream.
-func (r *run) params(ctx context.Context, s jetstream.Stream, step uint64) ([]float32, [32]byte, error) {
+// params returns weights version step: cached, received by subscription,
+// or fetched from the params stream. A version not there yet (its publish is
+// in flight) is waited for briefly; one still missing after that belongs to
+// a task from an earlier incarnation of the run and is stale.
+func (r *run) params(ctx context.Context, s jetstream.Stream, vs *versions, step uint64) ([]float32, [32]byte, error) {
 	if r.haveW && r.step == step {
 		return r.weights, r.digest, nil
 	}
-	raw, err := s.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, [32]byte{}, fmt.Errorf("%w: run %s step %d", errStale, r.sig, step)
+	p := vs.get(r.sig, step)
+	for wait := time.Millisecond; p == nil; wait *= 2 {
+		raw, err := s.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step))
+		if err == nil {
+			p = new(protocol.Params)
+			if err := p.UnmarshalBinary(raw.Data); err != nil {
+				return nil, [32]byte{}, fmt.Errorf("params seq %d: %w", raw.Sequence, err)
+			}
+			break
+		}
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, [32]byte{}, err
+		}
+		if wait > time.Second {
+			return nil, [32]byte{}, fmt.Errorf("%w: run %s step %d", errStale, r.sig, step)
+		}
+		if !sleep(ctx, wait) {
+			return nil, [32]byte{}, ctx.Err()
+		}
+		if p = vs.get(r.sig, step); p != nil {
+			break
+		}
 	}
-	if err != nil {
-		return nil, [32]byte{}, err
-	}
-	var p protocol.Params
-	if err := p.UnmarshalBinary(raw.Data); err != nil {
-		return nil, [32]byte{}, fmt.Errorf("params seq %d: %w", raw.Sequence, err)
-	}
-	if len(p.Weights) != r.size {
-		return nil, [32]byte{}, fmt.Errorf("params seq %d: %d weights, the network has %d", raw.Sequence, len(p.Weights), r.size)
+	if p.Run != r.sig || p.Step != step || len(p.Weights) != r.size {
+		return nil, [32]byte{}, fmt.Errorf("params of run %s step %d: %d weights, the network has %d", p.Run, p.Step, len(p.Weights), r.size)
 	}
 	if model.Digest(p.Weights) != p.Digest {
-		return nil, [32]byte{}, fmt.Errorf("params seq %d: weights digest mismatch", raw.Sequence)
+		return nil, [32]byte{}, fmt.Errorf("params of run %s step %d: weights digest mismatch", r.sig, step)
 	}
 	r.step, r.weights, r.digest, r.haveW = step, p.Weights, p.Digest, true
 	return r.weights, r.digest, nil

@@ -42,7 +42,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 		return
 	}
 	_, fetch := w.tr.Start(ctx, telemetry.SpanTaskFetch)
-	weights, digest, err := run.params(ctx, params, t.Step)
+	weights, digest, err := run.params(ctx, params, w.versions, t.Step)
 	fetch.End()
 	if errors.Is(err, errStale) {
 		w.reject(msg, "stale task", err)
@@ -67,23 +67,34 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 	g.Weights = protocol.ShortDigest(digest)
 	b, _ := g.MarshalBinary()
 	_, pub := w.tr.Start(ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(b))))
-	_, err = w.js.Publish(ctx, protocol.GradsSubject(t.Run), b, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard))))
-	pub.End()
+	fut, err := w.js.PublishAsync(protocol.GradsSubject(t.Run), b, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard))))
 	if err != nil {
+		pub.End()
 		w.opts.Log.Warn("worker: publishing a gradient failed; task will be redelivered", "task", t.String(), "err", err)
 		_ = msg.Nak()
 		return
 	}
-	if err := msg.Ack(); err != nil {
-		w.opts.Log.Warn("worker: ack failed; the gradient is published and a redelivery will be deduplicated", "task", t.String(), "err", err)
-	}
-	w.done.Add(1)
-	w.metrics.TasksCompleted.Add(ctx, 1, w.idAttr)
-	w.metrics.GradientBytes.Add(ctx, int64(len(b)), w.idAttr)
-	w.metrics.TaskDuration.Record(ctx, time.Since(start).Seconds(), w.idAttr)
-	if w.opts.Observer != nil {
-		w.opts.Observer.TaskDone(&t, g, time.Since(start))
-	}
+	// The next task is pulled and computed while the server stores this
+	// gradient; the task is acknowledged only once the gradient is stored.
+	w.inflight.Add(1)
+	go func() {
+		defer w.inflight.Done()
+		defer pub.End()
+		select {
+		case <-fut.Ok():
+		case err := <-fut.Err():
+			w.opts.Log.Warn("worker: publishing a gradient failed; task will be redelivered", "task", t.String(), "err", err)
+			_ = msg.Nak()
+			return
+		}
+		if err := msg.Ack(); err != nil {
+			w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", t.String(), "err", err)
+		}
+		w.done.Add(1)
+		w.metrics.TasksCompleted.Add(ctx, 1, w.idAttr)
+		w.metrics.GradientBytes.Add(ctx, int64(len(b)), w.idAttr)
+		w.metrics.TaskDuration.Record(ctx, time.Since(start).Seconds(), w.idAttr)
+	}()
 }
 
 // reject logs a task that can never succeed once, with where it came from,

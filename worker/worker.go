@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,22 +25,15 @@ import (
 
 // Options configure a worker.
 type Options struct {
-	ID       string        // worker id in gradients and logs; default host-pid-n
-	DataDir  string        // dataset directory override; "" = each run's data_dir
-	Log      *slog.Logger  // default slog.Default()
-	Wait     time.Duration // how long to wait for a task per pull; default 1s
-	Beat     time.Duration // heartbeat interval; default 2s
-	Observer Observer      // optional hooks (tests)
+	ID      string        // worker id in gradients and logs; default host-pid-n
+	DataDir string        // dataset directory override; "" = each run's data_dir
+	Log     *slog.Logger  // default slog.Default()
+	Wait    time.Duration // how long to wait for a task per pull; default 1s
+	Beat    time.Duration // heartbeat interval; default 2s
 
 	// Telemetry traces tasks as children of the coordinator's step spans
 	// and records task metrics; nil = none.
 	Telemetry *telemetry.Provider
-}
-
-// Observer sees every task a worker finishes. Implementations must be cheap
-// and safe for concurrent use.
-type Observer interface {
-	TaskDone(t *protocol.Task, g *protocol.Grad, took time.Duration)
 }
 
 var seq atomic.Int64
@@ -71,16 +65,18 @@ type Worker struct {
 	tr       trace.Tracer
 	metrics  *telemetry.Metrics
 	idAttr   metric.MeasurementOption
+	versions *versions      // weights versions received by subscription
+	inflight sync.WaitGroup // gradient publishes awaiting their ack
 }
 
 // New returns a worker that talks over nc.
 func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	opts.defaults()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8))
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir)}
+	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir), versions: newVersions()}
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
 		w.tr = opts.Telemetry.Tracer()
@@ -121,13 +117,27 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	// Weights versions arrive by subscription as the coordinator publishes
+	// them, so a task rarely waits for a fetch.
+	sub, err := w.nc.Subscribe(protocol.ParamsWildcard, w.versions.receive)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer sub.Unsubscribe()
+	// One task is prefetched while another is computed; more would let one
+	// worker hoard the shards of a step.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	stopped := make(chan struct{})
+	defer func() { it.Stop(); <-stopped }()
+	go func() { <-ctx.Done(); it.Stop() }()
+	defer close(stopped)
 	for ctx.Err() == nil {
-		msg, err := cons.Next(jetstream.FetchMaxWait(w.opts.Wait))
-		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
-			continue
-		}
+		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
 			w.opts.Log.Warn("worker: pulling a task failed; retrying", "err", err)
@@ -138,6 +148,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		w.serve(ctx, msg, kv, params)
 	}
+	w.inflight.Wait()
 	return nil
 }
 

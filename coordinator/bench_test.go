@@ -1,0 +1,65 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jettrain/jettrain/model"
+)
+
+// benchSteps is how many optimizer steps each benchmark iteration runs.
+const benchSteps = 60
+
+// BenchmarkThroughput compares samples/s of the default MLP (784-128-10,
+// batch 128 in 4 shards, Adam) trained in this process with no broker
+// (local) against the coordinator with 1 and 2 in-process workers over a
+// real embedded JetStream server.
+func BenchmarkThroughput(b *testing.B) {
+	cfg := smallConfig(b, "hidden=[128]", "batch_size=128", "epochs=10", "checkpoint_every=1000")
+	ds, err := model.LoadDataset(cfg.Dataset, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("local", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := TrainLocal(context.Background(), cfg, ds, benchSteps); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*benchSteps*cfg.BatchSize)/b.Elapsed().Seconds(), "samples/s")
+		b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N*benchSteps), "ms/step")
+	})
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			srv := runNATS(b, b.TempDir())
+			p := newPool(b, srv.ClientURL())
+			p.add(workers)
+			defer p.close()
+			nc := connect(b, srv.ClientURL())
+			st := openStore(b, "")
+			i := 0
+			var steady time.Duration // from the first commit to the last: startup excluded
+			for b.Loop() {
+				i++
+				c := cfg
+				c.Seed = uint64(i) // a fresh run each iteration
+				ctx, cancel := context.WithCancel(context.Background())
+				var first time.Time
+				_, _ = Train(ctx, nc, st, Options{Config: c, Log: quietLog(), Hooks: Hooks{Committed: func(step uint64, _ [32]byte) {
+					switch step {
+					case 1:
+						first = time.Now()
+					case benchSteps + 1:
+						steady += time.Since(first)
+						cancel()
+					}
+				}}})
+				cancel()
+			}
+			b.ReportMetric(float64(b.N*benchSteps*cfg.BatchSize)/steady.Seconds(), "samples/s")
+			b.ReportMetric(steady.Seconds()*1e3/float64(b.N*benchSteps), "ms/step")
+		})
+	}
+}
