@@ -260,3 +260,39 @@ func TestGradientErrors(t *testing.T) {
 		t.Errorf("bad hidden: %v", err)
 	}
 }
+
+// TestGradientNoStaleState: a Network that has run other batches and batch sizes in between
+// gives the same bytes as a fresh one (the tape's registers are reused across runs).
+func TestGradientNoStaleState(t *testing.T) {
+	for _, spec := range []Spec{{Kind: KindMLP}, {Kind: KindCNN, Hidden: []int{8}}} {
+		input := [3]int{1, 28, 28}
+		net, _ := New(spec, input, 10)
+		fresh, _ := New(spec, input, 10)
+		params := net.Init(4)
+		xa, ya := randomBatch(5, 8, input, 10)
+		xb, yb := randomBatch(6, 8, input, 10)
+		xc, yc := randomBatch(7, 3, input, 10)
+		g := make([]float32, len(params))
+		want := make([]float32, len(params))
+		wantSt, _ := fresh.Gradient(params, xa, ya, want)
+		for _, b := range []struct {
+			x []float32
+			y []uint8
+		}{{xa, ya}, {xb, yb}, {xc, yc}, {xb, yb}} {
+			if _, err := net.Gradient(params, b.x, b.y, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := net.Evaluate(params, xb, yb); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := net.Gradient(params, xa, ya, g)
+		if Digest(g) != Digest(want) || st != wantSt {
+			t.Errorf("%s: gradient after other batches differs", spec.Kind)
+		}
+		ev, _ := net.Evaluate(params, xa, ya)
+		if ev != wantSt {
+			t.Errorf("%s: Evaluate %+v, Gradient %+v", spec.Kind, ev, wantSt)
+		}
+	}
+}
