@@ -15,7 +15,8 @@ const benchSteps = 60
 // BenchmarkThroughput compares samples/s of the default MLP (784-128-10,
 // batch 128 in 4 shards, Adam) trained in this process with no broker
 // (local) against the coordinator with 1 and 2 in-process workers over a
-// real embedded JetStream server.
+// real embedded JetStream server, and with a checkpoint every 10 steps
+// against none (the checkpoint overhead).
 func BenchmarkThroughput(b *testing.B) {
 	cfg := smallConfig(b, "hidden=[128]", "batch_size=128", "epochs=10", "checkpoint_every=1000")
 	ds, err := model.LoadDataset(cfg.Dataset, "")
@@ -31,8 +32,11 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(float64(b.N*benchSteps*cfg.BatchSize)/b.Elapsed().Seconds(), "samples/s")
 		b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N*benchSteps), "ms/step")
 	})
-	for _, workers := range []int{1, 2} {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+	for _, v := range []struct{ workers, every int }{{1, 1000}, {2, 1000}, {2, 10}} {
+		workers := v.workers
+		cfg := cfg
+		cfg.CheckpointEvery = v.every
+		b.Run(fmt.Sprintf("workers=%d/checkpoint_every=%d", workers, v.every), func(b *testing.B) {
 			srv := runNATS(b, b.TempDir())
 			p := newPool(b, srv.ClientURL())
 			p.add(workers)

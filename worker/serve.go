@@ -91,6 +91,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 			w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", t.String(), "err", err)
 		}
 		w.done.Add(1)
+		w.opts.Log.Debug("task done", "run", t.Run, "step", t.Step, "shard", t.Shard, "took", time.Since(start))
 		w.metrics.TasksCompleted.Add(ctx, 1, w.idAttr)
 		w.metrics.GradientBytes.Add(ctx, int64(len(b)), w.idAttr)
 		w.metrics.TaskDuration.Record(ctx, time.Since(start).Seconds(), w.idAttr)
