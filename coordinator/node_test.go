@@ -86,7 +86,7 @@ func runNATS(t testing.TB, storeDir string) *server.Server {
 
 func connect(t testing.TB, url string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,4 +281,74 @@ func TestResumeAtTheExactStep(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "seed") {
 		t.Fatalf("--run with a different config: %v", err)
 	}
+}
+
+// TestBrokerRestart restarts the NATS server (same port, same file store)
+// mid-run: every client reconnects and the run ends with the weights of an
+// uninterrupted one.
+func TestBrokerRestart(t *testing.T) {
+	cfg := smallConfig(t)
+	ref := referenceDigest(t, cfg)
+
+	dir := t.TempDir()
+	host, port := splitAddr(t, freeAddr())
+	start := func() *server.Server {
+		s, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dir,
+			MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats-server did not start")
+		}
+		return s
+	}
+	var mu sync.Mutex
+	srv := start()
+	t.Cleanup(func() { mu.Lock(); srv.Shutdown(); mu.Unlock() })
+	url := srv.ClientURL()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	p := newPool(t, url)
+	p.add(2)
+
+	restarted := make(chan struct{})
+	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
+		if step == 20 {
+			go func() {
+				mu.Lock()
+				srv.Shutdown()
+				srv.WaitForShutdown()
+				srv = start()
+				mu.Unlock()
+				close(restarted)
+			}()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-restarted:
+	default:
+		t.Fatal("the broker was not restarted during the run")
+	}
+	if fmt.Sprintf("%x", res.Digest) != ref {
+		t.Fatal("a run across a broker restart ended with other weights")
+	}
+}
+
+func splitAddr(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var port int
+	fmt.Sscan(p, &port)
+	return host, port
 }

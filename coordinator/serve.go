@@ -65,7 +65,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	}
 
 	in := make(chan delivery, 64)
-	go n.read(ctx, cons, in)
+	go n.read(ctx, cons, max(cfg.OptStartSeq, 1), in)
 	tick := time.NewTicker(n.opts.AckWait)
 	defer tick.Stop()
 	for {
@@ -114,19 +114,49 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 // read decodes grads-stream messages in order and hands them to the loop.
 // A malformed message is logged once with its subject and sequence and
 // skipped.
-func (n *node) read(ctx context.Context, cons jetstream.Consumer, out chan<- delivery) {
+func (n *node) read(ctx context.Context, cons jetstream.Consumer, next uint64, out chan<- delivery) {
+	for {
+		last := n.readFrom(ctx, cons, out)
+		if ctx.Err() != nil {
+			return
+		}
+		if last > 0 {
+			next = last + 1
+		}
+		// The iterator ended under us (the broker restarted or the consumer
+		// was lost): read on from the next sequence with a new consumer.
+		for {
+			n.opts.Log.Warn("coordinator: reopening the grads stream", "run", n.run, "from_seq", next)
+			if !pause(ctx, time.Second) {
+				return
+			}
+			var err error
+			cons, err = n.js.OrderedConsumer(ctx, protocol.GradsStream, jetstream.OrderedConsumerConfig{
+				FilterSubjects: []string{protocol.GradsSubject(n.run)},
+				DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: next,
+			})
+			if err == nil {
+				break
+			}
+		}
+	}
+}
+
+// readFrom delivers messages from cons until its iterator ends, and returns
+// the last stream sequence delivered (0 if none).
+func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<- delivery) (last uint64) {
 	it, err := cons.Messages(jetstream.PullMaxBytes(16 << 20))
 	if err != nil {
-		out <- delivery{err: fmt.Errorf("coordinator: reading the grads stream: %w", err)}
-		return
+		return 0
 	}
 	defer it.Stop()
-	go func() { <-ctx.Done(); it.Stop() }()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
 	for {
 		msg, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
+				return last
 			}
 			n.opts.Log.Warn("coordinator: grads stream read failed; retrying", "err", err)
 			continue
@@ -136,6 +166,7 @@ func (n *node) read(ctx context.Context, cons jetstream.Consumer, out chan<- del
 			n.opts.Log.Warn("coordinator: grads message without metadata", "subject", msg.Subject(), "err", err)
 			continue
 		}
+		last = md.Sequence.Stream
 		g := new(protocol.Grad)
 		if err := g.UnmarshalBinary(msg.Data()); err != nil {
 			n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
@@ -144,7 +175,7 @@ func (n *node) read(ctx context.Context, cons jetstream.Consumer, out chan<- del
 		select {
 		case out <- delivery{grad: g, seq: md.Sequence.Stream, pending: md.NumPending}:
 		case <-ctx.Done():
-			return
+			return last
 		}
 	}
 }
@@ -239,6 +270,21 @@ func (n *node) checkStalled(ctx context.Context) error {
 // subscription (or wait briefly for it), so the order in which the two
 // streams store them does not matter.
 func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol.Task, suffix string) error {
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := n.publishOnce(ctx, p, tasks, suffix)
+		if err == nil || errors.Is(err, ErrFenced) || ctx.Err() != nil {
+			return err
+		}
+		// Message ids make a retry idempotent: whatever was stored the
+		// first time is dropped as a duplicate.
+		n.opts.Log.Warn("coordinator: publishing the step failed; retrying", "run", n.run, "step", n.m.Step(), "err", err)
+		if !pause(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []protocol.Task, suffix string) error {
 	start := time.Now()
 	var pf jetstream.PubAckFuture
 	if p != nil {

@@ -72,7 +72,7 @@ type Worker struct {
 // New returns a worker that talks over nc.
 func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	opts.defaults()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8), jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
@@ -98,25 +98,9 @@ func (w *Worker) ID() string { return w.opts.ID }
 func (w *Worker) Tasks() uint64 { return w.done.Load() }
 
 // Run pulls and serves tasks until ctx ends. It waits for a coordinator to
-// create the streams, and returns nil when ctx is canceled.
+// create the streams, rides out broker restarts, and returns nil when ctx is
+// canceled.
 func (w *Worker) Run(ctx context.Context) error {
-	cons, kv, err := w.waitReady(ctx)
-	if err != nil {
-		return err
-	}
-	if cons == nil {
-		return nil
-	}
-	w.ackEvery = time.Second
-	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
-		w.ackEvery = info.Config.AckWait / 3
-	}
-	w.opts.Log.Info("worker ready", "worker", w.opts.ID)
-	go w.heartbeat(ctx)
-	params, err := w.js.Stream(ctx, protocol.ParamsStream)
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
 	// Weights versions arrive by subscription as the coordinator publishes
 	// them, so a task rarely waits for a fetch.
 	sub, err := w.nc.Subscribe(protocol.ParamsWildcard, w.versions.receive)
@@ -124,32 +108,57 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	defer sub.Unsubscribe()
-	// One task is prefetched while another is computed; more would let one
-	// worker hoard the shards of a step.
+	go w.heartbeat(ctx)
+	defer w.inflight.Wait()
+	for ready := false; ctx.Err() == nil; ready = true {
+		if ready {
+			w.opts.Log.Warn("worker: task consumer lost; looking it up again", "worker", w.opts.ID)
+			if !sleep(ctx, time.Second) {
+				break
+			}
+		}
+		cons, kv, err := w.waitReady(ctx)
+		if err != nil || cons == nil {
+			return err
+		}
+		params, err := w.js.Stream(ctx, protocol.ParamsStream)
+		if err != nil {
+			continue
+		}
+		w.ackEvery = time.Second
+		if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
+			w.ackEvery = info.Config.AckWait / 3
+		}
+		if !ready {
+			w.opts.Log.Info("worker ready", "worker", w.opts.ID)
+		}
+		w.consume(ctx, cons, kv, params)
+	}
+	return nil
+}
+
+// consume serves tasks from cons until its iterator ends or ctx does. One
+// task is prefetched while another is computed; more would let one worker
+// hoard the shards of a step.
+func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue, params jetstream.Stream) {
 	it, err := cons.Messages(jetstream.PullMaxMessages(1))
 	if err != nil {
-		return fmt.Errorf("worker: %w", err)
+		return
 	}
-	stopped := make(chan struct{})
-	defer func() { it.Stop(); <-stopped }()
-	go func() { <-ctx.Done(); it.Stop() }()
-	defer close(stopped)
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
 	for ctx.Err() == nil {
 		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return
+		}
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
-			}
 			w.opts.Log.Warn("worker: pulling a task failed; retrying", "err", err)
-			if !sleep(ctx, 200*time.Millisecond) {
-				break
-			}
 			continue
 		}
 		w.serve(ctx, msg, kv, params)
 	}
-	w.inflight.Wait()
-	return nil
 }
 
 func (w *Worker) waitReady(ctx context.Context) (jetstream.Consumer, jetstream.KeyValue, error) {
