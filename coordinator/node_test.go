@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/worker"
@@ -187,6 +188,17 @@ func TestSameWeightsWithAnyNumberOfWorkers(t *testing.T) {
 	}
 	if digests[0] != digests[1] || digests[0] != digests[2] {
 		t.Fatalf("weights differ with 1, 2 and 4 workers: %v", digests)
+	}
+	ds, err := model.LoadDataset(cfg.Dataset, cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := TrainLocal(context.Background(), cfg, ds, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%x", local.Digest); got != digests[0] {
+		t.Fatalf("distributed weights %s differ from the in-process loop's %s", digests[0], got)
 	}
 }
 
