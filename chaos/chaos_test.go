@@ -16,6 +16,7 @@ var (
 	flagSeed     = flag.Uint64("chaos.seed", 0, "seed of the fault plan; 0 = from the clock (printed)")
 	flagEpochs   = flag.Int("chaos.epochs", 2, "epochs of the run")
 	flagWorkers  = flag.Int("chaos.workers", 3, "worker processes")
+	flagBatch    = flag.Int("chaos.batch", 32, "global batch size (steps per epoch = samples / batch)")
 	flagCluster  = flag.Bool("chaos.cluster", false, "three-node NATS cluster with R3 streams")
 	flagKinds    = flag.String("chaos.kinds", "worker,coordinator,nats,s3", "fault kinds to draw from")
 	flagDir      = flag.String("chaos.dir", "", "keep stores and logs here instead of a temporary directory")
@@ -52,7 +53,7 @@ func TestChaos(t *testing.T) {
 	}
 	rep, err := Run(ctx, Options{
 		NATSServer: nats, Versitygw: vgw, Coordinator: coord, Worker: worker, Dir: dir,
-		Seed: seed, Faults: *flagFaults, Kinds: kinds, Epochs: *flagEpochs, Workers: *flagWorkers, Cluster: *flagCluster,
+		Seed: seed, Faults: *flagFaults, Kinds: kinds, Epochs: *flagEpochs, BatchSize: *flagBatch, Workers: *flagWorkers, Cluster: *flagCluster,
 		Timeout: *flagTimeout, Recovery: *flagRecovery, Log: testWriter{t},
 	})
 	if err != nil {

@@ -127,7 +127,15 @@ func (c *cluster) startNode(n *node) error {
 func (c *cluster) tick() {
 	now := time.Now()
 	for _, n := range append(append([]*node(nil), c.coords...), c.workers...) {
-		if n.proc == nil || n.down {
+		if n.proc == nil {
+			continue
+		}
+		if n.down {
+			if !c.finished && !n.restartAt.IsZero() && !now.Before(n.restartAt) {
+				if err := c.startNode(n); err != nil {
+					c.unexpected = append(c.unexpected, fmt.Sprintf("restarting %s: %v", n.name, err))
+				}
+			}
 			continue
 		}
 		done, code := n.proc.exited()
@@ -212,7 +220,7 @@ func (c *cluster) killServer(p *proc) error {
 func (c *cluster) stopJettrain() {
 	for _, n := range append(append([]*node(nil), c.coords...), c.workers...) {
 		if n.proc != nil {
-			n.down = true
+			n.down, n.restartAt = true, time.Time{}
 			_ = n.proc.kill(10 * time.Second)
 		}
 	}

@@ -44,23 +44,29 @@
 // anywhere inside a step or a checkpoint, how long the node stays dead, and
 // which node dies. The kinds:
 //
-//   - worker: SIGKILL a worker; start it again after 0.2-3 s. Its task is
-//     redelivered after the consumer's ack wait.
+//   - worker: SIGKILL a worker; its slot starts again 0.1-3 s later in the
+//     background. A task it held is redelivered after the consumer's ack
+//     wait.
 //   - coordinator: SIGKILL the leading coordinator (the one that logged
-//     the newest commit), wherever it is; start its slot again after 0-2 s.
-//     The standby takes over when the lease expires, resuming from the
-//     newest checkpoint and replaying the grads stream.
-//   - nats: SIGKILL a NATS server; start it again after 0.3-3 s on the same
+//     the newest commit), wherever it is; its slot starts again 0-3 s
+//     later in the background. The standby takes over when the lease
+//     expires, resuming from the newest checkpoint and replaying the grads
+//     stream. Since restarts are in the background, a following fault may
+//     find both coordinators dead, or kill the one that just took over.
+//   - nats: SIGKILL a NATS server; start it again after 0.2-2 s on the same
 //     port and store directory, and wait until /healthz is good.
-//   - s3: SIGKILL versitygw for 2-8 s; training must go on from the stream
-//     while checkpoints retry; start it again on the same port and data.
+//   - s3: SIGKILL versitygw for 0.2-2 s and at least until a coordinator
+//     warned that a checkpoint save failed; training must go on from the
+//     stream meanwhile; then start it again on the same port and data.
 //
-// Faults are sequential: the next is planned only after the run recovered
-// from the previous one. Recovery time is measured from the kill to the
-// first commit of a step never committed before, and for s3 from the
-// store's return to the next checkpoint saved. A process that exits
-// without being killed is reported as unexpected and started again after a
-// second, as a supervisor would. The run ends when a coordinator exits 0.
+// The next fault comes once the run has committed its gap of steps past
+// the step of the previous fault and has recovered from it. Recovery time
+// is measured from the kill to the first commit of a step never committed
+// before, and for s3 from the store's return to the next checkpoint saved.
+// A process that exits without being killed is reported as unexpected
+// (which fails the run: every process must ride out the others' faults)
+// and started again after a second, as a supervisor would; twenty such
+// exits end the run. The run ends when a coordinator exits 0.
 //
 // The harness watches the coordinators' debug log, which has one line per
 // committed step (see [Commit]); all polling has deadlines, nothing waits

@@ -56,39 +56,49 @@ func ParseKinds(s string) ([]Kind, error) {
 }
 
 // fault is one planned injection. It happens Jitter after the run has
-// committed Gap more steps than at the previous fault (and has recovered
-// from it), so faults spread over the whole run and land at any point
-// inside a step; steps committed while recovering count towards the gap.
+// committed a gap of steps past the step of the previous fault (and has
+// recovered from it), so faults spread over the whole run and land at any
+// point inside a step. The gap adapts to the steps left, since outages
+// cost a varying number of steps: see gap.
 type fault struct {
 	Kind   Kind
-	Gap    uint64
+	Spread float64 // in [0, 1): where the gap falls in its range
 	Jitter time.Duration
 	Down   time.Duration // how long the node stays dead
 	Pick   uint64        // chooses among candidate nodes (mod their count)
 }
 
 func (f fault) String() string {
-	return fmt.Sprintf("%s after %d steps + %v, down %v", f.Kind, f.Gap, f.Jitter, f.Down)
+	return fmt.Sprintf("%s, spread %.2f + %v, down %v", f.Kind, f.Spread, f.Jitter, f.Down)
 }
 
-// downRange is how long each kind of node stays dead.
+// gap is how many steps to let pass before f when stepsLeft steps remain
+// for faultsLeft faults (f included): between 1 and twice an even share of
+// half the steps left, so the faults fit in the run with room to spare.
+func (f fault) gap(stepsLeft uint64, faultsLeft int) uint64 {
+	share := float64(stepsLeft) / float64(2*max(faultsLeft, 1))
+	return 1 + uint64(f.Spread*max(2*share-1, 0))
+}
+
+// downRange is how long each kind of node stays dead. Workers and
+// coordinators come back in the background; a NATS fault holds the plan
+// while the server is down; the store also stays down until a checkpoint
+// save has failed.
 var downRange = [...][2]time.Duration{
-	WorkerKill:      {200 * time.Millisecond, 3 * time.Second},
-	CoordinatorKill: {0, 2 * time.Second},
-	NATSRestart:     {300 * time.Millisecond, 3 * time.Second},
-	S3Outage:        {2 * time.Second, 8 * time.Second},
+	WorkerKill:      {100 * time.Millisecond, 3 * time.Second},
+	CoordinatorKill: {0, 3 * time.Second},
+	NATSRestart:     {200 * time.Millisecond, 2 * time.Second},
+	S3Outage:        {200 * time.Millisecond, 2 * time.Second},
 }
 
 // plan draws n faults from a PCG seeded with seed: kinds in shuffled
 // rounds (every kind once per round, so a short plan still covers them
-// all), gaps averaging 3/5 of totalSteps/n so the faults fit in the run,
-// and jitters up to two step times (stepTime, as measured in the
-// fault-free run) so a kill lands anywhere inside a step. The same
-// arguments always give the same plan.
-func plan(seed uint64, n int, kinds []Kind, totalSteps uint64, stepTime time.Duration) []fault {
+// all), gap spreads, and jitters up to two step times (stepTime, as
+// measured in the fault-free run) so a kill lands anywhere inside a step.
+// The same arguments always give the same plan.
+func plan(seed uint64, n int, kinds []Kind, stepTime time.Duration) []fault {
 	maxJitter := max(2*stepTime, time.Millisecond)
 	r := rand.New(rand.NewPCG(seed, 0x6a657474726169))
-	avg := max(1, totalSteps*3/uint64(5*max(n, 1)))
 	out := make([]fault, 0, n)
 	var round []Kind
 	for len(out) < n {
@@ -101,7 +111,7 @@ func plan(seed uint64, n int, kinds []Kind, totalSteps uint64, stepTime time.Dur
 		lo, hi := downRange[k][0], downRange[k][1]
 		out = append(out, fault{
 			Kind:   k,
-			Gap:    1 + r.Uint64N(2*avg-1),
+			Spread: r.Float64(),
 			Jitter: time.Duration(r.Int64N(int64(maxJitter))),
 			Down:   lo + time.Duration(r.Int64N(int64(hi-lo)+1)),
 			Pick:   r.Uint64(),

@@ -17,7 +17,8 @@ type Record struct {
 	Recovered bool
 	// Recovery is, for S3Outage, the time from versitygw's restart to the
 	// next checkpoint saved; for the other kinds, the time from the kill to
-	// the first commit of a step never committed before.
+	// the first commit of a step never committed before (for NATS, before
+	// the server was back).
 	Recovery time.Duration
 	Note     string
 }
@@ -39,24 +40,28 @@ func (c *cluster) pause(ctx context.Context, d time.Duration) error {
 func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 	r := Record{Kind: f.Kind, Step: c.tl.progress(), Down: f.Down}
 	var restarted time.Time
+	after := r.Step // recovered once a step above this one is committed
 	switch f.Kind {
 	case WorkerKill, CoordinatorKill:
-		n := c.victim(f)
-		if n == nil {
-			return r, fmt.Errorf("chaos: no live %s to kill", f.Kind)
+		// The slot comes back after f.Down in the background (see tick):
+		// a dead worker or coordinator does not stop the others, so the
+		// plan goes on meanwhile and faults may overlap.
+		var n *node
+		err := waitFor(ctx, c.o.Recovery, "a live "+f.Kind.String()+" to kill", c.tick, func() error {
+			if n = c.victim(f); n == nil {
+				return errors.New("none is running")
+			}
+			return nil
+		})
+		if err != nil {
+			return r, err
 		}
-		r.Target, r.At = n.incName(n.inc-1), time.Now()
-		n.down = true
+		r.Step, r.Target, r.At = c.tl.progress(), n.incName(n.inc-1), time.Now()
+		n.down, n.restartAt = true, r.At.Add(f.Down)
 		if err := n.proc.kill(10 * time.Second); err != nil {
 			return r, err
 		}
 		c.logf("fault %s: killed %s at step %d for %v", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
-		if err := c.pause(ctx, f.Down); err != nil {
-			return r, err
-		}
-		if err := c.startNode(n); err != nil {
-			return r, err
-		}
 	case NATSRestart:
 		nd := c.nats[f.Pick%uint64(len(c.nats))]
 		r.Target, r.At = fmt.Sprintf("%s.%d", nd.name, nd.restarts-1), time.Now()
@@ -73,16 +78,30 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		if err := waitFor(ctx, time.Minute, nd.name+" ready after restart", c.tick, nd.ready); err != nil {
 			return r, err
 		}
+		// A step whose gradients were read before the kill may still be
+		// committed while the server is down; recovery is the first step
+		// after those.
+		after = c.tl.progress()
 	case S3Outage:
+		// The store stays down f.Down and at least until a coordinator
+		// has failed to save a checkpoint, so every outage is felt.
 		r.Target, r.At = fmt.Sprintf("s3.%d", c.s3.restarts-1), time.Now()
 		if err := c.killServer(c.s3.proc); err != nil {
 			return r, err
 		}
-		c.logf("fault %s: killed %s at step %d for %v", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
-		if err := c.pause(ctx, f.Down); err != nil {
-			return r, err
+		c.logf("fault %s: killed %s at step %d for %v or until a save fails", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
+		until := r.At.Add(f.Down)
+		err := waitFor(ctx, f.Down+c.o.Recovery, "a failed checkpoint save during the outage", c.tick, func() error {
+			if _, failed := c.tl.saveFailedAfter(r.At); time.Now().Before(until) || !failed {
+				return errors.New("no save failed yet")
+			}
+			return nil
+		})
+		if err != nil {
+			r.Note = "no save failed while the store was down"
 		}
-		r.Note = fmt.Sprintf("%d steps committed during the outage", c.tl.progress()-r.Step)
+		r.Down = time.Since(r.At)
+		r.Note = joinNote(fmt.Sprintf("%d steps committed during the outage", c.tl.progress()-r.Step), r.Note)
 		if err := c.startS3(ctx); err != nil {
 			return r, err
 		}
@@ -101,10 +120,10 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 			}
 			return errors.New("no checkpoint saved since the store came back")
 		}
-		if _, ok := c.tl.firstAbove(r.Step); ok {
+		if _, ok := c.tl.firstAbove(after); ok {
 			return nil
 		}
-		return fmt.Errorf("no step above %d committed", r.Step)
+		return fmt.Errorf("no step above %d committed", after)
 	})
 	if err != nil {
 		r.Note = joinNote(r.Note, err.Error())
@@ -117,7 +136,7 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		at, ok = c.tl.checkpointAfter(restarted)
 		r.Recovery = at.Sub(restarted)
 	} else {
-		at, ok = c.tl.firstAbove(r.Step)
+		at, ok = c.tl.firstAbove(after)
 		r.Recovery = at.Sub(r.At)
 	}
 	if !ok { // the run finished first
@@ -155,8 +174,8 @@ func (c *cluster) victim(f fault) *node {
 }
 
 func joinNote(a, b string) string {
-	if a == "" {
-		return b
+	if a == "" || b == "" {
+		return a + b
 	}
 	return a + "; " + b
 }

@@ -26,16 +26,19 @@ func (r role) String() string {
 // kill it injected, and also after an exit it did not cause (recorded as
 // unexpected: a supervisor such as systemd would do the same).
 type node struct {
-	name  string // coordinator-a, worker-2
-	role  role
-	bin   string
-	args  []string
-	env   []string
-	dir   string
-	inc   int // incarnations started
-	proc  *proc
-	down  bool // killed on purpose; not to be restarted by supervision
-	onOut func(n *node, inc int, line string, at time.Time)
+	name string // coordinator-a, worker-2
+	role role
+	bin  string
+	args []string
+	env  []string
+	dir  string
+	inc  int // incarnations started
+	proc *proc
+	down bool // killed on purpose; supervision restarts it only at restartAt
+	// restartAt is when a slot killed by a fault comes back; zero = never
+	// (the run is over or the slot finished it).
+	restartAt time.Time
+	onOut     func(n *node, inc int, line string, at time.Time)
 
 	exitedAt time.Time // when supervision saw the current proc end
 }
@@ -56,7 +59,7 @@ func (n *node) start() error {
 		return err
 	}
 	n.inc++
-	n.proc, n.down, n.exitedAt = p, false, time.Time{}
+	n.proc, n.down, n.exitedAt, n.restartAt = p, false, time.Time{}, time.Time{}
 	return nil
 }
 

@@ -33,6 +33,7 @@ type Options struct {
 
 	Epochs       int      // default 3
 	Shards       int      // default 4
+	BatchSize    int      // global batch; default 32 (more steps, so more moments to strike)
 	Workers      int      // worker processes; default 3
 	Coordinators int      // coordinator processes: 1, or 2 for leader and hot standby (default)
 	Cluster      bool     // a three-node NATS cluster and R3 streams instead of one server
@@ -58,6 +59,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Shards == 0 {
 		o.Shards = 4
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 32
 	}
 	if o.Workers == 0 {
 		o.Workers = 3
@@ -88,8 +92,8 @@ func (o *Options) defaults() error {
 	switch {
 	case o.Dir == "":
 		return fmt.Errorf("%w: no directory", ErrInvalidOption)
-	case o.Faults < 0 || o.Epochs < 1 || o.Shards < 1 || o.Workers < 1:
-		return fmt.Errorf("%w: faults %d, epochs %d, shards %d, workers %d", ErrInvalidOption, o.Faults, o.Epochs, o.Shards, o.Workers)
+	case o.Faults < 0 || o.Epochs < 1 || o.Shards < 1 || o.Workers < 1 || o.BatchSize < o.Shards:
+		return fmt.Errorf("%w: faults %d, epochs %d, shards %d, batch size %d, workers %d", ErrInvalidOption, o.Faults, o.Epochs, o.Shards, o.BatchSize, o.Workers)
 	case o.Coordinators != 1 && o.Coordinators != 2:
 		return fmt.Errorf("%w: %d coordinators, want 1 or 2", ErrInvalidOption, o.Coordinators)
 	}
@@ -100,7 +104,7 @@ func (o *Options) defaults() error {
 // dataset, so an epoch takes seconds.
 func (o *Options) config() []string {
 	sets := []string{
-		"dataset=synthetic", "hidden=[32]", "batch_size=64",
+		"dataset=synthetic", "hidden=[32]", fmt.Sprintf("batch_size=%d", o.BatchSize),
 		fmt.Sprintf("shards=%d", o.Shards), fmt.Sprintf("epochs=%d", o.Epochs), "checkpoint_every=10",
 	}
 	return append(sets, o.Sets...)

@@ -10,34 +10,38 @@ import (
 )
 
 func TestPlanIsSeeded(t *testing.T) {
-	a, b := plan(42, 30, Kinds, 300, time.Second), plan(42, 30, Kinds, 300, time.Second)
+	a, b := plan(42, 30, Kinds, time.Second), plan(42, 30, Kinds, time.Second)
 	if !slices.Equal(a, b) {
 		t.Fatal("the same seed gave two plans")
 	}
-	if slices.Equal(a, plan(43, 30, Kinds, 300, time.Second)) {
+	if slices.Equal(a, plan(43, 30, Kinds, time.Second)) {
 		t.Error("seeds 42 and 43 gave the same plan")
 	}
 }
 
 func TestPlanCoversKindsAndFits(t *testing.T) {
-	p := plan(7, 8, Kinds, 100, 50*time.Millisecond)
+	p := plan(7, 8, Kinds, 50*time.Millisecond)
 	count := map[Kind]int{}
-	var steps uint64
-	for _, f := range p {
+	left := uint64(100)
+	for i, f := range p {
 		count[f.Kind]++
-		steps += f.Gap
+		g := f.gap(left, len(p)-i)
+		if g < 1 || g > left {
+			t.Errorf("fault %d: gap %d with %d steps left", i, g, left)
+		}
+		left -= min(g, left)
 		lo, hi := downRange[f.Kind][0], downRange[f.Kind][1]
-		if f.Down < lo || f.Down > hi || f.Jitter < 0 || f.Jitter >= 100*time.Millisecond || f.Gap < 1 {
+		if f.Down < lo || f.Down > hi || f.Jitter < 0 || f.Jitter >= 100*time.Millisecond || f.Spread < 0 || f.Spread >= 1 {
 			t.Errorf("fault out of range: %v", f)
 		}
+	}
+	if left == 0 {
+		t.Error("the faults used up every step of the run")
 	}
 	for _, k := range Kinds {
 		if count[k] != 2 {
 			t.Errorf("%v: %d faults in 8, want 2 (two shuffled rounds)", k, count[k])
 		}
-	}
-	if steps > 150 {
-		t.Errorf("gaps sum to %d steps; the faults would not fit a 100-step run", steps)
 	}
 }
 

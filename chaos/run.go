@@ -27,7 +27,9 @@ type outcome struct {
 // runOnce starts a fresh cluster under dir, injects faults, waits until a
 // coordinator finishes the run, reads the result from the store and the
 // commits from the coordinator logs, and stops every process.
-func runOnce(ctx context.Context, o *Options, dir string, faults []fault) (*outcome, error) {
+//
+// total is the run's step count, known from the fault-free run (0 there).
+func runOnce(ctx context.Context, o *Options, dir string, faults []fault, total uint64) (*outcome, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -47,7 +49,10 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault) (*outc
 	deadline := start.Add(o.Timeout)
 	base := uint64(0)
 	for i, f := range faults {
-		target := base + f.Gap
+		target := base + f.gap(total-min(base, total), len(faults)-i)
+		if base >= total {
+			break
+		}
 		err := waitFor(ctx, time.Until(deadline), fmt.Sprintf("step %d before fault %d", target, i+1), c.tick, func() error {
 			if c.finished || c.tl.progress() >= target {
 				return nil
@@ -164,7 +169,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := &Report{Seed: o.Seed, Planned: o.Faults, Dir: o.Dir}
 	fmt.Fprintf(o.Log, "chaos: fault-free run\n")
-	base, err := runOnce(ctx, &o, filepath.Join(o.Dir, "fault-free"), nil)
+	base, err := runOnce(ctx, &o, filepath.Join(o.Dir, "fault-free"), nil, 0)
 	if err != nil {
 		return nil, fmt.Errorf("fault-free run: %w", err)
 	}
@@ -184,9 +189,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Violations = append(rep.Violations, "fault-free run: "+v)
 	}
 
-	faults := plan(o.Seed, o.Faults, o.Kinds, total, base.stepTime)
+	faults := plan(o.Seed, o.Faults, o.Kinds, base.stepTime)
 	fmt.Fprintf(o.Log, "chaos: run with %d faults (seed %d) over %d steps of %v\n", len(faults), o.Seed, total, base.stepTime.Round(time.Millisecond))
-	got, err := runOnce(ctx, &o, filepath.Join(o.Dir, "chaos"), faults)
+	got, err := runOnce(ctx, &o, filepath.Join(o.Dir, "chaos"), faults, total)
 	if err != nil {
 		return rep, fmt.Errorf("chaos run: %w", err)
 	}

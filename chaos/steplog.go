@@ -110,6 +110,12 @@ func parseCommit(line string) (c Commit, ok bool, err error) {
 	return c, true, nil
 }
 
+// isSaveFailedLine reports whether line warns that saving a checkpoint
+// failed (and will be retried).
+func isSaveFailedLine(line string) bool {
+	return strings.Contains(line, "saving checkpoint failed")
+}
+
 // isCheckpointLine reports whether line says a checkpoint was committed.
 func isCheckpointLine(line string) bool {
 	return strings.Contains(line, `msg="`+msgCheckpointCommitted+`"`)

@@ -10,19 +10,26 @@ import (
 // saved, and which coordinator leads. Output goroutines write it; the
 // driver reads it.
 type timeline struct {
-	mu          sync.Mutex
-	maxStep     uint64
-	stepAt      map[uint64]time.Time // first commit of each step
-	checkpoints []time.Time
-	leader      string // slot of the coordinator that logged the newest commit
-	leaderInc   int
-	errs        []string
+	mu           sync.Mutex
+	maxStep      uint64
+	stepAt       map[uint64]time.Time // first commit of each step
+	checkpoints  []time.Time
+	saveFailures []time.Time // warnings that a checkpoint could not be saved
+	leader       string      // slot of the coordinator that logged the newest commit
+	leaderInc    int
+	errs         []string
 }
 
 func newTimeline() *timeline { return &timeline{stepAt: map[uint64]time.Time{}} }
 
 // line takes one output line of incarnation inc of coordinator slot name.
 func (t *timeline) line(name string, inc int, line string, at time.Time) {
+	if isSaveFailedLine(line) {
+		t.mu.Lock()
+		t.saveFailures = append(t.saveFailures, at)
+		t.mu.Unlock()
+		return
+	}
 	if isCheckpointLine(line) {
 		t.mu.Lock()
 		t.checkpoints = append(t.checkpoints, at)
@@ -68,6 +75,18 @@ func (t *timeline) checkpointAfter(at time.Time) (time.Time, bool) {
 	for _, c := range t.checkpoints {
 		if c.After(at) {
 			return c, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// saveFailedAfter returns when a checkpoint save first failed after at.
+func (t *timeline) saveFailedAfter(at time.Time) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, f := range t.saveFailures {
+		if f.After(at) {
+			return f, true
 		}
 	}
 	return time.Time{}, false
