@@ -57,6 +57,7 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 			return r, err
 		}
 		r.Step, r.Target, r.At = c.tl.progress(), n.incName(n.inc-1), time.Now()
+		after = r.Step
 		n.down, n.restartAt = true, r.At.Add(f.Down)
 		if err := n.proc.kill(10 * time.Second); err != nil {
 			return r, err
