@@ -40,8 +40,9 @@ type OptimizerSpec struct {
 }
 
 // DefaultOptimizer returns the tested defaults for name ("sgd" or "adam"; anything else
-// returns a spec that fails Validate). Adam at lr 1e-3 with batch 128 trains the default
-// MLP to ≥ 88% test accuracy on Fashion-MNIST in 10 epochs.
+// returns a spec that fails Validate). Adam at lr 1e-3 with global batch 128 (4 shards)
+// takes the default MLP on Fashion-MNIST to 88.0–88.3% test accuracy by epoch 8–10 (87.8% at
+// the last epoch for some seeds) and the CNN to 91.0% (TestFashionMNISTAccuracy).
 func DefaultOptimizer(name string) OptimizerSpec {
 	switch name {
 	case OptSGD:
