@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/model"
@@ -363,4 +364,105 @@ func splitAddr(t *testing.T, addr string) (string, int) {
 	var port int
 	fmt.Sscan(p, &port)
 	return host, port
+}
+
+// TestStragglersAreRedispatched runs with a worker that takes tasks and
+// never answers. Its shards are handed out again once they are late beyond
+// the recent median, long before the ack wait, and the weights are those of
+// a run without it.
+func TestStragglersAreRedispatched(t *testing.T) {
+	cfg := smallConfig(t)
+	ref := referenceDigest(t, cfg)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	p := newPool(t, srv.ClientURL())
+	p.add(2)
+
+	// The thief holds one task at steps 12, 25 and 40 and never acks it.
+	thief := connect(t, srv.ClientURL())
+	steal := make(chan struct{}, 3)
+	go func() {
+		js, _ := jetstream.New(thief)
+		for range steal {
+			cons, err := js.Consumer(context.Background(), protocol.TasksStream, protocol.WorkersConsumer)
+			if err != nil {
+				return
+			}
+			_, _ = cons.Next(jetstream.FetchMaxWait(time.Second))
+		}
+	}()
+	var mu sync.Mutex
+	redispatched := 0
+	res, err := Train(context.Background(), nc, openStore(t, ""), Options{Config: cfg, Log: quietLog(), AckWait: time.Minute,
+		Hooks: Hooks{
+			Committed: func(step uint64, _ [32]byte) {
+				if step == 12 || step == 25 || step == 40 {
+					steal <- struct{}{}
+				}
+			},
+			Redispatched: func(uint64, []int) { mu.Lock(); redispatched++; mu.Unlock() },
+		}})
+	close(steal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if redispatched == 0 {
+		t.Fatal("no straggling shard was re-dispatched")
+	}
+	if fmt.Sprintf("%x", res.Digest) != ref {
+		t.Fatal("re-dispatching stragglers changed the weights")
+	}
+}
+
+// TestStandbyTakesOver starts a second coordinator on a running run: it
+// waits on the lease, and when the leader's connection dies without
+// releasing it, takes over from the checkpoint and the stream.
+func TestStandbyTakesOver(t *testing.T) {
+	cfg := smallConfig(t)
+	ref := referenceDigest(t, cfg)
+	srv := runNATS(t, t.TempDir())
+	st := openStore(t, "")
+	p := newPool(t, srv.ClientURL())
+	p.add(2)
+
+	leaderConn := connect(t, srv.ClientURL())
+	standbyStarted := make(chan struct{})
+	type outcome struct {
+		res *Result
+		err error
+	}
+	standby := make(chan outcome, 1)
+	var leaderSteps, standbyFirst atomic.Uint64
+	go func() {
+		<-standbyStarted
+		res, err := Train(context.Background(), connect(t, srv.ClientURL()), st, Options{Config: cfg, Log: quietLog(), ID: "standby",
+			LeaseTTL: 2 * time.Second, Hooks: Hooks{Committed: func(step uint64, _ [32]byte) { standbyFirst.CompareAndSwap(0, step) }}})
+		standby <- outcome{res, err}
+	}()
+	_, err := Train(context.Background(), leaderConn, st, Options{Config: cfg, Log: quietLog(), ID: "leader", LeaseTTL: 2 * time.Second,
+		Hooks: Hooks{Committed: func(step uint64, _ [32]byte) {
+			leaderSteps.Store(step)
+			switch step {
+			case 5:
+				close(standbyStarted)
+			case 25:
+				leaderConn.Close() // the leader dies: no release, no more refreshes
+			}
+		}}})
+	if err == nil {
+		t.Fatal("the leader finished although its connection died")
+	}
+	out := <-standby
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	if first := standbyFirst.Load(); first <= 5 {
+		t.Fatalf("the standby committed step %d while the leader was alive", first)
+	}
+	if fmt.Sprintf("%x", out.res.Digest) != ref {
+		t.Fatal("the standby finished with other weights than an uninterrupted run")
+	}
+	t.Logf("leader died after step %d; standby resumed from checkpoint step %d and reused %d gradients", leaderSteps.Load(), out.res.Resumed, out.res.Replayed)
 }

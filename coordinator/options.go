@@ -37,6 +37,8 @@ type Hooks struct {
 	Committed func(step uint64, digest [32]byte) // after a step is applied (live or replayed)
 	Saved     func(step uint64)                  // after a checkpoint is committed
 	EpochDone func(epoch int, trainLoss, validAcc float64)
+	// Redispatched reports shards of step handed out again as stragglers.
+	Redispatched func(step uint64, shards []int)
 }
 
 func (o *Options) defaults() error {

@@ -79,6 +79,10 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 			if hb.UnmarshalBinary(msg.Data) == nil {
 				n.alive[hb.Worker] = time.Now()
 			}
+		case <-n.strag.timer.C:
+			if err := n.redispatch(ctx); err != nil {
+				return nil, err
+			}
 		case <-tick.C:
 			n.countWorkers(ctx)
 			if !replaying {
@@ -211,6 +215,7 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 	if r.Params != nil || r.Done {
 		n.trace.committed(n.m.Step(), n.cfg.BatchSize, applyStart, r.Epoch)
 		n.lastMove, n.redo = n.opts.Now(), 0
+		n.strag.committed(time.Now())
 		n.prog.step(n.m.Step(), r.Epoch)
 		d := n.m.Digest()
 		n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "digest", hex.EncodeToString(d[:8]), "seqs", fmt.Sprint(n.m.UsedSeqs()), "replay", replaying)
@@ -235,7 +240,31 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 	if replaying {
 		return false, nil
 	}
-	return false, n.publish(ctx, r.Params, r.Tasks, "")
+	return false, n.publishStep(ctx, r)
+}
+
+// publishStep publishes a step's weights and tasks and starts watching it
+// for stragglers.
+func (n *node) publishStep(ctx context.Context, r Ready) error {
+	if err := n.publish(ctx, r.Params, r.Tasks, ""); err != nil {
+		return err
+	}
+	n.strag.published(n.m.Step(), time.Now())
+	return nil
+}
+
+// redispatch hands the missing shards of a late step out again.
+func (n *node) redispatch(ctx context.Context) error {
+	missing := n.m.Missing()
+	if len(missing) == 0 || !n.strag.due() {
+		return nil
+	}
+	n.opts.Log.Info("re-dispatching straggling shards", "run", n.run, "step", n.m.Step(), "shards", missing)
+	n.trace.m.TasksRedelivered.Add(ctx, int64(len(missing)), n.trace.runSet)
+	if h := n.opts.Hooks.Redispatched; h != nil {
+		h(n.m.Step(), missing)
+	}
+	return n.publish(ctx, nil, n.m.Tasks(missing), "/s")
 }
 
 // resume publishes the current weights version and every missing task.
@@ -245,7 +274,7 @@ func (n *node) resume(ctx context.Context) error {
 		return nil
 	}
 	n.lastMove = n.opts.Now()
-	return n.publish(ctx, r.Params, r.Tasks, "")
+	return n.publishStep(ctx, r)
 }
 
 // checkStalled re-dispatches the missing tasks of a step that made no
@@ -272,7 +301,7 @@ func (n *node) checkStalled(ctx context.Context) error {
 func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol.Task, suffix string) error {
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := n.publishOnce(ctx, p, tasks, suffix)
-		if err == nil || errors.Is(err, ErrFenced) || ctx.Err() != nil {
+		if err == nil || errors.Is(err, ErrFenced) || ctx.Err() != nil || n.js.Conn().IsClosed() {
 			return err
 		}
 		// Message ids make a retry idempotent: whatever was stored the

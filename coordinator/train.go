@@ -64,6 +64,7 @@ type node struct {
 	params jetstream.Stream
 	trace  *tracing
 	alive  map[string]time.Time // workers by last heartbeat
+	strag  *stragglers
 	prog   *progress
 
 	resumed  uint64
@@ -147,7 +148,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, alive: map[string]time.Time{}, lastMove: opts.Now()}
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, alive: map[string]time.Time{}, strag: newStragglers(), lastMove: opts.Now()}
 	if ck != nil {
 		n.resumed = ck.Step
 	}
