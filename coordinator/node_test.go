@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -465,4 +468,57 @@ func TestStandbyTakesOver(t *testing.T) {
 		t.Fatal("the standby finished with other weights than an uninterrupted run")
 	}
 	t.Logf("leader died after step %d; standby resumed from checkpoint step %d and reused %d gradients", leaderSteps.Load(), out.res.Resumed, out.res.Replayed)
+}
+
+// TestCorruptNewestCheckpoint damages the newest checkpoint of an
+// interrupted run: the restart warns, resumes from the previous one, replays
+// the stream from the sequence that one covers, and ends with the weights of
+// an uninterrupted run.
+func TestCorruptNewestCheckpoint(t *testing.T) {
+	cfg := smallConfig(t)
+	ref := referenceDigest(t, cfg)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	bucket := fmt.Sprintf("t%d-corrupt", os.Getpid())
+	st := openStore(t, bucket)
+	p := newPool(t, srv.ClientURL())
+	p.add(2)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := train(t, ctx, nc, st, cfg, Hooks{Saved: func(step uint64) {
+		if step == 50 {
+			cancel()
+		}
+	}}); err == nil {
+		t.Fatal("the interrupted run reported success")
+	}
+	steps, err := st.Checkpoints(context.Background(), cfg.Signature())
+	if err != nil || len(steps) < 2 {
+		t.Fatalf("checkpoints %v: %v", steps, err)
+	}
+	mc, err := minio.New(strings.TrimPrefix(s3URL, "http://"), &minio.Options{Creds: credentials.NewStaticV4(objstore.DefaultAccessKey, objstore.DefaultSecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := objstore.CheckpointKey(cfg.Signature(), steps[0])
+	junk := []byte("not a checkpoint")
+	if _, err := mc.PutObject(context.Background(), bucket, key, bytes.NewReader(junk), int64(len(junk)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	res, err := Train(context.Background(), nc, st, Options{Config: cfg, Log: log, AckWait: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), key) {
+		t.Fatalf("no warning names the corrupt checkpoint %s:\n%s", key, logs.String())
+	}
+	if res.Resumed != steps[1] {
+		t.Fatalf("resumed from step %d, want the previous checkpoint at %d", res.Resumed, steps[1])
+	}
+	if fmt.Sprintf("%x", res.Digest) != ref {
+		t.Fatal("resuming past a corrupt checkpoint changed the weights")
+	}
 }
