@@ -55,12 +55,14 @@
 //     find both coordinators dead, or kill the one that just took over.
 //   - nats: SIGKILL a NATS server; start it again after 0.2-2 s on the same
 //     port and store directory, and wait until /healthz is good.
-//   - s3: SIGKILL versitygw for 0.2-2 s and at least until a coordinator
-//     warned that a checkpoint save failed; training must go on from the
-//     stream meanwhile; then start it again on the same port and data.
+//   - s3: SIGKILL versitygw for up to 0.5 s and at least until a
+//     coordinator warned that a checkpoint save failed; training must go on
+//     from the stream meanwhile; then start it again on the same port and
+//     data. The plan goes on at once (waiting would only use up steps);
+//     the recovery is measured at the end.
 //
 // The next fault comes once the run has committed its gap of steps past
-// the step of the previous fault and has recovered from it. Recovery time
+// the step of the previous fault and (but for s3) has recovered from it. Recovery time
 // is measured from the kill to the first commit of a step never committed
 // before, and for s3 from the store's return to the next checkpoint saved.
 // A process that exits without being killed is reported as unexpected

@@ -88,7 +88,7 @@ var downRange = [...][2]time.Duration{
 	WorkerKill:      {100 * time.Millisecond, 3 * time.Second},
 	CoordinatorKill: {0, 3 * time.Second},
 	NATSRestart:     {200 * time.Millisecond, 2 * time.Second},
-	S3Outage:        {200 * time.Millisecond, 2 * time.Second},
+	S3Outage:        {0, 500 * time.Millisecond},
 }
 
 // plan draws n faults from a PCG seeded with seed: kinds in shuffled

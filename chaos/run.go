@@ -99,6 +99,7 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault, total 
 		out.violations = append(out.violations, err.Error())
 	}
 	c.stopJettrain()
+	c.settle(out.records)
 	out.unexpected = c.unexpected
 	c.tl.mu.Lock()
 	out.violations = append(out.violations, c.tl.errs...)
