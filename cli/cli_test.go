@@ -100,3 +100,37 @@ func TestBadInputIsOneClearError(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusShowsLiveProgress reads `status --json` while a run trains:
+// the committed state comes from S3, the live step and worker count from
+// the coordinator's reports over NATS.
+func TestStatusShowsLiveProgress(t *testing.T) {
+	dir, natsAddr, s3 := t.TempDir(), freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := execute(t, ctx, "start", "--workers", "2", "--quiet", "--data-dir", dir, "--nats-listen", natsAddr, "--s3-listen", s3,
+			"--set", "dataset=synthetic", "--set", "hidden=[16]", "--set", "epochs=100", "--set", "checkpoint_every=5")
+		done <- err
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, _, err := execute(t, context.Background(), "status", "--json", "--s3", "http://"+s3, "--nats", "nats://"+natsAddr)
+		var rows []RunStatus
+		if err == nil && json.Unmarshal([]byte(out), &rows) == nil && len(rows) == 1 && rows[0].Live != nil &&
+			rows[0].Live.Workers == 2 && rows[0].Committed && rows[0].Live.Step >= rows[0].Step {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never showed the live run with 2 workers: %v %s", err, out)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the run ended early: %v", err)
+		case <-time.After(200 * time.Millisecond): // polling interval
+		}
+	}
+	cancel()
+	<-done
+}

@@ -6,11 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/objstore"
+	"github.com/jettrain/jettrain/protocol"
 )
 
 // ErrNoRun means the command needs a RUN argument: there is no run, or more
@@ -24,7 +30,7 @@ type readFlags struct {
 
 // readCommand builds status, history and inspect: they open the object store
 // only (an embedded one on a free port when no --s3 is given) and print.
-func readCommand(use, short string, do func(ctx context.Context, w io.Writer, st *objstore.Store, runs []string, asJSON bool) error) *cobra.Command {
+func readCommand(use, short string, do func(ctx context.Context, w io.Writer, st *objstore.Store, runs []string, asJSON bool) error) (*cobra.Command, *endpoints) {
 	f := &readFlags{}
 	cmd := &cobra.Command{
 		Use:   use,
@@ -48,7 +54,7 @@ func readCommand(use, short string, do func(ctx context.Context, w io.Writer, st
 	}
 	f.endpoints.flags(cmd.Flags(), false)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
-	return cmd
+	return cmd, &f.endpoints
 }
 
 func oneRun(runs []string) (string, error) {
@@ -74,7 +80,7 @@ type Inspection struct {
 }
 
 func inspectCommand() *cobra.Command {
-	return readCommand("inspect [RUN]", "Show a run's committed checkpoint", func(ctx context.Context, w io.Writer, st *objstore.Store, runs []string, asJSON bool) error {
+	cmd, _ := readCommand("inspect [RUN]", "Show a run's committed checkpoint", func(ctx context.Context, w io.Writer, st *objstore.Store, runs []string, asJSON bool) error {
 		run, err := oneRun(runs)
 		if err != nil {
 			return err
@@ -96,10 +102,11 @@ func inspectCommand() *cobra.Command {
 			in.Run, in.Step, in.Epoch, in.WeightsSHA256, in.Checkpoint, in.GradsSeq, in.HistoryLen, in.Config)
 		return nil
 	})
+	return cmd
 }
 
 func historyCommand() *cobra.Command {
-	return readCommand("history [RUN]", "Print a run's per-epoch history", func(ctx context.Context, w io.Writer, st *objstore.Store, runs []string, asJSON bool) error {
+	cmd, _ := readCommand("history [RUN]", "Print a run's per-epoch history", func(ctx context.Context, w io.Writer, st *objstore.Store, runs []string, asJSON bool) error {
 		run, err := oneRun(runs)
 		if err != nil {
 			return err
@@ -122,23 +129,28 @@ func historyCommand() *cobra.Command {
 		}
 		return tw.Flush()
 	})
+	return cmd
 }
 
-// RunStatus is one row of `coordinator status --json`.
+// RunStatus is one row of `coordinator status --json`: the committed
+// checkpoint from the object store and, when NATS is reachable, the live
+// progress the leading coordinator reports.
 type RunStatus struct {
-	Run       string  `json:"run"`
-	Step      uint64  `json:"step"`
-	Epoch     int     `json:"epoch"`
-	Epochs    int     `json:"epochs_done"`
-	BestAcc   float64 `json:"best_valid_acc"`
-	Committed bool    `json:"committed"`
+	Run       string           `json:"run"`
+	Step      uint64           `json:"step"`
+	Epoch     int              `json:"epoch"`
+	Epochs    int              `json:"epochs_done"`
+	BestAcc   float64          `json:"best_valid_acc"`
+	Committed bool             `json:"committed"`
+	Live      *protocol.Status `json:"live,omitempty"`
 }
 
 func statusCommand() *cobra.Command {
-	return readCommand("status [RUN]", "List runs with their step, epoch and best accuracy", func(ctx context.Context, w io.Writer, st *objstore.Store, runs []string, asJSON bool) error {
+	var live func(ctx context.Context, run string) *protocol.Status
+	cmd, e := readCommand("status [RUN]", "List runs with their step, epoch, workers and best accuracy", func(ctx context.Context, w io.Writer, st *objstore.Store, runs []string, asJSON bool) error {
 		var out []RunStatus
 		for _, run := range runs {
-			s := RunStatus{Run: run}
+			s := RunStatus{Run: run, Live: live(ctx, run)}
 			if m, err := st.Manifest(ctx, run); err == nil {
 				s.Step, s.Epoch, s.Epochs, s.Committed = m.Step, m.Epoch, m.HistoryLen, true
 			} else if !errors.Is(err, objstore.ErrNotFound) {
@@ -155,10 +167,53 @@ func statusCommand() *cobra.Command {
 			return json.NewEncoder(w).Encode(out)
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN\tSTEP\tEPOCH\tEPOCHS DONE\tBEST VALID ACC")
+		fmt.Fprintln(tw, "RUN\tCOMMITTED STEP\tEPOCH\tEPOCHS DONE\tBEST VALID ACC\tLIVE STEP\tWORKERS\tLEADER")
 		for _, s := range out {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.4f\n", s.Run, s.Step, s.Epoch, s.Epochs, s.BestAcc)
+			step, workers, leader := "-", "-", "-"
+			if l := s.Live; l != nil {
+				step, workers, leader = fmt.Sprint(l.Step), fmt.Sprint(l.Workers), l.Coordinator
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.4f\t%s\t%s\t%s\n", s.Run, s.Step, s.Epoch, s.Epochs, s.BestAcc, step, workers, leader)
 		}
 		return tw.Flush()
 	})
+	// Live progress needs NATS: --nats, NATS_URL or the embedded default.
+	// Without it the committed state is all there is to show.
+	live = func(ctx context.Context, run string) *protocol.Status {
+		return liveStatus(ctx, e, run)
+	}
+	return cmd
+}
+
+// liveStatus reads run's live progress, or nil when NATS is not reachable
+// or no coordinator reported in the last minute.
+func liveStatus(ctx context.Context, e *endpoints, run string) *protocol.Status {
+	o := e.natsOptions("coordinator-status")
+	if o.URL == "" {
+		o.URL = "nats://" + DefaultNATSListen
+	}
+	o.ConnectTimeout = time.Second
+	o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	nc, err := natsconn.Connect(ctx, o)
+	if err != nil {
+		return nil
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil
+	}
+	kv, err := js.KeyValue(ctx, protocol.StatusBucket)
+	if err != nil {
+		return nil
+	}
+	entry, err := kv.Get(ctx, run)
+	if err != nil {
+		return nil
+	}
+	var s protocol.Status
+	if json.Unmarshal(entry.Value(), &s) != nil || time.Since(time.UnixMilli(s.UnixMilli)) > time.Minute {
+		return nil
+	}
+	return &s
 }

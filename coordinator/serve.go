@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -68,6 +69,8 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	go n.read(ctx, cons, max(cfg.OptStartSeq, 1), in)
 	tick := time.NewTicker(n.opts.AckWait)
 	defer tick.Stop()
+	report := time.NewTicker(statusEvery)
+	defer report.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -83,8 +86,9 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 			if err := n.redispatch(ctx); err != nil {
 				return nil, err
 			}
+		case <-report.C:
+			n.reportStatus(ctx, replaying)
 		case <-tick.C:
-			n.countWorkers(ctx)
 			if !replaying {
 				if err := n.checkStalled(ctx); err != nil {
 					return nil, err
@@ -400,8 +404,9 @@ func (n *node) checkFenced(ctx context.Context, p *protocol.Params, err error) e
 	return nil
 }
 
-// countWorkers records how many workers sent a heartbeat recently.
-func (n *node) countWorkers(ctx context.Context) {
+// reportStatus counts the workers that sent a heartbeat recently and
+// writes the run's live progress for `coordinator status`.
+func (n *node) reportStatus(ctx context.Context, replaying bool) {
 	now := time.Now()
 	for id, t := range n.alive {
 		if now.Sub(t) > 3*workerBeat {
@@ -409,7 +414,18 @@ func (n *node) countWorkers(ctx context.Context) {
 		}
 	}
 	n.trace.m.WorkersAlive.Record(ctx, int64(len(n.alive)), n.trace.runSet)
+	if n.status == nil {
+		return
+	}
+	b, _ := json.Marshal(protocol.Status{Run: n.run, Coordinator: n.opts.ID, Step: n.m.Step(), Epoch: n.m.Epoch(),
+		Workers: len(n.alive), Replaying: replaying, UnixMilli: now.UnixMilli()})
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, _ = n.status.Put(sctx, n.run, b)
 }
+
+// statusEvery is how often the live status is written.
+const statusEvery = 2 * time.Second
 
 // workerBeat is the workers' default heartbeat interval.
 const workerBeat = 2 * time.Second

@@ -65,6 +65,7 @@ type node struct {
 	trace  *tracing
 	alive  map[string]time.Time // workers by last heartbeat
 	strag  *stragglers
+	status jetstream.KeyValue // live progress for `coordinator status`
 	prog   *progress
 
 	resumed  uint64
@@ -99,6 +100,10 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	resolved, _ := json.Marshal(cfg)
 	if err := storeConfig(ctx, store, run, cfg, resolved); err != nil {
 		return nil, err
+	}
+	status, err := js.KeyValue(ctx, protocol.StatusBucket)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	kv, err := js.KeyValue(ctx, protocol.RunsBucket)
 	if err != nil {
@@ -148,7 +153,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, alive: map[string]time.Time{}, strag: newStragglers(), lastMove: opts.Now()}
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now()}
 	if ck != nil {
 		n.resumed = ck.Step
 	}

@@ -29,6 +29,16 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait t
 	if err != nil {
 		return fmt.Errorf("protocol: bucket %s: %w", RunsBucket, err)
 	}
+	_, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      StatusBucket,
+		Description: "jettrain live progress of each run",
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    max(replicas, 1),
+		TTL:         time.Hour,
+	})
+	if err != nil {
+		return fmt.Errorf("protocol: bucket %s: %w", StatusBucket, err)
+	}
 	return nil
 }
 
