@@ -80,7 +80,7 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault, total 
 			return nil, err
 		}
 		out.records = append(out.records, r)
-		if !r.Recovered {
+		if !r.Recovered && r.restarted.IsZero() { // an s3 outage is settled at the end
 			break
 		}
 		base = r.Step
