@@ -30,7 +30,9 @@ type cluster struct {
 
 	finished   bool // a coordinator exited 0
 	finishedAt time.Time
-	unexpected []string
+	unexpected []string // exits nobody caused: broken promises
+	refused    []string // exits of processes started while a server they need was down
+	outages    []outage
 }
 
 func newCluster(o *Options, dir string) (*cluster, error) {
@@ -153,8 +155,16 @@ func (c *cluster) tick() {
 				continue
 			}
 			msg := fmt.Sprintf("%s exited with code %d at step %d: %s", n.incName(n.inc-1), code, c.tl.progress(), summary(n.proc.lastLines()))
-			c.unexpected = append(c.unexpected, msg)
-			c.logf("UNEXPECTED: %s", msg)
+			if server := c.startedInOutage(n); server != "" {
+				// A process that cannot reach a server when it starts
+				// stops with one clear line, by design; supervision
+				// starts it again.
+				c.refused = append(c.refused, msg+" (started while "+server+" was down)")
+				c.logf("refused to start: %s", msg)
+			} else {
+				c.unexpected = append(c.unexpected, msg)
+				c.logf("UNEXPECTED: %s", msg)
+			}
 		}
 		if !c.finished && now.Sub(n.exitedAt) >= restartDelay {
 			if err := c.startNode(n); err != nil {
@@ -181,14 +191,42 @@ func (c *cluster) tick() {
 	}
 }
 
+// outage is a time a server was down because of a fault: "nats" (the
+// only NATS server) or "s3". A zero to means it is still down.
+type outage struct {
+	server   string
+	from, to time.Time
+}
+
+func (c *cluster) outageBegins(server string) {
+	c.outages = append(c.outages, outage{server: server, from: time.Now()})
+}
+
+func (c *cluster) outageEnds() { c.outages[len(c.outages)-1].to = time.Now() }
+
+// startedInOutage names a server n's current incarnation needs (NATS for
+// all, S3 for coordinators) that was down when it started, or "".
+func (c *cluster) startedInOutage(n *node) string {
+	t := n.proc.started
+	for _, o := range c.outages {
+		if o.server == "s3" && n.role != coordinatorRole {
+			continue
+		}
+		if !t.Before(o.from) && (o.to.IsZero() || !t.After(o.to)) {
+			return o.server
+		}
+	}
+	return ""
+}
+
 // crashLoop is how many unexpected exits end a run early: a process that
 // cannot start is a failure to report, not to retry for the whole timeout.
 const crashLoop = 20
 
 // crashLooping reports whether supervision has given up.
 func (c *cluster) crashLooping() error {
-	if len(c.unexpected) >= crashLoop {
-		return fmt.Errorf("chaos: %d unexpected exits; giving up", len(c.unexpected))
+	if n := len(c.unexpected) + len(c.refused); n >= crashLoop {
+		return fmt.Errorf("chaos: %d processes exited on their own; giving up", n)
 	}
 	return nil
 }

@@ -67,8 +67,10 @@
 // before, and for s3 from the store's return to the next checkpoint saved.
 // A process that exits without being killed is reported as unexpected
 // (which fails the run: every process must ride out the others' faults)
-// and started again after a second, as a supervisor would; twenty such
-// exits end the run. The run ends when a coordinator exits 0.
+// and started again after a second, as a supervisor would — unless it was
+// started while a server it needs was down, where stopping with one clear
+// line is the designed behaviour (listed, not failed). Twenty such exits
+// end the run. The run ends when a coordinator exits 0.
 //
 // The harness watches the coordinators' debug log, which has one line per
 // committed step (see [Commit]); all polling has deadlines, nothing waits

@@ -86,6 +86,9 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		if err := c.killServer(nd.proc); err != nil {
 			return r, err
 		}
+		if len(c.nats) == 1 {
+			c.outageBegins("nats")
+		}
 		c.logf("fault %s: killed %s at step %d for %v", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
 		if err := c.pause(ctx, f.Down); err != nil {
 			return r, err
@@ -95,6 +98,9 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		}
 		if err := waitFor(ctx, time.Minute, nd.name+" ready after restart", c.tick, nd.ready); err != nil {
 			return r, err
+		}
+		if len(c.nats) == 1 {
+			c.outageEnds()
 		}
 		// A step whose gradients were read before the kill may still be
 		// committed while the server is down; recovery is the first step
@@ -107,6 +113,7 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		if err := c.killServer(c.s3.proc); err != nil {
 			return r, err
 		}
+		c.outageBegins("s3")
 		c.logf("fault %s: killed %s at step %d for %v or until a save fails", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
 		until := r.At.Add(f.Down)
 		err := waitFor(ctx, f.Down+c.o.Recovery, "a failed checkpoint save during the outage", c.tick, func() error {
@@ -123,6 +130,7 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		if err := c.startS3(ctx); err != nil {
 			return r, err
 		}
+		c.outageEnds()
 		// Training went on during the outage, so waiting here for the
 		// backlog to be saved would only use up steps of the run: the plan
 		// goes on and settle measures the recovery at the end.

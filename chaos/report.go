@@ -21,6 +21,7 @@ type Report struct {
 	Incarnations   int      // coordinator processes started in the chaos run
 	Replays        int      // of them, those that began by replaying the grads stream
 	Unexpected     []string // processes that exited without being killed (restarted by supervision)
+	Refused        []string // processes that stopped because they started while a server they need was down
 	Violations     []string // broken invariants; empty when every promise held
 	Dir            string   // where the logs are
 }
@@ -120,6 +121,12 @@ func (r *Report) String() string {
 	if len(r.Unexpected) > 0 {
 		fmt.Fprintf(&b, "\nunexpected exits (restarted by supervision; each fails the run):\n")
 		for _, u := range r.Unexpected {
+			b.WriteString("  " + u + "\n")
+		}
+	}
+	if len(r.Refused) > 0 {
+		fmt.Fprintf(&b, "\nstarted during an outage and stopped, as designed (restarted by supervision):\n")
+		for _, u := range r.Refused {
 			b.WriteString("  " + u + "\n")
 		}
 	}

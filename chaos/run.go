@@ -19,6 +19,7 @@ type outcome struct {
 	incarnations []Incarnation
 	records      []Record
 	unexpected   []string
+	refused      []string
 	violations   []string
 	took         time.Duration
 	stepTime     time.Duration // mean time per step
@@ -100,7 +101,7 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault, total 
 	}
 	c.stopJettrain()
 	c.settle(out.records)
-	out.unexpected = c.unexpected
+	out.unexpected, out.refused = c.unexpected, c.refused
 	c.tl.mu.Lock()
 	out.violations = append(out.violations, c.tl.errs...)
 	c.tl.mu.Unlock()
@@ -197,6 +198,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return rep, fmt.Errorf("chaos run: %w", err)
 	}
 	rep.Records, rep.Took, rep.Digest, rep.Steps, rep.Unexpected = got.records, got.took, got.manifest.WeightsSHA256, got.manifest.Step, got.unexpected
+	rep.Refused = got.refused
 	rep.Violations = append(rep.Violations, got.violations...)
 	v, steps := CheckCommits(got.incarnations, o.Shards, total)
 	rep.Violations = append(rep.Violations, v...)
