@@ -43,7 +43,7 @@ type Optimizer struct {
 func Default() Config {
 	return Config{
 		Model:           "mlp",
-		Hidden:          []int{128},
+		Hidden:          []int{256},
 		Dataset:         "fashion-mnist",
 		Epochs:          10,
 		BatchSize:       128,
