@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"go.opentelemetry.io/otel/attribute"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
@@ -127,7 +128,17 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, err
 	}
+	tr, metrics, err := instruments(opts.Telemetry)
+	if err != nil {
+		net.Close()
+		return nil, err
+	}
+	_, load := tr.Start(ctx, telemetry.SpanCheckpointLoad, trace.WithAttributes(attribute.String(telemetry.AttrRun, run)))
 	ck, man, err := store.Latest(ctx, run, func(w string) { opts.Log.Warn("coordinator: " + w) })
+	if err == nil {
+		load.SetAttributes(attribute.String(telemetry.AttrCheckpoint, man.Key), attribute.Int64(telemetry.AttrStep, int64(ck.Step)))
+	}
+	load.End()
 	switch {
 	case errors.Is(err, objstore.ErrNotFound):
 		ck = nil
@@ -156,11 +167,6 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now()}
 	if ck != nil {
 		n.resumed = ck.Step
-	}
-	tr, metrics, err := instruments(opts.Telemetry)
-	if err != nil {
-		net.Close()
-		return nil, err
 	}
 	n.trace = newTracing(tr, metrics, run)
 	n.saver = newSaver(store, grads, run, cfg.Keep, net.Layout(), opts.Log, opts.Hooks.Saved)
