@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -155,7 +156,11 @@ func Execute(cmd *cobra.Command) int {
 	ctx, stop := signalContext()
 	defer stop()
 	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", cmd.Name(), err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, cmd.Name()+": ") {
+			msg = cmd.Name() + ": " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		return 1
 	}
 	return 0

@@ -32,7 +32,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait t
 	_, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      StatusBucket,
 		Description: "jettrain live progress of each run",
-		Storage:     jetstream.MemoryStorage,
+		Storage:     jetstream.FileStorage, // survives a broker restart between creation and use
 		Replicas:    max(replicas, 1),
 		TTL:         time.Hour,
 	})
