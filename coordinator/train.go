@@ -44,12 +44,36 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	n, err := newNode(ctx, nc, store, &opts)
-	if err != nil {
-		return nil, err
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		n, err := newNode(ctx, nc, store, &opts)
+		if err == nil {
+			defer n.close()
+			return n.serve(ctx)
+		}
+		if !transient(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		// A broker or store restarting while the run starts: try again.
+		opts.Log.Warn("coordinator: start-up failed; retrying", "err", err)
+		if !pause(ctx, wait) {
+			return nil, ctx.Err()
+		}
 	}
-	defer n.close()
-	return n.serve(ctx)
+}
+
+// transient reports whether a start-up error comes from a server that is
+// restarting or briefly unreachable rather than from the run's inputs.
+func transient(err error) bool {
+	for _, e := range []error{
+		nats.ErrTimeout, nats.ErrNoResponders, nats.ErrDisconnected, nats.ErrConnectionReconnecting,
+		context.DeadlineExceeded, jetstream.ErrJetStreamNotEnabled, jetstream.ErrBucketNotFound,
+		jetstream.ErrStreamNotFound, jetstream.ErrConsumerNotFound, objstore.ErrUnreachable,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 type node struct {
