@@ -105,7 +105,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	if err := checkRun(ctx, store, opts.Run, cfg); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256), jetstream.WithPublishAsyncTimeout(10*time.Second))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256), jetstream.WithPublishAsyncTimeout(publishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
@@ -259,3 +259,7 @@ func instruments(p *telemetry.Provider) (trace.Tracer, *telemetry.Metrics, error
 	m, err := telemetry.NewMetrics(p.Meter())
 	return p.Tracer(), m, err
 }
+
+// publishTimeout bounds the wait for a publish ack; a publish in flight to a
+// cluster node that died is retried after it (idempotently, by message id).
+const publishTimeout = 3 * time.Second

@@ -72,7 +72,7 @@ type Worker struct {
 // New returns a worker that talks over nc.
 func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	opts.defaults()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8), jetstream.WithPublishAsyncTimeout(10*time.Second))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8), jetstream.WithPublishAsyncTimeout(publishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
@@ -205,3 +205,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// publishTimeout bounds the wait for a gradient's ack; after it the task is
+// handed back for redelivery (a stored duplicate is dropped by message id).
+const publishTimeout = 3 * time.Second
