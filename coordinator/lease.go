@@ -57,7 +57,16 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 			return l, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("coordinator: lease of run %s: %w", run, err)
+			if !transient(err) || ctx.Err() != nil {
+				return nil, fmt.Errorf("coordinator: lease of run %s: %w", run, err)
+			}
+			// The bucket's stream is electing a leader or the broker is
+			// restarting: ask again.
+			log.Warn("coordinator: lease request failed; retrying", "run", run, "err", err)
+			if !pause(ctx, ttl/4) {
+				return nil, ctx.Err()
+			}
+			continue
 		}
 		if !waiting {
 			holder := "another coordinator"

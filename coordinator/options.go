@@ -26,7 +26,7 @@ type Options struct {
 	Now      func() time.Time // clock for timings only; default time.Now
 	Hooks    Hooks            // optional observation points
 	ID       string           // coordinator id for the leader lease; default host-pid
-	LeaseTTL time.Duration    // how long a dead leader blocks its standby; default 3s
+	LeaseTTL time.Duration    // how long a dead leader blocks its standby; default 5s
 
 	// Telemetry traces and measures the run; nil = none.
 	Telemetry *telemetry.Provider
@@ -56,7 +56,7 @@ func (o *Options) defaults() error {
 		o.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	if o.LeaseTTL == 0 {
-		o.LeaseTTL = 3 * time.Second
+		o.LeaseTTL = 5 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now

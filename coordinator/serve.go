@@ -153,7 +153,7 @@ func (n *node) read(ctx context.Context, cons jetstream.Consumer, next uint64, o
 // readFrom delivers messages from cons until its iterator ends, and returns
 // the last stream sequence delivered (0 if none).
 func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<- delivery) (last uint64) {
-	it, err := cons.Messages(jetstream.PullMaxBytes(16 << 20))
+	it, err := cons.Messages(jetstream.PullMaxBytes(16<<20), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return 0
 	}

@@ -44,11 +44,20 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+	for wait := 250 * time.Millisecond; ; wait = min(max(2*wait, 250*time.Millisecond), 5*time.Second) {
 		n, err := newNode(ctx, nc, store, &opts)
 		if err == nil {
-			defer n.close()
-			return n.serve(ctx)
+			var res *Result
+			res, err = n.serve(ctx)
+			n.close()
+			if !errors.Is(err, ErrLeaseLost) || nc.IsClosed() {
+				return res, err
+			}
+			// Another coordinator took the run over (this one was cut off
+			// longer than the lease): wait as its standby.
+			opts.Log.Warn("coordinator: "+err.Error()+"; waiting as a standby", "run", opts.Config.Signature())
+			wait = 0
+			continue
 		}
 		if !transient(err) || ctx.Err() != nil {
 			return nil, err
@@ -66,7 +75,7 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 func transient(err error) bool {
 	for _, e := range []error{
 		nats.ErrTimeout, nats.ErrNoResponders, nats.ErrDisconnected, nats.ErrConnectionReconnecting,
-		context.DeadlineExceeded, jetstream.ErrJetStreamNotEnabled, jetstream.ErrBucketNotFound,
+		context.DeadlineExceeded, jetstream.ErrJetStreamNotEnabled, jetstream.ErrNoStreamResponse, jetstream.ErrBucketNotFound,
 		jetstream.ErrStreamNotFound, jetstream.ErrConsumerNotFound, objstore.ErrUnreachable,
 	} {
 		if errors.Is(err, e) {

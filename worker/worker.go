@@ -141,7 +141,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // task is prefetched while another is computed; more would let one worker
 // hoard the shards of a step.
 func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue, params jetstream.Stream) {
-	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return
 	}
