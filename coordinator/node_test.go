@@ -206,6 +206,8 @@ func TestSameWeightsWithAnyNumberOfWorkers(t *testing.T) {
 	}
 }
 
+// TestWorkersJoinAndLeaveMidRun changes the worker pool during a run (and
+// slips a malformed gradient into the stream): the weights do not change.
 func TestWorkersJoinAndLeaveMidRun(t *testing.T) {
 	cfg := smallConfig(t)
 	srv := runNATS(t, t.TempDir())
@@ -213,8 +215,14 @@ func TestWorkersJoinAndLeaveMidRun(t *testing.T) {
 	p := newPool(t, srv.ClientURL())
 	p.add(1)
 	ref := referenceDigest(t, cfg)
+	js, _ := jetstream.New(nc)
 	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
 		switch step {
+		case 3:
+			// A malformed gradient in the stream is logged and skipped.
+			if _, err := js.Publish(context.Background(), protocol.GradsSubject(cfg.Signature()), []byte("garbage")); err != nil {
+				t.Error(err)
+			}
 		case 5:
 			p.add(2) // two join
 		case 20:
