@@ -29,7 +29,7 @@ type endpoints struct {
 }
 
 func (e *endpoints) flags(fs *pflag.FlagSet, withListen bool) {
-	fs.StringVar(&e.dataDir, "data-dir", "./jettrain-data", "where the embedded NATS and S3 servers keep their data")
+	fs.StringVar(&e.dataDir, "data-dir", "./jettrain-data", "where the embedded NATS and S3 servers keep their data (worker: its dataset cache)")
 	fs.StringVar(&e.nats.URL, "nats", "", "NATS server URL (env NATS_URL); empty = the embedded server")
 	fs.StringVar(&e.nats.User, "nats-user", "", "NATS user (env NATS_USER; password from NATS_PASSWORD)")
 	fs.StringVar(&e.nats.CredsFile, "nats-creds", "", "NATS credentials file (env NATS_CREDS)")

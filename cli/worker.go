@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/telemetry"
 	"github.com/jettrain/jettrain/worker"
 )
@@ -39,7 +41,19 @@ func Worker() *cobra.Command {
 				return err
 			}
 			defer tp.Shutdown(context.WithoutCancel(cmd.Context()))
-			return runWorker(cmd.Context(), o, worker.Options{ID: id, DataDir: dataDir, Log: log, Telemetry: tp})
+			wo := worker.Options{ID: id, DataDir: dataDir, Log: log, Telemetry: tp, CacheDir: filepath.Join(e.dataDir, "cache")}
+			// With an object store, datasets this machine lacks are fetched
+			// from the copies the coordinator shared there.
+			if s3, err := e.s3Config(); err != nil {
+				return err
+			} else if s3.Endpoint != "" {
+				store, err := objstore.Open(cmd.Context(), s3)
+				if err != nil {
+					return err
+				}
+				wo.Datasets = store
+			}
+			return runWorker(cmd.Context(), o, wo)
 		},
 	}
 	fs := cmd.Flags()

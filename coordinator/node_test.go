@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -528,5 +529,43 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 	}
 	if fmt.Sprintf("%x", res.Digest) != ref {
 		t.Fatal("resuming past a corrupt checkpoint changed the weights")
+	}
+}
+
+// TestWorkerFetchesTheDataset runs a worker on a "machine" without the
+// Fashion-MNIST files: it fetches the copy the coordinator shared in the
+// bucket, caches it by digest, and trains.
+func TestWorkerFetchesTheDataset(t *testing.T) {
+	cfg, err := config.Load("", []string{"batch_size=512", "shards=2", "epochs=1", "checkpoint_every=1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	st := openStore(t, "")
+	cache := t.TempDir()
+	w, err := worker.New(connect(t, srv.ClientURL()), worker.Options{Log: quietLog(), DataDir: t.TempDir(), Datasets: st, CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() { _ = w.Run(wctx) }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	_, _ = train(t, ctx, nc, st, cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
+		if step == 3 {
+			cancel()
+		}
+	}})
+	// Acks are counted when the server confirms the gradient: poll.
+	for deadline := time.Now().Add(10 * time.Second); w.Tasks() < 6; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker finished %d tasks, want the 6 of three steps", w.Tasks())
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "datasets", "fashion-mnist", "*", "*-ubyte*"))
+	if len(files) != 4 {
+		t.Fatalf("cached dataset files %v, want 4", files)
 	}
 }

@@ -151,6 +151,9 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	if err != nil {
 		return nil, err
 	}
+	if err := shareDataset(ctx, store, kv, run, cfg, ds); err != nil {
+		opts.Log.Warn("coordinator: could not share the dataset through the object store; workers need their own copy", "err", err)
+	}
 	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
 	if err != nil {
 		return nil, err

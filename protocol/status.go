@@ -14,3 +14,15 @@ type Status struct {
 	Replaying   bool   `json:"replaying"`
 	UnixMilli   int64  `json:"unix_ms"` // when it was written
 }
+
+// DatasetRef tells workers where to fetch a run's dataset files when they
+// do not have them: objects datasets/<Name>/<Digest>/<file> in the run's
+// bucket. It is stored in RunsBucket under DatasetKey(run), as JSON.
+type DatasetRef struct {
+	Name   string   `json:"name"`
+	Digest string   `json:"digest"`
+	Files  []string `json:"files"`
+}
+
+// DatasetKey is the RunsBucket key of a run's DatasetRef.
+func DatasetKey(run string) string { return run + ".dataset" }

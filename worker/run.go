@@ -38,14 +38,15 @@ type run struct {
 // It belongs to one worker goroutine.
 type runCache struct {
 	dataDir  string
+	fetch    *fetcher // nil: datasets only from local files
 	runs     []*run
 	datasets map[string]*model.Dataset
 }
 
 const keptRuns = 2
 
-func newRunCache(dataDir string) *runCache {
-	return &runCache{dataDir: dataDir, datasets: map[string]*model.Dataset{}}
+func newRunCache(dataDir string, fetch *fetcher) *runCache {
+	return &runCache{dataDir: dataDir, fetch: fetch, datasets: map[string]*model.Dataset{}}
 }
 
 func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (*run, error) {
@@ -75,7 +76,12 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	key := cfg.Dataset + "\x00" + dir
 	ds := c.datasets[key]
 	if ds == nil {
-		if ds, err = model.LoadDataset(cfg.Dataset, dir); err != nil {
+		ds, err = model.LoadDataset(cfg.Dataset, dir)
+		if err != nil && c.fetch != nil {
+			// No local copy: fetch the files the coordinator shared.
+			ds, err = c.fetch.dataset(ctx, kv, sig, err)
+		}
+		if err != nil {
 			return nil, err
 		}
 		c.datasets[key] = ds

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,12 @@ type Options struct {
 	Wait    time.Duration // how long to wait for a task per pull; default 1s
 	Beat    time.Duration // heartbeat interval; default 2s
 
+	// Datasets, when set, is where the worker fetches a run's dataset files
+	// it has no local copy of (the coordinator uploads them), caching them
+	// under CacheDir (default the user cache directory).
+	Datasets DatasetSource
+	CacheDir string
+
 	// Telemetry traces tasks as children of the coordinator's step spans
 	// and records task metrics; nil = none.
 	Telemetry *telemetry.Provider
@@ -48,6 +55,13 @@ func (o *Options) defaults() {
 	}
 	if o.Wait <= 0 {
 		o.Wait = time.Second
+	}
+	if o.CacheDir == "" {
+		if dir, err := os.UserCacheDir(); err == nil {
+			o.CacheDir = filepath.Join(dir, "jettrain")
+		} else {
+			o.CacheDir = filepath.Join(os.TempDir(), "jettrain")
+		}
 	}
 	if o.Beat <= 0 {
 		o.Beat = 2 * time.Second
@@ -76,7 +90,11 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir), versions: newVersions()}
+	var fetch *fetcher
+	if opts.Datasets != nil {
+		fetch = &fetcher{src: opts.Datasets, cache: opts.CacheDir}
+	}
+	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir, fetch), versions: newVersions()}
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
 		w.tr = opts.Telemetry.Tracer()

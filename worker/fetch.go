@@ -1,0 +1,80 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// DatasetSource serves the dataset files a coordinator shared
+// (objstore.Store is one).
+type DatasetSource interface {
+	GetDatasetFile(ctx context.Context, name, digest, file string) ([]byte, error)
+}
+
+// fetcher brings a run's dataset from a DatasetSource into a cache
+// directory keyed by the dataset's digest, once per machine.
+type fetcher struct {
+	src   DatasetSource
+	cache string // <cache>/datasets/<name>/<digest>/<file>
+}
+
+// dataset loads the run's dataset from the cache, fetching it first if
+// needed, and checks its digest. local is the error of the local load, kept
+// in the message when there is nothing to fetch.
+func (f *fetcher) dataset(ctx context.Context, kv jetstream.KeyValue, run string, local error) (*model.Dataset, error) {
+	e, err := kv.Get(ctx, protocol.DatasetKey(run))
+	if err != nil {
+		return nil, fmt.Errorf("%w (and the coordinator shared no copy: %v)", local, err)
+	}
+	var ref protocol.DatasetRef
+	if err := json.Unmarshal(e.Value(), &ref); err != nil || ref.Name != model.DatasetFashionMNIST {
+		return nil, fmt.Errorf("%w (and the shared copy's description is unusable)", local)
+	}
+	dir := filepath.Join(f.cache, "datasets", ref.Name, ref.Digest)
+	ds, err := model.LoadDataset(ref.Name, dir)
+	if err != nil {
+		if err := f.download(ctx, ref, dir); err != nil {
+			return nil, err
+		}
+		if ds, err = model.LoadDataset(ref.Name, dir); err != nil {
+			return nil, err
+		}
+	}
+	if ds.Digest != ref.Digest {
+		return nil, fmt.Errorf("worker: dataset in %s has digest %s, want %s", dir, ds.Digest, ref.Digest)
+	}
+	return ds, nil
+}
+
+// download writes every file of ref into dir, each through a temporary
+// file renamed into place, so a crash never leaves a half-written file.
+func (f *fetcher) download(ctx context.Context, ref protocol.DatasetRef, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("worker: dataset cache: %w", err)
+	}
+	for _, name := range ref.Files {
+		if filepath.Base(name) != name {
+			return fmt.Errorf("worker: shared dataset file %q is not a plain name", name)
+		}
+		data, err := f.src.GetDatasetFile(ctx, ref.Name, ref.Digest, name)
+		if err != nil {
+			return fmt.Errorf("worker: fetching dataset file %s: %w", name, err)
+		}
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		if err := os.WriteFile(tmp, data, 0o644); err != nil {
+			return fmt.Errorf("worker: dataset cache: %w", err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("worker: dataset cache: %w", err)
+		}
+	}
+	return nil
+}
