@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -68,9 +72,20 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 			}
 			continue
 		}
+		e, gerr := kv.Get(ctx, run)
+		if gerr == nil && holderIsGone(string(e.Value()), id) {
+			// The holder was this machine's previous coordinator process,
+			// killed before it could release the lease: take it over now
+			// instead of waiting for the TTL.
+			if rev, err := kv.Update(ctx, run, []byte(id), e.Revision()); err == nil {
+				l.rev = rev
+				log.Info("took over the lease of a coordinator that died on this host", "run", run, "previous", string(e.Value()))
+				return l, nil
+			}
+		}
 		if !waiting {
 			holder := "another coordinator"
-			if e, err := kv.Get(ctx, run); err == nil {
+			if gerr == nil {
 				holder = string(e.Value())
 			}
 			log.Info("standby: another coordinator leads the run; waiting to take over", "run", run, "leader", holder)
@@ -147,4 +162,34 @@ func pause(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// holderIsGone reports whether the lease holder is a coordinator process
+// of this host that no longer runs (ids are "host-pid"): this process in an
+// earlier life (the same id, as in a restarted container), or a pid that is
+// gone.
+func holderIsGone(holder, self string) bool {
+	if holder == self {
+		return true
+	}
+	host, _ := os.Hostname()
+	pidText, ok := strings.CutPrefix(holder, host+"-")
+	if !ok {
+		return false
+	}
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return !processAlive(pid)
+}
+
+// processAlive reports whether a process with pid exists.
+func processAlive(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	err = p.Signal(syscall.Signal(0))
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
