@@ -27,12 +27,17 @@ type Commit struct {
 type Incarnation struct {
 	Name    string // slot and start number, e.g. coordinator-a.2
 	Commits []Commit
+	// Terms are the indexes into Commits where the process began leading
+	// again after losing its lease and waiting as a standby: each term
+	// resumes from a checkpoint like a new process.
+	Terms []int
 }
 
 // Log messages the harness reads.
 const (
 	msgStepCommitted       = "step committed"
 	msgCheckpointCommitted = "checkpoint committed"
+	textBackToStandby      = "waiting as a standby"
 )
 
 // parseFields splits a slog text line into its key=value pairs; quoted
@@ -127,6 +132,9 @@ func ParseLog(name string, r io.Reader) (Incarnation, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
+		if strings.Contains(sc.Text(), textBackToStandby) {
+			inc.Terms = append(inc.Terms, len(inc.Commits))
+		}
 		c, ok, err := parseCommit(sc.Text())
 		if err != nil {
 			return inc, fmt.Errorf("%s: %w", name, err)
