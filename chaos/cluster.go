@@ -155,7 +155,7 @@ func (c *cluster) tick() {
 				continue
 			}
 			msg := fmt.Sprintf("%s exited with code %d at step %d: %s", n.incName(n.inc-1), code, c.tl.progress(), summary(n.proc.lastLines()))
-			if server := c.startedInOutage(n); server != "" {
+			if server := c.refusedInOutage(n, now); server != "" {
 				// A process that cannot reach a server when it starts
 				// stops with one clear line, by design; supervision
 				// starts it again.
@@ -207,12 +207,35 @@ func (c *cluster) outageEnds() { c.outages[len(c.outages)-1].to = time.Now() }
 // startedInOutage names a server n's current incarnation needs (NATS for
 // all, S3 for coordinators) that was down when it started, or "".
 func (c *cluster) startedInOutage(n *node) string {
-	t := n.proc.started
+	return c.overlaps(n, n.proc.started, n.proc.started)
+}
+
+// refusedInOutage names the server whose outage explains n's exit: n
+// started during it, or n's start-up (connecting to its servers) ran into
+// it and n stopped with an unreachable-server line, as designed.
+func (c *cluster) refusedInOutage(n *node, exited time.Time) string {
+	if server := c.startedInOutage(n); server != "" {
+		return server
+	}
+	last := strings.Join(n.proc.lastLines(), "\n")
+	if !strings.Contains(last, "unreachable") || exited.Sub(n.proc.started) > startupWindow {
+		return "" // a process past its start-up must ride outages out
+	}
+	return c.overlaps(n, n.proc.started, exited)
+}
+
+// startupWindow bounds how long after its start a process may still be
+// connecting to its servers.
+const startupWindow = 10 * time.Second
+
+// overlaps names a server n needs that was down at some time in [from, to].
+func (c *cluster) overlaps(n *node, from, to time.Time) string {
+	t := from
 	for _, o := range c.outages {
 		if o.server == "s3" && n.role != coordinatorRole {
 			continue
 		}
-		if !t.Before(o.from) && (o.to.IsZero() || !t.After(o.to)) {
+		if !to.Before(o.from) && (o.to.IsZero() || !t.After(o.to)) {
 			return o.server
 		}
 	}
