@@ -119,7 +119,7 @@ func (r *run) params(ctx context.Context, s jetstream.Stream, vs *versions, step
 	if r.haveW && r.step == step {
 		return r.weights, r.digest, nil
 	}
-	p := vs.get(r.sig, step)
+	p := vs.wait(ctx, r.sig, step, 50*time.Millisecond)
 	for wait := time.Millisecond; p == nil; wait *= 2 {
 		raw, err := s.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step))
 		if err == nil {

@@ -1,7 +1,9 @@
 package worker
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -11,13 +13,16 @@ import (
 // versions keeps the newest weights versions received by subscription, a
 // few per run, for the task loop to use without a fetch.
 type versions struct {
-	mu   sync.Mutex
-	runs map[string][]*protocol.Params // newest last
+	mu      sync.Mutex
+	runs    map[string][]*protocol.Params // newest last
+	arrived chan struct{}                 // closed and replaced on every arrival
 }
 
 const versionsKept = 2
 
-func newVersions() *versions { return &versions{runs: map[string][]*protocol.Params{}} }
+func newVersions() *versions {
+	return &versions{runs: map[string][]*protocol.Params{}, arrived: make(chan struct{})}
+}
 
 // receive is the subscription handler. Malformed messages are ignored here:
 // the task loop fetches from the stream and reports what it finds there.
@@ -33,16 +38,43 @@ func (v *versions) receive(msg *nats.Msg) {
 		list = list[len(list)-versionsKept:]
 	}
 	v.runs[p.Run] = list
+	close(v.arrived)
+	v.arrived = make(chan struct{})
 }
 
 // get returns version step of run if it has arrived.
 func (v *versions) get(run string, step uint64) *protocol.Params {
+	p, _ := v.lookup(run, step)
+	return p
+}
+
+func (v *versions) lookup(run string, step uint64) (*protocol.Params, <-chan struct{}) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, p := range v.runs[run] {
 		if p.Step == step {
-			return p
+			return p, nil
 		}
 	}
-	return nil
+	return nil, v.arrived
+}
+
+// wait returns version step of run once it arrives, or nil after d: a task
+// often reaches a worker a moment before the weights it names.
+func (v *versions) wait(ctx context.Context, run string, step uint64, d time.Duration) *protocol.Params {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		p, arrived := v.lookup(run, step)
+		if p != nil {
+			return p
+		}
+		select {
+		case <-arrived:
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
