@@ -17,11 +17,12 @@ import (
 	"github.com/jettrain/jettrain/telemetry"
 )
 
+// delivery is one grads-stream message handed from the reader to the loop;
+// grad is nil for a malformed message (already logged).
 type delivery struct {
 	grad    *protocol.Grad
 	seq     uint64
-	pending uint64
-	err     error
+	pending uint64 // messages after this one at delivery: 0 = caught up
 }
 
 // serve replays the grads stream from the checkpoint, then drives the run
@@ -95,9 +96,6 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 				}
 			}
 		case d := <-in:
-			if d.err != nil {
-				return nil, d.err
-			}
 			done, err := n.apply(ctx, d, replaying)
 			if err != nil {
 				return nil, err
