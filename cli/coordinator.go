@@ -116,6 +116,9 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 			err = werr
 		}
 	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("interrupted; start again with the same config to resume run %s from its newest checkpoint", cfg.Signature())
+	}
 	if err != nil {
 		return err
 	}
