@@ -35,7 +35,6 @@ type saver struct {
 	wake    chan struct{}
 	pending *objstore.Checkpoint
 	best    *objstore.Checkpoint
-	saved   uint64 // newest committed step
 	busy    bool
 	flushed chan struct{} // closed and replaced whenever the saver goes idle
 	seqs    []uint64      // GradsSeq of the checkpoints committed by this process
@@ -127,7 +126,6 @@ func (s *saver) commit(ctx context.Context, ck *objstore.Checkpoint) bool {
 	s.trace.m.CheckpointBytes.Add(ctx, man.Size, s.trace.runSet)
 	s.log.Debug("checkpoint committed", "run", s.run, "step", ck.Step, "took", time.Since(start))
 	s.mu.Lock()
-	s.saved = ck.Step
 	s.seqs = append(s.seqs, ck.GradsSeq)
 	var purge uint64
 	if len(s.seqs) >= s.keep {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -219,8 +220,10 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 		n.lastMove, n.redo = n.opts.Now(), 0
 		n.strag.committed(time.Now())
 		n.prog.step(n.m.Step(), r.Epoch)
-		d := n.m.Digest()
-		n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "digest", hex.EncodeToString(d[:8]), "seqs", fmt.Sprint(n.m.UsedSeqs()), "replay", replaying)
+		if n.opts.Log.Enabled(ctx, slog.LevelDebug) { // the audit line costs formatting: only when asked for
+			d := n.m.Digest()
+			n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "digest", hex.EncodeToString(d[:8]), "seqs", fmt.Sprint(n.m.UsedSeqs()), "replay", replaying)
+		}
 		if h := n.opts.Hooks.Committed; h != nil {
 			h(n.m.Step(), n.m.Digest())
 		}
@@ -407,7 +410,7 @@ func (n *node) checkFenced(ctx context.Context, p *protocol.Params, err error) e
 func (n *node) reportStatus(ctx context.Context, replaying bool) {
 	now := time.Now()
 	for id, t := range n.alive {
-		if now.Sub(t) > 3*workerBeat {
+		if now.Sub(t) > 3*protocol.HeartbeatEvery {
 			delete(n.alive, id)
 		}
 	}
@@ -424,6 +427,3 @@ func (n *node) reportStatus(ctx context.Context, replaying bool) {
 
 // statusEvery is how often the live status is written.
 const statusEvery = 2 * time.Second
-
-// workerBeat is the workers' default heartbeat interval.
-const workerBeat = 2 * time.Second

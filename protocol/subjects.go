@@ -32,7 +32,12 @@ func GradsSubject(run string) string { return "jt.grads." + run }
 func ParamsSubject(run string, step uint64) string { return fmt.Sprintf("jt.params.%s.%d", run, step) }
 
 // HeartbeatSubject carries worker heartbeats (core NATS, not persisted).
+// Workers send one every HeartbeatEvery; a coordinator counts a worker as
+// alive for three intervals after its last one.
 const HeartbeatSubject = "jt.heartbeat"
+
+// HeartbeatEvery is the interval of worker heartbeats.
+const HeartbeatEvery = 2 * time.Second
 
 // MsgID is the JetStream message id of the task and the gradient of
 // (run, step, shard), so the server drops a republished duplicate.

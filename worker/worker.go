@@ -26,11 +26,9 @@ import (
 
 // Options configure a worker.
 type Options struct {
-	ID      string        // worker id in gradients and logs; default host-pid-n
-	DataDir string        // dataset directory override; "" = each run's data_dir
-	Log     *slog.Logger  // default slog.Default()
-	Wait    time.Duration // how long to wait for a task per pull; default 1s
-	Beat    time.Duration // heartbeat interval; default 2s
+	ID      string       // worker id in gradients and logs; default host-pid-n
+	DataDir string       // dataset directory override; "" = each run's data_dir
+	Log     *slog.Logger // default slog.Default()
 
 	// Datasets, when set, is where the worker fetches a run's dataset files
 	// it has no local copy of (the coordinator uploads them), caching them
@@ -53,18 +51,12 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	if o.Wait <= 0 {
-		o.Wait = time.Second
-	}
 	if o.CacheDir == "" {
 		if dir, err := os.UserCacheDir(); err == nil {
 			o.CacheDir = filepath.Join(dir, "jettrain")
 		} else {
 			o.CacheDir = filepath.Join(os.TempDir(), "jettrain")
 		}
-	}
-	if o.Beat <= 0 {
-		o.Beat = 2 * time.Second
 	}
 }
 
@@ -197,7 +189,7 @@ func (w *Worker) waitReady(ctx context.Context) (jetstream.Consumer, jetstream.K
 }
 
 func (w *Worker) heartbeat(ctx context.Context) {
-	t := time.NewTicker(w.opts.Beat)
+	t := time.NewTicker(protocol.HeartbeatEvery)
 	defer t.Stop()
 	for {
 		hb := protocol.Heartbeat{Worker: w.opts.ID, Tasks: w.done.Load()}
