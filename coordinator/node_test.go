@@ -118,7 +118,7 @@ func newPool(t testing.TB, url string) *pool {
 func (p *pool) add(n int) {
 	for i := 0; i < n; i++ {
 		nc := connect(p.t, p.url)
-		w, err := worker.New(nc, worker.Options{Log: quietLog(), Wait: 100 * time.Millisecond})
+		w, err := worker.New(nc, worker.Options{Log: quietLog()})
 		if err != nil {
 			p.t.Fatal(err)
 		}
@@ -390,21 +390,32 @@ func TestStragglersAreRedispatched(t *testing.T) {
 	p := newPool(t, srv.ClientURL())
 	p.add(2)
 
-	// The thief holds one task at steps 12, 25 and 40 and never acks it.
+	// The thief takes one task at steps 12, 25 and 40 and never answers.
+	type shardOf struct {
+		step  uint64
+		shard int
+	}
 	thief := connect(t, srv.ClientURL())
 	steal := make(chan struct{}, 3)
+	var stolen []shardOf
+	thiefDone := make(chan struct{})
 	go func() {
+		defer close(thiefDone)
 		js, _ := jetstream.New(thief)
 		for range steal {
 			cons, err := js.Consumer(context.Background(), protocol.TasksStream, protocol.WorkersConsumer)
 			if err != nil {
 				return
 			}
-			_, _ = cons.Next(jetstream.FetchMaxWait(time.Second))
+			msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+			var task protocol.Task
+			if err == nil && task.UnmarshalBinary(msg.Data()) == nil {
+				stolen = append(stolen, shardOf{task.Step, int(task.Shard)})
+			}
 		}
 	}()
 	var mu sync.Mutex
-	redispatched := 0
+	redispatched := map[shardOf]bool{}
 	res, err := Train(context.Background(), nc, openStore(t, ""), Options{Config: cfg, Log: quietLog(), AckWait: time.Minute,
 		Hooks: Hooks{
 			Committed: func(step uint64, _ [32]byte) {
@@ -412,16 +423,28 @@ func TestStragglersAreRedispatched(t *testing.T) {
 					steal <- struct{}{}
 				}
 			},
-			Redispatched: func(uint64, []int) { mu.Lock(); redispatched++; mu.Unlock() },
+			Redispatched: func(step uint64, shards []int) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, s := range shards {
+					redispatched[shardOf{step, s}] = true
+				}
+			},
 		}})
 	close(steal)
+	<-thiefDone
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(stolen) == 0 {
+		t.Fatal("the thief never got a task: the scenario did not happen")
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if redispatched == 0 {
-		t.Fatal("no straggling shard was re-dispatched")
+	for _, s := range stolen {
+		if !redispatched[s] {
+			t.Errorf("stolen step %d shard %d was never re-dispatched (the ack wait is a minute)", s.step, s.shard)
+		}
 	}
 	if fmt.Sprintf("%x", res.Digest) != ref {
 		t.Fatal("re-dispatching stragglers changed the weights")
