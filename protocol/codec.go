@@ -3,7 +3,6 @@ package protocol
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"unicode/utf8"
 	"unsafe"
@@ -68,7 +67,7 @@ func newReader(b []byte, kind Kind) *reader {
 
 func (r *reader) fail(format string, args ...any) {
 	if r.err == nil {
-		r.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+		r.err = malformed(format, args...)
 	}
 	r.b = nil
 }

@@ -17,12 +17,7 @@ func (h *Heartbeat) UnmarshalBinary(b []byte) error {
 		return err
 	}
 	if h.Worker == "" {
-		return (&reader{}).failed("heartbeat without worker id")
+		return malformed("heartbeat without worker id")
 	}
 	return nil
-}
-
-func (r *reader) failed(msg string) error {
-	r.fail("%s", msg)
-	return r.err
 }

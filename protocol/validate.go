@@ -17,65 +17,66 @@ func ValidRun(s string) bool {
 	return true
 }
 
-func checkRun(r *reader, run string) {
-	if r.err == nil && !ValidRun(run) {
-		r.fail("run %q is not a run signature", run)
-	}
+// malformed builds a validation error wrapping ErrMalformed.
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
 
-func checkShard(r *reader, shard, shards uint16) {
-	if r.err == nil && (shards == 0 || shards > MaxShards || shard >= shards) {
-		r.fail("shard %d of %d out of range", shard, shards)
+func checkRun(run string) error {
+	if !ValidRun(run) {
+		return malformed("run %q is not a run signature", run)
 	}
+	return nil
 }
 
 // Validate reports whether t could have been produced by a coordinator.
 func (t *Task) Validate() error {
-	w := &reader{}
-	checkRun(w, t.Run)
-	checkShard(w, t.Shard, t.Shards)
-	if w.err == nil && len(t.Indices) == 0 {
-		w.fail("task has no samples")
+	if err := checkRun(t.Run); err != nil {
+		return err
+	}
+	if t.Shards == 0 || t.Shards > MaxShards || t.Shard >= t.Shards {
+		return malformed("shard %d of %d out of range", t.Shard, t.Shards)
+	}
+	if len(t.Indices) == 0 {
+		return malformed("task has no samples")
 	}
 	for i, x := range t.Indices {
-		if w.err == nil && x < 0 {
-			w.fail("index %d is negative (%d)", i, x)
+		if x < 0 {
+			return malformed("index %d is negative (%d)", i, x)
 		}
 	}
-	return w.err
+	return nil
 }
 
 // Validate reports whether g could have been produced by a worker.
 func (g *Grad) Validate() error {
-	w := &reader{}
-	checkRun(w, g.Run)
-	if w.err == nil && len(g.Worker) > MaxWorkerLen {
-		w.fail("worker id of %d bytes", len(g.Worker))
+	switch err := checkRun(g.Run); {
+	case err != nil:
+		return err
+	case len(g.Worker) > MaxWorkerLen:
+		return malformed("worker id of %d bytes", len(g.Worker))
+	case g.Count == 0:
+		return malformed("gradient over zero samples")
+	case g.Correct > g.Count:
+		return malformed("%d correct of %d samples", g.Correct, g.Count)
+	case g.LossSum < 0 || g.LossSum != g.LossSum:
+		return malformed("loss sum %v", g.LossSum)
+	case len(g.Grad) == 0:
+		return malformed("empty gradient")
 	}
-	if w.err == nil && g.Count == 0 {
-		w.fail("gradient over zero samples")
-	}
-	if w.err == nil && g.Correct > g.Count {
-		w.fail("%d correct of %d samples", g.Correct, g.Count)
-	}
-	if w.err == nil && (g.LossSum < 0 || g.LossSum != g.LossSum) {
-		w.fail("loss sum %v", g.LossSum)
-	}
-	if w.err == nil && len(g.Grad) == 0 {
-		w.fail("empty gradient")
-	}
-	return w.err
+	return nil
 }
 
 // Validate reports whether p is a well-formed weights version. It does not
 // recompute the digest; callers that use the weights compare it themselves.
 func (p *Params) Validate() error {
-	w := &reader{}
-	checkRun(w, p.Run)
-	if w.err == nil && len(p.Weights) == 0 {
-		w.fail("no weights")
+	if err := checkRun(p.Run); err != nil {
+		return err
 	}
-	return w.err
+	if len(p.Weights) == 0 {
+		return malformed("no weights")
+	}
+	return nil
 }
 
 // ShortDigest returns the prefix of a weights digest carried by a Grad.
