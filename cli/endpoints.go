@@ -159,6 +159,9 @@ func (e *endpoints) open(ctx context.Context, name string, wantNATS, embed bool,
 					return nil, err
 				}
 				s.opts.URL = s.natsSrv.ClientURL()
+				// This process's own connections (the coordinator's and its
+				// in-process workers') skip the TCP stack.
+				s.opts.Extra = append(s.opts.Extra, nats.InProcessServer(s.natsSrv))
 			}
 		}
 		if s.nc, err = natsconn.Connect(ctx, s.opts); err != nil {

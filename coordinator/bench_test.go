@@ -3,8 +3,12 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/jettrain/jettrain/model"
 )
@@ -16,9 +20,14 @@ const benchSteps = 60
 // batch 128 in 4 shards, Adam) trained in this process with no broker
 // (local) against the coordinator with 1 and 2 in-process workers over a
 // real embedded JetStream server, and with a checkpoint every 10 steps
-// against none (the checkpoint overhead).
+// against none (the checkpoint overhead). JETTRAIN_BENCH_SET takes extra
+// config overrides, e.g. "model=cnn" or "batch_size=512".
 func BenchmarkThroughput(b *testing.B) {
-	cfg := smallConfig(b, "hidden=[128]", "batch_size=128", "epochs=10", "checkpoint_every=1000")
+	sets := []string{"hidden=[128]", "batch_size=128", "epochs=10", "checkpoint_every=1000"}
+	if extra := os.Getenv("JETTRAIN_BENCH_SET"); extra != "" {
+		sets = append(sets, strings.Split(extra, ",")...)
+	}
+	cfg := smallConfig(b, sets...)
 	ds, err := model.LoadDataset(cfg.Dataset, "")
 	if err != nil {
 		b.Fatal(err)
@@ -38,10 +47,14 @@ func BenchmarkThroughput(b *testing.B) {
 		cfg.CheckpointEvery = v.every
 		b.Run(fmt.Sprintf("workers=%d/checkpoint_every=%d", workers, v.every), func(b *testing.B) {
 			srv := runNATS(b, b.TempDir())
+			// In-process connections, as `coordinator start` makes to
+			// its embedded server.
+			inproc := nats.InProcessServer(srv)
 			p := newPool(b, srv.ClientURL())
+			p.opts = []nats.Option{inproc}
 			p.add(workers)
 			defer p.close()
-			nc := connect(b, srv.ClientURL())
+			nc := connect(b, srv.ClientURL(), inproc)
 			st := openStore(b, "")
 			i := 0
 			var steady time.Duration // from the first commit to the last: startup excluded

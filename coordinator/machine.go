@@ -62,15 +62,13 @@ type Machine struct {
 	perm      []int32
 	permEpoch int
 
-	shards  []*protocol.Grad // gradients of the current step by shard
-	seqs    []uint64         // grads-stream sequence of each shard's gradient
-	used    []uint64         // seqs of the step committed last
-	have    int
-	lastSeq uint64 // grads-stream sequence of the last gradient that completed a step
+	comb    *combiner // the current step's gradients, summed in shard order
+	seqs    []uint64  // grads-stream sequence of each shard's gradient
+	used    []uint64  // seqs of the step committed last
+	lastSeq uint64    // grads-stream sequence of the last gradient that completed a step
 
 	part    partial
 	history []objstore.HistoryEntry
-	sum     []float32 // scratch for combining shards
 }
 
 // NewMachine starts run from init, or from ck when it is not nil.
@@ -84,10 +82,9 @@ func NewMachine(run string, cfg config.Config, trainN int, opt model.Optimizer, 
 		totalSteps: uint64(spe) * uint64(cfg.Epochs),
 		opt:        opt, eval: eval,
 		weights:   append([]float32(nil), init...),
-		shards:    make([]*protocol.Grad, cfg.Shards),
+		comb:      newCombiner(cfg.Shards, len(init)),
 		seqs:      make([]uint64, cfg.Shards),
 		permEpoch: -1,
-		sum:       make([]float32, len(init)),
 	}
 	m.part.EpochStart = now.UnixNano()
 	if ck != nil {
@@ -143,8 +140,8 @@ func (m *Machine) UsedSeqs() []uint64 { return m.used }
 // Missing lists the shards of the current step not yet received.
 func (m *Machine) Missing() []int {
 	var out []int
-	for i, g := range m.shards {
-		if g == nil {
+	for i := range m.seqs {
+		if !m.comb.has(i) {
 			out = append(out, i)
 		}
 	}
@@ -192,15 +189,15 @@ func (m *Machine) tasks(shards []int) []protocol.Task {
 
 // Grad takes a gradient read from the grads stream at sequence seq. A
 // gradient that cannot be used (stale, duplicate, for another weights
-// version) returns an error wrapping ErrDropped and changes nothing.
+// version) returns an error wrapping ErrDropped and changes nothing. The
+// machine does not keep g: the caller may reuse it once Grad returns.
 func (m *Machine) Grad(g *protocol.Grad, seq uint64, now time.Time) (Ready, error) {
 	if err := m.accept(g); err != nil {
 		return Ready{}, fmt.Errorf("%s step %d shard %d from %q: %w", g.Run, g.Step, g.Shard, g.Worker, err)
 	}
-	m.shards[g.Shard] = g
+	m.comb.add(g)
 	m.seqs[g.Shard] = seq
-	m.have++
-	if m.have < len(m.shards) {
+	if !m.comb.complete() {
 		return Ready{}, nil
 	}
 	m.lastSeq = seq
@@ -208,7 +205,7 @@ func (m *Machine) Grad(g *protocol.Grad, seq uint64, now time.Time) (Ready, erro
 }
 
 func (m *Machine) accept(g *protocol.Grad) error {
-	if g.Run == m.run && !m.Done() && (g.Step < m.step || g.Step == m.step && int(g.Shard) < len(m.shards) && m.shards[g.Shard] != nil) {
+	if g.Run == m.run && !m.Done() && (g.Step < m.step || g.Step == m.step && int(g.Shard) < len(m.seqs) && m.comb.has(int(g.Shard))) {
 		return ErrStale
 	}
 	err := m.reject(g)
@@ -226,8 +223,8 @@ func (m *Machine) reject(g *protocol.Grad) error {
 		return errors.New("the run is finished")
 	case g.Step > m.step:
 		return fmt.Errorf("step is ahead of the current step %d", m.step)
-	case int(g.Shard) >= len(m.shards):
-		return fmt.Errorf("shard out of range [0,%d)", len(m.shards))
+	case int(g.Shard) >= len(m.seqs):
+		return fmt.Errorf("shard out of range [0,%d)", len(m.seqs))
 	case len(g.Grad) != len(m.weights):
 		return fmt.Errorf("%d gradient values, want %d", len(g.Grad), len(m.weights))
 	case g.Weights != protocol.ShortDigest(m.digest):
@@ -240,30 +237,26 @@ func (m *Machine) reject(g *protocol.Grad) error {
 	return nil
 }
 
-// commit combines the shards in shard order, applies the optimizer and
+// commit takes the mean of the combined shards, applies the optimizer and
 // moves to the next step.
 func (m *Machine) commit(now time.Time) (Ready, error) {
-	clear(m.sum)
 	var count uint32
-	for _, g := range m.shards {
-		for i, v := range g.Grad {
-			m.sum[i] += v
-		}
-		count += g.Count
-		m.part.LossSum += g.LossSum
-		m.part.Correct += uint64(g.Correct)
-		m.part.Count += uint64(g.Count)
+	for _, st := range m.comb.stats { // shard order: the float64 loss sum is order-sensitive too
+		count += st.count
+		m.part.LossSum += st.loss
+		m.part.Correct += uint64(st.correct)
+		m.part.Count += uint64(st.count)
 	}
+	sum := m.comb.sum
 	inv := 1 / float32(count)
-	for i := range m.sum {
-		m.sum[i] *= inv
+	for i := range sum {
+		sum[i] *= inv
 	}
-	m.opt.Apply(m.weights, m.sum, int64(m.step))
+	m.opt.Apply(m.weights, sum, int64(m.step))
 	m.step++
 	m.digest = model.Digest(m.weights)
-	clear(m.shards)
+	m.comb.reset()
 	m.used = append(m.used[:0], m.seqs...)
-	m.have = 0
 
 	var r Ready
 	if m.step%uint64(m.stepsPerEpoch) == 0 {

@@ -90,9 +90,9 @@ func runNATS(t testing.TB, storeDir string) *server.Server {
 	return s
 }
 
-func connect(t testing.TB, url string) *nats.Conn {
+func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +104,7 @@ func connect(t testing.TB, url string) *nats.Conn {
 type pool struct {
 	t    testing.TB
 	url  string
+	opts []nats.Option // connection options of every worker
 	mu   sync.Mutex
 	stop []context.CancelFunc
 	wg   sync.WaitGroup
@@ -117,7 +118,7 @@ func newPool(t testing.TB, url string) *pool {
 
 func (p *pool) add(n int) {
 	for i := 0; i < n; i++ {
-		nc := connect(p.t, p.url)
+		nc := connect(p.t, p.url, p.opts...)
 		w, err := worker.New(nc, worker.Options{Log: quietLog()})
 		if err != nil {
 			p.t.Fatal(err)

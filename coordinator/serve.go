@@ -98,6 +98,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 			}
 		case d := <-in:
 			done, err := n.apply(ctx, d, replaying)
+			n.recycle(d.grad)
 			if err != nil {
 				return nil, err
 			}
@@ -174,7 +175,12 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 			continue
 		}
 		last = md.Sequence.Stream
-		g := new(protocol.Grad)
+		var g *protocol.Grad
+		select {
+		case g = <-n.spare:
+		default:
+			g = new(protocol.Grad)
+		}
 		if err := g.UnmarshalBinary(msg.Data()); err != nil {
 			n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
 			g = nil
@@ -184,6 +190,23 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 		case <-ctx.Done():
 			return last
 		}
+	}
+}
+
+// spareGrads is how many decoded gradients the loop hands back to the
+// reader: decoding into buffers already in use spares the allocation and
+// the page faults of a fresh tensor per message.
+const spareGrads = 8
+
+// recycle hands g's buffers back to the reader; the machine never keeps a
+// gradient it was given.
+func (n *node) recycle(g *protocol.Grad) {
+	if g == nil {
+		return
+	}
+	select {
+	case n.spare <- g:
+	default:
 	}
 }
 

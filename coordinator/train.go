@@ -106,6 +106,8 @@ type node struct {
 	replayed int
 	redo     int // re-dispatch rounds of the current step
 	lastMove time.Time
+
+	spare chan *protocol.Grad // decoded gradients handed back by the loop for the reader to reuse
 }
 
 func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Options) (*node, error) {
@@ -200,7 +202,8 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now()}
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
+		spare: make(chan *protocol.Grad, spareGrads)}
 	if ck != nil {
 		n.resumed = ck.Step
 	}

@@ -15,9 +15,12 @@ var ErrMalformed = errors.New("protocol: malformed message")
 type writer struct{ b []byte }
 
 func newWriter(kind Kind, size int) *writer {
-	w := &writer{b: make([]byte, 0, size+2)}
-	w.b = append(w.b, Version, byte(kind))
-	return w
+	return appendWriter(make([]byte, 0, size+2), kind)
+}
+
+// appendWriter starts a message of kind at the end of b.
+func appendWriter(b []byte, kind Kind) *writer {
+	return &writer{b: append(b, Version, byte(kind))}
 }
 
 func (w *writer) u8(v uint8)    { w.b = append(w.b, v) }
@@ -169,13 +172,18 @@ func (r *reader) i32s(what string, max int) []int32 {
 	return v
 }
 
-func (r *reader) f32s(what string, max int) []float32 {
+// f32s decodes a tensor into dst's backing array when it is large enough.
+func (r *reader) f32s(what string, max int, dst []float32) []float32 {
 	n := r.length(what, max, 4)
 	p := r.take(4*n, what)
 	if r.err != nil {
 		return nil
 	}
-	v := make([]float32, n)
+	v := dst[:0]
+	if cap(v) < n {
+		v = make([]float32, n)
+	}
+	v = v[:n]
 	decodeFloat32s(v, p)
 	if i := firstNonFinite(v); i >= 0 {
 		r.fail("%s[%d] is not finite", what, i)

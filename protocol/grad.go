@@ -2,7 +2,13 @@ package protocol
 
 // MarshalBinary encodes g.
 func (g *Grad) MarshalBinary() ([]byte, error) {
-	w := newWriter(KindGrad, 64+len(g.Run)+len(g.Worker)+4*len(g.Grad))
+	return g.AppendBinary(make([]byte, 0, 64+len(g.Run)+len(g.Worker)+4*len(g.Grad)))
+}
+
+// AppendBinary appends the encoding of g to b, so a sender can reuse one
+// buffer for every gradient it publishes.
+func (g *Grad) AppendBinary(b []byte) ([]byte, error) {
+	w := appendWriter(b, KindGrad)
 	w.str(g.Run)
 	w.u64(g.Step)
 	w.u16(g.Shard)
@@ -15,7 +21,9 @@ func (g *Grad) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes and validates a gradient.
+// UnmarshalBinary decodes and validates a gradient. It decodes the values
+// into g.Grad's backing array when that is large enough, so a reader can
+// reuse one buffer for every gradient it receives.
 func (g *Grad) UnmarshalBinary(b []byte) error {
 	r := newReader(b, KindGrad)
 	g.Run = r.str("run", MaxRunLen)
@@ -26,7 +34,7 @@ func (g *Grad) UnmarshalBinary(b []byte) error {
 	g.LossSum = r.f64("loss sum")
 	g.Correct = r.u32("correct")
 	g.Count = r.u32("count")
-	g.Grad = r.f32s("gradient", MaxParameters)
+	g.Grad = r.f32s("gradient", MaxParameters, g.Grad)
 	if err := r.end(); err != nil {
 		return err
 	}

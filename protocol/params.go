@@ -2,7 +2,12 @@ package protocol
 
 // MarshalBinary encodes p.
 func (p *Params) MarshalBinary() ([]byte, error) {
-	w := newWriter(KindParams, 64+len(p.Run)+4*len(p.Weights))
+	return p.AppendBinary(make([]byte, 0, 64+len(p.Run)+4*len(p.Weights)))
+}
+
+// AppendBinary appends the encoding of p to b.
+func (p *Params) AppendBinary(b []byte) ([]byte, error) {
+	w := appendWriter(b, KindParams)
 	w.str(p.Run)
 	w.u64(p.Step)
 	w.u32(p.Epoch)
@@ -11,14 +16,15 @@ func (p *Params) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes and validates a weights version.
+// UnmarshalBinary decodes and validates a weights version, into
+// p.Weights's backing array when that is large enough.
 func (p *Params) UnmarshalBinary(b []byte) error {
 	r := newReader(b, KindParams)
 	p.Run = r.str("run", MaxRunLen)
 	p.Step = r.u64("step")
 	p.Epoch = r.u32("epoch")
 	copy(p.Digest[:], r.take(32, "digest"))
-	p.Weights = r.f32s("weights", MaxParameters)
+	p.Weights = r.f32s("weights", MaxParameters, p.Weights)
 	if err := r.end(); err != nil {
 		return err
 	}

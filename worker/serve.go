@@ -65,7 +65,12 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 	}
 	g.Worker = w.opts.ID
 	g.Weights = protocol.ShortDigest(digest)
-	b, _ := g.MarshalBinary()
+	var buf []byte
+	select {
+	case buf = <-w.spare:
+	default:
+	}
+	b, _ := g.AppendBinary(buf[:0])
 	_, pub := w.tr.Start(ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(b))))
 	fut, err := w.js.PublishAsync(protocol.GradsSubject(t.Run), b, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard))))
 	if err != nil {
@@ -86,6 +91,12 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 			w.opts.Log.Warn("worker: publishing a gradient failed; task will be redelivered", "task", t.String(), "err", err)
 			_ = msg.Nak()
 			return
+		}
+		// Acknowledged: the client will not send b again, so it can carry
+		// the next gradient. (After an error it might still retry: dropped.)
+		select {
+		case w.spare <- b:
+		default:
 		}
 		if err := msg.Ack(); err != nil {
 			w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", t.String(), "err", err)

@@ -73,6 +73,7 @@ type Worker struct {
 	idAttr   metric.MeasurementOption
 	versions *versions      // weights versions received by subscription
 	inflight sync.WaitGroup // gradient publishes awaiting their ack
+	spare    chan []byte    // encode buffers of acknowledged gradients, for reuse
 }
 
 // New returns a worker that talks over nc.
@@ -86,7 +87,7 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	if opts.Datasets != nil {
 		fetch = &fetcher{src: opts.Datasets, cache: opts.CacheDir}
 	}
-	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir, fetch), versions: newVersions()}
+	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir, fetch), versions: newVersions(), spare: make(chan []byte, 4)}
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
 		w.tr = opts.Telemetry.Tracer()
