@@ -71,42 +71,8 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 	default:
 	}
 	b, _ := g.AppendBinary(buf[:0])
-	_, pub := w.tr.Start(ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(b))))
-	fut, err := w.js.PublishAsync(protocol.GradsSubject(t.Run), b, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard))))
-	if err != nil {
-		pub.End()
-		w.opts.Log.Warn("worker: publishing a gradient failed; task will be redelivered", "task", t.String(), "err", err)
-		_ = msg.Nak()
-		return
-	}
-	// The next task is pulled and computed while the server stores this
-	// gradient; the task is acknowledged only once the gradient is stored.
 	w.inflight.Add(1)
-	go func() {
-		defer w.inflight.Done()
-		defer pub.End()
-		select {
-		case <-fut.Ok():
-		case err := <-fut.Err():
-			w.opts.Log.Warn("worker: publishing a gradient failed; task will be redelivered", "task", t.String(), "err", err)
-			_ = msg.Nak()
-			return
-		}
-		// Acknowledged: the client will not send b again, so it can carry
-		// the next gradient. (After an error it might still retry: dropped.)
-		select {
-		case w.spare <- b:
-		default:
-		}
-		if err := msg.Ack(); err != nil {
-			w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", t.String(), "err", err)
-		}
-		w.done.Add(1)
-		w.opts.Log.Debug("task done", "run", t.Run, "step", t.Step, "shard", t.Shard, "took", time.Since(start))
-		w.metrics.TasksCompleted.Add(ctx, 1, w.idAttr)
-		w.metrics.GradientBytes.Add(ctx, int64(len(b)), w.idAttr)
-		w.metrics.TaskDuration.Record(ctx, time.Since(start).Seconds(), w.idAttr)
-	}()
+	w.out <- outgoing{ctx: ctx, msg: msg, task: t, data: b, start: start}
 }
 
 // reject logs a task that can never succeed once, with where it came from,

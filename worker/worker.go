@@ -74,6 +74,7 @@ type Worker struct {
 	versions *versions      // weights versions received by subscription
 	inflight sync.WaitGroup // gradient publishes awaiting their ack
 	spare    chan []byte    // encode buffers of acknowledged gradients, for reuse
+	out      chan outgoing  // computed gradients for the publisher; open while Run runs
 }
 
 // New returns a worker that talks over nc.
@@ -121,6 +122,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer sub.Unsubscribe()
 	go w.heartbeat(ctx)
 	defer w.inflight.Wait()
+	w.out = make(chan outgoing, outgoingQueue)
+	published := make(chan struct{})
+	go func() { w.publish(w.out); close(published) }()
+	defer func() { close(w.out); <-published }()
 	for ready := false; ctx.Err() == nil; ready = true {
 		if ready {
 			w.opts.Log.Warn("worker: task consumer lost; looking it up again", "worker", w.opts.ID)
