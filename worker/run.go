@@ -28,6 +28,7 @@ type run struct {
 	weights []float32
 	digest  [32]byte
 	haveW   bool
+	check   *digestCheck // of weights, running alongside the first gradient on them
 
 	x    []float32
 	y    []uint8
@@ -145,11 +146,48 @@ func (r *run) params(ctx context.Context, s jetstream.Stream, vs *versions, step
 	if p.Run != r.sig || p.Step != step || len(p.Weights) != r.size {
 		return nil, [32]byte{}, fmt.Errorf("params of run %s step %d: %d weights, the network has %d", p.Run, p.Step, len(p.Weights), r.size)
 	}
-	if model.Digest(p.Weights) != p.Digest {
-		return nil, [32]byte{}, fmt.Errorf("params of run %s step %d: weights digest mismatch", r.sig, step)
-	}
 	r.step, r.weights, r.digest, r.haveW = step, p.Weights, p.Digest, true
+	r.check = checkDigest(p)
 	return r.weights, r.digest, nil
+}
+
+// verified waits for the digest check of the current weights, and forgets
+// weights that failed it so the next task fetches them again.
+func (r *run) verified(ctx context.Context) error {
+	err := r.check.wait(ctx)
+	if err != nil && !errors.Is(err, ctx.Err()) {
+		r.haveW = false
+	}
+	return err
+}
+
+// digestCheck hashes a weights version in the background: the sha256 of
+// 400 KB takes about as long as a quarter of a shard's gradient, and the
+// gradient computed meanwhile is published only if the weights match their
+// digest.
+type digestCheck struct {
+	done chan struct{}
+	err  error
+}
+
+func checkDigest(p *protocol.Params) *digestCheck {
+	c := &digestCheck{done: make(chan struct{})}
+	go func() {
+		if model.Digest(p.Weights) != p.Digest {
+			c.err = fmt.Errorf("params of run %s step %d: weights digest mismatch", p.Run, p.Step)
+		}
+		close(c.done)
+	}()
+	return c
+}
+
+func (c *digestCheck) wait(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // gradient computes the shard's gradient at weights.

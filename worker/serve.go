@@ -63,6 +63,11 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 		w.reject(msg, "gradient failed", err)
 		return
 	}
+	if err := run.verified(ctx); err != nil {
+		w.opts.Log.Warn("worker: weights failed their check; task will be redelivered", "task", t.String(), "err", err)
+		_ = msg.Nak()
+		return
+	}
 	g.Worker = w.opts.ID
 	g.Weights = protocol.ShortDigest(digest)
 	var buf []byte

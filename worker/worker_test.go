@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -29,12 +32,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// TestMalformedTaskIsTerminated publishes garbage and a task for a run that
-// does not exist: the worker logs each once with its subject and sequence,
-// terminates it so it is never redelivered, and keeps serving.
-func TestMalformedTaskIsTerminated(t *testing.T) {
+// startJetStream runs a real JetStream server with the streams and buckets
+// in place, and connects to it.
+func startJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: protocol.MaxPayload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,17 +45,99 @@ func TestMalformedTaskIsTerminated(t *testing.T) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server did not start")
 	}
-	defer srv.Shutdown()
+	t.Cleanup(srv.Shutdown)
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	ctx := context.Background()
-	if err := protocol.Ensure(ctx, js, 1, time.Second); err != nil {
+	if err := protocol.Ensure(context.Background(), js, 1, time.Second); err != nil {
 		t.Fatal(err)
 	}
+	return nc, js
+}
+
+// TestWeightsFailingTheirDigestAreNotUsed hands the worker a weights
+// version whose bytes do not match its digest: the gradient computed on them
+// is never published, the task goes back for redelivery, and the worker
+// says why.
+func TestWeightsFailingTheirDigestAreNotUsed(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	cfg, err := config.Load("", []string{"dataset=synthetic", "hidden=[8]", "batch_size=8", "shards=2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := cfg.Signature()
+	resolved, _ := json.Marshal(cfg)
+	runs, _ := js.KeyValue(ctx, protocol.RunsBucket)
+	if _, err := runs.Put(ctx, run, resolved); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := model.LoadDataset(cfg.Dataset, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := net.Init(cfg.Seed)
+	net.Close()
+	p := protocol.Params{Run: run, Step: 0, Digest: model.Digest(weights), Weights: weights}
+	p.Weights = append([]float32(nil), weights...)
+	p.Weights[3] += 1 // the bytes no longer match the digest
+	pb, _ := p.MarshalBinary()
+	if _, err := js.Publish(ctx, protocol.ParamsSubject(run, 0), pb); err != nil {
+		t.Fatal(err)
+	}
+	task := protocol.Task{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}}
+	tb, _ := task.MarshalBinary()
+	if _, err := js.Publish(ctx, protocol.TasksSubject(run), tb); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs syncBuffer
+	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	cons, _ := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, err := cons.Info(ctx)
+		// Delivered at least twice: refused once and handed out again.
+		if err == nil && info.Delivered.Consumer >= 2 && strings.Count(logs.String(), "weights failed their check") >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task not redelivered after a digest mismatch: %+v\n%s", info, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	grads, _ := js.Stream(ctx, protocol.GradsStream)
+	if info, _ := grads.Info(ctx); info.State.Msgs != 0 {
+		t.Fatalf("%d gradients published on weights that failed their digest", info.State.Msgs)
+	}
+	if w.Tasks() != 0 {
+		t.Fatalf("worker counts %d tasks done", w.Tasks())
+	}
+}
+
+// TestMalformedTaskIsTerminated publishes garbage and a task for a run that
+// does not exist: the worker logs each once with its subject and sequence,
+// terminates it so it is never redelivered, and keeps serving.
+func TestMalformedTaskIsTerminated(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
 
 	var logs syncBuffer
 	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
