@@ -42,15 +42,20 @@ type Optimizer struct {
 // least 88% test accuracy.
 func Default() Config {
 	return Config{
-		Model:           "mlp",
-		Hidden:          []int{256},
-		Dataset:         "fashion-mnist",
-		Epochs:          10,
-		BatchSize:       128,
-		Shards:          4,
-		Seed:            1,
-		Optimizer:       Optimizer{Name: "adam", LR: 1e-3, Momentum: 0.9, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Schedule: "constant"},
-		CheckpointEvery: 200,
+		Model:     "mlp",
+		Hidden:    []int{256},
+		Dataset:   "fashion-mnist",
+		Epochs:    10,
+		BatchSize: 128,
+		Shards:    4,
+		Seed:      1,
+		Optimizer: Optimizer{Name: "adam", LR: 1e-3, Momentum: 0.9, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Schedule: "constant"},
+		// The grads stream keeps every gradient since the oldest kept
+		// checkpoint; the broker holds recent stream blocks in memory, so
+		// frequent checkpoints keep it small (measured on the default run:
+		// 200 steps, 4.1 GB resident and 2 min 4 s; 50 steps, 2.6 GB and
+		// 83 s). A checkpoint costs about 17 ms in the background.
+		CheckpointEvery: 50,
 		Keep:            3,
 	}
 }
