@@ -110,13 +110,17 @@ func benchConfig(b *testing.B, sets []string) (config.Config, *model.Dataset) {
 	ds, err := model.LoadDataset(cfg.Dataset, cfg.DataDir)
 	if err != nil {
 		b.Logf("%v; benchmarking on the synthetic dataset", err)
-		if cfg, err = config.Load("", append([]string{"dataset=synthetic", "epochs=20"}, sets...)); err != nil {
+		if cfg, err = config.Load("", append([]string{"dataset=synthetic"}, sets...)); err != nil {
 			b.Fatal(err)
 		}
 		if ds, err = model.LoadDataset(cfg.Dataset, ""); err != nil {
 			b.Fatal(err)
 		}
 	}
+	// Enough epochs for the measured window (the synthetic dataset has 32
+	// steps an epoch at batch 128).
+	spe := model.StepsPerEpoch(ds.Train.N, cfg.BatchSize)
+	cfg.Epochs = max(cfg.Epochs, (benchWarm+benchSteps)/spe+1)
 	return cfg, ds
 }
 
