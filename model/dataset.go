@@ -2,6 +2,8 @@ package model
 
 import (
 	"fmt"
+	"path/filepath"
+	"sync"
 )
 
 // DefaultFashionMNISTDir is where Debian's dataset-fashion-mnist package installs the files.
@@ -70,15 +72,47 @@ func (s *Split) Gather(indices []int32, x []float32, y []uint8) {
 // LoadDataset loads a dataset by name: "fashion-mnist" from dir (DefaultFashionMNISTDir if
 // dir is empty) or "synthetic" (Synthetic(SyntheticSeed, SyntheticTrain, SyntheticTest);
 // dir is ignored).
+//
+// Datasets are read-only, and a process loads each (name, directory) once: the coordinator
+// and its in-process workers share one copy (Fashion-MNIST is 220 MB as float32). Callers
+// must not modify the returned dataset.
 func LoadDataset(name, dir string) (*Dataset, error) {
+	var key string
 	switch name {
 	case DatasetFashionMNIST:
 		if dir == "" {
 			dir = DefaultFashionMNISTDir
 		}
-		return LoadFashionMNIST(dir)
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrDataset, err)
+		}
+		key = name + "\x00" + abs
 	case DatasetSynthetic:
-		return Synthetic(SyntheticSeed, SyntheticTrain, SyntheticTest), nil
+		key = name
+	default:
+		return nil, fmt.Errorf("%w: unknown dataset %q (want %q or %q)", ErrDataset, name, DatasetFashionMNIST, DatasetSynthetic)
 	}
-	return nil, fmt.Errorf("%w: unknown dataset %q (want %q or %q)", ErrDataset, name, DatasetFashionMNIST, DatasetSynthetic)
+	loaded.mu.Lock()
+	defer loaded.mu.Unlock() // loading twice at once would hold two copies
+	if ds := loaded.sets[key]; ds != nil {
+		return ds, nil
+	}
+	var ds *Dataset
+	if name == DatasetSynthetic {
+		ds = Synthetic(SyntheticSeed, SyntheticTrain, SyntheticTest)
+	} else {
+		var err error
+		if ds, err = LoadFashionMNIST(dir); err != nil {
+			return nil, err
+		}
+	}
+	loaded.sets[key] = ds
+	return ds, nil
 }
+
+// loaded holds the datasets LoadDataset has returned, by name and directory.
+var loaded = struct {
+	mu   sync.Mutex
+	sets map[string]*Dataset
+}{sets: map[string]*Dataset{}}

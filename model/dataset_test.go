@@ -197,3 +197,23 @@ func TestSyntheticAndGather(t *testing.T) {
 		t.Errorf("LoadDataset synthetic: %v", err)
 	}
 }
+
+// A process holds one copy of each dataset, however many workers load it.
+func TestLoadDatasetSharesOneCopy(t *testing.T) {
+	a, b := writeFashion(t, 3), writeFashion(t, 4)
+	first, err := LoadDataset(DatasetFashionMNIST, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadDataset(DatasetFashionMNIST, a+"/.")
+	if err != nil || again != first {
+		t.Fatalf("the same directory loaded twice gave another copy (%v)", err)
+	}
+	other, err := LoadDataset(DatasetFashionMNIST, b)
+	if err != nil || other == first || other.Train.N != 4 {
+		t.Fatalf("another directory gave the first copy (%v)", err)
+	}
+	if _, err := LoadDataset(DatasetFashionMNIST, t.TempDir()); err == nil {
+		t.Fatal("a directory without the files loaded")
+	}
+}
