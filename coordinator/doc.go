@@ -16,7 +16,9 @@
 //
 // Bit-identical results follow from the determinism rules: the sample order
 // and the shard split depend only on (seed, epoch, step), the shards of a
-// step are summed in shard order, and the optimizer is a pure function. The
+// step are summed in shard order (each folded in as soon as the shards
+// before it are in, which is the same sequence of additions), and the
+// optimizer is a pure function. The
 // number of workers, their speed, their failures and the coordinator's
 // restarts change none of these.
 package coordinator

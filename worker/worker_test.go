@@ -58,6 +58,26 @@ func startJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
+// runWorker starts a worker logging into the returned buffer; stop ends it
+// and fails the test if Run returned an error.
+func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncBuffer, stop func()) {
+	t.Helper()
+	logs = new(syncBuffer)
+	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	return w, logs, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestWeightsFailingTheirDigestAreNotUsed hands the worker a weights
 // version whose bytes do not match its digest: the gradient computed on them
 // is never published, the task goes back for redelivery, and the worker
@@ -98,14 +118,7 @@ func TestWeightsFailingTheirDigestAreNotUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs syncBuffer
-	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
+	w, logs, stop := runWorker(t, nc)
 	cons, _ := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -119,10 +132,7 @@ func TestWeightsFailingTheirDigestAreNotUsed(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	grads, _ := js.Stream(ctx, protocol.GradsStream)
 	if info, _ := grads.Info(ctx); info.State.Msgs != 0 {
 		t.Fatalf("%d gradients published on weights that failed their digest", info.State.Msgs)
@@ -139,14 +149,7 @@ func TestMalformedTaskIsTerminated(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
 
-	var logs syncBuffer
-	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
+	_, logs, stop := runWorker(t, nc)
 
 	if _, err := js.Publish(ctx, protocol.TasksSubject("abc"), []byte("not a task")); err != nil {
 		t.Fatal(err)
@@ -169,10 +172,7 @@ func TestMalformedTaskIsTerminated(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	out := logs.String()
 	for _, want := range []string{"dropping malformed task on jt.tasks.abc (stream JT_TASKS seq 1)", "dropping task for an unusable run on jt.tasks.no-such-run (stream JT_TASKS seq 2)"} {
 		if strings.Count(out, want) != 1 {
