@@ -50,13 +50,25 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 			var res *Result
 			res, err = n.serve(ctx)
 			n.close()
-			if !errors.Is(err, ErrLeaseLost) || nc.IsClosed() {
+			switch {
+			case err == nil || nc.IsClosed() || ctx.Err() != nil:
+				return res, err
+			case errors.Is(err, ErrLeaseLost):
+				// Another coordinator took the run over (this one was cut
+				// off longer than the lease): wait as its standby.
+				opts.Log.Warn("coordinator: "+err.Error()+"; waiting as a standby", "run", opts.Config.Signature())
+				wait = 0
+				continue
+			case !transient(err):
 				return res, err
 			}
-			// Another coordinator took the run over (this one was cut off
-			// longer than the lease): wait as its standby.
-			opts.Log.Warn("coordinator: "+err.Error()+"; waiting as a standby", "run", opts.Config.Signature())
-			wait = 0
+			// The broker failed under the run (a cluster electing a new
+			// leader): start over from the newest checkpoint and the stream,
+			// as a restarted coordinator would.
+			opts.Log.Warn("coordinator: the run stopped on a broker error; recovering", "err", err)
+			if !pause(ctx, wait) {
+				return nil, ctx.Err()
+			}
 			continue
 		}
 		if !transient(err) || ctx.Err() != nil {
@@ -70,9 +82,15 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 	}
 }
 
-// transient reports whether a start-up error comes from a server that is
-// restarting or briefly unreachable rather than from the run's inputs.
+// transient reports whether an error comes from a server that is
+// restarting or briefly unreachable rather than from the run's inputs: one
+// of the errors below, or a JetStream API error with status 503 (no leader
+// yet, "JetStream system temporarily unavailable").
 func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 503 {
+		return true
+	}
 	for _, e := range []error{
 		nats.ErrTimeout, nats.ErrNoResponders, nats.ErrDisconnected, nats.ErrConnectionReconnecting,
 		context.DeadlineExceeded, jetstream.ErrJetStreamNotEnabled, jetstream.ErrNoStreamResponse, jetstream.ErrBucketNotFound,
