@@ -2,11 +2,14 @@ package protocol
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 )
 
-// fuzzDecoder checks that decoding never panics and that whatever decodes
-// encodes back to the same bytes.
+// fuzzDecoder checks that decoding never panics, that whatever decodes
+// encodes back to the same bytes, and that decoding into a value reused from
+// earlier inputs (as readers do, to reuse tensor buffers) gives the same
+// result as decoding into a fresh one.
 func fuzzDecoder[T any, P interface {
 	*T
 	codec
@@ -15,10 +18,19 @@ func fuzzDecoder[T any, P interface {
 		b, _ := s.MarshalBinary()
 		f.Add(b)
 	}
+	var reused T
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v T
-		if err := P(&v).UnmarshalBinary(b); err != nil {
+		err := P(&v).UnmarshalBinary(b)
+		rerr := P(&reused).UnmarshalBinary(b)
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("fresh decode: %v; reused decode: %v", err, rerr)
+		}
+		if err != nil {
 			return
+		}
+		if !reflect.DeepEqual(v, reused) {
+			t.Fatalf("reused decode differs:\nfresh  %+v\nreused %+v", v, reused)
 		}
 		out, err := P(&v).MarshalBinary()
 		if err != nil {
