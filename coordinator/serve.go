@@ -345,7 +345,9 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 	start := time.Now()
 	var pf jetstream.PubAckFuture
 	if p != nil {
-		b, _ := p.MarshalBinary()
+		// The buffer of the last acknowledged version carries this one.
+		b, _ := p.AppendBinary(n.paramsBuf[:0])
+		n.paramsBuf = nil
 		var err error
 		pf, err = n.js.PublishAsync(protocol.ParamsSubject(p.Run, p.Step), b,
 			jetstream.WithMsgID(protocol.ParamsMsgID(p.Run, p.Step)), jetstream.WithExpectLastSequencePerSubject(0))
@@ -372,6 +374,8 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 	if pf != nil {
 		select {
 		case <-pf.Ok():
+			// Stored: the client will not send these bytes again.
+			n.paramsBuf = pf.Msg().Data
 		case err := <-pf.Err():
 			if err := n.checkFenced(ctx, p, err); err != nil {
 				return err

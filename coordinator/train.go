@@ -125,7 +125,8 @@ type node struct {
 	redo     int // re-dispatch rounds of the current step
 	lastMove time.Time
 
-	spare chan *protocol.Grad // decoded gradients handed back by the loop for the reader to reuse
+	spare     chan *protocol.Grad // decoded gradients handed back by the loop for the reader to reuse
+	paramsBuf []byte              // encoding of the last acknowledged weights version, for reuse
 }
 
 func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Options) (*node, error) {
