@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,14 +12,19 @@ import (
 )
 
 // versions keeps the newest weights versions received by subscription, a
-// few per run, for the task loop to use without a fetch.
+// few per run for the few runs heard from last, for the task loop to use
+// without a fetch.
 type versions struct {
 	mu      sync.Mutex
 	runs    map[string][]*protocol.Params // newest last
+	heard   []string                      // runs in runs, the one heard from last at the end
 	arrived chan struct{}                 // closed and replaced on every arrival
 }
 
-const versionsKept = 2
+const (
+	versionsKept = 2 // per run
+	runsKept     = 4 // a worker serving many runs over its life keeps only the recent ones
+)
 
 func newVersions() *versions {
 	return &versions{runs: map[string][]*protocol.Params{}, arrived: make(chan struct{})}
@@ -38,6 +44,11 @@ func (v *versions) receive(msg *nats.Msg) {
 		list = list[len(list)-versionsKept:]
 	}
 	v.runs[p.Run] = list
+	v.heard = append(slices.DeleteFunc(v.heard, func(r string) bool { return r == p.Run }), p.Run)
+	if len(v.heard) > runsKept {
+		delete(v.runs, v.heard[0])
+		v.heard = slices.Delete(v.heard, 0, 1)
+	}
 	close(v.arrived)
 	v.arrived = make(chan struct{})
 }
