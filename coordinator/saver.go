@@ -164,6 +164,9 @@ func (s *saver) retry(ctx context.Context, what string, op func() error) bool {
 		if warned.IsZero() || time.Since(warned) > time.Minute {
 			s.log.Warn("coordinator: saving "+what+" failed; training goes on and the save is retried", "run", s.run, "err", err)
 			warned = time.Now()
+		} else {
+			// Every attempt shows at debug level; warnings stay one a minute.
+			s.log.Debug("coordinator: saving "+what+" failed again; retrying", "run", s.run, "in", backoff, "err", err)
 		}
 		t := time.NewTimer(backoff)
 		select {
