@@ -260,6 +260,9 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 		}
 	}
 	if r.Checkpoint != nil {
+		// Live status first: `coordinator status` then never shows a
+		// committed checkpoint ahead of the live step.
+		n.reportStatus(ctx, replaying)
 		n.saver.save(r.Checkpoint, r.Best)
 	}
 	if r.Done {
