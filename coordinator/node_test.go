@@ -512,7 +512,7 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 	ref := referenceDigest(t, cfg)
 	srv := runNATS(t, t.TempDir())
 	nc := connect(t, srv.ClientURL())
-	bucket := fmt.Sprintf("t%d-corrupt", os.Getpid())
+	bucket := fmt.Sprintf("t%d-corrupt-%d", os.Getpid(), bucketSeq.Add(1)) // fresh per run of the test (-count)
 	st := openStore(t, bucket)
 	p := newPool(t, srv.ClientURL())
 	p.add(2)
