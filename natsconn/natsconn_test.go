@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +25,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/jettrain/jettrain/internal/syncbuf"
 )
 
 // runServer starts an embedded nats-server on a free port.
@@ -80,26 +81,6 @@ func roundTrip(t *testing.T, nc *nats.Conn) {
 		t.Fatalf("request: %v %v", err, m)
 	}
 }
-
-// quiet is a logger that collects lines for assertions.
-type quiet struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (q *quiet) Write(p []byte) (int, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.buf.Write(p)
-}
-
-func (q *quiet) String() string {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.buf.String()
-}
-
-func (q *quiet) logger() *slog.Logger { return slog.New(slog.NewTextHandler(q, nil)) }
 
 func writeFile(t *testing.T, name string, data []byte) string {
 	t.Helper()
@@ -451,8 +432,8 @@ func TestUnreachable(t *testing.T) {
 func TestReconnect(t *testing.T) {
 	s := runServer(t, &server.Options{Username: "ops", Password: "re-secret"})
 	port := s.Addr().(*net.TCPAddr).Port
-	var logs quiet
-	nc, err := Connect(context.Background(), Options{URL: s.ClientURL(), User: "ops", Password: "re-secret", Log: logs.logger()})
+	var logs syncbuf.Buffer
+	nc, err := Connect(context.Background(), Options{URL: s.ClientURL(), User: "ops", Password: "re-secret", Log: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,9 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,22 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
-
-// syncBuffer is a log sink safe for the worker's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startJetStream runs a real JetStream server with the streams and buckets
 // in place, and connects to it.
@@ -60,10 +45,10 @@ func startJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 
 // runWorker starts a worker logging into the returned buffer; stop ends it
 // and fails the test if Run returned an error.
-func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncBuffer, stop func()) {
+func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncbuf.Buffer, stop func()) {
 	t.Helper()
-	logs = new(syncBuffer)
-	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
+	logs = new(syncbuf.Buffer)
+	w, err := New(nc, Options{Log: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@
 package jaegertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,9 +25,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/jettrain/jettrain/internal/syncbuf"
 )
 
 // EnvBinary names the environment variable holding the Jaeger binary's path.
@@ -82,7 +82,7 @@ exporters:
 type Jaeger struct {
 	// Query, OTLPGRPC and OTLPHTTP are host:port addresses.
 	Query, OTLPGRPC, OTLPHTTP string
-	out                       *syncBuffer
+	out                       *syncbuf.Buffer
 }
 
 // OTLPGRPCEndpoint is the value for OTEL_EXPORTER_OTLP_ENDPOINT with the
@@ -95,23 +95,6 @@ func (j *Jaeger) OTLPHTTPEndpoint() string { return "http://" + j.OTLPHTTP }
 
 // Output is what Jaeger printed so far.
 func (j *Jaeger) Output() string { return j.out.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
@@ -165,7 +148,7 @@ func Start(t testing.TB) *Jaeger {
 		Query:    fmt.Sprintf("127.0.0.1:%d", p[0]),
 		OTLPGRPC: fmt.Sprintf("127.0.0.1:%d", p[2]),
 		OTLPHTTP: fmt.Sprintf("127.0.0.1:%d", p[3]),
-		out:      &syncBuffer{},
+		out:      &syncbuf.Buffer{},
 	}
 	cmd := exec.Command(bin, "--config", cfg)
 	cmd.Stdout, cmd.Stderr = j.out, j.out
