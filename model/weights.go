@@ -1,10 +1,10 @@
 package model
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"math"
 	"math/rand/v2"
+
+	"github.com/jettrain/jettrain/internal/digest"
 )
 
 // initStream tags the PCG streams used for weight initialization ("init" in ASCII).
@@ -39,18 +39,4 @@ func (n *Network) Init(seed uint64) []float32 {
 
 // Digest is the sha256 of params as little-endian float32 bytes: the identity of a weights
 // version everywhere in the system.
-func Digest(params []float32) [32]byte {
-	h := sha256.New()
-	var buf [4096]byte
-	for len(params) > 0 {
-		k := min(len(params), len(buf)/4)
-		for i, v := range params[:k] {
-			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
-		}
-		h.Write(buf[:4*k])
-		params = params[k:]
-	}
-	var d [32]byte
-	h.Sum(d[:0])
-	return d
-}
+func Digest(params []float32) [32]byte { return digest.Weights(params) }

@@ -3,12 +3,11 @@ package objstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
+
+	"github.com/jettrain/jettrain/internal/digest"
 )
 
 // Manifest is runs/<run>/checkpoint.json, the commit point of a run: it
@@ -29,17 +28,8 @@ type Manifest struct {
 // WeightsDigest is the sha256 of the weights as consecutive little-endian
 // float32 values, in hex; the same digest the protocol's Params carry.
 func WeightsDigest(w []float32) string {
-	h := sha256.New()
-	var buf [4096]byte
-	for len(w) > 0 {
-		n := min(len(w), len(buf)/4)
-		for i, x := range w[:n] {
-			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
-		}
-		h.Write(buf[:4*n])
-		w = w[n:]
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	d := digest.Weights(w)
+	return hex.EncodeToString(d[:])
 }
 
 func manifestFor(ck *Checkpoint, key string, data []byte) Manifest {
