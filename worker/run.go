@@ -35,19 +35,19 @@ type run struct {
 	grad []float32
 }
 
-// runCache keeps the most recent runs; datasets are shared between runs.
+// runCache keeps the most recent runs (their datasets are loaded once per
+// process by model.LoadDataset).
 // It belongs to one worker goroutine.
 type runCache struct {
-	dataDir  string
-	fetch    *fetcher // nil: datasets only from local files
-	runs     []*run
-	datasets map[string]*model.Dataset
+	dataDir string
+	fetch   *fetcher // nil: datasets only from local files
+	runs    []*run
 }
 
 const keptRuns = 2
 
 func newRunCache(dataDir string, fetch *fetcher) *runCache {
-	return &runCache{dataDir: dataDir, fetch: fetch, datasets: map[string]*model.Dataset{}}
+	return &runCache{dataDir: dataDir, fetch: fetch}
 }
 
 func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (*run, error) {
@@ -74,18 +74,15 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	if c.dataDir != "" {
 		dir = c.dataDir
 	}
-	key := cfg.Dataset + "\x00" + dir
-	ds := c.datasets[key]
-	if ds == nil {
-		ds, err = model.LoadDataset(cfg.Dataset, dir)
-		if err != nil && c.fetch != nil {
-			// No local copy: fetch the files the coordinator shared.
-			ds, err = c.fetch.dataset(ctx, kv, sig, err)
-		}
-		if err != nil {
-			return nil, err
-		}
-		c.datasets[key] = ds
+	// model.LoadDataset keeps one copy per process, shared with the
+	// coordinator and the other in-process workers.
+	ds, err := model.LoadDataset(cfg.Dataset, dir)
+	if err != nil && c.fetch != nil {
+		// No local copy: fetch the files the coordinator shared.
+		ds, err = c.fetch.dataset(ctx, kv, sig, err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
 	if err != nil {
