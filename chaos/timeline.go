@@ -72,21 +72,22 @@ func (t *timeline) firstAbove(step uint64) (time.Time, bool) {
 func (t *timeline) checkpointAfter(at time.Time) (time.Time, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, c := range t.checkpoints {
-		if c.After(at) {
-			return c, true
-		}
-	}
-	return time.Time{}, false
+	return firstAfter(t.checkpoints, at)
 }
 
 // saveFailedAfter returns when a checkpoint save first failed after at.
 func (t *timeline) saveFailedAfter(at time.Time) (time.Time, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, f := range t.saveFailures {
-		if f.After(at) {
-			return f, true
+	return firstAfter(t.saveFailures, at)
+}
+
+// firstAfter returns the first of times (in the order they were logged)
+// that is after at.
+func firstAfter(times []time.Time, at time.Time) (time.Time, bool) {
+	for _, x := range times {
+		if x.After(at) {
+			return x, true
 		}
 	}
 	return time.Time{}, false
