@@ -140,7 +140,7 @@ func (m *Machine) UsedSeqs() []uint64 { return m.used }
 // Missing lists the shards of the current step not yet received.
 func (m *Machine) Missing() []int {
 	var out []int
-	for i := range m.seqs {
+	for i := range m.cfg.Shards {
 		if !m.comb.has(i) {
 			out = append(out, i)
 		}
@@ -205,7 +205,7 @@ func (m *Machine) Grad(g *protocol.Grad, seq uint64, now time.Time) (Ready, erro
 }
 
 func (m *Machine) accept(g *protocol.Grad) error {
-	if g.Run == m.run && !m.Done() && (g.Step < m.step || g.Step == m.step && int(g.Shard) < len(m.seqs) && m.comb.has(int(g.Shard))) {
+	if g.Run == m.run && !m.Done() && (g.Step < m.step || g.Step == m.step && int(g.Shard) < m.cfg.Shards && m.comb.has(int(g.Shard))) {
 		return ErrStale
 	}
 	err := m.reject(g)
@@ -223,8 +223,8 @@ func (m *Machine) reject(g *protocol.Grad) error {
 		return errors.New("the run is finished")
 	case g.Step > m.step:
 		return fmt.Errorf("step is ahead of the current step %d", m.step)
-	case int(g.Shard) >= len(m.seqs):
-		return fmt.Errorf("shard out of range [0,%d)", len(m.seqs))
+	case int(g.Shard) >= m.cfg.Shards:
+		return fmt.Errorf("shard out of range [0,%d)", m.cfg.Shards)
 	case len(g.Grad) != len(m.weights):
 		return fmt.Errorf("%d gradient values, want %d", len(g.Grad), len(m.weights))
 	case g.Weights != protocol.ShortDigest(m.digest):
