@@ -268,8 +268,8 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 	if r.Done {
 		return true, nil
 	}
-	if replaying {
-		return false, nil
+	if replaying || r.Params == nil && len(r.Tasks) == 0 {
+		return false, nil // a gradient that did not complete its step: nothing to publish
 	}
 	return false, n.publishStep(ctx, r)
 }
