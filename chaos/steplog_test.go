@@ -78,16 +78,25 @@ func TestCheckCommitsViolations(t *testing.T) {
 			{Name: "b", Commits: []Commit{c(2, "d2", 3, 5)}}}, "divergence: step 2"},
 		{"gradient reused", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1, 2), c(2, "d2", 2, 3)}}}, "reuse: gradient seq 2"},
 		{"shard count", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1), c(2, "d2", 3, 4)}}}, "shards: step 1 combined 1"},
-		{"duplicate shard", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1, 1), c(2, "d2", 3, 4)}}}, "shards: step 1 used gradient seq 1 twice"},
+		{"duplicate shard", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 2, 1, 2), c(2, "d2", 3, 4, 5)}}}, "shards: step 1 used gradient seq 2 twice"},
 		{"order", []Incarnation{{Name: "a", Commits: []Commit{c(2, "d2", 3, 4), c(1, "d1", 1, 2)}}}, "order: a logged step 1 after step 2"},
 		{"beyond the run", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1, 2), c(2, "d2", 3, 4), c(3, "d3", 5, 6)}}}, "range: step 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v, _ := CheckCommits(tc.incs, 2, 2)
+			shards := len(tc.incs[0].Commits[len(tc.incs[0].Commits)-1].Seqs)
+			v, _ := CheckCommits(tc.incs, shards, 2)
 			if !slices.ContainsFunc(v, func(s string) bool { return strings.HasPrefix(s, tc.want) }) {
 				t.Errorf("violations %q, want one starting %q", v, tc.want)
 			}
 		})
+	}
+}
+
+// The first shards of a step sent as one message share its sequence.
+func TestCheckCommitsTakesFirstShardsInOneMessage(t *testing.T) {
+	incs := []Incarnation{{Name: "a", Commits: []Commit{{Step: 1, Digest: "d1", Seqs: []uint64{1, 1, 1}}, {Step: 2, Digest: "d2", Seqs: []uint64{2, 2, 3}}}}}
+	if v, _ := CheckCommits(incs, 3, 2); len(v) > 0 {
+		t.Errorf("violations %q, want none", v)
 	}
 }
 

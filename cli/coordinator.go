@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
 	"os"
@@ -130,9 +131,11 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// runWorker serves tasks over its own connection until ctx ends.
+// runWorker serves tasks over its own connection until ctx ends. The
+// connection does not echo the worker's own gradients back to it.
 func runWorker(ctx context.Context, o natsconn.Options, wo worker.Options) error {
 	o.Name = "worker"
+	o.Extra = append(o.Extra[:len(o.Extra):len(o.Extra)], nats.NoEcho())
 	nc, err := natsconn.Connect(ctx, o)
 	if err != nil {
 		return err

@@ -101,6 +101,13 @@ func (c Config) ModelSpec() model.Spec {
 	return model.Spec{Kind: c.Model, Hidden: append([]int(nil), c.Hidden...)}
 }
 
+// NewOptimizer returns the run's optimizer for a network of size parameters
+// trained on trainN samples: the coordinator and every worker replica build
+// it alike, with the learning-rate schedule spanning the whole run.
+func (c Config) NewOptimizer(trainN, size int) (model.Optimizer, error) {
+	return model.NewOptimizer(c.OptimizerSpec(model.StepsPerEpoch(trainN, c.BatchSize)*c.Epochs), size)
+}
+
 // OptimizerSpec is the update rule, over totalSteps steps (for schedules).
 func (c Config) OptimizerSpec(totalSteps int) model.OptimizerSpec {
 	o := c.Optimizer

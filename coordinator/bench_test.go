@@ -63,7 +63,7 @@ func BenchmarkThroughput(b *testing.B) {
 			// its embedded server.
 			inproc := nats.InProcessServer(srv)
 			p := newPool(b, srv.ClientURL())
-			p.opts = []nats.Option{inproc}
+			p.opts = append(p.opts, inproc)
 			p.add(workers)
 			defer p.close()
 			nc := connect(b, srv.ClientURL(), inproc)

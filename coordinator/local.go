@@ -19,8 +19,7 @@ func TrainLocal(ctx context.Context, cfg config.Config, ds *model.Dataset, maxSt
 		return nil, err
 	}
 	defer net.Close()
-	spe := model.StepsPerEpoch(ds.Train.N, cfg.BatchSize)
-	opt, err := model.NewOptimizer(cfg.OptimizerSpec(spe*cfg.Epochs), net.Layout().Size())
+	opt, err := cfg.NewOptimizer(ds.Train.N, net.Layout().Size())
 	if err != nil {
 		return nil, err
 	}
@@ -36,15 +35,14 @@ func TrainLocal(ctx context.Context, cfg config.Config, ds *model.Dataset, maxSt
 	for i := range grads {
 		grads[i] = make([]float32, net.Layout().Size())
 	}
-	r := m.Resume()
+	shards := m.allShards()
 	var seq uint64
-	for !r.Done && (maxSteps == 0 || m.Step() < maxSteps) {
+	for !m.Done() && (maxSteps == 0 || m.Step() < maxSteps) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		short := protocol.ShortDigest(m.Digest())
-		var next Ready
-		for _, t := range r.Tasks {
+		for _, t := range m.Tasks(shards) {
 			n := len(t.Indices)
 			ds.Train.Gather(t.Indices, x[:n*dim], y[:n])
 			st, err := net.Gradient(m.Weights(), x[:n*dim], y[:n], grads[t.Shard])
@@ -53,12 +51,11 @@ func TrainLocal(ctx context.Context, cfg config.Config, ds *model.Dataset, maxSt
 			}
 			seq++
 			g := &protocol.Grad{Run: run, Step: t.Step, Shard: t.Shard, Worker: "local", Weights: short,
-				LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count), Grad: grads[t.Shard]}
-			if next, err = m.Grad(g, seq, time.Now()); err != nil {
+				Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: grads[t.Shard]}
+			if _, err := m.Grad(g, seq, time.Now()); err != nil {
 				return nil, err
 			}
 		}
-		r = next
 	}
 	return &Result{Run: run, Step: m.Step(), Epoch: m.Epoch(), Digest: m.Digest(), History: m.History()}, nil
 }

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jettrain/jettrain/config"
@@ -19,6 +20,11 @@ var (
 	// ErrStale marks a gradient for a step already committed or a shard
 	// already received: the normal fate of redelivered tasks.
 	ErrStale = fmt.Errorf("%w: stale", ErrDropped)
+	// ErrAhead marks a gradient of the step after the current one, which
+	// the caller holds and hands in again once the current step commits.
+	// (Workers compute one step ahead; the grads stream stores such a
+	// gradient before the current step's last one only in rare races.)
+	ErrAhead = errors.New("coordinator: gradient of the next step")
 	// ErrCheckpoint marks a checkpoint that does not belong to the run.
 	ErrCheckpoint = errors.New("coordinator: checkpoint does not fit the run")
 )
@@ -30,11 +36,11 @@ type Evaluator interface {
 }
 
 // Ready is the work a machine hands back after an input. The caller performs
-// it in field order: publish Params before Tasks (workers fetch the weights a
-// task names), and may persist Checkpoint asynchronously, because the grads
-// stream already holds everything needed to rebuild it.
+// it in field order, and may persist Checkpoint asynchronously, because the
+// grads stream already holds everything needed to rebuild it.
 type Ready struct {
-	Params     *protocol.Params       // a new weights version to publish
+	Commit     *protocol.Params       // the commit record of a new weights version: its digest
+	State      *protocol.Params       // a snapshot workers can start from (owns its slices)
 	Tasks      []protocol.Task        // shard tasks to publish
 	Epoch      *objstore.HistoryEntry // an epoch just finished
 	Best       bool                   // Epoch improved the best validation accuracy: save the weights
@@ -59,13 +65,14 @@ type Machine struct {
 	digest  [32]byte
 	step    uint64 // weights version: optimizer steps applied so far
 
-	perm      []int32
-	permEpoch int
+	perms [2]epochPerm // sample orders of the epochs tasks were made for last
 
-	comb    *combiner // the current step's gradients, summed in shard order
-	seqs    []uint64  // grads-stream sequence of each shard's gradient
-	used    []uint64  // seqs of the step committed last
-	lastSeq uint64    // grads-stream sequence of the last gradient that completed a step
+	comb    *model.ShardSum       // the current step's gradients, summed in shard order
+	stats   []protocol.ShardStats // the current step's per-shard statistics
+	seqs    []uint64              // grads-stream sequence of each shard's gradient
+	used    []uint64              // seqs of the step committed last
+	lastSeq uint64                // grads-stream sequence of the last gradient that completed a step
+	ahead   []uint64              // seqs of next-step gradients handed back with ErrAhead, not yet taken
 
 	part    partial
 	history []objstore.HistoryEntry
@@ -81,10 +88,11 @@ func NewMachine(run string, cfg config.Config, trainN int, opt model.Optimizer, 
 		run: run, cfg: cfg, trainN: trainN, stepsPerEpoch: spe,
 		totalSteps: uint64(spe) * uint64(cfg.Epochs),
 		opt:        opt, eval: eval,
-		weights:   append([]float32(nil), init...),
-		comb:      newCombiner(cfg.Shards, len(init)),
-		seqs:      make([]uint64, cfg.Shards),
-		permEpoch: -1,
+		weights: append([]float32(nil), init...),
+		comb:    model.NewShardSum(cfg.Shards, len(init)),
+		stats:   make([]protocol.ShardStats, cfg.Shards),
+		seqs:    make([]uint64, cfg.Shards),
+		perms:   [2]epochPerm{{epoch: -1}, {epoch: -1}},
 	}
 	m.part.EpochStart = now.UnixNano()
 	if ck != nil {
@@ -126,8 +134,16 @@ func (m *Machine) Weights() []float32 { return m.weights }
 // History returns the finished epochs.
 func (m *Machine) History() []objstore.HistoryEntry { return m.history }
 
-// LastSeq is the grads-stream sequence the current state covers.
-func (m *Machine) LastSeq() uint64 { return m.lastSeq }
+// LastSeq is the grads-stream sequence the current state covers: replay
+// resumes after it. A next-step gradient handed back with ErrAhead and not
+// taken yet holds it below that gradient's sequence.
+func (m *Machine) LastSeq() uint64 {
+	seq := m.lastSeq
+	for _, a := range m.ahead {
+		seq = min(seq, a-1)
+	}
+	return seq
+}
 
 // StepsPerEpoch is the number of optimizer steps in one epoch.
 func (m *Machine) StepsPerEpoch() int { return m.stepsPerEpoch }
@@ -141,46 +157,77 @@ func (m *Machine) UsedSeqs() []uint64 { return m.used }
 func (m *Machine) Missing() []int {
 	var out []int
 	for i := range m.cfg.Shards {
-		if !m.comb.has(i) {
+		if !m.comb.Has(i) {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// Resume returns the work that gets the current step going: its weights
-// version and a task for every shard still missing. Call it at start, after
-// replaying the stream, and whenever tasks may have been lost.
+// Resume returns the work that gets the run going: the current version's
+// commit record and a snapshot workers can start from, a task for every
+// shard of the current step still missing, and the tasks of the step after
+// it (workers rebuild each version themselves, so they work a step ahead).
+// Call it at start, after replaying the stream, and whenever tasks may have
+// been lost.
 func (m *Machine) Resume() Ready {
 	if m.Done() {
 		return Ready{Done: true}
 	}
-	return Ready{Params: m.params(), Tasks: m.tasks(m.Missing())}
+	return Ready{Commit: m.commitRecord(), State: m.state(m.Snapshot()),
+		Tasks: append(m.tasks(m.step, m.Missing()), m.tasks(m.step+1, m.allShards())...)}
 }
 
 // Tasks returns the tasks of the given shards of the current step, for
 // re-dispatching stragglers.
-func (m *Machine) Tasks(shards []int) []protocol.Task { return m.tasks(shards) }
+func (m *Machine) Tasks(shards []int) []protocol.Task { return m.tasks(m.step, shards) }
 
-func (m *Machine) params() *protocol.Params {
-	return &protocol.Params{Run: m.run, Step: m.step, Epoch: uint32(m.Epoch()), Digest: m.digest, Weights: m.weights}
+func (m *Machine) commitRecord() *protocol.Params {
+	return &protocol.Params{Run: m.run, Step: m.step, Epoch: uint32(m.Epoch()), Digest: m.digest}
 }
 
-func (m *Machine) tasks(shards []int) []protocol.Task {
-	if m.Done() {
+// state is the snapshot of ck that workers start from.
+func (m *Machine) state(ck *objstore.Checkpoint) *protocol.Params {
+	return &protocol.Params{Run: m.run, Step: ck.Step, Epoch: uint32(ck.Epoch), Digest: m.digest, Weights: ck.Weights, OptState: ck.OptState}
+}
+
+func (m *Machine) allShards() []int {
+	out := make([]int, m.cfg.Shards)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// epochPerm is the sample order of one epoch.
+type epochPerm struct {
+	epoch int
+	perm  []int32
+}
+
+func (m *Machine) perm(epoch int) []int32 {
+	for _, p := range m.perms {
+		if p.epoch == epoch {
+			return p.perm
+		}
+	}
+	m.perms[1] = m.perms[0]
+	m.perms[0] = epochPerm{epoch: epoch, perm: model.Permutation(m.cfg.Seed, epoch, m.trainN)}
+	return m.perms[0].perm
+}
+
+// tasks returns the tasks of the given shards of step, none past the run's end.
+func (m *Machine) tasks(step uint64, shards []int) []protocol.Task {
+	if step >= m.totalSteps {
 		return nil
 	}
-	epoch := m.Epoch()
-	if m.permEpoch != epoch {
-		m.perm = model.Permutation(m.cfg.Seed, epoch, m.trainN)
-		m.permEpoch = epoch
-	}
-	batch := model.BatchIndices(m.perm, int(m.step%uint64(m.stepsPerEpoch)), m.cfg.BatchSize)
+	epoch := int(step / uint64(m.stepsPerEpoch))
+	batch := model.BatchIndices(m.perm(epoch), int(step%uint64(m.stepsPerEpoch)), m.cfg.BatchSize)
 	out := make([]protocol.Task, 0, len(shards))
 	for _, s := range shards {
 		lo, hi := model.ShardRange(m.cfg.BatchSize, m.cfg.Shards, s)
 		out = append(out, protocol.Task{
-			Run: m.run, Step: m.step, Epoch: uint32(epoch), Shard: uint16(s), Shards: uint16(m.cfg.Shards),
+			Run: m.run, Step: step, Epoch: uint32(epoch), Shard: uint16(s), Shards: uint16(m.cfg.Shards),
 			Indices: append([]int32(nil), batch[lo:hi]...),
 		})
 	}
@@ -191,21 +238,42 @@ func (m *Machine) tasks(shards []int) []protocol.Task {
 // gradient that cannot be used (stale, duplicate, for another weights
 // version) returns an error wrapping ErrDropped and changes nothing. The
 // machine does not keep g: the caller may reuse it once Grad returns.
+//
+// A gradient of the next step returns ErrAhead, unwrapped and unchanged: the
+// caller keeps it and hands it in again after the current step commits.
 func (m *Machine) Grad(g *protocol.Grad, seq uint64, now time.Time) (Ready, error) {
+	m.ahead = slices.DeleteFunc(m.ahead, func(a uint64) bool { return a == seq })
+	if g.Run == m.run && !m.Done() && g.Step == m.step+1 && g.Step < m.totalSteps {
+		m.ahead = append(m.ahead, seq)
+		return Ready{}, ErrAhead
+	}
 	if err := m.accept(g); err != nil {
 		return Ready{}, fmt.Errorf("%s step %d shard %d from %q: %w", g.Run, g.Step, g.Shard, g.Worker, err)
 	}
-	m.comb.add(g)
-	m.seqs[g.Shard] = seq
-	if !m.comb.complete() {
+	if g.Shards() == 1 {
+		m.comb.Add(int(g.Shard), g.Grad)
+	} else {
+		m.comb.AddPrefix(g.Shards(), g.Grad)
+	}
+	for i, st := range g.Stats {
+		m.stats[int(g.Shard)+i] = st
+		m.seqs[int(g.Shard)+i] = seq
+	}
+	if !m.comb.Complete() {
 		return Ready{}, nil
 	}
-	m.lastSeq = seq
+	m.lastSeq = max(m.lastSeq, seq)
 	return m.commit(now)
 }
 
+// Forget tells the machine that the caller dropped the gradient at seq it
+// handed back with ErrAhead: replay need not go back for it.
+func (m *Machine) Forget(seq uint64) {
+	m.ahead = slices.DeleteFunc(m.ahead, func(a uint64) bool { return a == seq })
+}
+
 func (m *Machine) accept(g *protocol.Grad) error {
-	if g.Run == m.run && !m.Done() && (g.Step < m.step || g.Step == m.step && int(g.Shard) < m.cfg.Shards && m.comb.has(int(g.Shard))) {
+	if g.Run == m.run && !m.Done() && (g.Step < m.step || g.Step == m.step && m.has(g)) {
 		return ErrStale
 	}
 	err := m.reject(g)
@@ -213,6 +281,18 @@ func (m *Machine) accept(g *protocol.Grad) error {
 		return fmt.Errorf("%w: %v", ErrDropped, err)
 	}
 	return nil
+}
+
+// has reports whether the current step holds what g brings: its shard, or
+// for a gradient of several shards from shard 0, at least as many shards.
+func (m *Machine) has(g *protocol.Grad) bool {
+	if int(g.Shard)+g.Shards() > m.cfg.Shards {
+		return false // rejected as out of range
+	}
+	if g.Shards() == 1 {
+		return m.comb.Has(int(g.Shard))
+	}
+	return m.comb.Folded() >= g.Shards()
 }
 
 func (m *Machine) reject(g *protocol.Grad) error {
@@ -223,16 +303,18 @@ func (m *Machine) reject(g *protocol.Grad) error {
 		return errors.New("the run is finished")
 	case g.Step > m.step:
 		return fmt.Errorf("step is ahead of the current step %d", m.step)
-	case int(g.Shard) >= m.cfg.Shards:
-		return fmt.Errorf("shard out of range [0,%d)", m.cfg.Shards)
+	case int(g.Shard)+g.Shards() > m.cfg.Shards:
+		return fmt.Errorf("shards %d..%d out of range [0,%d)", g.Shard, int(g.Shard)+g.Shards()-1, m.cfg.Shards)
 	case len(g.Grad) != len(m.weights):
 		return fmt.Errorf("%d gradient values, want %d", len(g.Grad), len(m.weights))
 	case g.Weights != protocol.ShortDigest(m.digest):
 		return fmt.Errorf("computed on weights %x, want %x", g.Weights, protocol.ShortDigest(m.digest))
 	}
-	lo, hi := model.ShardRange(m.cfg.BatchSize, m.cfg.Shards, int(g.Shard))
-	if int(g.Count) != hi-lo {
-		return fmt.Errorf("%d samples, want %d", g.Count, hi-lo)
+	for i, st := range g.Stats {
+		lo, hi := model.ShardRange(m.cfg.BatchSize, m.cfg.Shards, int(g.Shard)+i)
+		if int(st.Count) != hi-lo {
+			return fmt.Errorf("shard %d: %d samples, want %d", int(g.Shard)+i, st.Count, hi-lo)
+		}
 	}
 	return nil
 }
@@ -240,22 +322,16 @@ func (m *Machine) reject(g *protocol.Grad) error {
 // commit takes the mean of the combined shards, applies the optimizer and
 // moves to the next step.
 func (m *Machine) commit(now time.Time) (Ready, error) {
-	var count uint32
-	for _, st := range m.comb.stats { // shard order: the float64 loss sum is order-sensitive too
-		count += st.count
-		m.part.LossSum += st.loss
-		m.part.Correct += uint64(st.correct)
-		m.part.Count += uint64(st.count)
+	var count int
+	for _, st := range m.stats { // shard order: the float64 loss sum is order-sensitive too
+		count += int(st.Count)
+		m.part.LossSum += st.LossSum
+		m.part.Correct += uint64(st.Correct)
+		m.part.Count += uint64(st.Count)
 	}
-	sum := m.comb.sum
-	inv := 1 / float32(count)
-	for i := range sum {
-		sum[i] *= inv
-	}
-	m.opt.Apply(m.weights, sum, int64(m.step))
+	m.comb.Apply(m.opt, m.weights, count, m.step)
 	m.step++
 	m.digest = model.Digest(m.weights)
-	m.comb.reset()
 	m.used = append(m.used[:0], m.seqs...)
 
 	var r Ready
@@ -269,12 +345,15 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	if r.Epoch != nil || m.step%uint64(m.cfg.CheckpointEvery) == 0 || m.Done() {
 		r.Checkpoint = m.Snapshot()
 	}
+	r.Commit = m.commitRecord()
 	if m.Done() {
 		r.Done = true
 		return r, nil
 	}
-	r.Params = m.params()
-	r.Tasks = m.tasks(m.Missing())
+	if r.Checkpoint != nil {
+		r.State = m.state(r.Checkpoint)
+	}
+	r.Tasks = m.tasks(m.step+1, m.allShards()) // the current step's went out a step ago
 	return r, nil
 }
 
@@ -316,7 +395,7 @@ func (m *Machine) Snapshot() *objstore.Checkpoint {
 		Run:      m.run,
 		Step:     m.step,
 		Epoch:    m.Epoch(),
-		GradsSeq: m.lastSeq,
+		GradsSeq: m.LastSeq(),
 		Weights:  append([]float32(nil), m.weights...),
 		OptState: m.opt.MarshalState(),
 		History:  append([]objstore.HistoryEntry(nil), m.history...),

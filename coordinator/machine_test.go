@@ -27,8 +27,8 @@ func fakeGrad(t protocol.Task, w []float32) *protocol.Grad {
 		loss += float64(v * v)
 	}
 	return &protocol.Grad{Run: t.Run, Step: t.Step, Shard: t.Shard, Worker: "fake",
-		Weights: protocol.ShortDigest(model.Digest(w)), LossSum: loss, Correct: uint32(len(t.Indices) / 2),
-		Count: uint32(len(t.Indices)), Grad: g}
+		Weights: protocol.ShortDigest(model.Digest(w)), Stats: []protocol.ShardStats{{LossSum: loss, Correct: uint32(len(t.Indices) / 2),
+			Count: uint32(len(t.Indices))}}, Grad: g}
 }
 
 type zeroEval struct{}
@@ -65,14 +65,30 @@ func newTestMachine(t *testing.T, ck *objstore.Checkpoint) *Machine {
 
 // drive answers the machine's tasks in an order chosen by rng, with
 // duplicates, until it is done or stopAt steps are committed. It returns
-// the last checkpoint seen.
+// the last checkpoint seen. It checks that the machine hands out each step's
+// tasks a step ahead: all of them before the step is current.
 func drive(t *testing.T, m *Machine, rng *rand.Rand, stopAt uint64) *objstore.Checkpoint {
 	t.Helper()
 	var seq uint64
 	var last *objstore.Checkpoint
+	published := map[uint64][]protocol.Task{}
+	record := func(r Ready) {
+		for _, task := range r.Tasks {
+			published[task.Step] = append(published[task.Step], task)
+		}
+	}
 	r := m.Resume()
+	record(r)
 	for !r.Done && m.Step() < stopAt {
-		tasks := r.Tasks
+		step := m.Step()
+		tasks := published[step]
+		delete(published, step)
+		if len(tasks) != m.cfg.Shards {
+			t.Fatalf("step %d: %d tasks handed out, want %d", step, len(tasks), m.cfg.Shards)
+		}
+		if next := published[step+1]; len(next) != m.cfg.Shards && step+1 < m.totalSteps {
+			t.Fatalf("step %d: %d tasks of the next step handed out, want %d", step, len(next), m.cfg.Shards)
+		}
 		rng.Shuffle(len(tasks), func(i, j int) { tasks[i], tasks[j] = tasks[j], tasks[i] })
 		var next Ready
 		for i, task := range tasks {
@@ -89,17 +105,58 @@ func drive(t *testing.T, m *Machine, rng *rand.Rand, stopAt uint64) *objstore.Ch
 			if err != nil {
 				t.Fatal(err)
 			}
-			if i < len(tasks)-1 && (got.Params != nil || got.Done) {
+			if i < len(tasks)-1 && (got.Commit != nil || got.Done) {
 				t.Fatalf("step committed after %d of %d shards", i+1, len(tasks))
 			}
 			next = got
 		}
+		if next.Commit == nil || next.Commit.Step != step+1 || next.Commit.Digest != m.Digest() || next.Commit.Snapshot() {
+			t.Fatalf("step %d: commit record %+v", step, next.Commit)
+		}
 		if next.Checkpoint != nil {
 			last = next.Checkpoint
+			if !next.Done && (next.State == nil || next.State.Step != m.Step() || model.Digest(next.State.Weights) != next.State.Digest) {
+				t.Fatalf("step %d: checkpoint without a matching snapshot for workers", m.Step())
+			}
 		}
+		record(next)
 		r = next
 	}
 	return last
+}
+
+// A gradient of the next step that the stream holds before the current
+// step's last one is handed back, keeps replay from skipping it, and is
+// taken once the step commits.
+func TestMachineHandsBackNextStepGradients(t *testing.T) {
+	twin := newTestMachine(t, nil)
+	drive(t, twin, rand.New(rand.NewPCG(1, 1)), 1)
+
+	m := newTestMachine(t, nil)
+	tasks := m.Resume().Tasks // step 0's shards, then step 1's
+	shards := m.cfg.Shards
+	for i := 0; i < shards-1; i++ {
+		if _, err := m.Grad(fakeGrad(tasks[i], m.Weights()), uint64(i+1), time.Unix(0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	early := fakeGrad(tasks[shards], twin.Weights()) // step 1 shard 0, on the weights step 0 will produce
+	if _, err := m.Grad(early, 10, time.Unix(0, 0)); err != ErrAhead {
+		t.Fatalf("next-step gradient: %v, want ErrAhead", err)
+	}
+	r, err := m.Grad(fakeGrad(tasks[shards-1], m.Weights()), 11, time.Unix(0, 0))
+	if err != nil || r.Commit == nil || m.Step() != 1 {
+		t.Fatalf("last shard: %v, commit %+v", err, r.Commit)
+	}
+	if m.LastSeq() != 9 || m.Snapshot().GradsSeq != 9 {
+		t.Fatalf("replay would start after seq %d (snapshot %d), want 9: the held gradient is not taken yet", m.LastSeq(), m.Snapshot().GradsSeq)
+	}
+	if _, err := m.Grad(early, 10, time.Unix(0, 0)); err != nil {
+		t.Fatalf("held gradient handed in again: %v", err)
+	}
+	if m.LastSeq() != 11 || len(m.Missing()) != shards-1 {
+		t.Fatalf("after the held gradient: last seq %d, missing %v", m.LastSeq(), m.Missing())
+	}
 }
 
 func TestMachineOrderDoesNotMatter(t *testing.T) {
@@ -149,10 +206,10 @@ func TestMachineRejectsForeignGradients(t *testing.T) {
 	good := fakeGrad(task, m.Weights())
 	for name, mutate := range map[string]func(g *protocol.Grad){
 		"other run":     func(g *protocol.Grad) { g.Run = "run-2" },
-		"future step":   func(g *protocol.Grad) { g.Step = 3 },
+		"future step":   func(g *protocol.Grad) { g.Step = 2 },
 		"wrong weights": func(g *protocol.Grad) { g.Weights[0] ^= 1 },
 		"short":         func(g *protocol.Grad) { g.Grad = g.Grad[:3] },
-		"count":         func(g *protocol.Grad) { g.Count++ },
+		"count":         func(g *protocol.Grad) { g.Stats = []protocol.ShardStats{{Count: g.Stats[0].Count + 1}} },
 		"shard":         func(g *protocol.Grad) { g.Shard = 9 },
 	} {
 		g := *good
@@ -161,7 +218,7 @@ func TestMachineRejectsForeignGradients(t *testing.T) {
 			t.Errorf("%s: %v, want ErrDropped", name, err)
 		}
 	}
-	if len(m.Missing()) != 3 {
+	if len(m.Missing()) != m.cfg.Shards {
 		t.Fatal("a rejected gradient changed the step")
 	}
 }

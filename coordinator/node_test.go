@@ -111,7 +111,7 @@ type pool struct {
 }
 
 func newPool(t testing.TB, url string) *pool {
-	p := &pool{t: t, url: url}
+	p := &pool{t: t, url: url, opts: []nats.Option{nats.NoEcho()}}
 	t.Cleanup(p.close)
 	return p
 }
@@ -221,8 +221,9 @@ func TestWorkersJoinAndLeaveMidRun(t *testing.T) {
 	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
 		switch step {
 		case 3:
-			// A malformed gradient in the stream is logged and skipped.
-			if _, err := js.Publish(context.Background(), protocol.GradsSubject(cfg.Signature()), []byte("garbage")); err != nil {
+			// A malformed gradient in the stream is logged and skipped
+			// (by the coordinator, and by workers that fetch the shard).
+			if _, err := js.Publish(context.Background(), protocol.GradSubject(cfg.Signature(), 4, 0), []byte("garbage")); err != nil {
 				t.Error(err)
 			}
 		case 5:

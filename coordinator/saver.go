@@ -134,7 +134,7 @@ func (s *saver) commit(ctx context.Context, ck *objstore.Checkpoint) bool {
 	}
 	s.mu.Unlock()
 	if purge > 1 && s.grads != nil {
-		err := s.grads.Purge(ctx, jetstream.WithPurgeSubject(protocol.GradsSubject(s.run)), jetstream.WithPurgeSequence(purge))
+		err := s.grads.Purge(ctx, jetstream.WithPurgeSubject(protocol.GradsFilter(s.run)), jetstream.WithPurgeSequence(purge))
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("coordinator: trimming the grads stream failed; it will be retried after the next checkpoint", "err", err)
 		}

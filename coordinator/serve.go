@@ -40,7 +40,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	if n.m.Done() {
 		return n.finish(ctx)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{protocol.GradsSubject(n.run)}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{protocol.GradsFilter(n.run)}}
 	if seq := n.m.LastSeq(); seq > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
 	}
@@ -97,8 +97,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 				}
 			}
 		case d := <-in:
-			done, err := n.apply(ctx, d, replaying)
-			n.recycle(d.grad)
+			done, err := n.take(ctx, d, replaying)
 			if err != nil {
 				return nil, err
 			}
@@ -140,7 +139,7 @@ func (n *node) read(ctx context.Context, cons jetstream.Consumer, next uint64, o
 			}
 			var err error
 			cons, err = n.js.OrderedConsumer(ctx, protocol.GradsStream, jetstream.OrderedConsumerConfig{
-				FilterSubjects: []string{protocol.GradsSubject(n.run)},
+				FilterSubjects: []string{protocol.GradsFilter(n.run)},
 				DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: next,
 			})
 			if err == nil {
@@ -210,35 +209,73 @@ func (n *node) recycle(g *protocol.Grad) {
 	}
 }
 
+// take feeds one gradient to the machine and performs the work it returns;
+// when that commits a step, the gradients of the new step that came early
+// are fed in after it.
+func (n *node) take(ctx context.Context, d delivery, replaying bool) (done bool, err error) {
+	queue := []delivery{d}
+	for len(queue) > 0 {
+		d := queue[0]
+		queue = queue[1:]
+		committed, held, done, err := n.apply(ctx, d, replaying)
+		if !held {
+			n.recycle(d.grad)
+		}
+		if done || err != nil {
+			return done, err
+		}
+		if committed {
+			queue = append(queue, n.held...)
+			n.held = n.held[:0]
+		}
+	}
+	return false, nil
+}
+
+// heldMax bounds the next-step gradients kept per shard of a step.
+const heldMax = 4
+
 // apply feeds one gradient to the machine and performs the work it returns.
-func (n *node) apply(ctx context.Context, d delivery, replaying bool) (done bool, err error) {
+// held reports that the gradient is kept for the next step (its buffers
+// must not be reused yet).
+func (n *node) apply(ctx context.Context, d delivery, replaying bool) (committed, held, done bool, err error) {
 	if d.grad == nil {
-		return false, nil
+		return false, false, false, nil
 	}
 	n.trace.m.GradientBytes.Add(ctx, int64(4*len(d.grad.Grad)), n.trace.runSet)
 	applyStart := time.Now()
 	r, err := n.m.Grad(d.grad, d.seq, n.opts.Now())
+	if errors.Is(err, ErrAhead) {
+		if len(n.held) >= heldMax*n.cfg.Shards {
+			n.m.Forget(d.seq)
+			n.opts.Log.Warn("coordinator: too many gradients of the next step; dropping one", "run", n.run, "seq", d.seq)
+			return false, false, false, nil
+		}
+		n.held = append(n.held, d)
+		return false, true, false, nil
+	}
 	if errors.Is(err, ErrStale) {
 		n.opts.Log.Debug("coordinator: "+err.Error(), "seq", d.seq)
-		return false, nil
+		return false, false, false, nil
 	}
 	if errors.Is(err, ErrDropped) {
 		n.opts.Log.Warn("coordinator: "+err.Error(), "seq", d.seq)
-		return false, nil
+		return false, false, false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, false, false, err
 	}
 	if replaying {
 		n.replayed++
 	}
-	return n.perform(ctx, r, replaying, applyStart)
+	done, err = n.perform(ctx, r, replaying, applyStart)
+	return r.Commit != nil, false, done, err
 }
 
 // perform carries out a Ready. While replaying, nothing is published: the
 // tasks of replayed steps were done by the workers already.
 func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart time.Time) (bool, error) {
-	if r.Params != nil || r.Done {
+	if r.Commit != nil {
 		n.trace.committed(n.m.Step(), n.cfg.BatchSize, applyStart, r.Epoch)
 		n.lastMove, n.redo = n.opts.Now(), 0
 		n.strag.committed(time.Now())
@@ -265,19 +302,21 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 		n.reportStatus(ctx, replaying)
 		n.saver.save(r.Checkpoint, r.Best)
 	}
-	if r.Done {
-		return true, nil
+	if replaying || r.Commit == nil {
+		return r.Done, nil // a gradient that did not complete its step: nothing to publish
 	}
-	if replaying || r.Params == nil && len(r.Tasks) == 0 {
-		return false, nil // a gradient that did not complete its step: nothing to publish
+	if r.Done {
+		// The last commit record still goes out: it tells workers holding
+		// a redelivered task of the last step that it is done.
+		return true, n.publish(ctx, r.Commit, nil, nil, "")
 	}
 	return false, n.publishStep(ctx, r)
 }
 
-// publishStep publishes a step's weights and tasks and starts watching it
-// for stragglers.
+// publishStep publishes a step's commit record, snapshot and tasks and
+// starts watching it for stragglers.
 func (n *node) publishStep(ctx context.Context, r Ready) error {
-	if err := n.publish(ctx, r.Params, r.Tasks, ""); err != nil {
+	if err := n.publish(ctx, r.Commit, r.State, r.Tasks, ""); err != nil {
 		return err
 	}
 	n.strag.published(n.m.Step(), time.Now())
@@ -295,7 +334,7 @@ func (n *node) redispatch(ctx context.Context) error {
 	if h := n.opts.Hooks.Redispatched; h != nil {
 		h(n.m.Step(), missing)
 	}
-	return n.publish(ctx, nil, n.m.Tasks(missing), "/s")
+	return n.publish(ctx, nil, nil, n.m.Tasks(missing), "/s")
 }
 
 // resume publishes the current weights version and every missing task.
@@ -322,16 +361,19 @@ func (n *node) checkStalled(ctx context.Context) error {
 	missing := n.m.Missing()
 	n.opts.Log.Warn("coordinator: step made no progress; re-dispatching its missing shards", "run", n.run, "step", n.m.Step(), "shards", missing)
 	r := n.m.Resume()
-	return n.publish(ctx, r.Params, r.Tasks, fmt.Sprintf("/r%d", n.redo))
+	return n.publish(ctx, r.Commit, r.State, r.Tasks, fmt.Sprintf("/r%d", n.redo))
 }
 
-// publish sends a weights version and its tasks without waiting in
-// between, then waits for every ack. Workers receive the version by
-// subscription (or wait briefly for it), so the order in which the two
-// streams store them does not matter.
-func (n *node) publish(ctx context.Context, p *protocol.Params, tasks []protocol.Task, suffix string) error {
+// publish sends a commit record and tasks without waiting in between, then
+// waits for every ack, and then sends the snapshot: a fenced-out coordinator
+// never replaces the snapshot workers start from. Workers rebuild weights
+// from gradients, so no task waits for a commit record.
+func (n *node) publish(ctx context.Context, commit, state *protocol.Params, tasks []protocol.Task, suffix string) error {
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := n.publishOnce(ctx, p, tasks, suffix)
+		err := n.publishOnce(ctx, commit, tasks, suffix)
+		if err == nil && state != nil {
+			n.publishState(state)
+		}
 		if err == nil || errors.Is(err, ErrFenced) || ctx.Err() != nil || n.js.Conn().IsClosed() {
 			return err
 		}
@@ -348,14 +390,12 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 	start := time.Now()
 	var pf jetstream.PubAckFuture
 	if p != nil {
-		// The buffer of the last acknowledged version carries this one.
-		b, _ := p.AppendBinary(n.paramsBuf[:0])
-		n.paramsBuf = nil
+		b, _ := p.MarshalBinary()
 		var err error
 		pf, err = n.js.PublishAsync(protocol.ParamsSubject(p.Run, p.Step), b,
 			jetstream.WithMsgID(protocol.ParamsMsgID(p.Run, p.Step)), jetstream.WithExpectLastSequencePerSubject(0))
 		if err != nil {
-			return fmt.Errorf("coordinator: publishing weights of step %d: %w", p.Step, err)
+			return fmt.Errorf("coordinator: publishing the commit record of step %d: %w", p.Step, err)
 		}
 	}
 	var tctx context.Context
@@ -377,8 +417,6 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 	if pf != nil {
 		select {
 		case <-pf.Ok():
-			// Stored: the client will not send these bytes again.
-			n.paramsBuf = pf.Msg().Data
 		case err := <-pf.Err():
 			if err := n.checkFenced(ctx, p, err); err != nil {
 				return err
@@ -402,6 +440,25 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 	return nil
 }
 
+// publishState replaces the snapshot workers start from. It does not wait:
+// until the new one is stored, workers start from the previous one and
+// replay a few more steps of gradients.
+func (n *node) publishState(p *protocol.Params) {
+	b, _ := p.MarshalBinary()
+	f, err := n.js.PublishAsync(protocol.StateSubject(p.Run), b)
+	if err != nil {
+		n.opts.Log.Warn("coordinator: publishing the snapshot workers start from failed", "run", n.run, "step", p.Step, "err", err)
+		return
+	}
+	go func() {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			n.opts.Log.Warn("coordinator: publishing the snapshot workers start from failed", "run", n.run, "step", p.Step, "err", err)
+		}
+	}()
+}
+
 // finish waits for the final checkpoint and reports the run.
 func (n *node) finish(ctx context.Context) (*Result, error) {
 	if err := n.saver.flush(ctx); err != nil {
@@ -414,7 +471,7 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 	}, nil
 }
 
-// checkFenced handles a refused weights version. The publish expects the
+// checkFenced handles a refused commit record. The publish expects the
 // step's subject to be empty, so of two coordinators that both believe they
 // lead, only one can ever write a step; the other (or this one, resuming)
 // finds the version already there and goes on only if it holds the same
@@ -422,7 +479,7 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 func (n *node) checkFenced(ctx context.Context, p *protocol.Params, err error) error {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant {
-		return fmt.Errorf("coordinator: publishing weights of step %d: %w", p.Step, err)
+		return fmt.Errorf("coordinator: publishing the commit record of step %d: %w", p.Step, err)
 	}
 	raw, gerr := n.params.GetLastMsgForSubject(ctx, protocol.ParamsSubject(p.Run, p.Step))
 	if gerr != nil {

@@ -125,8 +125,8 @@ type node struct {
 	redo     int // re-dispatch rounds of the current step
 	lastMove time.Time
 
-	spare     chan *protocol.Grad // decoded gradients handed back by the loop for the reader to reuse
-	paramsBuf []byte              // encoding of the last acknowledged weights version, for reuse
+	spare chan *protocol.Grad // decoded gradients handed back by the loop for the reader to reuse
+	held  []delivery          // next-step gradients the machine handed back, fed in after the commit
 }
 
 func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Options) (*node, error) {
@@ -179,8 +179,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	if err != nil {
 		return nil, err
 	}
-	spe := model.StepsPerEpoch(ds.Train.N, cfg.BatchSize)
-	opt, err := model.NewOptimizer(cfg.OptimizerSpec(spe*cfg.Epochs), net.Layout().Size())
+	opt, err := cfg.NewOptimizer(ds.Train.N, net.Layout().Size())
 	if err != nil {
 		net.Close()
 		return nil, err

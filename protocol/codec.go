@@ -33,6 +33,11 @@ func (w *writer) str(s string) {
 	w.b = append(w.b, s...)
 }
 func (w *writer) raw(p []byte) { w.b = append(w.b, p...) }
+func (w *writer) length(n int) { w.b = binary.AppendUvarint(w.b, uint64(n)) }
+func (w *writer) bytes(p []byte) {
+	w.b = binary.AppendUvarint(w.b, uint64(len(p)))
+	w.b = append(w.b, p...)
+}
 func (w *writer) i32s(v []int32) {
 	w.b = binary.AppendUvarint(w.b, uint64(len(v)))
 	for _, x := range v {
@@ -159,6 +164,16 @@ func (r *reader) str(what string, max int) string {
 	return string(p)
 }
 
+// bytes decodes a byte string into a fresh slice (nil when empty).
+func (r *reader) bytes(what string, max int) []byte {
+	n := r.length(what, max, 1)
+	p := r.take(n, what)
+	if r.err != nil || n == 0 {
+		return nil
+	}
+	return append([]byte(nil), p...)
+}
+
 func (r *reader) i32s(what string, max int) []int32 {
 	n := r.length(what, max, 4)
 	p := r.take(4*n, what)
@@ -178,6 +193,9 @@ func (r *reader) f32s(what string, max int, dst []float32) []float32 {
 	p := r.take(4*n, what)
 	if r.err != nil {
 		return nil
+	}
+	if n == 0 {
+		return nil // the same value whether or not dst was reused
 	}
 	v := dst[:0]
 	if cap(v) < n {

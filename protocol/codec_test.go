@@ -13,11 +13,19 @@ func sampleTask() *Task {
 
 func sampleGrad() *Grad {
 	return &Grad{Run: "ab12-cd", Step: 42, Shard: 2, Worker: "w-1", Weights: [8]byte{1, 2, 3, 4, 5, 6, 7, 8},
-		LossSum: 12.5, Correct: 3, Count: 4, Grad: []float32{0.5, -1, float32(math.SmallestNonzeroFloat32), 3}}
+		Stats: []ShardStats{{LossSum: 12.5, Correct: 3, Count: 4}}, Grad: []float32{0.5, -1, float32(math.SmallestNonzeroFloat32), 3}}
+}
+
+// samplePrefix is a gradient of the first three shards of a step.
+func samplePrefix() *Grad {
+	g := sampleGrad()
+	g.Shard = 0
+	g.Stats = []ShardStats{{LossSum: 1.5, Correct: 1, Count: 4}, {LossSum: 2, Correct: 4, Count: 4}, {LossSum: 0.25, Correct: 0, Count: 3}}
+	return g
 }
 
 func sampleParams() *Params {
-	return &Params{Run: "ab12-cd", Step: 43, Epoch: 3, Digest: [32]byte{9: 7}, Weights: []float32{1, 2, 3}}
+	return &Params{Run: "ab12-cd", Step: 43, Epoch: 3, Digest: [32]byte{9: 7}, Weights: []float32{1, 2, 3}, OptState: []byte{2, 0, 1}}
 }
 
 type codec interface {
@@ -31,6 +39,7 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{sampleTask(), &Task{}},
 		{sampleGrad(), &Grad{}},
+		{samplePrefix(), &Grad{}},
 		{sampleParams(), &Params{}},
 		{&Heartbeat{Worker: "w", Tasks: 7}, &Heartbeat{}},
 	} {
@@ -57,9 +66,15 @@ func TestRejectsMalformed(t *testing.T) {
 	nan := sampleGrad()
 	nan.Grad[1] = float32(math.NaN())
 	nanBytes, _ := nan.MarshalBinary()
-	tooMany := sampleGrad()
-	tooMany.Correct = 5
+	tooMany := samplePrefix()
+	tooMany.Stats[1].Correct = 5
 	tooManyBytes, _ := tooMany.MarshalBinary()
+	notFromZero := samplePrefix()
+	notFromZero.Shard = 1
+	notFromZeroBytes, _ := notFromZero.MarshalBinary()
+	noShard := sampleGrad()
+	noShard.Stats = nil
+	noShardBytes, _ := noShard.MarshalBinary()
 	badRun := sampleGrad()
 	badRun.Run = "a.b"
 	badRunBytes, _ := badRun.MarshalBinary()
@@ -72,6 +87,8 @@ func TestRejectsMalformed(t *testing.T) {
 		"trailing":   trailing,
 		"nan":        nanBytes,
 		"correct":    tooManyBytes,
+		"from shard": notFromZeroBytes,
+		"no shard":   noShardBytes,
 		"run":        badRunBytes,
 		"hugelength": {Version, byte(KindGrad), 0xff, 0xff, 0xff, 0xff, 0x0f},
 	} {

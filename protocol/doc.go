@@ -4,16 +4,32 @@
 //
 // # Flow
 //
-// For every optimizer step the coordinator publishes the weights version the
-// step starts from as a [Params] message on ParamsSubject(run, step), then one
-// [Task] per shard on TasksSubject(run). Workers share one durable pull
-// consumer (WorkersConsumer) on the work-queue stream TasksStream, so adding a
-// worker only adds a puller. A worker fetches the Params a task names, computes
-// the shard's gradient and publishes a [Grad] on GradsSubject(run), with the
-// JetStream message id MsgID(run, step, shard) so a retried publish is
-// deduplicated by the server. The coordinator reads GradsStream in order,
-// drops any (step, shard) it already has, sums the shards in shard order and
-// commits the step.
+// The coordinator publishes one [Task] per shard on TasksSubject(run), a
+// step ahead: the tasks of step s+1 go out when step s-1 commits. Workers
+// share one durable pull consumer (WorkersConsumer) on the work-queue stream
+// TasksStream, so adding a worker only adds a puller. A worker computes a
+// shard's gradient on the weights version the task names and publishes a
+// [Grad] on GradSubject(run, step, shard) with the JetStream message id
+// GradMsgID, so a retried publish is deduplicated by the server. A worker
+// that computed the first shards of a step itself sends them as one Grad:
+// their sum, folded in shard order from zero.
+//
+// Workers do not receive weights. Each keeps a replica of the run's state —
+// weights and optimizer state — and steps it forward itself from the
+// gradients of the step (its own, and other workers', which it receives by
+// subscription or fetches from GradsStream by subject), with the same
+// summation and optimizer code as the coordinator, so every version is the
+// same bytes everywhere. A worker starts from the run's newest snapshot
+// ([Params] with weights and optimizer state) on StateSubject(run), which
+// the coordinator publishes at start and with every checkpoint.
+//
+// The coordinator reads GradsStream in order, drops any (step, shard) it
+// already has, sums the shards in shard order, applies the optimizer and
+// publishes the step's commit record ([Params] with the digest only) on
+// ParamsSubject(run, step+1), expecting the subject to be empty: of two
+// coordinators, only one can commit a step. A gradient names the first
+// bytes of the digest of the weights it was computed on, and the
+// coordinator uses it only if they match its own.
 //
 // GradsStream is the write-ahead log of a run: a checkpoint records the
 // sequence it covers, and recovery replays the stream from there.
@@ -30,6 +46,7 @@
 //
 // A message must fit the NATS server's max payload. The embedded server is
 // started with MaxPayload (8 MiB), which holds about two million float32
-// parameters per gradient; external servers must be configured alike
+// parameters per gradient, and a snapshot of about 700 thousand with Adam
+// (weights and two moments); external servers must be configured alike
 // (max_payload in nats-server.conf).
 package protocol

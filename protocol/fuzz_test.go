@@ -43,6 +43,6 @@ func fuzzDecoder[T any, P interface {
 }
 
 func FuzzTask(f *testing.F)      { fuzzDecoder[Task](f, sampleTask()) }
-func FuzzGrad(f *testing.F)      { fuzzDecoder[Grad](f, sampleGrad()) }
+func FuzzGrad(f *testing.F)      { fuzzDecoder[Grad](f, sampleGrad(), samplePrefix()) }
 func FuzzParams(f *testing.F)    { fuzzDecoder[Params](f, sampleParams()) }
 func FuzzHeartbeat(f *testing.F) { fuzzDecoder[Heartbeat](f, &Heartbeat{Worker: "w", Tasks: 1}) }

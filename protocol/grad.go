@@ -2,7 +2,7 @@ package protocol
 
 // MarshalBinary encodes g.
 func (g *Grad) MarshalBinary() ([]byte, error) {
-	return g.AppendBinary(make([]byte, 0, 64+len(g.Run)+len(g.Worker)+4*len(g.Grad)))
+	return g.AppendBinary(make([]byte, 0, 64+len(g.Run)+len(g.Worker)+16*len(g.Stats)+4*len(g.Grad)))
 }
 
 // AppendBinary appends the encoding of g to b, so a sender can reuse one
@@ -14,9 +14,12 @@ func (g *Grad) AppendBinary(b []byte) ([]byte, error) {
 	w.u16(g.Shard)
 	w.str(g.Worker)
 	w.raw(g.Weights[:])
-	w.f64(g.LossSum)
-	w.u32(g.Correct)
-	w.u32(g.Count)
+	w.length(len(g.Stats))
+	for _, st := range g.Stats {
+		w.f64(st.LossSum)
+		w.u32(st.Correct)
+		w.u32(st.Count)
+	}
 	w.f32s(g.Grad)
 	return w.b, nil
 }
@@ -31,9 +34,16 @@ func (g *Grad) UnmarshalBinary(b []byte) error {
 	g.Shard = r.u16("shard")
 	g.Worker = r.str("worker", MaxWorkerLen)
 	copy(g.Weights[:], r.take(8, "weights digest"))
-	g.LossSum = r.f64("loss sum")
-	g.Correct = r.u32("correct")
-	g.Count = r.u32("count")
+	n := r.length("shard stats", MaxShards, 16)
+	if r.err == nil {
+		if cap(g.Stats) < n {
+			g.Stats = make([]ShardStats, n)
+		}
+		g.Stats = g.Stats[:n]
+		for i := range g.Stats {
+			g.Stats[i] = ShardStats{LossSum: r.f64("loss sum"), Correct: r.u32("correct"), Count: r.u32("count")}
+		}
+	}
 	g.Grad = r.f32s("gradient", MaxParameters, g.Grad)
 	if err := r.end(); err != nil {
 		return err

@@ -1,7 +1,7 @@
 package protocol
 
 // Version is the codec version written as the first byte of every message.
-const Version byte = 1
+const Version byte = 2
 
 // Kind is the second byte of every message.
 type Kind byte
@@ -33,27 +33,46 @@ type Task struct {
 	Indices []int32 // training-sample indices of the shard, in order
 }
 
-// Grad is a worker's answer to a Task.
+// Grad is a worker's answer to one Task, or to the first tasks of a step:
+// a worker that computed shards 0..n-1 of a step itself sends them as one
+// message, whose gradient is their sum folded in shard order from zero —
+// what model.ShardSum holds after them, and what the coordinator would have
+// summed from n separate messages.
 type Grad struct {
 	Run     string
 	Step    uint64
-	Shard   uint16
-	Worker  string    // worker id, for tracing and statistics only
-	Weights [8]byte   // first bytes of the digest of the weights used
-	LossSum float64   // summed loss over the shard's samples
-	Correct uint32    // correctly classified samples
-	Count   uint32    // samples in the shard
-	Grad    []float32 // gradient of the summed loss
+	Shard   uint16       // the first shard covered
+	Worker  string       // worker id, for tracing and statistics only
+	Weights [8]byte      // first bytes of the digest of the weights used
+	Stats   []ShardStats // one per shard covered, from Shard on; several only from shard 0
+	Grad    []float32    // gradient of the summed loss (of the shards covered, summed in order)
 }
 
-// Params is one weights version of a run.
-type Params struct {
-	Run     string
-	Step    uint64
-	Epoch   uint32
-	Digest  [32]byte // sha256 of the little-endian weights
-	Weights []float32
+// ShardStats is what a shard's forward pass measured.
+type ShardStats struct {
+	LossSum float64 // summed loss over the shard's samples
+	Correct uint32  // correctly classified samples
+	Count   uint32  // samples in the shard
 }
+
+// Shards is the number of shards g covers.
+func (g *Grad) Shards() int { return len(g.Stats) }
+
+// Params is one weights version of a run. On ParamsSubject it is the
+// commit record of a step: the digest of the version the step produced, with
+// no weights (workers rebuild them). On StateSubject it is a snapshot a
+// worker starts from: the weights and the optimizer state that go with them.
+type Params struct {
+	Run      string
+	Step     uint64
+	Epoch    uint32
+	Digest   [32]byte  // sha256 of the little-endian weights
+	Weights  []float32 // empty in a commit record
+	OptState []byte    // optimizer state (model.Optimizer.MarshalState); empty in a commit record
+}
+
+// Snapshot reports whether p carries weights, not only their digest.
+func (p *Params) Snapshot() bool { return len(p.Weights) > 0 }
 
 // Heartbeat is a worker announcing it is alive.
 type Heartbeat struct {

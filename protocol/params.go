@@ -2,7 +2,7 @@ package protocol
 
 // MarshalBinary encodes p.
 func (p *Params) MarshalBinary() ([]byte, error) {
-	return p.AppendBinary(make([]byte, 0, 64+len(p.Run)+4*len(p.Weights)))
+	return p.AppendBinary(make([]byte, 0, 64+len(p.Run)+4*len(p.Weights)+len(p.OptState)))
 }
 
 // AppendBinary appends the encoding of p to b.
@@ -13,10 +13,11 @@ func (p *Params) AppendBinary(b []byte) ([]byte, error) {
 	w.u32(p.Epoch)
 	w.raw(p.Digest[:])
 	w.f32s(p.Weights)
+	w.bytes(p.OptState)
 	return w.b, nil
 }
 
-// UnmarshalBinary decodes and validates a weights version, into
+// UnmarshalBinary decodes and validates a commit record or a snapshot, into
 // p.Weights's backing array when that is large enough.
 func (p *Params) UnmarshalBinary(b []byte) error {
 	r := newReader(b, KindParams)
@@ -25,6 +26,7 @@ func (p *Params) UnmarshalBinary(b []byte) error {
 	p.Epoch = r.u32("epoch")
 	copy(p.Digest[:], r.take(32, "digest"))
 	p.Weights = r.f32s("weights", MaxParameters, p.Weights)
+	p.OptState = r.bytes("optimizer state", MaxPayload)
 	if err := r.end(); err != nil {
 		return err
 	}

@@ -12,24 +12,38 @@ const (
 	TasksStream     = "JT_TASKS"
 	GradsStream     = "JT_GRADS"
 	ParamsStream    = "JT_PARAMS"
+	StateStream     = "JT_STATE"
 	WorkersConsumer = "jt-workers"
 	RunsBucket      = "jt-runs"
 
 	// MaxPayload is the max_payload the embedded NATS server runs with.
 	MaxPayload = 8 << 20
 
-	// ParamsKept is how many weights versions ParamsStream keeps, over all runs.
-	ParamsKept = 256
+	// ParamsKept is how many commit records ParamsStream keeps, over all
+	// runs (each is under a hundred bytes).
+	ParamsKept = 1 << 16
 )
 
 // TasksSubject is where the coordinator of run publishes shard tasks.
 func TasksSubject(run string) string { return "jt.tasks." + run }
 
-// GradsSubject is where workers publish the gradients of run.
-func GradsSubject(run string) string { return "jt.grads." + run }
+// GradSubject is where a worker publishes the gradient of (run, step,
+// shard): one subject per shard, so anyone can fetch a shard's gradient by
+// subject with a direct get. A gradient of shards 0..n-1 goes on shard 0's.
+func GradSubject(run string, step uint64, shard int) string {
+	return fmt.Sprintf("jt.grads.%s.%d.%d", run, step, shard)
+}
 
-// ParamsSubject is where the weights version step of run is published.
+// GradsFilter matches every gradient of run.
+func GradsFilter(run string) string { return "jt.grads." + run + ".>" }
+
+// ParamsSubject is where the commit record of weights version step of run
+// is published: written once, by the coordinator that commits the step.
 func ParamsSubject(run string, step uint64) string { return fmt.Sprintf("jt.params.%s.%d", run, step) }
+
+// StateSubject holds the newest snapshot of run (weights and optimizer
+// state) that a worker can start from; StateStream keeps one per run.
+func StateSubject(run string) string { return "jt.state." + run }
 
 // HeartbeatSubject carries worker heartbeats (core NATS, not persisted).
 // Workers send one every HeartbeatEvery; a coordinator counts a worker as
@@ -39,10 +53,19 @@ const HeartbeatSubject = "jt.heartbeat"
 // HeartbeatEvery is the interval of worker heartbeats.
 const HeartbeatEvery = 2 * time.Second
 
-// MsgID is the JetStream message id of the task and the gradient of
-// (run, step, shard), so the server drops a republished duplicate.
+// MsgID is the JetStream message id of the task of (run, step, shard), so
+// the server drops a republished duplicate.
 func MsgID(run string, step uint64, shard int) string {
 	return fmt.Sprintf("%s/%d/%d", run, step, shard)
+}
+
+// GradMsgID is the JetStream message id of the gradient of shards
+// [shard, shard+shards) of (run, step) computed on the weights whose digest
+// starts with weights: a retried publish is dropped as a duplicate, while a
+// gradient on other weights (which the coordinator rejects) never shadows
+// the right one.
+func GradMsgID(run string, step uint64, shard, shards int, weights [8]byte) string {
+	return fmt.Sprintf("%s/%d/%d+%d/%x", run, step, shard, shards, weights)
 }
 
 // ParamsMsgID is the JetStream message id of a weights version.
@@ -71,19 +94,32 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
+			AllowDirect: true, // workers fetch a shard's gradient they missed by subject
 			Duplicates:  2 * time.Minute,
 		},
 		{
 			Name:        ParamsStream,
-			Description: "jettrain weights versions, one subject per step",
+			Description: "jettrain step commit records (weights digests), one subject per step",
 			Subjects:    []string{"jt.params.>"},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxMsgs:     ParamsKept,
 			Discard:     jetstream.DiscardOld,
-			AllowDirect: true, // workers read versions with direct gets: raw bytes, no JSON
+			AllowDirect: true, // workers read records with direct gets: raw bytes, no JSON
 			Duplicates:  2 * time.Minute,
+		},
+		{
+			Name:              StateStream,
+			Description:       "jettrain run snapshots (weights and optimizer state) workers start from",
+			Subjects:          []string{"jt.state.>"},
+			Retention:         jetstream.LimitsPolicy,
+			Storage:           jetstream.FileStorage,
+			Replicas:          replicas,
+			MaxMsgsPerSubject: 1,
+			MaxAge:            7 * 24 * time.Hour, // snapshots of finished runs go eventually
+			Discard:           jetstream.DiscardOld,
+			AllowDirect:       true,
 		},
 	}
 }
@@ -103,5 +139,5 @@ func WorkersConsumerConfig(ackWait time.Duration) jetstream.ConsumerConfig {
 	}
 }
 
-// ParamsWildcard matches the weights versions of every run.
+// ParamsWildcard matches the commit records of every run.
 const ParamsWildcard = "jt.params.>"

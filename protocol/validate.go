@@ -55,26 +55,37 @@ func (g *Grad) Validate() error {
 		return err
 	case len(g.Worker) > MaxWorkerLen:
 		return malformed("worker id of %d bytes", len(g.Worker))
-	case g.Count == 0:
-		return malformed("gradient over zero samples")
-	case g.Correct > g.Count:
-		return malformed("%d correct of %d samples", g.Correct, g.Count)
-	case g.LossSum < 0 || g.LossSum != g.LossSum:
-		return malformed("loss sum %v", g.LossSum)
+	case len(g.Stats) == 0:
+		return malformed("gradient of no shard")
+	case len(g.Stats) > 1 && g.Shard != 0:
+		return malformed("%d shards from shard %d: several shards start at shard 0", len(g.Stats), g.Shard)
+	case int(g.Shard)+len(g.Stats) > MaxShards:
+		return malformed("shards %d..%d out of range", g.Shard, int(g.Shard)+len(g.Stats)-1)
 	case len(g.Grad) == 0:
 		return malformed("empty gradient")
+	}
+	for i, st := range g.Stats {
+		switch {
+		case st.Count == 0:
+			return malformed("shard %d: gradient over zero samples", int(g.Shard)+i)
+		case st.Correct > st.Count:
+			return malformed("shard %d: %d correct of %d samples", int(g.Shard)+i, st.Correct, st.Count)
+		case st.LossSum < 0 || st.LossSum != st.LossSum:
+			return malformed("shard %d: loss sum %v", int(g.Shard)+i, st.LossSum)
+		}
 	}
 	return nil
 }
 
-// Validate reports whether p is a well-formed weights version. It does not
-// recompute the digest; callers that use the weights compare it themselves.
+// Validate reports whether p is a well-formed commit record or snapshot. It
+// does not recompute the digest; callers that use the weights compare it
+// themselves.
 func (p *Params) Validate() error {
 	if err := checkRun(p.Run); err != nil {
 		return err
 	}
-	if len(p.Weights) == 0 {
-		return malformed("no weights")
+	if len(p.Weights) == 0 && len(p.OptState) > 0 {
+		return malformed("optimizer state without weights")
 	}
 	return nil
 }

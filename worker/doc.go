@@ -4,21 +4,30 @@
 // workers adds throughput and a worker that dies only delays the tasks it
 // held: JetStream redelivers them after the consumer's AckWait. For each task
 // it looks up the run's resolved configuration (the runs bucket), loads the
-// dataset and builds the network once per run, takes the weights version
-// the task names (received by subscription as the coordinator publishes it,
-// or fetched from the params stream, and cached until the step moves on),
-// computes the gradient of the shard's samples and publishes it with the
-// message id run/step/shard, acknowledging the task only once the gradient
-// is stored. While computing it reports progress with InProgress so a slow
-// task is not redelivered.
+// dataset and builds the network once per run, brings its replica of the
+// run to the weights version the task names, computes the gradient of the
+// shard's samples and publishes it with the run/step/shard message id,
+// acknowledging the task only once the gradient is stored. While computing
+// it reports progress with InProgress so a slow task is not redelivered.
+//
+// The replica (weights and optimizer state) steps itself forward from the
+// gradients of each step — its own, and other workers', which arrive by
+// subscription or are fetched from the grads stream — with the same sum and
+// optimizer code as the coordinator, so no weights cross the network per
+// step. A worker with no state, or behind, starts from the run's snapshot
+// and replays the gradients after it. The coordinator hands out tasks a
+// step ahead, so a worker goes from one step to the next without waiting
+// for the coordinator; a task whose step still misses gradients waits for
+// them, serving meanwhile any of those shards it holds itself.
 //
 // The task loop never waits on the network between shards: gradients go out
 // from a publisher goroutine in the order they were computed, the next task
-// is prefetched, and a new weights version's digest is checked while the
-// first gradient on it is computed (a gradient is published only on weights
-// that passed).
+// is prefetched, and a new version's digest is computed while the first
+// gradient on it is. A worker that computed shards 0..k of a step itself
+// sends them as one gradient (their sum), which is a quarter of the bytes
+// when one worker serves a run of four shards.
 //
-// A malformed task, or one whose weights version no longer exists (a stale
-// task from an earlier incarnation of the run), is logged once and terminated
-// so it cannot loop forever.
+// A malformed task, or one whose step the coordinator has committed already
+// (a stale task from a redelivery or an earlier incarnation of the run), is
+// logged and terminated so it cannot loop forever.
 package worker

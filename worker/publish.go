@@ -12,14 +12,23 @@ import (
 	"github.com/jettrain/jettrain/telemetry"
 )
 
-// outgoing is a computed gradient on its way to the grads stream, with the
-// task message to acknowledge once it is stored.
-type outgoing struct {
+// heldTask is a task message whose gradient is computed, waiting to be
+// acknowledged once that gradient is stored.
+type heldTask struct {
 	ctx   context.Context // the task's span context
 	msg   jetstream.Msg
 	task  protocol.Task
-	data  []byte // the encoded gradient
 	start time.Time
+}
+
+// outgoing is a computed gradient on its way to the grads stream, with the
+// tasks to acknowledge once it is stored: one, or the first few of a step
+// sent as one gradient.
+type outgoing struct {
+	tasks   []heldTask
+	data    []byte  // the encoded gradient
+	shard   int     // the first shard it covers
+	weights [8]byte // the digest prefix of the weights it was computed on
 }
 
 // outgoingQueue is how many computed gradients may wait for the publisher
@@ -27,7 +36,7 @@ type outgoing struct {
 const outgoingQueue = 2
 
 // publish sends gradients in the order they were computed, from its own
-// goroutine: handing 400 KB to the client can take as long as the server
+// goroutine: handing 800 KB to the client can take as long as the server
 // needs to read it (always, over an in-process connection), and the task
 // loop computes the next shard meanwhile. It returns when out is closed.
 func (w *Worker) publish(out <-chan outgoing) {
@@ -37,25 +46,25 @@ func (w *Worker) publish(out <-chan outgoing) {
 }
 
 func (w *Worker) publishOne(o outgoing) {
-	t := &o.task
-	_, pub := w.tr.Start(o.ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(o.data))))
-	fut, err := w.js.PublishAsync(protocol.GradsSubject(t.Run), o.data, jetstream.WithMsgID(protocol.MsgID(t.Run, t.Step, int(t.Shard))))
+	first := &o.tasks[0]
+	t := &first.task
+	_, pub := w.tr.Start(o.tasks[len(o.tasks)-1].ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(o.data))))
+	fut, err := w.js.PublishAsync(protocol.GradSubject(t.Run, t.Step, o.shard), o.data,
+		jetstream.WithMsgID(protocol.GradMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights)))
 	if err != nil {
 		pub.End()
-		w.opts.Log.Warn("worker: publishing a gradient failed; task will be redelivered", "task", t.String(), "err", err)
-		_ = o.msg.Nak()
+		w.handBack(o.tasks, "publishing a gradient failed; task will be redelivered", err)
 		w.inflight.Done()
 		return
 	}
-	// The task is acknowledged only once the gradient is stored.
+	// The tasks are acknowledged only once the gradient is stored.
 	go func() {
 		defer w.inflight.Done()
 		defer pub.End()
 		select {
 		case <-fut.Ok():
 		case err := <-fut.Err():
-			w.opts.Log.Warn("worker: publishing a gradient failed; task will be redelivered", "task", t.String(), "err", err)
-			_ = o.msg.Nak()
+			w.handBack(o.tasks, "publishing a gradient failed; task will be redelivered", err)
 			return
 		}
 		// Acknowledged: the client will not send the bytes again, so they
@@ -65,13 +74,23 @@ func (w *Worker) publishOne(o outgoing) {
 		case w.spare <- o.data:
 		default:
 		}
-		if err := o.msg.Ack(); err != nil {
-			w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", t.String(), "err", err)
+		for _, h := range o.tasks {
+			if err := h.msg.Ack(); err != nil {
+				w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", h.task.String(), "err", err)
+			}
+			w.done.Add(1)
+			w.opts.Log.Debug("task done", "run", h.task.Run, "step", h.task.Step, "shard", h.task.Shard, "took", time.Since(h.start))
+			w.metrics.TasksCompleted.Add(h.ctx, 1, w.idAttr)
+			w.metrics.TaskDuration.Record(h.ctx, time.Since(h.start).Seconds(), w.idAttr)
 		}
-		w.done.Add(1)
-		w.opts.Log.Debug("task done", "run", t.Run, "step", t.Step, "shard", t.Shard, "took", time.Since(o.start))
-		w.metrics.TasksCompleted.Add(o.ctx, 1, w.idAttr)
-		w.metrics.GradientBytes.Add(o.ctx, int64(len(o.data)), w.idAttr)
-		w.metrics.TaskDuration.Record(o.ctx, time.Since(o.start).Seconds(), w.idAttr)
+		w.metrics.GradientBytes.Add(first.ctx, int64(len(o.data)), w.idAttr)
 	}()
+}
+
+// handBack returns tasks for redelivery.
+func (w *Worker) handBack(tasks []heldTask, why string, err error) {
+	for _, h := range tasks {
+		w.opts.Log.Warn("worker: "+why, "task", h.task.String(), "err", err)
+		_ = h.msg.Nak()
+	}
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/config"
@@ -13,22 +13,17 @@ import (
 	"github.com/jettrain/jettrain/protocol"
 )
 
-var errStale = errors.New("worker: the weights version is gone from the params stream")
+var errStale = errors.New("worker: stale task: its step is already committed")
 
-// run is what a worker keeps for one run: the network, the dataset, the
-// newest weights version, and reusable batch buffers.
+// run is what a worker keeps for one run: the network, the dataset, its
+// replica of the training state, and reusable batch buffers.
 type run struct {
 	sig  string
 	cfg  config.Config
 	net  *model.Network
 	data *model.Dataset
 	size int // parameters
-
-	step    uint64
-	weights []float32
-	digest  [32]byte
-	haveW   bool
-	check   *digestCheck // of weights, running alongside the first gradient on them
+	rep  *replica
 
 	x    []float32
 	y    []uint8
@@ -40,14 +35,15 @@ type run struct {
 // It belongs to one worker goroutine.
 type runCache struct {
 	dataDir string
-	fetch   *fetcher // nil: datasets only from local files
+	fetch   *fetcher   // nil: datasets only from local files
+	nc      *nats.Conn // inboxes subscribe on it
 	runs    []*run
 }
 
 const keptRuns = 2
 
-func newRunCache(dataDir string, fetch *fetcher) *runCache {
-	return &runCache{dataDir: dataDir, fetch: fetch}
+func newRunCache(dataDir string, fetch *fetcher, nc *nats.Conn) *runCache {
+	return &runCache{dataDir: dataDir, fetch: fetch, nc: nc}
 }
 
 func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (*run, error) {
@@ -88,18 +84,49 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	if err != nil {
 		return nil, err
 	}
-	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: net.Layout().Size()}
+	size := net.Layout().Size()
+	opt, err := cfg.NewOptimizer(ds.Train.N, size)
+	if err != nil {
+		net.Close()
+		return nil, err
+	}
+	in := newInbox(sig, cfg.Shards)
+	if c.nc != nil {
+		if err := in.subscribe(c.nc); err != nil {
+			net.Close()
+			return nil, fmt.Errorf("worker: subscribing to the gradients of run %s: %w", sig, err)
+		}
+	}
+	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: size, rep: &replica{
+		run: sig, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt,
+		sum: model.NewShardSum(cfg.Shards, size), inbox: in,
+	}}
 	if len(c.runs) == keptRuns {
-		c.runs[keptRuns-1].net.Close()
+		old := c.runs[keptRuns-1]
+		old.net.Close()
+		old.rep.inbox.close()
 		c.runs = c.runs[:keptRuns-1]
 	}
 	c.runs = append([]*run{r}, c.runs...)
 	return r, nil
 }
 
+// close releases every run's network and subscription.
+func (c *runCache) close() {
+	for _, r := range c.runs {
+		r.net.Close()
+		r.rep.inbox.close()
+	}
+	c.runs = nil
+}
+
 func (r *run) checkTask(t *protocol.Task) error {
 	if int(t.Shards) != r.cfg.Shards {
 		return fmt.Errorf("%d shards, the run has %d", t.Shards, r.cfg.Shards)
+	}
+	lo, hi := model.ShardRange(r.cfg.BatchSize, r.cfg.Shards, int(t.Shard))
+	if len(t.Indices) != hi-lo {
+		return fmt.Errorf("%d samples, the shard has %d", len(t.Indices), hi-lo)
 	}
 	for _, i := range t.Indices {
 		if int(i) >= r.data.Train.N {
@@ -109,86 +136,51 @@ func (r *run) checkTask(t *protocol.Task) error {
 	return nil
 }
 
-// params returns weights version step: cached, received by subscription,
-// or fetched from the params stream. A version not there yet (its publish is
-// in flight) is waited for briefly; one still missing after that belongs to
-// a task from an earlier incarnation of the run and is stale.
-func (r *run) params(ctx context.Context, s jetstream.Stream, vs *versions, step uint64) ([]float32, [32]byte, error) {
-	if r.haveW && r.step == step {
-		return r.weights, r.digest, nil
-	}
-	p := vs.wait(ctx, r.sig, step, 50*time.Millisecond)
-	for wait := time.Millisecond; p == nil; wait *= 2 {
-		raw, err := s.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step))
-		if err == nil {
-			p = new(protocol.Params)
-			if err := p.UnmarshalBinary(raw.Data); err != nil {
-				return nil, [32]byte{}, fmt.Errorf("params seq %d: %w", raw.Sequence, err)
+// prepare brings the replica to weights version step. A task whose step the
+// coordinator has committed already is stale (errStale). idle is called
+// while the replica waits for gradients, with the step they belong to.
+func (r *run) prepare(ctx context.Context, s streams, vs *versions, step uint64, idle func(step uint64)) error {
+	rp := r.rep
+	if rp.valid && rp.step == step {
+		if p := vs.get(r.sig, step); p != nil {
+			if d, err := rp.digest.wait(ctx); err == nil && d != p.Digest {
+				// Never expected: the replica stepped differently from
+				// the coordinator. Start over from the snapshot.
+				rp.valid = false
+				return fmt.Errorf("worker: run %s version %d: weights digest %x, the coordinator committed %x", r.sig, step, d[:8], p.Digest[:8])
 			}
-			break
 		}
-		if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, [32]byte{}, err
+		return nil
+	}
+	if !rp.valid || step < rp.step {
+		committed, err := r.committed(ctx, s.params, vs, step)
+		if err != nil {
+			return err
 		}
-		if wait > time.Second {
-			return nil, [32]byte{}, fmt.Errorf("%w: run %s step %d", errStale, r.sig, step)
-		}
-		if !sleep(ctx, wait) {
-			return nil, [32]byte{}, ctx.Err()
-		}
-		if p = vs.get(r.sig, step); p != nil {
-			break
+		if committed {
+			return fmt.Errorf("%w (run %s step %d)", errStale, r.sig, step)
 		}
 	}
-	if p.Run != r.sig || p.Step != step || len(p.Weights) != r.size {
-		return nil, [32]byte{}, fmt.Errorf("params of run %s step %d: %d weights, the network has %d", p.Run, p.Step, len(p.Weights), r.size)
+	return rp.reach(ctx, s, step, idle)
+}
+
+// committed reports whether the coordinator has committed step: the commit
+// record of the version after it exists.
+func (r *run) committed(ctx context.Context, params jetstream.Stream, vs *versions, step uint64) (bool, error) {
+	if vs.get(r.sig, step+1) != nil {
+		return true, nil
 	}
-	r.step, r.weights, r.digest, r.haveW = step, p.Weights, p.Digest, true
-	r.check = checkDigest(p)
-	return r.weights, r.digest, nil
-}
-
-// verified waits for the digest check of the current weights, and forgets
-// weights that failed it so the next task fetches them again.
-func (r *run) verified(ctx context.Context) error {
-	err := r.check.wait(ctx)
-	if err != nil && !errors.Is(err, ctx.Err()) {
-		r.haveW = false
+	_, err := params.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step+1))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
-// digestCheck hashes a weights version in the background: the sha256 of
-// 400 KB takes about as long as a quarter of a shard's gradient, and the
-// gradient computed meanwhile is published only if the weights match their
-// digest.
-type digestCheck struct {
-	done chan struct{}
-	err  error
-}
-
-func checkDigest(p *protocol.Params) *digestCheck {
-	c := &digestCheck{done: make(chan struct{})}
-	go func() {
-		if model.Digest(p.Weights) != p.Digest {
-			c.err = fmt.Errorf("params of run %s step %d: weights digest mismatch", p.Run, p.Step)
-		}
-		close(c.done)
-	}()
-	return c
-}
-
-func (c *digestCheck) wait(ctx context.Context) error {
-	select {
-	case <-c.done:
-		return c.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// gradient computes the shard's gradient at weights.
-func (r *run) gradient(t *protocol.Task, weights []float32) (*protocol.Grad, error) {
+// gradient computes the shard's gradient at the replica's weights and adds
+// it to the replica's sum of the step. prefix reports that the replica's
+// sum now holds exactly shards 0..t.Shard, all computed here.
+func (r *run) gradient(t *protocol.Task) (g *protocol.Grad, prefix bool, err error) {
 	n := len(t.Indices)
 	dim := r.data.Shape[0] * r.data.Shape[1] * r.data.Shape[2]
 	if cap(r.x) < n*dim {
@@ -200,12 +192,13 @@ func (r *run) gradient(t *protocol.Task, weights []float32) (*protocol.Grad, err
 	if len(r.grad) != r.size {
 		r.grad = make([]float32, r.size)
 	}
-	st, err := r.net.Gradient(weights, x, y, r.grad)
+	st, err := r.net.Gradient(r.rep.weights, x, y, r.grad)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	prefix = r.rep.add(int(t.Shard), r.grad)
 	return &protocol.Grad{
 		Run: t.Run, Step: t.Step, Shard: t.Shard,
-		LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count), Grad: r.grad,
-	}, nil
+		Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: r.grad,
+	}, prefix, nil
 }

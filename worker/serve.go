@@ -15,12 +15,15 @@ import (
 )
 
 // serve handles one task message from start to acknowledgment.
-func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyValue, params jetstream.Stream) {
+func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyValue) {
 	start := time.Now()
 	var t protocol.Task
 	if err := t.UnmarshalBinary(msg.Data()); err != nil {
 		w.reject(msg, "malformed task", err)
 		return
+	}
+	if len(w.pending) > 0 && !w.extendsPending(&t) {
+		w.flush()
 	}
 	var redelivered int64
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
@@ -41,35 +44,115 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 		w.reject(msg, "task does not fit its run", err)
 		return
 	}
+	stop := keepAlive(msg, w.ackEvery)
 	_, fetch := w.tr.Start(ctx, telemetry.SpanTaskFetch)
-	weights, digest, err := run.params(ctx, params, w.versions, t.Step)
+	err = run.prepare(ctx, w.streams, w.versions, t.Step, func(step uint64) { w.idle(ctx, run.sig, step, run.cfg.Shards) })
 	fetch.End()
 	if errors.Is(err, errStale) {
-		w.reject(msg, "stale task", err)
+		stop()
+		w.opts.Log.Debug("worker: dropping a stale task", "task", t.String(), "err", err)
+		_ = msg.Term()
 		return
 	}
 	if err != nil {
-		w.opts.Log.Warn("worker: fetching weights failed; task will be redelivered", "task", t.String(), "err", err)
-		_ = msg.Nak()
+		stop()
+		if errors.Is(err, errNotYet) {
+			w.opts.Log.Debug("worker: handing a task back", "task", t.String(), "err", err)
+		} else {
+			w.opts.Log.Warn("worker: preparing the weights failed; task will be redelivered", "task", t.String(), "err", err)
+		}
+		_ = msg.NakWithDelay(100 * time.Millisecond)
 		return
 	}
 
-	stop := keepAlive(msg, w.ackEvery)
 	_, compute := w.tr.Start(ctx, telemetry.SpanTaskCompute)
-	g, err := run.gradient(&t, weights)
+	g, prefix, err := run.gradient(&t)
 	compute.End()
 	stop()
 	if err != nil {
 		w.reject(msg, "gradient failed", err)
 		return
 	}
-	if err := run.verified(ctx); err != nil {
-		w.opts.Log.Warn("worker: weights failed their check; task will be redelivered", "task", t.String(), "err", err)
+	digest, err := run.rep.digest.wait(ctx)
+	if err != nil {
 		_ = msg.Nak()
+		return
+	}
+	held := heldTask{ctx: ctx, msg: msg, task: t, start: start}
+	if prefix && (t.Shard == 0 || len(w.pending) > 0) {
+		// This worker computed every shard of the step so far, none sent
+		// yet: they go out as one gradient, once the run of them ends.
+		w.pending = append(w.pending, pendingShard{held: held, stats: g.Stats[0]})
+		w.pendingRun = run
+		if !w.nextIs(t.Run, t.Step, int(t.Shard)+1) {
+			w.flush()
+		}
 		return
 	}
 	g.Worker = w.opts.ID
 	g.Weights = protocol.ShortDigest(digest)
+	w.send([]heldTask{held}, g)
+}
+
+// pendingShard is a computed shard whose gradient is in the replica's sum,
+// waiting to go out with the shards after it.
+type pendingShard struct {
+	held  heldTask
+	stats protocol.ShardStats
+}
+
+// extendsPending reports whether t is the next shard of the pending run.
+func (w *Worker) extendsPending(t *protocol.Task) bool {
+	last := &w.pending[len(w.pending)-1].held.task
+	return t.Run == last.Run && t.Step == last.Step && t.Shard == last.Shard+1
+}
+
+// nextIs reports whether the next task in hand is (run, step, shard). It
+// looks at the task the consumer has prefetched, keeping it for the loop.
+func (w *Worker) nextIs(run string, step uint64, shard int) bool {
+	if len(w.stash) == 0 {
+		if w.it == nil {
+			return false
+		}
+		msg, err := w.it.Next(jetstream.NextMaxWait(time.Millisecond))
+		if err != nil {
+			return false
+		}
+		w.stash = append(w.stash, msg)
+	}
+	var t protocol.Task
+	return t.UnmarshalBinary(w.stash[0].Data()) == nil && t.Run == run && t.Step == step && int(t.Shard) == shard
+}
+
+// flush sends the pending shards as one gradient: the replica's sum of
+// them. If the replica moved on meanwhile (it never does between shards of
+// one step, but a task loop must not bet on it), they go back for
+// redelivery instead.
+func (w *Worker) flush() {
+	pending, run := w.pending, w.pendingRun
+	w.pending, w.pendingRun = nil, nil
+	tasks := make([]heldTask, len(pending))
+	stats := make([]protocol.ShardStats, len(pending))
+	for i, p := range pending {
+		tasks[i], stats[i] = p.held, p.stats
+	}
+	rp := run.rep
+	first := &tasks[0].task
+	if !rp.valid || rp.step != first.Step || rp.sum.Folded() != len(pending) || first.Shard != 0 {
+		w.handBack(tasks, "the replica moved on before its shards were sent", nil)
+		return
+	}
+	d, _ := rp.digest.wait(context.Background()) // done: the gradients were computed on it
+	g := &protocol.Grad{Run: first.Run, Step: first.Step, Shard: 0, Worker: w.opts.ID, Weights: protocol.ShortDigest(d),
+		Stats: stats, Grad: rp.sum.Sum()}
+	if len(pending) == 1 {
+		g.Grad = run.grad // the shard's own gradient, the same bits as 0 + it
+	}
+	w.send(tasks, g)
+}
+
+// send encodes g and hands it to the publisher with the tasks it answers.
+func (w *Worker) send(tasks []heldTask, g *protocol.Grad) {
 	var buf []byte
 	select {
 	case buf = <-w.spare:
@@ -77,7 +160,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 	}
 	b, _ := g.AppendBinary(buf[:0])
 	w.inflight.Add(1)
-	w.out <- outgoing{ctx: ctx, msg: msg, task: t, data: b, start: start}
+	w.out <- outgoing{tasks: tasks, data: b, shard: int(g.Shard), weights: g.Weights}
 }
 
 // reject logs a task that can never succeed once, with where it came from,

@@ -71,13 +71,23 @@ type Worker struct {
 	tr       trace.Tracer
 	metrics  *telemetry.Metrics
 	idAttr   metric.MeasurementOption
-	versions *versions      // weights versions received by subscription
+	versions *versions      // commit records received by subscription
+	streams  streams        // looked up when the streams are ready
 	inflight sync.WaitGroup // gradient publishes awaiting their ack
 	spare    chan []byte    // encode buffers of acknowledged gradients, for reuse
 	out      chan outgoing  // computed gradients for the publisher; open while Run runs
+
+	// Owned by the task loop, while consume runs:
+	it         jetstream.MessagesContext
+	stash      []jetstream.Msg // tasks taken in hand by idle and nextIs, served before the iterator's
+	kv         jetstream.KeyValue
+	pending    []pendingShard // computed shards 0..k of a step, sent together when the run of them ends
+	pendingRun *run
 }
 
-// New returns a worker that talks over nc.
+// New returns a worker that talks over nc. A connection made with
+// nats.NoEcho spares the worker receiving its own gradients back through
+// the subscription that collects other workers'.
 func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	opts.defaults()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8), jetstream.WithPublishAsyncTimeout(publishTimeout))
@@ -88,7 +98,7 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	if opts.Datasets != nil {
 		fetch = &fetcher{src: opts.Datasets, cache: opts.CacheDir}
 	}
-	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir, fetch), versions: newVersions(), spare: make(chan []byte, 4)}
+	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir, fetch, nc), versions: newVersions(), spare: make(chan []byte, 4)}
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
 		w.tr = opts.Telemetry.Tracer()
@@ -113,13 +123,14 @@ func (w *Worker) Tasks() uint64 { return w.done.Load() }
 // create the streams, rides out broker restarts, and returns nil when ctx is
 // canceled.
 func (w *Worker) Run(ctx context.Context) error {
-	// Weights versions arrive by subscription as the coordinator publishes
-	// them, so a task rarely waits for a fetch.
+	// Commit records arrive by subscription as the coordinator publishes
+	// them: a replica checks its weights against them.
 	sub, err := w.nc.Subscribe(protocol.ParamsWildcard, w.versions.receive)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	defer sub.Unsubscribe()
+	defer w.runs.close()
 	go w.heartbeat(ctx)
 	defer w.inflight.Wait()
 	w.out = make(chan outgoing, outgoingQueue)
@@ -137,8 +148,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil || cons == nil {
 			return err
 		}
-		params, err := w.js.Stream(ctx, protocol.ParamsStream)
-		if err != nil {
+		if w.streams, err = w.lookupStreams(ctx); err != nil {
 			continue
 		}
 		w.ackEvery = time.Second
@@ -148,7 +158,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if !ready {
 			w.opts.Log.Info("worker ready", "worker", w.opts.ID)
 		}
-		w.consume(ctx, cons, kv, params)
+		w.consume(ctx, cons, kv)
 	}
 	return nil
 }
@@ -156,7 +166,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // consume serves tasks from cons until its iterator ends or ctx does. One
 // task is prefetched while another is computed; more would let one worker
 // hoard the shards of a step.
-func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue, params jetstream.Stream) {
+func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue) {
 	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return
@@ -164,7 +174,23 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	w.it, w.kv = it, kv
+	defer func() {
+		if len(w.pending) > 0 {
+			w.flush()
+		}
+		for _, msg := range w.stash {
+			_ = msg.Nak()
+		}
+		w.stash, w.it = nil, nil
+	}()
 	for ctx.Err() == nil {
+		if len(w.stash) > 0 {
+			msg := w.stash[0]
+			w.stash = w.stash[1:]
+			w.serve(ctx, msg, kv)
+			continue
+		}
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			return
@@ -173,8 +199,41 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 			w.opts.Log.Warn("worker: pulling a task failed; retrying", "err", err)
 			continue
 		}
-		w.serve(ctx, msg, kv, params)
+		w.serve(ctx, msg, kv)
 	}
+}
+
+// idle is called by a replica waiting for the gradients of run's step. The
+// shards it waits for may be tasks this worker holds itself, behind the one
+// it serves (after a redelivery or a re-dispatch the stream no longer has
+// them in step order): it serves those now, and keeps the other tasks it
+// takes in hand for later, up to a bound.
+func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) {
+	for len(w.stash) < 2*shards {
+		msg, err := w.it.Next(jetstream.NextMaxWait(time.Millisecond))
+		if err != nil {
+			return
+		}
+		var t protocol.Task
+		if t.UnmarshalBinary(msg.Data()) == nil && t.Run == run && t.Step == step {
+			w.serve(ctx, msg, w.kv)
+			continue
+		}
+		w.stash = append(w.stash, msg)
+	}
+}
+
+func (w *Worker) lookupStreams(ctx context.Context) (streams, error) {
+	var s streams
+	var err error
+	if s.grads, err = w.js.Stream(ctx, protocol.GradsStream); err != nil {
+		return s, err
+	}
+	if s.state, err = w.js.Stream(ctx, protocol.StateStream); err != nil {
+		return s, err
+	}
+	s.params, err = w.js.Stream(ctx, protocol.ParamsStream)
+	return s, err
 }
 
 func (w *Worker) waitReady(ctx context.Context) (jetstream.Consumer, jetstream.KeyValue, error) {

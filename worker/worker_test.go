@@ -43,6 +43,31 @@ func startJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
+// registerRun puts a small run's config in the runs bucket, as its
+// coordinator would, and returns it with its dataset and network.
+func registerRun(t *testing.T, js jetstream.JetStream) (config.Config, *model.Dataset, *model.Network) {
+	t.Helper()
+	cfg, err := config.Load("", []string{"dataset=synthetic", "hidden=[8]", "batch_size=8", "shards=2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, _ := json.Marshal(cfg)
+	runs, _ := js.KeyValue(context.Background(), protocol.RunsBucket)
+	if _, err := runs.Put(context.Background(), cfg.Signature(), resolved); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := model.LoadDataset(cfg.Dataset, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(net.Close)
+	return cfg, ds, net
+}
+
 // runWorker starts a worker logging into the returned buffer; stop ends it
 // and fails the test if Run returned an error.
 func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncbuf.Buffer, stop func()) {
@@ -63,38 +88,21 @@ func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncbuf.Buffer, st
 	}
 }
 
-// TestWeightsFailingTheirDigestAreNotUsed hands the worker a weights
-// version whose bytes do not match its digest: the gradient computed on them
-// is never published, the task goes back for redelivery, and the worker
-// says why.
-func TestWeightsFailingTheirDigestAreNotUsed(t *testing.T) {
+// TestSnapshotFailingItsDigestIsNotUsed hands the worker a snapshot whose
+// weights do not match their digest: no gradient is computed on them, the
+// task goes back for redelivery, and the worker says why.
+func TestSnapshotFailingItsDigestIsNotUsed(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
-	cfg, err := config.Load("", []string{"dataset=synthetic", "hidden=[8]", "batch_size=8", "shards=2"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, ds, net := registerRun(t, js)
 	run := cfg.Signature()
-	resolved, _ := json.Marshal(cfg)
-	runs, _ := js.KeyValue(ctx, protocol.RunsBucket)
-	if _, err := runs.Put(ctx, run, resolved); err != nil {
-		t.Fatal(err)
-	}
-	ds, err := model.LoadDataset(cfg.Dataset, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
-	if err != nil {
-		t.Fatal(err)
-	}
 	weights := net.Init(cfg.Seed)
-	net.Close()
-	p := protocol.Params{Run: run, Step: 0, Digest: model.Digest(weights), Weights: weights}
+	opt, _ := cfg.NewOptimizer(ds.Train.N, len(weights))
+	p := protocol.Params{Run: run, Step: 0, Digest: model.Digest(weights), Weights: weights, OptState: opt.MarshalState()}
 	p.Weights = append([]float32(nil), weights...)
 	p.Weights[3] += 1 // the bytes no longer match the digest
 	pb, _ := p.MarshalBinary()
-	if _, err := js.Publish(ctx, protocol.ParamsSubject(run, 0), pb); err != nil {
+	if _, err := js.Publish(ctx, protocol.StateSubject(run), pb); err != nil {
 		t.Fatal(err)
 	}
 	task := protocol.Task{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}}
@@ -109,7 +117,7 @@ func TestWeightsFailingTheirDigestAreNotUsed(t *testing.T) {
 	for {
 		info, err := cons.Info(ctx)
 		// Delivered at least twice: refused once and handed out again.
-		if err == nil && info.Delivered.Consumer >= 2 && strings.Count(logs.String(), "weights failed their check") >= 1 {
+		if err == nil && info.Delivered.Consumer >= 2 && strings.Count(logs.String(), "weights digest mismatch") >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -120,7 +128,7 @@ func TestWeightsFailingTheirDigestAreNotUsed(t *testing.T) {
 	stop()
 	grads, _ := js.Stream(ctx, protocol.GradsStream)
 	if info, _ := grads.Info(ctx); info.State.Msgs != 0 {
-		t.Fatalf("%d gradients published on weights that failed their digest", info.State.Msgs)
+		t.Fatalf("%d gradients published on a snapshot that failed its digest", info.State.Msgs)
 	}
 	if w.Tasks() != 0 {
 		t.Fatalf("worker counts %d tasks done", w.Tasks())

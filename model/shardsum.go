@@ -1,0 +1,95 @@
+package model
+
+// ShardSum sums the shard gradients of one step in shard order, folding
+// each in as soon as every shard before it has arrived, and applies their
+// mean. The sum is the same sequence of float32 additions as adding all
+// shards at the end — (((0 + g0) + g1) + g2) + … — so it does not matter
+// when or in which order the gradients arrive, but most of the work is done
+// while the last shards are still being computed. A gradient that arrives
+// ahead of its turn is copied into a buffer the ShardSum owns; it never
+// keeps the caller's slices.
+//
+// The coordinator and every worker replica step through the same ShardSum
+// code, which is what makes their weights the same bytes.
+type ShardSum struct {
+	sum    []float32
+	got    []bool
+	ahead  [][]float32 // gradients waiting for an earlier shard, by shard
+	folded int         // shards [0, folded) are in sum
+}
+
+// NewShardSum returns an empty sum of shards gradients of size values.
+func NewShardSum(shards, size int) *ShardSum {
+	return &ShardSum{sum: make([]float32, size), got: make([]bool, shards), ahead: make([][]float32, shards)}
+}
+
+// Has reports whether shard has been added since the last Reset.
+func (c *ShardSum) Has(shard int) bool { return c.got[shard] }
+
+// Complete reports whether every shard has been folded in.
+func (c *ShardSum) Complete() bool { return c.folded == len(c.got) }
+
+// Add takes shard's gradient, which must not have been added yet.
+func (c *ShardSum) Add(shard int, g []float32) {
+	c.got[shard] = true
+	if shard != c.folded {
+		if c.ahead[shard] == nil {
+			c.ahead[shard] = make([]float32, len(c.sum))
+		}
+		copy(c.ahead[shard], g)
+		return
+	}
+	c.fold(g)
+	for c.folded < len(c.got) && c.got[c.folded] {
+		c.fold(c.ahead[c.folded])
+	}
+}
+
+// AddPrefix takes sum, the gradients of shards [0, n) folded from zero in
+// shard order (what a ShardSum holds once it has folded them), in place of
+// what it holds of those shards: what it has folded of them is the start of
+// the same sequence of additions. n must exceed Folded.
+func (c *ShardSum) AddPrefix(n int, sum []float32) {
+	copy(c.sum, sum)
+	for i := range n {
+		c.got[i] = true
+	}
+	c.folded = n
+	for c.folded < len(c.got) && c.got[c.folded] {
+		c.fold(c.ahead[c.folded])
+	}
+}
+
+// Folded is the number of shards, from shard 0 on, in the sum.
+func (c *ShardSum) Folded() int { return c.folded }
+
+// Sum is the running sum of the first Folded shards; the caller must not
+// modify it, and it changes with the next Add.
+func (c *ShardSum) Sum() []float32 { return c.sum }
+
+func (c *ShardSum) fold(g []float32) {
+	sum := c.sum[:len(g)]
+	for i, v := range g {
+		sum[i] += v
+	}
+	c.folded++
+}
+
+// Apply takes one optimizer step on weights with the mean gradient of the
+// complete sum over count samples, as step number step, and resets the sum
+// for the next step.
+func (c *ShardSum) Apply(opt Optimizer, weights []float32, count int, step uint64) {
+	inv := 1 / float32(count)
+	for i := range c.sum {
+		c.sum[i] *= inv
+	}
+	opt.Apply(weights, c.sum, int64(step))
+	c.Reset()
+}
+
+// Reset starts the next step.
+func (c *ShardSum) Reset() {
+	clear(c.sum)
+	clear(c.got)
+	c.folded = 0
+}

@@ -1,0 +1,167 @@
+package worker
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// inbox collects the gradients other workers publish for a run's current
+// step and the step after it, as they arrive by subscription, so a replica
+// can step forward without fetching them. It keeps at most one gradient per
+// (step, shard), decoded into buffers it reuses from step to step.
+type inbox struct {
+	run string
+
+	mu      sync.Mutex
+	base    uint64        // the step of slots[0]; slots[1] holds base+1
+	slots   [2][]gradSlot // by shard
+	arrived chan struct{} // closed and replaced on every arrival
+	sub     *nats.Subscription
+}
+
+type gradSlot struct {
+	have bool
+	g    protocol.Grad
+}
+
+func newInbox(run string, shards int) *inbox {
+	return &inbox{run: run, slots: [2][]gradSlot{make([]gradSlot, shards), make([]gradSlot, shards)}, arrived: make(chan struct{})}
+}
+
+// subscribe starts receiving the run's gradients on nc.
+func (b *inbox) subscribe(nc *nats.Conn) error {
+	sub, err := nc.Subscribe(protocol.GradsFilter(b.run), b.receive)
+	if err != nil {
+		return err
+	}
+	// Gradients are large: let a burst of a few steps queue rather than
+	// count as a slow consumer.
+	_ = sub.SetPendingLimits(1024, 256<<20)
+	b.sub = sub
+	return nil
+}
+
+func (b *inbox) close() {
+	if b.sub != nil {
+		_ = b.sub.Unsubscribe()
+	}
+}
+
+// receive is the subscription handler. Anything it cannot use — another
+// step, a shard it has, a malformed message — it ignores: the replica
+// fetches what it misses from the grads stream and judges it there.
+func (b *inbox) receive(msg *nats.Msg) {
+	step, shard, ok := gradSubjectStepShard(msg.Subject)
+	if !ok {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := step - b.base
+	if step < b.base || i > 1 || shard >= len(b.slots[i]) || b.slots[i][shard].have {
+		return
+	}
+	s := &b.slots[i][shard]
+	if s.g.UnmarshalBinary(msg.Data) != nil || s.g.Run != b.run || s.g.Step != step || int(s.g.Shard) != shard ||
+		shard+s.g.Shards() > len(b.slots[i]) {
+		return
+	}
+	s.have = true
+	close(b.arrived)
+	b.arrived = make(chan struct{})
+}
+
+// gradSubjectStepShard parses the step and shard of a GradSubject.
+func gradSubjectStepShard(subject string) (step uint64, shard int, ok bool) {
+	i := strings.LastIndexByte(subject, '.')
+	if i < 0 {
+		return 0, 0, false
+	}
+	j := strings.LastIndexByte(subject[:i], '.')
+	if j < 0 {
+		return 0, 0, false
+	}
+	step, err1 := strconv.ParseUint(subject[j+1:i], 10, 64)
+	sh, err2 := strconv.Atoi(subject[i+1:])
+	return step, sh, err1 == nil && err2 == nil && sh >= 0
+}
+
+// take returns the gradient of (step, shard) if it has arrived — on its
+// own, or in a gradient of shards 0..n-1 with n past shard — and a channel
+// closed on the next arrival. The gradient stays the caller's until it calls
+// drop or moveTo.
+func (b *inbox) take(step uint64, shard int) (*protocol.Grad, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if step == b.base && shard < len(b.slots[0]) {
+		if s := &b.slots[0][shard]; s.have && s.g.Shards() == 1 {
+			return &s.g, nil
+		}
+		if s := &b.slots[0][0]; s.have && s.g.Shards() > shard {
+			return &s.g, nil
+		}
+	}
+	return nil, b.arrived
+}
+
+// mark records that the replica has (step, shard) already (it computed
+// it), so an echo of it is not decoded.
+func (b *inbox) mark(step uint64, shard int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if i := step - b.base; step >= b.base && i <= 1 && shard < len(b.slots[i]) {
+		b.slots[i][shard].have = true
+	}
+}
+
+// drop frees the slot of (step, shard) for another arrival: the one there
+// was computed on other weights.
+func (b *inbox) drop(step uint64, shard int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if step == b.base {
+		b.slots[0][shard].have = false
+	}
+}
+
+// moveTo makes step the current step: the gradients of the step after the
+// old one are kept when that is the new one, everything else is forgotten.
+func (b *inbox) moveTo(step uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if step == b.base+1 {
+		b.slots[0], b.slots[1] = b.slots[1], b.slots[0]
+		clearSlots(b.slots[1])
+	} else if step != b.base {
+		clearSlots(b.slots[0])
+		clearSlots(b.slots[1])
+	}
+	b.base = step
+}
+
+func clearSlots(s []gradSlot) {
+	for i := range s {
+		s[i].have = false
+	}
+}
+
+// waitArrival waits for arrived, d or ctx, whichever comes first, and
+// reports whether ctx is still live.
+func waitArrival(ctx context.Context, arrived <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-arrived:
+	case <-t.C:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}

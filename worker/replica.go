@@ -1,0 +1,272 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// replica is a worker's own copy of a run's training state: the weights
+// version it computes on, the optimizer state that goes with it, and the
+// sum of the current step's shard gradients. It steps itself forward with
+// the same model.ShardSum code as the coordinator, from the gradients in the
+// grads stream (its own, and the ones other workers publish, which arrive
+// in its inbox), so each version's weights are the bytes the coordinator
+// commits, without the coordinator sending them. A gradient computed on a
+// version names its digest; the coordinator uses it only if that matches.
+//
+// A replica that has no state, or cannot step to the version a task names,
+// starts from the run's snapshot on the state stream and replays the
+// gradients of the steps after it.
+type replica struct {
+	run    string
+	size   int
+	shards int
+	count  int // samples per step: the mean's denominator
+	opt    model.Optimizer
+	sum    *model.ShardSum
+	inbox  *inbox
+
+	valid   bool
+	step    uint64
+	own     int // shards 0..own-1 of the step are in the sum, all computed here
+	weights []float32
+	digest  *digesting
+	fetched protocol.Grad // a gradient fetched from the grads stream
+}
+
+// streams are where a replica finds what its inbox does not have.
+type streams struct {
+	grads  jetstream.Stream
+	state  jetstream.Stream
+	params jetstream.Stream
+}
+
+// gatherWait bounds the wait for the gradients of a step: past it the task
+// goes back to the consumer, so a worker never sits on a task while the
+// shard it waits for is redelivered to itself.
+const gatherWait = 2 * time.Second
+
+// errNotYet means the gradients the replica needs are not all in the grads
+// stream yet; the task is handed back for later.
+var errNotYet = errors.New("worker: the gradients of an earlier step are not all published yet")
+
+// reach steps the replica to version step, starting from the run's snapshot
+// when it cannot get there from where it is.
+func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle func(step uint64)) error {
+	if !rp.valid || rp.step > step {
+		if err := rp.start(ctx, s.state, step); err != nil {
+			return err
+		}
+	}
+	for rp.step < step {
+		if err := rp.advance(ctx, s.grads, idle); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// start loads the run's snapshot.
+func (rp *replica) start(ctx context.Context, state jetstream.Stream, step uint64) error {
+	rp.valid = false
+	if rp.digest != nil {
+		<-rp.digest.done // the background hash must be done reading the weights
+	}
+	raw, err := state.GetLastMsgForSubject(ctx, protocol.StateSubject(rp.run))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%w: no snapshot of run %s yet", errNotYet, rp.run)
+	}
+	if err != nil {
+		return fmt.Errorf("worker: snapshot of run %s: %w", rp.run, err)
+	}
+	var p protocol.Params
+	p.Weights = rp.weights
+	if err := p.UnmarshalBinary(raw.Data); err != nil {
+		return fmt.Errorf("worker: snapshot of run %s (seq %d): %w", rp.run, raw.Sequence, err)
+	}
+	switch {
+	case p.Run != rp.run || len(p.Weights) != rp.size:
+		return fmt.Errorf("worker: snapshot of run %s holds run %s with %d weights, the network has %d", rp.run, p.Run, len(p.Weights), rp.size)
+	case p.Step > step:
+		return fmt.Errorf("%w: run %s step %d is behind its snapshot at step %d", errStale, rp.run, step, p.Step)
+	case model.Digest(p.Weights) != p.Digest:
+		return fmt.Errorf("worker: snapshot of run %s step %d: weights digest mismatch", rp.run, p.Step)
+	}
+	if err := rp.opt.UnmarshalState(p.OptState); err != nil {
+		return fmt.Errorf("worker: snapshot of run %s step %d: optimizer state: %w", rp.run, p.Step, err)
+	}
+	rp.weights, rp.step, rp.valid, rp.own = p.Weights, p.Step, true, 0
+	rp.digest = done(p.Digest)
+	rp.sum.Reset()
+	rp.inbox.moveTo(rp.step)
+	return nil
+}
+
+// add takes the replica's own gradient of shard at the current version,
+// and reports whether the sum now holds exactly shards 0..shard, all of
+// them its own.
+func (rp *replica) add(shard int, grad []float32) (ownPrefix bool) {
+	if rp.sum.Has(shard) {
+		return false
+	}
+	rp.sum.Add(shard, grad)
+	rp.inbox.mark(rp.step, shard)
+	if rp.own == shard && rp.sum.Folded() == shard+1 {
+		rp.own++
+		return true
+	}
+	return false
+}
+
+// advance gathers every shard gradient of the current step — its own, from
+// the inbox, or from the grads stream — and applies their mean. While it
+// waits it calls idle, which may compute some of them (through add).
+func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle func(step uint64)) error {
+	d, err := rp.digest.wait(ctx)
+	if err != nil {
+		return err
+	}
+	want := protocol.ShortDigest(d)
+	deadline := time.Now().Add(gatherWait)
+	for shard := 0; shard < rp.shards; shard++ {
+		if rp.sum.Has(shard) {
+			continue
+		}
+		if err := rp.gather(ctx, grads, shard, want, deadline, idle); err != nil {
+			return err
+		}
+	}
+	rp.sum.Apply(rp.opt, rp.weights, rp.count, rp.step)
+	rp.step++
+	rp.own = 0
+	rp.inbox.moveTo(rp.step)
+	rp.digest = digest(rp.weights)
+	return nil
+}
+
+// gather adds the gradient of shard at the current step on the weights
+// whose digest starts with want — or a gradient of shards 0..n-1 past it —
+// unless idle added it meanwhile.
+func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, deadline time.Time, idle func(step uint64)) error {
+	poll := 50 * time.Millisecond
+	for next := time.Now(); ; {
+		if rp.sum.Has(shard) {
+			return nil
+		}
+		g, arrived := rp.inbox.take(rp.step, shard)
+		if g != nil {
+			if g.Weights == want {
+				rp.take(g)
+				continue
+			}
+			rp.inbox.drop(rp.step, int(g.Shard))
+			continue
+		}
+		now := time.Now()
+		if !now.Before(next) {
+			// It may have been published before the inbox looked for it.
+			ok, err := rp.fetch(ctx, grads, shard, want)
+			if err != nil {
+				return err
+			}
+			if ok {
+				rp.take(&rp.fetched)
+				continue
+			}
+			next, poll = now.Add(poll), min(2*poll, 500*time.Millisecond)
+		}
+		if now.After(deadline) {
+			return fmt.Errorf("%w (run %s step %d shard %d)", errNotYet, rp.run, rp.step, shard)
+		}
+		if idle != nil {
+			idle(rp.step)
+			if rp.sum.Has(shard) {
+				continue
+			}
+		}
+		if !waitArrival(ctx, arrived, min(next.Sub(now), deadline.Sub(now))+time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// take adds a gradient of the current step on the current weights.
+func (rp *replica) take(g *protocol.Grad) {
+	switch n := g.Shards(); {
+	case n == 1:
+		if !rp.sum.Has(int(g.Shard)) {
+			rp.sum.Add(int(g.Shard), g.Grad)
+		}
+	case n > rp.sum.Folded():
+		rp.sum.AddPrefix(n, g.Grad)
+	}
+}
+
+// fetch looks in the grads stream for the first gradient of shard at the
+// current step on the weights whose digest starts with want: one of shard
+// alone, or else one of shards 0..n-1 with n past shard.
+func (rp *replica) fetch(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte) (bool, error) {
+	ok, err := rp.fetchFrom(ctx, grads, shard, want, func(g *protocol.Grad) bool { return g.Shards() == 1 || shard == 0 })
+	if ok || err != nil || shard == 0 {
+		return ok, err
+	}
+	return rp.fetchFrom(ctx, grads, 0, want, func(g *protocol.Grad) bool { return g.Shards() > shard })
+}
+
+func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, fits func(*protocol.Grad) bool) (bool, error) {
+	subject := protocol.GradSubject(rp.run, rp.step, shard)
+	for seq := uint64(1); ; {
+		raw, err := grads.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("worker: fetching %s: %w", subject, err)
+		}
+		g := &rp.fetched
+		if g.UnmarshalBinary(raw.Data) == nil && g.Run == rp.run && g.Step == rp.step && int(g.Shard) == shard &&
+			g.Weights == want && len(g.Grad) == rp.size && int(g.Shard)+g.Shards() <= rp.shards && fits(g) {
+			return true, nil
+		}
+		seq = raw.Sequence + 1
+	}
+}
+
+// digesting is the sha256 of a weights version, computed in the background:
+// hashing 800 KB takes about as long as a quarter of a shard's gradient, and
+// the task loop computes meanwhile.
+type digesting struct {
+	done chan struct{}
+	d    [32]byte
+}
+
+func digest(weights []float32) *digesting {
+	h := &digesting{done: make(chan struct{})}
+	go func() {
+		h.d = model.Digest(weights)
+		close(h.done)
+	}()
+	return h
+}
+
+func done(d [32]byte) *digesting {
+	h := &digesting{done: make(chan struct{}), d: d}
+	close(h.done)
+	return h
+}
+
+func (h *digesting) wait(ctx context.Context) ([32]byte, error) {
+	select {
+	case <-h.done:
+		return h.d, nil
+	case <-ctx.Done():
+		return [32]byte{}, ctx.Err()
+	}
+}

@@ -1,0 +1,105 @@
+package worker
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// TestReplicaStepsWithAPeersGradient starts a worker from a snapshot at
+// step 0 and hands it shard 0 of steps 0 and 1, while shard 1 of step 0
+// comes from another worker. To compute on version 1 the worker must step
+// its replica itself, from its own gradient and the peer's: the gradient it
+// publishes for step 1 has to be the one computed here on the weights the
+// coordinator's sum and optimizer produce, bit for bit, and name their
+// digest.
+func TestReplicaStepsWithAPeersGradient(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	cfg, ds, net := registerRun(t, js)
+	run := cfg.Signature()
+	w0 := net.Init(cfg.Seed)
+	opt, err := cfg.NewOptimizer(ds.Train.N, len(w0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := protocol.Params{Run: run, Step: 0, Digest: model.Digest(w0), Weights: w0, OptState: opt.MarshalState()}
+	b, _ := snap.MarshalBinary()
+	if _, err := js.Publish(ctx, protocol.StateSubject(run), b); err != nil {
+		t.Fatal(err)
+	}
+
+	grad := func(w []float32, indices []int32) ([]float32, model.Stats) {
+		x := make([]float32, len(indices)*ds.SampleSize())
+		y := make([]uint8, len(indices))
+		ds.Train.Gather(indices, x, y)
+		g := make([]float32, len(w))
+		st, err := net.Gradient(w, x, y, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g, st
+	}
+	step0 := [][]int32{{0, 1, 2, 3}, {4, 5, 6, 7}}
+	step1 := []int32{8, 9, 10, 11}
+
+	// The peer's shard 1 of step 0.
+	peer, st := grad(w0, step0[1])
+	pg := protocol.Grad{Run: run, Step: 0, Shard: 1, Worker: "peer", Weights: protocol.ShortDigest(snap.Digest),
+		Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: peer}
+	b, _ = pg.MarshalBinary()
+	if _, err := js.Publish(ctx, protocol.GradSubject(run, 0, 1), b); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range []protocol.Task{
+		{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: step0[0]},
+		{Run: run, Step: 1, Shard: 0, Shards: 2, Indices: step1},
+	} {
+		b, _ := task.MarshalBinary()
+		if _, err := js.Publish(ctx, protocol.TasksSubject(run), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// What the coordinator computes: version 1 from both shards of step 0.
+	own, _ := grad(w0, step0[0])
+	sum := model.NewShardSum(2, len(w0))
+	sum.Add(0, own)
+	sum.Add(1, peer)
+	w1 := append([]float32(nil), w0...)
+	sum.Apply(opt, w1, 8, 0)
+	want, _ := grad(w1, step1)
+
+	w, logs, stop := runWorker(t, nc)
+	defer stop()
+	grads, _ := js.Stream(ctx, protocol.GradsStream)
+	deadline := time.Now().Add(15 * time.Second)
+	var got *jetstream.RawStreamMsg
+	for got == nil {
+		got, err = grads.GetLastMsgForSubject(ctx, protocol.GradSubject(run, 1, 0))
+		if time.Now().After(deadline) {
+			t.Fatalf("no gradient of step 1 published (%d tasks done): %v\n%s", w.Tasks(), err, logs.String())
+		}
+		if got == nil {
+			time.Sleep(20 * time.Millisecond) // polling interval
+		}
+	}
+	var g protocol.Grad
+	if err := g.UnmarshalBinary(got.Data); err != nil {
+		t.Fatal(err)
+	}
+	if g.Weights != protocol.ShortDigest(model.Digest(w1)) {
+		t.Fatalf("step 1 gradient names weights %x, want %x", g.Weights, protocol.ShortDigest(model.Digest(w1)))
+	}
+	for i := range want {
+		if math.Float32bits(g.Grad[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("step 1 gradient[%d] = %v, want %v", i, g.Grad[i], want[i])
+		}
+	}
+}
