@@ -166,8 +166,9 @@ func (m *Machine) Missing() []int {
 
 // Resume returns the work that gets the run going: the current version's
 // commit record and a snapshot workers can start from, a task for every
-// shard of the current step still missing, and the tasks of the step after
-// it (workers rebuild each version themselves, so they work a step ahead).
+// shard of the current step still missing, and the tasks of the Lookahead
+// steps after it (workers rebuild each version themselves, so they work
+// ahead).
 // Call it at start, after replaying the stream, and whenever tasks may have
 // been lost.
 func (m *Machine) Resume() Ready {
@@ -175,7 +176,7 @@ func (m *Machine) Resume() Ready {
 		return Ready{Done: true}
 	}
 	return Ready{Commit: m.commitRecord(), State: m.state(m.Snapshot()),
-		Tasks: append(m.tasks(m.step, m.Missing()), m.tasks(m.step+1, m.allShards())...)}
+		Tasks: append(m.tasks(m.step, m.Missing()), m.tasksAhead(1)...)}
 }
 
 // Tasks returns the tasks of the given shards of the current step, for
@@ -189,6 +190,22 @@ func (m *Machine) commitRecord() *protocol.Params {
 // state is the snapshot of ck that workers start from.
 func (m *Machine) state(ck *objstore.Checkpoint) *protocol.Params {
 	return &protocol.Params{Run: m.run, Step: ck.Step, Epoch: uint32(ck.Epoch), Digest: m.digest, Weights: ck.Weights, OptState: ck.OptState}
+}
+
+// Lookahead is how many steps past the current one have their tasks out.
+// Workers step their replicas themselves, so a worker that finishes a step
+// finds the next one's tasks already in its consumer; two steps leave the
+// coordinator a whole step to commit before its tasks are needed.
+const Lookahead = 2
+
+// tasksAhead returns every task of the steps from step+from to
+// step+Lookahead.
+func (m *Machine) tasksAhead(from uint64) []protocol.Task {
+	var out []protocol.Task
+	for d := from; d <= Lookahead; d++ {
+		out = append(out, m.tasks(m.step+d, m.allShards())...)
+	}
+	return out
 }
 
 func (m *Machine) allShards() []int {
@@ -353,7 +370,7 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	if r.Checkpoint != nil {
 		r.State = m.state(r.Checkpoint)
 	}
-	r.Tasks = m.tasks(m.step+1, m.allShards()) // the current step's went out a step ago
+	r.Tasks = m.tasks(m.step+Lookahead, m.allShards()) // the steps before went out already
 	return r, nil
 }
 

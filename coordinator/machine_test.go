@@ -66,7 +66,7 @@ func newTestMachine(t *testing.T, ck *objstore.Checkpoint) *Machine {
 // drive answers the machine's tasks in an order chosen by rng, with
 // duplicates, until it is done or stopAt steps are committed. It returns
 // the last checkpoint seen. It checks that the machine hands out each step's
-// tasks a step ahead: all of them before the step is current.
+// tasks Lookahead steps ahead: all of them before the step is current.
 func drive(t *testing.T, m *Machine, rng *rand.Rand, stopAt uint64) *objstore.Checkpoint {
 	t.Helper()
 	var seq uint64
@@ -86,8 +86,10 @@ func drive(t *testing.T, m *Machine, rng *rand.Rand, stopAt uint64) *objstore.Ch
 		if len(tasks) != m.cfg.Shards {
 			t.Fatalf("step %d: %d tasks handed out, want %d", step, len(tasks), m.cfg.Shards)
 		}
-		if next := published[step+1]; len(next) != m.cfg.Shards && step+1 < m.totalSteps {
-			t.Fatalf("step %d: %d tasks of the next step handed out, want %d", step, len(next), m.cfg.Shards)
+		for d := uint64(1); d <= Lookahead; d++ {
+			if next := published[step+d]; len(next) != m.cfg.Shards && step+d < m.totalSteps {
+				t.Fatalf("step %d: %d tasks of step %d handed out, want %d", step, len(next), step+d, m.cfg.Shards)
+			}
 		}
 		rng.Shuffle(len(tasks), func(i, j int) { tasks[i], tasks[j] = tasks[j], tasks[i] })
 		var next Ready
@@ -133,7 +135,7 @@ func TestMachineHandsBackNextStepGradients(t *testing.T) {
 	drive(t, twin, rand.New(rand.NewPCG(1, 1)), 1)
 
 	m := newTestMachine(t, nil)
-	tasks := m.Resume().Tasks // step 0's shards, then step 1's
+	tasks := m.Resume().Tasks // step 0's shards, then step 1's, ...
 	shards := m.cfg.Shards
 	for i := 0; i < shards-1; i++ {
 		if _, err := m.Grad(fakeGrad(tasks[i], m.Weights()), uint64(i+1), time.Unix(0, 0)); err != nil {
@@ -220,5 +222,61 @@ func TestMachineRejectsForeignGradients(t *testing.T) {
 	}
 	if len(m.Missing()) != m.cfg.Shards {
 		t.Fatal("a rejected gradient changed the step")
+	}
+}
+
+// A worker that computed the first shards of a step sends them as one
+// gradient (their sum folded from zero): the machine ends with the same
+// weights and history as from separate gradients, whatever of those shards
+// it had already.
+func TestMachineTakesTheFirstShardsAsOneGradient(t *testing.T) {
+	whole := newTestMachine(t, nil)
+	drive(t, whole, rand.New(rand.NewPCG(1, 1)), math.MaxUint64)
+
+	m := newTestMachine(t, nil)
+	shards := m.cfg.Shards
+	var seq uint64
+	for !m.Done() {
+		tasks := m.Tasks(m.allShards())
+		grads := make([]*protocol.Grad, shards)
+		for i, task := range tasks {
+			grads[i] = fakeGrad(task, m.Weights())
+		}
+		n := 2 + int(m.Step())%(shards-1) // 2..shards shards in one gradient
+		sum := model.NewShardSum(shards, len(m.Weights()))
+		prefix := *grads[0]
+		prefix.Stats = nil
+		for i := range n {
+			sum.Add(i, grads[i].Grad)
+			prefix.Stats = append(prefix.Stats, grads[i].Stats[0])
+		}
+		prefix.Grad = sum.Sum()
+		if m.Step()%2 == 1 { // shard 0 arrived alone before
+			seq++
+			if _, err := m.Grad(grads[0], seq, time.Unix(0, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seq++
+		r, err := m.Grad(&prefix, seq, time.Unix(0, 0))
+		if err != nil {
+			t.Fatalf("step %d: shards 0..%d in one gradient: %v", m.Step(), n-1, err)
+		}
+		seq++
+		if _, err := m.Grad(&prefix, seq, time.Unix(0, 0)); r.Commit == nil && !errors.Is(err, ErrStale) {
+			t.Fatalf("step %d: the same shards again: %v, want ErrStale", m.Step(), err)
+		}
+		for i := n; i < shards; i++ {
+			seq++
+			if _, err := m.Grad(grads[i], seq, time.Unix(0, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if m.Digest() != whole.Digest() {
+		t.Fatal("the first shards as one gradient changed the weights")
+	}
+	if len(m.History()) != len(whole.History()) || m.History()[1] != whole.History()[1] {
+		t.Fatalf("history %+v, want %+v", m.History(), whole.History())
 	}
 }

@@ -13,13 +13,19 @@ import (
 )
 
 // TestReplicaStepsWithAPeersGradient starts a worker from a snapshot at
-// step 0 and hands it shard 0 of steps 0 and 1, while shard 1 of step 0
-// comes from another worker. To compute on version 1 the worker must step
+// step 0 and hands it shard 0 of step 1, and shard 0 of step 0 too unless
+// another worker sent the whole step as one gradient; otherwise the other
+// worker sends shard 1 alone. To compute on version 1 the worker must step
 // its replica itself, from its own gradient and the peer's: the gradient it
 // publishes for step 1 has to be the one computed here on the weights the
 // coordinator's sum and optimizer produce, bit for bit, and name their
 // digest.
 func TestReplicaStepsWithAPeersGradient(t *testing.T) {
+	t.Run("one shard", func(t *testing.T) { testReplicaSteps(t, false) })
+	t.Run("whole step in one gradient", func(t *testing.T) { testReplicaSteps(t, true) })
+}
+
+func testReplicaSteps(t *testing.T, wholeStep bool) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
 	cfg, ds, net := registerRun(t, js)
@@ -49,18 +55,29 @@ func TestReplicaStepsWithAPeersGradient(t *testing.T) {
 	step0 := [][]int32{{0, 1, 2, 3}, {4, 5, 6, 7}}
 	step1 := []int32{8, 9, 10, 11}
 
-	// The peer's shard 1 of step 0.
-	peer, st := grad(w0, step0[1])
-	pg := protocol.Grad{Run: run, Step: 0, Shard: 1, Worker: "peer", Weights: protocol.ShortDigest(snap.Digest),
-		Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: peer}
-	b, _ = pg.MarshalBinary()
-	if _, err := js.Publish(ctx, protocol.GradSubject(run, 0, 1), b); err != nil {
-		t.Fatal(err)
+	stats := func(st model.Stats) protocol.ShardStats {
+		return protocol.ShardStats{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}
 	}
-	for _, task := range []protocol.Task{
+	own, st0 := grad(w0, step0[0])
+	peer, st1 := grad(w0, step0[1])
+	sum := model.NewShardSum(2, len(w0))
+	sum.Add(0, own)
+	sum.Add(1, peer)
+	pg := protocol.Grad{Run: run, Step: 0, Shard: 1, Worker: "peer", Weights: protocol.ShortDigest(snap.Digest),
+		Stats: []protocol.ShardStats{stats(st1)}, Grad: peer}
+	tasks := []protocol.Task{
 		{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: step0[0]},
 		{Run: run, Step: 1, Shard: 0, Shards: 2, Indices: step1},
-	} {
+	}
+	if wholeStep {
+		pg.Shard, pg.Stats, pg.Grad = 0, []protocol.ShardStats{stats(st0), stats(st1)}, append([]float32(nil), sum.Sum()...)
+		tasks = tasks[1:]
+	}
+	b, _ = pg.MarshalBinary()
+	if _, err := js.Publish(ctx, protocol.GradSubject(run, 0, int(pg.Shard)), b); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
 		b, _ := task.MarshalBinary()
 		if _, err := js.Publish(ctx, protocol.TasksSubject(run), b); err != nil {
 			t.Fatal(err)
@@ -68,10 +85,6 @@ func TestReplicaStepsWithAPeersGradient(t *testing.T) {
 	}
 
 	// What the coordinator computes: version 1 from both shards of step 0.
-	own, _ := grad(w0, step0[0])
-	sum := model.NewShardSum(2, len(w0))
-	sum.Add(0, own)
-	sum.Add(1, peer)
 	w1 := append([]float32(nil), w0...)
 	sum.Apply(opt, w1, 8, 0)
 	want, _ := grad(w1, step1)
