@@ -24,7 +24,12 @@ const (
 	stragglerWindow = 32
 	stragglerFactor = 4
 	stragglerFloor  = 250 * time.Millisecond
-	stragglerWarmup = 8 // steps measured before any re-dispatch
+	stragglerWarmup = 8 // steps measured before the median is used
+	// stragglerCold is the deadline before that: a coordinator that just
+	// took over a run (or started it) has no step times yet, and a worker
+	// that died holding tasks of the next steps would otherwise hold the
+	// run up for the consumer's ack wait once per step.
+	stragglerCold = 2 * time.Second
 )
 
 func newStragglers() *stragglers {
@@ -38,8 +43,8 @@ func (s *stragglers) published(step uint64, now time.Time) {
 	if step != s.step || s.started.IsZero() {
 		s.step, s.started, s.sent = step, now, false
 	}
-	if d, ok := s.deadline(); ok && !s.sent {
-		s.timer.Reset(max(0, d-now.Sub(s.started)))
+	if !s.sent {
+		s.timer.Reset(max(0, s.deadline()-now.Sub(s.started)))
 	}
 }
 
@@ -69,11 +74,11 @@ func (s *stragglers) due() bool {
 	return true
 }
 
-func (s *stragglers) deadline() (time.Duration, bool) {
+func (s *stragglers) deadline() time.Duration {
 	if len(s.recent) < stragglerWarmup {
-		return 0, false
+		return stragglerCold
 	}
 	sorted := slices.Clone(s.recent)
 	slices.Sort(sorted)
-	return max(stragglerFactor*sorted[len(sorted)/2], stragglerFloor), true
+	return max(stragglerFactor*sorted[len(sorted)/2], stragglerFloor)
 }

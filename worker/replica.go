@@ -58,10 +58,13 @@ const gatherWait = 2 * time.Second
 var errNotYet = errors.New("worker: the gradients of an earlier step are not all published yet")
 
 // reach steps the replica to version step, starting from the run's snapshot
-// when it cannot get there from where it is.
+// when it cannot get there from where it is, or when it is more than a step
+// behind and the snapshot is newer (the gradients it would replay may be
+// trimmed from the stream already).
 func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle func(step uint64)) error {
-	if !rp.valid || rp.step > step {
-		if err := rp.start(ctx, s.state, step); err != nil {
+	if !rp.valid || rp.step > step || step-rp.step > 1 {
+		canStep := rp.valid && rp.step <= step
+		if err := rp.start(ctx, s.state, step); err != nil && (!canStep || errors.Is(err, errStale)) {
 			return err
 		}
 	}
@@ -73,13 +76,14 @@ func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle func(
 	return nil
 }
 
-// start loads the run's snapshot.
+// start loads the run's snapshot, for a task at step. A replica that can
+// step forward to step is kept unless the snapshot is newer.
 func (rp *replica) start(ctx context.Context, state jetstream.Stream, step uint64) error {
-	rp.valid = false
-	if rp.digest != nil {
-		<-rp.digest.done // the background hash must be done reading the weights
-	}
+	keep := rp.valid && rp.step <= step
 	raw, err := state.GetLastMsgForSubject(ctx, protocol.StateSubject(rp.run))
+	if keep && err != nil {
+		return nil // go on from the replica
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("%w: no snapshot of run %s yet", errNotYet, rp.run)
 	}
@@ -87,9 +91,11 @@ func (rp *replica) start(ctx context.Context, state jetstream.Stream, step uint6
 		return fmt.Errorf("worker: snapshot of run %s: %w", rp.run, err)
 	}
 	var p protocol.Params
-	p.Weights = rp.weights
 	if err := p.UnmarshalBinary(raw.Data); err != nil {
 		return fmt.Errorf("worker: snapshot of run %s (seq %d): %w", rp.run, raw.Sequence, err)
+	}
+	if keep && p.Step <= rp.step {
+		return nil
 	}
 	switch {
 	case p.Run != rp.run || len(p.Weights) != rp.size:
@@ -99,6 +105,10 @@ func (rp *replica) start(ctx context.Context, state jetstream.Stream, step uint6
 	case model.Digest(p.Weights) != p.Digest:
 		return fmt.Errorf("worker: snapshot of run %s step %d: weights digest mismatch", rp.run, p.Step)
 	}
+	if rp.digest != nil {
+		<-rp.digest.done // the background hash must be done reading the weights
+	}
+	rp.valid = false
 	if err := rp.opt.UnmarshalState(p.OptState); err != nil {
 		return fmt.Errorf("worker: snapshot of run %s step %d: optimizer state: %w", rp.run, p.Step, err)
 	}
