@@ -23,7 +23,6 @@ func appendWriter(b []byte, kind Kind) *writer {
 	return &writer{b: append(b, Version, byte(kind))}
 }
 
-func (w *writer) u8(v uint8)    { w.b = append(w.b, v) }
 func (w *writer) u16(v uint16)  { w.b = binary.LittleEndian.AppendUint16(w.b, v) }
 func (w *writer) u32(v uint32)  { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
 func (w *writer) u64(v uint64)  { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
@@ -93,12 +92,6 @@ func (r *reader) take(n int, what string) []byte {
 	return p
 }
 
-func (r *reader) u8(what string) uint8 {
-	if p := r.take(1, what); p != nil {
-		return p[0]
-	}
-	return 0
-}
 func (r *reader) u16(what string) uint16 {
 	if p := r.take(2, what); p != nil {
 		return binary.LittleEndian.Uint16(p)

@@ -1,24 +1,22 @@
 package worker
 
 import (
-	"context"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/jettrain/jettrain/protocol"
 )
 
-// versions keeps the newest weights versions received by subscription, a
-// few per run for the few runs heard from last, for the task loop to use
-// without a fetch.
+// versions keeps the newest commit records received by subscription, a
+// few per run for the few runs heard from last: the task loop checks its
+// replica's digest against them, and knows a committed step without a
+// fetch.
 type versions struct {
-	mu      sync.Mutex
-	runs    map[string][]*protocol.Params // newest last
-	heard   []string                      // runs in runs, the one heard from last at the end
-	arrived chan struct{}                 // closed and replaced on every arrival
+	mu    sync.Mutex
+	runs  map[string][]*protocol.Params // newest last
+	heard []string                      // runs in runs, the one heard from last at the end
 }
 
 const (
@@ -27,7 +25,7 @@ const (
 )
 
 func newVersions() *versions {
-	return &versions{runs: map[string][]*protocol.Params{}, arrived: make(chan struct{})}
+	return &versions{runs: map[string][]*protocol.Params{}}
 }
 
 // receive is the subscription handler. Malformed messages are ignored here:
@@ -49,43 +47,16 @@ func (v *versions) receive(msg *nats.Msg) {
 		delete(v.runs, v.heard[0])
 		v.heard = slices.Delete(v.heard, 0, 1)
 	}
-	close(v.arrived)
-	v.arrived = make(chan struct{})
 }
 
-// get returns version step of run if it has arrived.
+// get returns the commit record of version step of run if it has arrived.
 func (v *versions) get(run string, step uint64) *protocol.Params {
-	p, _ := v.lookup(run, step)
-	return p
-}
-
-func (v *versions) lookup(run string, step uint64) (*protocol.Params, <-chan struct{}) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, p := range v.runs[run] {
 		if p.Step == step {
-			return p, nil
-		}
-	}
-	return nil, v.arrived
-}
-
-// wait returns version step of run once it arrives, or nil after d: a task
-// often reaches a worker a moment before the weights it names.
-func (v *versions) wait(ctx context.Context, run string, step uint64, d time.Duration) *protocol.Params {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		p, arrived := v.lookup(run, step)
-		if p != nil {
 			return p
 		}
-		select {
-		case <-arrived:
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return nil
-		}
 	}
+	return nil
 }

@@ -9,12 +9,12 @@ import (
 	"github.com/jettrain/jettrain/protocol"
 )
 
-// A worker keeps the newest versions of the runs it heard from last, and
+// A worker keeps the newest commit records of the runs it heard from last, and
 // forgets the rest: serving run after run for weeks does not grow it.
 func TestVersionsKeepRecentRunsOnly(t *testing.T) {
 	v := newVersions()
 	send := func(run string, step uint64) {
-		p := protocol.Params{Run: run, Step: step, Weights: []float32{float32(step)}}
+		p := protocol.Params{Run: run, Step: step, Digest: [32]byte{byte(step)}}
 		b, _ := p.MarshalBinary()
 		v.receive(&nats.Msg{Data: b})
 	}
