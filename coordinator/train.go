@@ -184,6 +184,10 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, err
 	}
+	if err := checkPayload(js.Conn().MaxPayload(), cfg.Shards, net.Layout().Size(), len(opt.MarshalState())); err != nil {
+		net.Close()
+		return nil, err
+	}
 	tr, metrics, err := instruments(opts.Telemetry)
 	if err != nil {
 		net.Close()
@@ -231,6 +235,22 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	n.prog = newProgress(opts.Progress, m.StepsPerEpoch(), cfg.BatchSize)
 	ok = true
 	return n, nil
+}
+
+// checkPayload refuses a run whose messages the NATS server would refuse:
+// a gradient (4 bytes a parameter) and a snapshot (weights and optimizer
+// state) must fit its max payload.
+func checkPayload(max int64, shards, params, optState int) error {
+	const header = 1024 // run, ids, digests, lengths, shard statistics
+	grad := int64(header + 16*shards + 4*params)
+	snapshot := int64(header + 4*params + optState)
+	switch {
+	case grad > max:
+		return fmt.Errorf("coordinator: a gradient of %d parameters is %d bytes, over the NATS server's max payload of %d (raise max_payload)", params, grad, max)
+	case snapshot > max:
+		return fmt.Errorf("coordinator: a snapshot of %d parameters with the optimizer's state is %d bytes, over the NATS server's max payload of %d (raise max_payload)", params, snapshot, max)
+	}
+	return nil
 }
 
 func (n *node) close() {
