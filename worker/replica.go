@@ -63,8 +63,10 @@ var errNotYet = errors.New("worker: the gradients of an earlier step are not all
 // trimmed from the stream already).
 func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle func(step uint64)) error {
 	if !rp.valid || rp.step > step || step-rp.step > 1 {
+		// A replica that can step forward to step goes on when the
+		// snapshot is unusable, unless it shows that step is committed.
 		canStep := rp.valid && rp.step <= step
-		if err := rp.start(ctx, s.state, step); err != nil && (!canStep || errors.Is(err, errStale)) {
+		if err := rp.start(ctx, s.state, step, canStep); err != nil && (!canStep || errors.Is(err, errStale)) {
 			return err
 		}
 	}
@@ -76,14 +78,10 @@ func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle func(
 	return nil
 }
 
-// start loads the run's snapshot, for a task at step. A replica that can
-// step forward to step is kept unless the snapshot is newer.
-func (rp *replica) start(ctx context.Context, state jetstream.Stream, step uint64) error {
-	keep := rp.valid && rp.step <= step
+// start loads the run's snapshot, for a task at step. With keep (the
+// replica can step forward to step) it is kept unless the snapshot is newer.
+func (rp *replica) start(ctx context.Context, state jetstream.Stream, step uint64, keep bool) error {
 	raw, err := state.GetLastMsgForSubject(ctx, protocol.StateSubject(rp.run))
-	if keep && err != nil {
-		return nil // go on from the replica
-	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("%w: no snapshot of run %s yet", errNotYet, rp.run)
 	}

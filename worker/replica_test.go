@@ -30,16 +30,9 @@ func testReplicaSteps(t *testing.T, wholeStep bool) {
 	ctx := context.Background()
 	cfg, ds, net := registerRun(t, js)
 	run := cfg.Signature()
-	w0 := net.Init(cfg.Seed)
-	opt, err := cfg.NewOptimizer(ds.Train.N, len(w0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap := protocol.Params{Run: run, Step: 0, Digest: model.Digest(w0), Weights: w0, OptState: opt.MarshalState()}
-	b, _ := snap.MarshalBinary()
-	if _, err := js.Publish(ctx, protocol.StateSubject(run), b); err != nil {
-		t.Fatal(err)
-	}
+	snap, opt := firstSnapshot(t, cfg, ds, net)
+	w0 := snap.Weights
+	publish(t, js, protocol.StateSubject(run), &snap)
 
 	grad := func(w []float32, indices []int32) ([]float32, model.Stats) {
 		x := make([]float32, len(indices)*ds.SampleSize())
@@ -73,15 +66,9 @@ func testReplicaSteps(t *testing.T, wholeStep bool) {
 		pg.Shard, pg.Stats, pg.Grad = 0, []protocol.ShardStats{stats(st0), stats(st1)}, append([]float32(nil), sum.Sum()...)
 		tasks = tasks[1:]
 	}
-	b, _ = pg.MarshalBinary()
-	if _, err := js.Publish(ctx, protocol.GradSubject(run, 0, int(pg.Shard)), b); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, js, protocol.GradSubject(run, 0, int(pg.Shard)), &pg)
 	for _, task := range tasks {
-		b, _ := task.MarshalBinary()
-		if _, err := js.Publish(ctx, protocol.TasksSubject(run), b); err != nil {
-			t.Fatal(err)
-		}
+		publish(t, js, protocol.TasksSubject(run), &task)
 	}
 
 	// What the coordinator computes: version 1 from both shards of step 0.
@@ -94,6 +81,7 @@ func testReplicaSteps(t *testing.T, wholeStep bool) {
 	grads, _ := js.Stream(ctx, protocol.GradsStream)
 	deadline := time.Now().Add(15 * time.Second)
 	var got *jetstream.RawStreamMsg
+	var err error
 	for got == nil {
 		got, err = grads.GetLastMsgForSubject(ctx, protocol.GradSubject(run, 1, 0))
 		if time.Now().After(deadline) {

@@ -111,17 +111,21 @@ func (w *Worker) extendsPending(t *protocol.Task) bool {
 // looks at the task the consumer has prefetched, keeping it for the loop.
 func (w *Worker) nextIs(run string, step uint64, shard int) bool {
 	if len(w.stash) == 0 {
-		if w.it == nil {
-			return false
-		}
-		msg, err := w.it.Next(jetstream.NextMaxWait(time.Millisecond))
-		if err != nil {
+		msg, ok := w.inHand()
+		if !ok {
 			return false
 		}
 		w.stash = append(w.stash, msg)
 	}
 	var t protocol.Task
 	return t.UnmarshalBinary(w.stash[0].Data()) == nil && t.Run == run && t.Step == step && int(t.Shard) == shard
+}
+
+// inHand returns the next task the consumer has prefetched, if it has one
+// (or gets one within a millisecond).
+func (w *Worker) inHand() (jetstream.Msg, bool) {
+	msg, err := w.it.Next(jetstream.NextMaxWait(time.Millisecond))
+	return msg, err == nil
 }
 
 // flush sends the pending shards as one gradient: the replica's sum of
@@ -145,9 +149,6 @@ func (w *Worker) flush() {
 	d, _ := rp.digest.wait(context.Background()) // done: the gradients were computed on it
 	g := &protocol.Grad{Run: first.Run, Step: first.Step, Shard: 0, Worker: w.opts.ID, Weights: protocol.ShortDigest(d),
 		Stats: stats, Grad: rp.sum.Sum()}
-	if len(pending) == 1 {
-		g.Grad = run.grad // the shard's own gradient, the same bits as 0 + it
-	}
 	w.send(tasks, g)
 }
 

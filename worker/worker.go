@@ -215,8 +215,8 @@ const prefetch = 4
 // takes in hand for later, up to a bound.
 func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) {
 	for len(w.stash) < 2*shards {
-		msg, err := w.it.Next(jetstream.NextMaxWait(time.Millisecond))
-		if err != nil {
+		msg, ok := w.inHand()
+		if !ok {
 			return
 		}
 		var t protocol.Task

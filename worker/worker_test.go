@@ -68,6 +68,27 @@ func registerRun(t *testing.T, js jetstream.JetStream) (config.Config, *model.Da
 	return cfg, ds, net
 }
 
+// firstSnapshot is the snapshot a coordinator publishes when cfg's run
+// starts, with the run's optimizer, fresh.
+func firstSnapshot(t *testing.T, cfg config.Config, ds *model.Dataset, net *model.Network) (protocol.Params, model.Optimizer) {
+	t.Helper()
+	w0 := net.Init(cfg.Seed)
+	opt, err := cfg.NewOptimizer(ds.Train.N, len(w0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return protocol.Params{Run: cfg.Signature(), Step: 0, Digest: model.Digest(w0), Weights: w0, OptState: opt.MarshalState()}, opt
+}
+
+// publish stores m on subject in JetStream.
+func publish(t *testing.T, js jetstream.JetStream, subject string, m interface{ MarshalBinary() ([]byte, error) }) {
+	t.Helper()
+	b, _ := m.MarshalBinary()
+	if _, err := js.Publish(context.Background(), subject, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // runWorker starts a worker logging into the returned buffer; stop ends it
 // and fails the test if Run returned an error.
 func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncbuf.Buffer, stop func()) {
@@ -96,20 +117,10 @@ func TestSnapshotFailingItsDigestIsNotUsed(t *testing.T) {
 	ctx := context.Background()
 	cfg, ds, net := registerRun(t, js)
 	run := cfg.Signature()
-	weights := net.Init(cfg.Seed)
-	opt, _ := cfg.NewOptimizer(ds.Train.N, len(weights))
-	p := protocol.Params{Run: run, Step: 0, Digest: model.Digest(weights), Weights: weights, OptState: opt.MarshalState()}
-	p.Weights = append([]float32(nil), weights...)
+	p, _ := firstSnapshot(t, cfg, ds, net)
 	p.Weights[3] += 1 // the bytes no longer match the digest
-	pb, _ := p.MarshalBinary()
-	if _, err := js.Publish(ctx, protocol.StateSubject(run), pb); err != nil {
-		t.Fatal(err)
-	}
-	task := protocol.Task{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}}
-	tb, _ := task.MarshalBinary()
-	if _, err := js.Publish(ctx, protocol.TasksSubject(run), tb); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, js, protocol.StateSubject(run), &p)
+	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}})
 
 	w, logs, stop := runWorker(t, nc)
 	cons, _ := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
