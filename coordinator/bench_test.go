@@ -9,21 +9,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/objstore"
 )
 
-// Each benchmark iteration is a fresh run measured over benchSteps steps
-// after benchWarm steps: the first hundred or so steps of a run are slower
-// while the broker's stores and caches grow to their steady size. On
-// Fashion-MNIST (468 steps an epoch) the window holds an epoch's end, with
-// its evaluation, and the default checkpoints (every 50 steps, and 468).
-// The local loop has no warm-up and is timed over all its steps.
+// Each distributed benchmark iteration is a fresh run. Its first benchWarm
+// steps are not timed: the first hundred or so steps of a run are slower
+// while the broker's stores and caches grow to their steady size. After
+// them it times benchSegments segments of benchSegment steps, and between
+// two segments, with the run paused, the in-process loop over as many
+// steps: a shared machine's load drifts over seconds, and interleaving puts
+// the two on the same footing. Over the window (about 660 steps) Fashion-
+// MNIST (468 steps an epoch) has an epoch's end, with its evaluation, in
+// both, and the default checkpoints (every 50 steps, and 468) in the
+// distributed run.
 const (
-	benchWarm  = 128
-	benchSteps = 512
+	benchWarm     = 128
+	benchSegment  = 64
+	benchSegments = 8
+	benchSteps    = benchSegment * benchSegments
+	// benchSkip steps after a pause are not timed: the workers computed
+	// them during the pause, from the tasks already out.
+	benchSkip = Lookahead + 1
+	benchLast = benchWarm + benchSegments*(benchSegment+benchSkip)
 )
 
 // BenchmarkThroughput compares samples/s of the main job — the default
@@ -31,19 +43,20 @@ const (
 // checkpoint every 50 steps — trained in this process with no broker
 // (local) against the coordinator with 1 and 2 in-process workers over a
 // real embedded JetStream server, and with a checkpoint every 10 steps (the
-// checkpoint overhead). Each distributed iteration also times the local loop
-// right before it and reports the ratio of their step times (x-local: 1 is
-// as fast as the local loop). Without the Fashion-MNIST files it runs on the
-// synthetic dataset. JETTRAIN_BENCH_SET takes config overrides, e.g.
-// "model=cnn" or "hidden=[128],batch_size=512".
+// checkpoint overhead). The distributed runs also report the ratio of the
+// local loop's step time to theirs, over the same number of steps timed
+// interleaved with theirs (x-local: 1 is as fast as the local loop).
+// Without the Fashion-MNIST files it runs on the synthetic dataset.
+// JETTRAIN_BENCH_SET takes config overrides, e.g. "model=cnn" or
+// "hidden=[128],batch_size=512".
 func BenchmarkThroughput(b *testing.B) {
 	var sets []string
 	if extra := os.Getenv("JETTRAIN_BENCH_SET"); extra != "" {
 		sets = strings.Split(extra, ",")
 	}
 	cfg, ds := benchConfig(b, sets)
-	steps := uint64(benchWarm + benchSteps)
 	b.Run("local", func(b *testing.B) {
+		steps := uint64(benchWarm + benchSteps)
 		cpu0 := cpuTime(b)
 		for b.Loop() {
 			if _, err := TrainLocal(context.Background(), cfg, ds, steps); err != nil {
@@ -56,63 +69,112 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric((cpuTime(b)-cpu0).Seconds()*1e3/n, "cpu-ms/step")
 	})
 	for _, v := range []struct{ workers, every int }{{1, cfg.CheckpointEvery}, {2, cfg.CheckpointEvery}, {2, 10}} {
-		workers := v.workers
 		cfg := cfg
 		cfg.CheckpointEvery = v.every
-		b.Run(fmt.Sprintf("workers=%d/checkpoint_every=%d", workers, v.every), func(b *testing.B) {
+		b.Run(fmt.Sprintf("workers=%d/checkpoint_every=%d", v.workers, v.every), func(b *testing.B) {
 			srv := runNATS(b, b.TempDir())
-			// In-process connections, as `coordinator start` makes to
-			// its embedded server.
-			inproc := nats.InProcessServer(srv)
-			p := newPool(b, srv.ClientURL())
-			p.opts = append(p.opts, inproc)
-			p.add(workers)
-			defer p.close()
-			nc := connect(b, srv.ClientURL(), inproc)
+			nc := connect(b, srv.ClientURL(), nats.InProcessServer(srv))
 			st := openStore(b, "")
+			var t benchTimes
 			i := 0
-			var steady, cpu, local time.Duration // over the measured window only
 			for b.Loop() {
 				i++
 				c := cfg
 				c.Seed = uint64(i) // a fresh run each iteration
-				// The in-process loop right before, for a ratio that the
-				// load of a shared machine moves less than two tables do.
-				start := time.Now()
-				if _, err := TrainLocal(context.Background(), c, ds, steps); err != nil {
-					b.Fatal(err)
-				}
-				local += time.Since(start)
-				ctx, cancel := context.WithCancel(context.Background())
-				var first time.Time
-				var cpu0 time.Duration
-				_, _ = Train(ctx, nc, st, Options{Config: c, Log: quietLog(), Hooks: Hooks{Committed: func(step uint64, _ [32]byte) {
-					switch step {
-					case benchWarm:
-						first, cpu0 = time.Now(), cpuTime(b)
-					case benchWarm + benchSteps:
-						steady += time.Since(first)
-						cpu += cpuTime(b) - cpu0
-						cancel()
-					}
-				}}})
-				cancel()
+				t.add(benchInterleaved(b, srv, nc, st, c, ds, v.workers))
 			}
 			n := float64(b.N) * benchSteps
-			if steady == 0 {
-				b.Fatalf("the run ended before step %d", benchWarm+benchSteps)
-			}
-			b.ReportMetric(n*float64(cfg.BatchSize)/steady.Seconds(), "samples/s")
-			b.ReportMetric(steady.Seconds()*1e3/n, "ms/step")
-			b.ReportMetric(cpu.Seconds()*1e3/n, "cpu-ms/step")
-			b.ReportMetric(local.Seconds()/float64(b.N)/float64(steps)/(steady.Seconds()/n), "x-local")
+			b.ReportMetric(n*float64(cfg.BatchSize)/t.dist.Seconds(), "samples/s")
+			b.ReportMetric(t.dist.Seconds()*1e3/n, "ms/step")
+			b.ReportMetric(t.cpu.Seconds()*1e3/n, "cpu-ms/step")
+			b.ReportMetric(t.local.Seconds()*1e3/n, "local-ms/step")
+			b.ReportMetric(t.local.Seconds()/t.dist.Seconds(), "x-local")
 		})
 	}
 }
 
+// benchTimes are the timed windows of a distributed benchmark: the
+// distributed run's wall and CPU time, and the local loop's wall time over
+// as many steps.
+type benchTimes struct{ dist, cpu, local time.Duration }
+
+func (t *benchTimes) add(u benchTimes) {
+	t.dist += u.dist
+	t.cpu += u.cpu
+	t.local += u.local
+}
+
+// benchInterleaved trains one distributed run of cfg with workers fresh
+// in-process workers and times it in segments, pausing it between two of
+// them for the local loop to train as many steps.
+func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objstore.Store, cfg config.Config, ds *model.Dataset, workers int) benchTimes {
+	p := newPool(b, srv.ClientURL())
+	// In-process connections, as `coordinator start` makes to its
+	// embedded server.
+	p.opts = append(p.opts, nats.InProcessServer(srv))
+	p.add(workers)
+	defer p.close()
+	local, err := newLocalLoop(cfg, ds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer local.close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var t benchTimes
+	var failed error // the hook runs on the coordinator's goroutine: no b.Fatal there
+	var first time.Time
+	var cpu0 time.Duration
+	timing, segments, next := false, 0, uint64(benchWarm)
+	committed := func(step uint64, _ [32]byte) {
+		if step != next {
+			return
+		}
+		if !timing {
+			first, cpu0, timing, next = time.Now(), cpuTime(b), true, step+benchSegment
+			return
+		}
+		t.dist += time.Since(first)
+		t.cpu += cpuTime(b) - cpu0
+		timing, segments = false, segments+1
+		// The pause: the workers finish the tasks that are out (those
+		// of every step before step+2) and wait; then the local loop
+		// trains as many steps as a segment.
+		want := (step + 2) * uint64(cfg.Shards)
+		for deadline := time.Now().Add(time.Minute); p.tasks() < want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				failed = fmt.Errorf("the workers completed %d tasks, not the %d out", p.tasks(), want)
+				cancel()
+				return
+			}
+		}
+		start := time.Now()
+		if err := local.run(ctx, local.m.Step()+benchSegment); err != nil {
+			failed = err
+			cancel()
+			return
+		}
+		t.local += time.Since(start)
+		if segments == benchSegments {
+			cancel()
+			return
+		}
+		next = step + benchSkip
+	}
+	_, _ = Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: Hooks{Committed: committed}})
+	if failed != nil {
+		b.Fatal(failed)
+	}
+	if segments < benchSegments {
+		b.Fatalf("the run ended after %d of %d timed segments", segments, benchSegments)
+	}
+	return t
+}
+
 // benchConfig is the default config with sets applied, on Fashion-MNIST
 // when its files are installed and on the synthetic dataset otherwise.
-func benchConfig(b *testing.B, sets []string) (config.Config, *model.Dataset) {
+func benchConfig(b testing.TB, sets []string) (config.Config, *model.Dataset) {
 	cfg, err := config.Load("", sets)
 	if err != nil {
 		b.Fatal(err)
@@ -130,14 +192,14 @@ func benchConfig(b *testing.B, sets []string) (config.Config, *model.Dataset) {
 	// Enough epochs for the measured window (the synthetic dataset has 32
 	// steps an epoch at batch 128).
 	spe := model.StepsPerEpoch(ds.Train.N, cfg.BatchSize)
-	cfg.Epochs = max(cfg.Epochs, (benchWarm+benchSteps)/spe+1)
+	cfg.Epochs = max(cfg.Epochs, benchLast/spe+1)
 	return cfg, ds
 }
 
 // cpuTime is the CPU time this process has used, user and system: a step's
 // cost on a machine whose cores the broker, the coordinator and the workers
 // share.
-func cpuTime(b *testing.B) time.Duration {
+func cpuTime(b testing.TB) time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)

@@ -14,48 +14,88 @@ import (
 // so it ends with the same weights bytes. maxSteps > 0 stops early. It is
 // the reference that tests and benchmarks compare distributed runs with.
 func TrainLocal(ctx context.Context, cfg config.Config, ds *model.Dataset, maxSteps uint64) (*Result, error) {
+	l, err := newLocalLoop(cfg, ds)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	if err := l.run(ctx, maxSteps); err != nil {
+		return nil, err
+	}
+	return l.result(), nil
+}
+
+// localLoop is TrainLocal's state, so that it can be run a few steps at a
+// time (the benchmarks interleave it with a distributed run).
+type localLoop struct {
+	net    *model.Network
+	m      *Machine
+	ds     *model.Dataset
+	runID  string
+	x      []float32
+	y      []uint8
+	grads  [][]float32
+	shards []int
+	seq    uint64
+}
+
+func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
 	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
 	if err != nil {
 		return nil, err
 	}
-	defer net.Close()
 	opt, err := cfg.NewOptimizer(ds.Train.N, net.Layout().Size())
 	if err != nil {
+		net.Close()
 		return nil, err
 	}
 	run := cfg.Signature()
 	m, err := NewMachine(run, cfg, ds.Train.N, opt, evaluator{net: net, test: &ds.Test}, net.Init(cfg.Seed), nil, time.Now())
 	if err != nil {
+		net.Close()
 		return nil, err
 	}
-	dim := ds.SampleSize()
-	x := make([]float32, (cfg.BatchSize/cfg.Shards+1)*dim)
-	y := make([]uint8, cfg.BatchSize/cfg.Shards+1)
-	grads := make([][]float32, cfg.Shards)
-	for i := range grads {
-		grads[i] = make([]float32, net.Layout().Size())
+	l := &localLoop{net: net, m: m, ds: ds, runID: run, shards: m.allShards(),
+		x:     make([]float32, (cfg.BatchSize/cfg.Shards+1)*ds.SampleSize()),
+		y:     make([]uint8, cfg.BatchSize/cfg.Shards+1),
+		grads: make([][]float32, cfg.Shards),
 	}
-	shards := m.allShards()
-	var seq uint64
-	for !m.Done() && (maxSteps == 0 || m.Step() < maxSteps) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		short := protocol.ShortDigest(m.Digest())
-		for _, t := range m.Tasks(shards) {
-			n := len(t.Indices)
-			ds.Train.Gather(t.Indices, x[:n*dim], y[:n])
-			st, err := net.Gradient(m.Weights(), x[:n*dim], y[:n], grads[t.Shard])
-			if err != nil {
-				return nil, err
-			}
-			seq++
-			g := &protocol.Grad{Run: run, Step: t.Step, Shard: t.Shard, Worker: "local", Weights: short,
-				Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: grads[t.Shard]}
-			if _, err := m.Grad(g, seq, time.Now()); err != nil {
-				return nil, err
-			}
-		}
+	for i := range l.grads {
+		l.grads[i] = make([]float32, net.Layout().Size())
 	}
-	return &Result{Run: run, Step: m.Step(), Epoch: m.Epoch(), Digest: m.Digest(), History: m.History()}, nil
+	return l, nil
 }
+
+// run trains until the run is done or, with until > 0, until step until
+// is committed.
+func (l *localLoop) run(ctx context.Context, until uint64) error {
+	dim := l.ds.SampleSize()
+	for !l.m.Done() && (until == 0 || l.m.Step() < until) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		short := protocol.ShortDigest(l.m.Digest())
+		for _, t := range l.m.Tasks(l.shards) {
+			n := len(t.Indices)
+			x, y := l.x[:n*dim], l.y[:n]
+			l.ds.Train.Gather(t.Indices, x, y)
+			st, err := l.net.Gradient(l.m.Weights(), x, y, l.grads[t.Shard])
+			if err != nil {
+				return err
+			}
+			l.seq++
+			g := &protocol.Grad{Run: l.runID, Step: t.Step, Shard: t.Shard, Worker: "local", Weights: short,
+				Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: l.grads[t.Shard]}
+			if _, err := l.m.Grad(g, l.seq, time.Now()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (l *localLoop) result() *Result {
+	return &Result{Run: l.runID, Step: l.m.Step(), Epoch: l.m.Epoch(), Digest: l.m.Digest(), History: l.m.History()}
+}
+
+func (l *localLoop) close() { l.net.Close() }

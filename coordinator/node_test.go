@@ -107,6 +107,7 @@ type pool struct {
 	opts []nats.Option // connection options of every worker
 	mu   sync.Mutex
 	stop []context.CancelFunc
+	all  []*worker.Worker // every worker started, running or not
 	wg   sync.WaitGroup
 }
 
@@ -126,6 +127,7 @@ func (p *pool) add(n int) {
 		ctx, cancel := context.WithCancel(context.Background())
 		p.mu.Lock()
 		p.stop = append(p.stop, cancel)
+		p.all = append(p.all, w)
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go func() { defer p.wg.Done(); _ = w.Run(ctx) }()
@@ -140,6 +142,17 @@ func (p *pool) remove() {
 		p.stop[0]()
 		p.stop = p.stop[1:]
 	}
+}
+
+// tasks is how many tasks the pool's workers have completed.
+func (p *pool) tasks() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n uint64
+	for _, w := range p.all {
+		n += w.Tasks()
+	}
+	return n
 }
 
 func (p *pool) close() {
