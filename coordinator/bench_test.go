@@ -88,20 +88,22 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(t.dist.Seconds()*1e3/n, "ms/step")
 			b.ReportMetric(t.cpu.Seconds()*1e3/n, "cpu-ms/step")
 			b.ReportMetric(t.local.Seconds()*1e3/n, "local-ms/step")
+			b.ReportMetric(t.localCPU.Seconds()*1e3/n, "local-cpu-ms/step")
 			b.ReportMetric(t.local.Seconds()/t.dist.Seconds(), "x-local")
 		})
 	}
 }
 
 // benchTimes are the timed windows of a distributed benchmark: the
-// distributed run's wall and CPU time, and the local loop's wall time over
-// as many steps.
-type benchTimes struct{ dist, cpu, local time.Duration }
+// distributed run's wall and CPU time, and the local loop's over as many
+// steps.
+type benchTimes struct{ dist, cpu, local, localCPU time.Duration }
 
 func (t *benchTimes) add(u benchTimes) {
 	t.dist += u.dist
 	t.cpu += u.cpu
 	t.local += u.local
+	t.localCPU += u.localCPU
 }
 
 // benchInterleaved trains one distributed run of cfg with workers fresh
@@ -149,13 +151,14 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 				return
 			}
 		}
-		start := time.Now()
+		start, cpu1 := time.Now(), cpuTime(b)
 		if err := local.run(ctx, local.m.Step()+benchSegment); err != nil {
 			failed = err
 			cancel()
 			return
 		}
 		t.local += time.Since(start)
+		t.localCPU += cpuTime(b) - cpu1
 		if segments == benchSegments {
 			cancel()
 			return

@@ -8,10 +8,21 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math"
+	"unsafe"
 )
+
+// littleEndian reports whether float32s sit in memory as the bytes the
+// digest is defined over, so they can be hashed where they are.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // Weights is the sha256 of w as little-endian float32 bytes.
 func Weights(w []float32) [32]byte {
+	if littleEndian {
+		return sha256.Sum256(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w))), 4*len(w)))
+	}
 	h := sha256.New()
 	var buf [4096]byte
 	for len(w) > 0 {

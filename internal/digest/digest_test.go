@@ -22,3 +22,14 @@ func TestWeightsIsTheSHA256OfTheBytes(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkWeights(b *testing.B) {
+	w := make([]float32, 203530) // the default MLP
+	for i := range w {
+		w[i] = float32(i) * 1e-3
+	}
+	b.SetBytes(int64(4 * len(w)))
+	for b.Loop() {
+		Weights(w)
+	}
+}

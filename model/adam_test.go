@@ -1,0 +1,126 @@
+package model
+
+import (
+	"encoding/binary"
+	"math"
+	"testing"
+)
+
+// adamCase is the state of one Adam update over n elements.
+type adamCase struct{ w, g, m, v []float32 }
+
+// special are values that take the unusual paths of float arithmetic:
+// signed zeros, subnormals, the extremes of float32, and values whose
+// squares underflow or overflow.
+var special = []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-45, 1e-40, 1e-20, -1e-20, 1e20, -1e20,
+	math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, 1, -1, 0.5}
+
+func newAdamCase(seed uint64, n int) adamCase {
+	c := adamCase{w: randVec(seed, n), g: randVec(seed+1, n), m: randVec(seed+2, n), v: randVec(seed+3, n)}
+	for i := range c.v {
+		c.m[i] *= 0.1
+		c.v[i] = c.v[i] * c.v[i] * 0.01 // a second moment is never negative
+		if i%5 == 0 {
+			s := special[(int(seed)+i)%len(special)]
+			switch i % 4 {
+			case 0:
+				c.w[i] = s
+			case 1:
+				c.g[i] = s
+			case 2:
+				c.m[i] = s
+			default:
+				c.v[i] = float32(math.Abs(float64(s)))
+			}
+		}
+	}
+	return c
+}
+
+func (c adamCase) clone() adamCase {
+	cp := func(x []float32) []float32 { return append([]float32(nil), x...) }
+	return adamCase{cp(c.w), cp(c.g), cp(c.m), cp(c.v)}
+}
+
+// sameBits compares float32s bit for bit; NaNs match any NaN (a run that
+// produces one is lost anyway, and the processors differ in which payload
+// they keep).
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+			t.Fatalf("%s[%d] = %g (%08x), the element-wise update gives %g (%08x)", what, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+		}
+	}
+}
+
+func adamSteps() []adamStep {
+	var out []adamStep
+	for _, spec := range optimizerSpecs() {
+		if spec.Name != OptAdam {
+			continue
+		}
+		for _, step := range []int64{0, 1, 9, 1000} {
+			o, _ := NewOptimizer(spec, 1)
+			a := o.(*adam)
+			lr := a.spec.LearningRate(step)
+			t := float64(step + 1)
+			out = append(out, adamStep{
+				b1: float32(spec.Beta1), a1: float32(1 - spec.Beta1), b2: float32(spec.Beta2), a2: float32(1 - spec.Beta2),
+				decay: float32(lr * spec.WeightDecay), c1: 1 / (1 - math.Pow(spec.Beta1, t)), c2: 1 / (1 - math.Pow(spec.Beta2, t)),
+				lr: lr, eps: spec.Eps,
+			})
+		}
+	}
+	return out
+}
+
+// TestAdamUpdateSameBytesAsElementWise: the update this machine runs (eight
+// elements at a time where the CPU can) gives the bytes of the element-wise
+// reference, for every length and alignment, special values included —
+// the weights of a run do not depend on the processor's vector width.
+func TestAdamUpdateSameBytesAsElementWise(t *testing.T) {
+	for _, k := range adamSteps() {
+		for n := 0; n <= 67; n++ {
+			for off := 0; off < 3; off++ {
+				c := newAdamCase(uint64(n*7+off), n+off)
+				want := c.clone()
+				adamUpdateGo(want.w[off:], want.g[off:], want.m[off:], want.v[off:], &k)
+				adamUpdate(c.w[off:], c.g[off:], c.m[off:], c.v[off:], &k)
+				sameBits(t, "w", c.w, want.w)
+				sameBits(t, "m", c.m, want.m)
+				sameBits(t, "v", c.v, want.v)
+			}
+		}
+	}
+}
+
+// FuzzAdamUpdate: any float32 bit patterns for weights, gradient and
+// moments give the element-wise reference's bytes.
+func FuzzAdamUpdate(f *testing.F) {
+	f.Add(make([]byte, 16*17), uint8(0))
+	seed := newAdamCase(5, 24)
+	var b []byte
+	for i := range seed.w {
+		for _, x := range []float32{seed.w[i], seed.g[i], seed.m[i], seed.v[i]} {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+		}
+	}
+	f.Add(b, uint8(3))
+	steps := adamSteps()
+	f.Fuzz(func(t *testing.T, raw []byte, which uint8) {
+		n := len(raw) / 16
+		c := adamCase{make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)}
+		for i := range n {
+			at := func(j int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(raw[16*i+4*j:])) }
+			c.w[i], c.g[i], c.m[i], c.v[i] = at(0), at(1), at(2), at(3)
+		}
+		k := steps[int(which)%len(steps)]
+		want := c.clone()
+		adamUpdateGo(want.w, want.g, want.m, want.v, &k)
+		adamUpdate(c.w, c.g, c.m, c.v, &k)
+		sameBits(t, "w", c.w, want.w)
+		sameBits(t, "m", c.m, want.m)
+		sameBits(t, "v", c.v, want.v)
+	})
+}
