@@ -56,10 +56,11 @@ func ParseKinds(s string) ([]Kind, error) {
 }
 
 // fault is one planned injection. It happens Jitter after the run has
-// committed a gap of steps past the step of the previous fault (and has
-// recovered from it), so faults spread over the whole run and land at any
-// point inside a step. The gap adapts to the steps left, since outages
-// cost a varying number of steps: see gap.
+// committed a gap of steps past the step it had reached once the previous
+// fault was recovered, so faults spread over the whole run and land at any
+// point inside a step. The gap adapts to the steps left, less those that
+// recoveries are expected to take, since outages cost a varying number of
+// steps: see gap and runOnce.
 type fault struct {
 	Kind   Kind
 	Spread float64 // in [0, 1): where the gap falls in its range

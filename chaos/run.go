@@ -48,9 +48,19 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault, total 
 	}
 	c.logf("started %d NATS, versitygw, %d coordinators, %d workers under %s", len(c.nats), len(c.coords), len(c.workers), dir)
 	deadline := start.Add(o.Timeout)
-	base := uint64(0)
+	// base is where the gap to the next fault starts: the step the run
+	// had reached when the last fault's recovery was over. recovering is
+	// how many steps the recoveries so far took; as many per fault are
+	// kept for those still to come, so the run does not end before its
+	// last faults when recoveries take more steps than planned (a faster
+	// step makes a recovery of the same duration cost more of them).
+	var base, recovering uint64
 	for i, f := range faults {
-		target := base + f.gap(total-min(base, total), len(faults)-i)
+		left := total - min(base, total)
+		if i > 0 {
+			left -= min(recovering/uint64(i)*uint64(len(faults)-i), left)
+		}
+		target := base + f.gap(left, len(faults)-i)
 		if base >= total {
 			break
 		}
@@ -84,7 +94,8 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault, total 
 		if !r.Recovered && r.restarted.IsZero() { // an s3 outage is settled at the end
 			break
 		}
-		base = r.Step
+		base = max(c.tl.progress(), r.Step)
+		recovering += base - r.Step
 	}
 	err = waitFor(ctx, time.Until(deadline), "a coordinator finishing the run", c.tick, func() error {
 		if c.finished {
