@@ -20,11 +20,13 @@ var (
 	// ErrStale marks a gradient for a step already committed or a shard
 	// already received: the normal fate of redelivered tasks.
 	ErrStale = fmt.Errorf("%w: stale", ErrDropped)
-	// ErrAhead marks a gradient of the step after the current one, which
-	// the caller holds and hands in again once the current step commits.
-	// (Workers compute one step ahead; the grads stream stores such a
-	// gradient before the current step's last one only in rare races.)
-	ErrAhead = errors.New("coordinator: gradient of the next step")
+	// ErrAhead marks a gradient of a step after the current one whose
+	// tasks are out (up to Lookahead), which the caller holds and hands in
+	// again once the current step commits. (Workers step their replicas
+	// themselves, so the grads stream stores such a gradient before the
+	// current step's last one whenever that one is late: a task retried
+	// after a broker restart, a straggler.)
+	ErrAhead = errors.New("coordinator: gradient of a later step")
 	// ErrCheckpoint marks a checkpoint that does not belong to the run.
 	ErrCheckpoint = errors.New("coordinator: checkpoint does not fit the run")
 )
@@ -135,8 +137,8 @@ func (m *Machine) Weights() []float32 { return m.weights }
 func (m *Machine) History() []objstore.HistoryEntry { return m.history }
 
 // LastSeq is the grads-stream sequence the current state covers: replay
-// resumes after it. A next-step gradient handed back with ErrAhead and not
-// taken yet holds it below that gradient's sequence.
+// resumes after it. A later step's gradient handed back with ErrAhead and
+// not taken yet holds it below that gradient's sequence.
 func (m *Machine) LastSeq() uint64 {
 	seq := m.lastSeq
 	for _, a := range m.ahead {
@@ -256,11 +258,12 @@ func (m *Machine) tasks(step uint64, shards []int) []protocol.Task {
 // version) returns an error wrapping ErrDropped and changes nothing. The
 // machine does not keep g: the caller may reuse it once Grad returns.
 //
-// A gradient of the next step returns ErrAhead, unwrapped and unchanged: the
-// caller keeps it and hands it in again after the current step commits.
+// A gradient of a later step whose tasks are out (up to Lookahead steps
+// ahead) returns ErrAhead, unwrapped and unchanged: the caller keeps it and
+// hands it in again after the current step commits.
 func (m *Machine) Grad(g *protocol.Grad, seq uint64, now time.Time) (Ready, error) {
 	m.ahead = slices.DeleteFunc(m.ahead, func(a uint64) bool { return a == seq })
-	if g.Run == m.run && !m.Done() && g.Step == m.step+1 && g.Step < m.totalSteps {
+	if g.Run == m.run && !m.Done() && g.Step > m.step && g.Step <= m.step+Lookahead && g.Step < m.totalSteps {
 		m.ahead = append(m.ahead, seq)
 		return Ready{}, ErrAhead
 	}

@@ -161,6 +161,48 @@ func TestMachineHandsBackNextStepGradients(t *testing.T) {
 	}
 }
 
+// TestMachineHoldsGradientsUpToLookaheadSteps: a gradient of any step whose
+// tasks are out (up to Lookahead past the current one) is handed back to be
+// held, not dropped — once read past in the stream, a dropped gradient is
+// never read again, and a worker that recomputes it publishes the same
+// message id, which the stream drops as a duplicate.
+func TestMachineHoldsGradientsUpToLookaheadSteps(t *testing.T) {
+	twin := newTestMachine(t, nil)
+	drive(t, twin, rand.New(rand.NewPCG(1, 1)), 2)
+
+	m := newTestMachine(t, nil)
+	tasks := m.Resume().Tasks // steps 0..Lookahead, shard by shard
+	shards := m.cfg.Shards
+	early := fakeGrad(tasks[2*shards], twin.Weights()) // step 2 shard 0, on the weights steps 0 and 1 will produce
+	if _, err := m.Grad(early, 1, time.Unix(0, 0)); err != ErrAhead {
+		t.Fatalf("gradient two steps ahead: %v, want ErrAhead", err)
+	}
+	beyond := *early
+	beyond.Step = Lookahead + 1 // no task of that step is out yet
+	if _, err := m.Grad(&beyond, 2, time.Unix(0, 0)); !errors.Is(err, ErrDropped) {
+		t.Fatalf("gradient past the tasks out: %v, want ErrDropped", err)
+	}
+	seq := uint64(10)
+	for step := 0; step < 2; step++ {
+		for k := 0; k < shards; k++ {
+			seq++
+			if _, err := m.Grad(fakeGrad(tasks[step*shards+k], m.Weights()), seq, time.Unix(0, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if m.LastSeq() != 0 {
+			t.Fatalf("after step %d: replay would start after seq %d, want 0: the held gradient is not taken yet", step, m.LastSeq())
+		}
+		_, err := m.Grad(early, 1, time.Unix(0, 0))
+		if want := map[int]error{0: ErrAhead, 1: nil}[step]; err != want {
+			t.Fatalf("held gradient handed in after step %d: %v, want %v", step, err, want)
+		}
+	}
+	if m.Step() != 2 || len(m.Missing()) != shards-1 {
+		t.Fatalf("at step %d, missing %v: want step 2 with shard 0 in", m.Step(), m.Missing())
+	}
+}
+
 func TestMachineOrderDoesNotMatter(t *testing.T) {
 	a := newTestMachine(t, nil)
 	drive(t, a, rand.New(rand.NewPCG(1, 1)), math.MaxUint64)
@@ -208,7 +250,7 @@ func TestMachineRejectsForeignGradients(t *testing.T) {
 	good := fakeGrad(task, m.Weights())
 	for name, mutate := range map[string]func(g *protocol.Grad){
 		"other run":     func(g *protocol.Grad) { g.Run = "run-2" },
-		"future step":   func(g *protocol.Grad) { g.Step = 2 },
+		"future step":   func(g *protocol.Grad) { g.Step = Lookahead + 1 }, // no task of it is out
 		"wrong weights": func(g *protocol.Grad) { g.Weights[0] ^= 1 },
 		"short":         func(g *protocol.Grad) { g.Grad = g.Grad[:3] },
 		"count":         func(g *protocol.Grad) { g.Stats = []protocol.ShardStats{{Count: g.Stats[0].Count + 1}} },

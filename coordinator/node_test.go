@@ -77,8 +77,15 @@ func openStore(t testing.TB, bucket string) *objstore.Store {
 // runNATS starts a real JetStream server on a random port.
 func runNATS(t testing.TB, storeDir string) *server.Server {
 	t.Helper()
+	return runNATSPayload(t, storeDir, protocol.MaxPayload)
+}
+
+// runNATSPayload starts a real JetStream server on a random port that
+// takes messages of up to maxPayload bytes.
+func runNATSPayload(t testing.TB, storeDir string, maxPayload int32) *server.Server {
+	t.Helper()
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: storeDir, MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
+		StoreDir: storeDir, MaxPayload: maxPayload, NoSigs: true, NoLog: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +189,20 @@ func smallConfig(t testing.TB, sets ...string) config.Config {
 	return c
 }
 
+// trainLocal runs cfg to the end in the in-process loop, on its dataset.
+func trainLocal(t *testing.T, cfg config.Config) (*Result, *model.Dataset) {
+	t.Helper()
+	ds, err := model.LoadDataset(cfg.Dataset, cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := TrainLocal(context.Background(), cfg, ds, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return local, ds
+}
+
 func train(t *testing.T, ctx context.Context, nc *nats.Conn, st *objstore.Store, cfg config.Config, hooks Hooks) (*Result, error) {
 	t.Helper()
 	return Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: hooks, AckWait: 2 * time.Second})
@@ -208,14 +229,7 @@ func TestSameWeightsWithAnyNumberOfWorkers(t *testing.T) {
 	if digests[0] != digests[1] || digests[0] != digests[2] {
 		t.Fatalf("weights differ with 1, 2 and 4 workers: %v", digests)
 	}
-	ds, err := model.LoadDataset(cfg.Dataset, cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	local, err := TrainLocal(context.Background(), cfg, ds, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	local, _ := trainLocal(t, cfg)
 	if got := fmt.Sprintf("%x", local.Digest); got != digests[0] {
 		t.Fatalf("distributed weights %s differ from the in-process loop's %s", digests[0], got)
 	}

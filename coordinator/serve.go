@@ -33,7 +33,9 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	defer cancel()
 	saverDone := make(chan struct{})
 	go func() { n.saver.loop(ctx); close(saverDone) }()
-	defer func() { cancel(); <-saverDone }()
+	snapsDone := make(chan struct{})
+	go func() { n.snaps.loop(ctx); close(snapsDone) }()
+	defer func() { cancel(); <-saverDone; <-snapsDone }()
 	lost := make(chan error, 1)
 	go n.lease.keep(ctx, lost)
 
@@ -232,11 +234,11 @@ func (n *node) take(ctx context.Context, d delivery, replaying bool) (done bool,
 	return false, nil
 }
 
-// heldMax bounds the next-step gradients kept per shard of a step.
+// heldMax bounds the later steps' gradients kept, per shard of a step.
 const heldMax = 4
 
 // apply feeds one gradient to the machine and performs the work it returns.
-// held reports that the gradient is kept for the next step (its buffers
+// held reports that the gradient is kept for a later step (its buffers
 // must not be reused yet).
 func (n *node) apply(ctx context.Context, d delivery, replaying bool) (committed, held, done bool, err error) {
 	if d.grad == nil {
@@ -248,7 +250,7 @@ func (n *node) apply(ctx context.Context, d delivery, replaying bool) (committed
 	if errors.Is(err, ErrAhead) {
 		if len(n.held) >= heldMax*n.cfg.Shards {
 			n.m.Forget(d.seq)
-			n.opts.Log.Warn("coordinator: too many gradients of the next step; dropping one", "run", n.run, "seq", d.seq)
+			n.opts.Log.Warn("coordinator: too many gradients of later steps; dropping one", "run", n.run, "seq", d.seq)
 			return false, false, false, nil
 		}
 		n.held = append(n.held, d)
@@ -372,7 +374,7 @@ func (n *node) publish(ctx context.Context, commit, state *protocol.Params, task
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := n.publishOnce(ctx, commit, tasks, suffix)
 		if err == nil && state != nil {
-			n.publishState(state)
+			n.snaps.offer(state)
 		}
 		if err == nil || errors.Is(err, ErrFenced) || ctx.Err() != nil || n.js.Conn().IsClosed() {
 			return err
@@ -438,25 +440,6 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 		n.trace.published(start, len(tasks))
 	}
 	return nil
-}
-
-// publishState replaces the snapshot workers start from. It does not wait:
-// until the new one is stored, workers start from the previous one and
-// replay a few more steps of gradients.
-func (n *node) publishState(p *protocol.Params) {
-	b, _ := p.MarshalBinary()
-	f, err := n.js.PublishAsync(protocol.StateSubject(p.Run), b)
-	if err != nil {
-		n.opts.Log.Warn("coordinator: publishing the snapshot workers start from failed", "run", n.run, "step", p.Step, "err", err)
-		return
-	}
-	go func() {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			n.opts.Log.Warn("coordinator: publishing the snapshot workers start from failed", "run", n.run, "step", p.Step, "err", err)
-		}
-	}()
 }
 
 // finish waits for the final checkpoint and reports the run.

@@ -114,6 +114,7 @@ type node struct {
 	saver  *saver
 	lease  *lease
 	params jetstream.Stream
+	snaps  *snapshots
 	trace  *tracing
 	alive  map[string]time.Time // workers by last heartbeat
 	strag  *stragglers
@@ -126,7 +127,7 @@ type node struct {
 	lastMove time.Time
 
 	spare chan *protocol.Grad // decoded gradients handed back by the loop for the reader to reuse
-	held  []delivery          // next-step gradients the machine handed back, fed in after the commit
+	held  []delivery          // later steps' gradients the machine handed back, fed in after each commit
 }
 
 func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Options) (*node, error) {
@@ -184,7 +185,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, err
 	}
-	if err := checkPayload(js.Conn().MaxPayload(), cfg.Shards, net.Layout().Size(), len(opt.MarshalState())); err != nil {
+	if err := checkPayload(js.Conn().MaxPayload(), cfg.Shards, net.Layout().Size()); err != nil {
 		net.Close()
 		return nil, err
 	}
@@ -224,7 +225,12 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
+	state, err := js.ObjectStore(ctx, protocol.StateBucket)
+	if err != nil {
+		net.Close()
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log), alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
 		spare: make(chan *protocol.Grad, spareGrads)}
 	if ck != nil {
 		n.resumed = ck.Step
@@ -237,18 +243,13 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	return n, nil
 }
 
-// checkPayload refuses a run whose messages the NATS server would refuse:
-// a gradient (4 bytes a parameter) and a snapshot (weights and optimizer
-// state) must fit its max payload.
-func checkPayload(max int64, shards, params, optState int) error {
+// checkPayload refuses a run whose gradients the NATS server would
+// refuse: a gradient (4 bytes a parameter) must fit its max payload.
+// Snapshots go to an object store, which splits them into chunks.
+func checkPayload(max int64, shards, params int) error {
 	const header = 1024 // run, ids, digests, lengths, shard statistics
-	grad := int64(header + 16*shards + 4*params)
-	snapshot := int64(header + 4*params + optState)
-	switch {
-	case grad > max:
+	if grad := int64(header + 16*shards + 4*params); grad > max {
 		return fmt.Errorf("coordinator: a gradient of %d parameters is %d bytes, over the NATS server's max payload of %d (raise max_payload)", params, grad, max)
-	case snapshot > max:
-		return fmt.Errorf("coordinator: a snapshot of %d parameters with the optimizer's state is %d bytes, over the NATS server's max payload of %d (raise max_payload)", params, snapshot, max)
 	}
 	return nil
 }

@@ -20,8 +20,11 @@
 // subscription or fetches from GradsStream by subject), with the same
 // summation and optimizer code as the coordinator, so every version is the
 // same bytes everywhere. A worker starts from the run's newest snapshot
-// ([Params] with weights and optimizer state) on StateSubject(run), which
-// the coordinator publishes at start and with every checkpoint.
+// ([Params] with weights and optimizer state), object StateObject(run) in
+// the StateBucket object store, which the coordinator writes at start and
+// with every checkpoint. The object store splits it into chunks, so a
+// snapshot may be larger than the server's max payload; only a gradient
+// has to fit one message.
 //
 // The coordinator reads GradsStream in order, drops any (step, shard) it
 // already has, sums the shards in shard order, applies the optimizer and

@@ -9,18 +9,29 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Ensure creates or updates every stream, the workers' consumer and the runs
-// bucket. The coordinator calls it; workers only look them up.
+// Ensure creates or updates every stream, the snapshot store, the workers'
+// consumer and the buckets. The coordinator calls it; workers only look them
+// up (the consumer last: once it exists, the rest does too).
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait time.Duration) error {
 	for _, cfg := range StreamConfigs(replicas) {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("protocol: stream %s: %w", cfg.Name, err)
 		}
 	}
+	_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      StateBucket,
+		Description: "jettrain run snapshots (weights and optimizer state) workers start from",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		TTL:         StateTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("protocol: object store %s: %w", StateBucket, err)
+	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, TasksStream, WorkersConsumerConfig(ackWait)); err != nil {
 		return fmt.Errorf("protocol: consumer %s: %w", WorkersConsumer, err)
 	}
-	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	_, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      RunsBucket,
 		Description: "jettrain resolved run configurations by signature",
 		Storage:     jetstream.FileStorage,

@@ -60,7 +60,7 @@ func (g *Grad) Shards() int { return len(g.Stats) }
 
 // Params is one weights version of a run. On ParamsSubject it is the
 // commit record of a step: the digest of the version the step produced, with
-// no weights (workers rebuild them). On StateSubject it is a snapshot a
+// no weights (workers rebuild them). In StateBucket it is a snapshot a
 // worker starts from: the weights and the optimizer state that go with them.
 type Params struct {
 	Run      string

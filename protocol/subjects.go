@@ -12,9 +12,12 @@ const (
 	TasksStream     = "JT_TASKS"
 	GradsStream     = "JT_GRADS"
 	ParamsStream    = "JT_PARAMS"
-	StateStream     = "JT_STATE"
 	WorkersConsumer = "jt-workers"
 	RunsBucket      = "jt-runs"
+	// StateBucket is the object store holding each run's newest snapshot
+	// (weights and optimizer state, many times a gradient's size), which
+	// the store splits into chunks: a snapshot need not fit a message.
+	StateBucket = "jt-state"
 
 	// MaxPayload is the max_payload the embedded NATS server runs with.
 	MaxPayload = 8 << 20
@@ -41,9 +44,18 @@ func GradsFilter(run string) string { return "jt.grads." + run + ".>" }
 // is published: written once, by the coordinator that commits the step.
 func ParamsSubject(run string, step uint64) string { return fmt.Sprintf("jt.params.%s.%d", run, step) }
 
-// StateSubject holds the newest snapshot of run (weights and optimizer
-// state) that a worker can start from; StateStream keeps one per run.
-func StateSubject(run string) string { return "jt.state." + run }
+// StateObject names, in StateBucket, the newest snapshot of run (weights
+// and optimizer state) that a worker can start from.
+func StateObject(run string) string { return run }
+
+// StateStepKey is the object metadata key holding a snapshot's step, so a
+// worker tells whether a snapshot is newer than its replica without reading
+// it.
+const StateStepKey = "step"
+
+// StateTTL is how long a run's snapshot outlives its last update:
+// snapshots of finished runs go eventually.
+const StateTTL = 7 * 24 * time.Hour
 
 // HeartbeatSubject carries worker heartbeats (core NATS, not persisted).
 // Workers send one every HeartbeatEvery; a coordinator counts a worker as
@@ -108,18 +120,6 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 			AllowDirect: true, // workers read records with direct gets: raw bytes, no JSON
 			Duplicates:  2 * time.Minute,
-		},
-		{
-			Name:              StateStream,
-			Description:       "jettrain run snapshots (weights and optimizer state) workers start from",
-			Subjects:          []string{"jt.state.>"},
-			Retention:         jetstream.LimitsPolicy,
-			Storage:           jetstream.FileStorage,
-			Replicas:          replicas,
-			MaxMsgsPerSubject: 1,
-			MaxAge:            7 * 24 * time.Hour, // snapshots of finished runs go eventually
-			Discard:           jetstream.DiscardOld,
-			AllowDirect:       true,
 		},
 	}
 }

@@ -22,7 +22,7 @@ import (
 // version names its digest; the coordinator uses it only if that matches.
 //
 // A replica that has no state, or cannot step to the version a task names,
-// starts from the run's snapshot on the state stream and replays the
+// starts from the run's snapshot in the state object store and replays the
 // gradients of the steps after it.
 type replica struct {
 	run    string
@@ -44,9 +44,14 @@ type replica struct {
 // streams are where a replica finds what its inbox does not have.
 type streams struct {
 	grads  jetstream.Stream
-	state  jetstream.Stream
+	state  jetstream.ObjectStore
 	params jetstream.Stream
 }
+
+// snapshotWait bounds reading a snapshot: an object that the coordinator
+// replaces while it is read loses its chunks, and the read would wait for
+// them forever.
+const snapshotWait = 30 * time.Second
 
 // gatherWait bounds the wait for the gradients of a step: past it the task
 // goes back to the consumer, so a worker never sits on a task while the
@@ -80,17 +85,29 @@ func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle func(
 
 // start loads the run's snapshot, for a task at step. With keep (the
 // replica can step forward to step) it is kept unless the snapshot is newer.
-func (rp *replica) start(ctx context.Context, state jetstream.Stream, step uint64, keep bool) error {
-	raw, err := state.GetLastMsgForSubject(ctx, protocol.StateSubject(rp.run))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step uint64, keep bool) error {
+	rctx, cancel := context.WithTimeout(ctx, snapshotWait)
+	defer cancel()
+	info, err := state.GetInfo(rctx, protocol.StateObject(rp.run))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("%w: no snapshot of run %s yet", errNotYet, rp.run)
+	}
+	if err != nil {
+		return fmt.Errorf("worker: snapshot of run %s: %w", rp.run, err)
+	}
+	if at, ok := protocol.SnapshotStep(info); ok && keep && at <= rp.step {
+		return nil // not newer than the replica: not worth reading
+	}
+	raw, err := state.GetBytes(rctx, protocol.StateObject(rp.run))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("%w: no snapshot of run %s yet", errNotYet, rp.run)
 	}
 	if err != nil {
 		return fmt.Errorf("worker: snapshot of run %s: %w", rp.run, err)
 	}
 	var p protocol.Params
-	if err := p.UnmarshalBinary(raw.Data); err != nil {
-		return fmt.Errorf("worker: snapshot of run %s (seq %d): %w", rp.run, raw.Sequence, err)
+	if err := p.UnmarshalBinary(raw); err != nil {
+		return fmt.Errorf("worker: snapshot of run %s: %w", rp.run, err)
 	}
 	if keep && p.Step <= rp.step {
 		return nil

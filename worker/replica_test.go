@@ -32,7 +32,7 @@ func testReplicaSteps(t *testing.T, wholeStep bool) {
 	run := cfg.Signature()
 	snap, opt := firstSnapshot(t, cfg, ds, net)
 	w0 := snap.Weights
-	publish(t, js, protocol.StateSubject(run), &snap)
+	putSnapshot(t, js, &snap)
 
 	grad := func(w []float32, indices []int32) ([]float32, model.Stats) {
 		x := make([]float32, len(indices)*ds.SampleSize())

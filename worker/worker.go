@@ -234,7 +234,7 @@ func (w *Worker) lookupStreams(ctx context.Context) (streams, error) {
 	if s.grads, err = w.js.Stream(ctx, protocol.GradsStream); err != nil {
 		return s, err
 	}
-	if s.state, err = w.js.Stream(ctx, protocol.StateStream); err != nil {
+	if s.state, err = w.js.ObjectStore(ctx, protocol.StateBucket); err != nil {
 		return s, err
 	}
 	s.params, err = w.js.Stream(ctx, protocol.ParamsStream)

@@ -89,6 +89,18 @@ func publish(t *testing.T, js jetstream.JetStream, subject string, m interface{ 
 	}
 }
 
+// putSnapshot stores p as its run's snapshot, as a coordinator does.
+func putSnapshot(t *testing.T, js jetstream.JetStream, p *protocol.Params) {
+	t.Helper()
+	obs, err := js.ObjectStore(context.Background(), protocol.StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := protocol.PutSnapshot(context.Background(), obs, p, js.Conn().MaxPayload()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // runWorker starts a worker logging into the returned buffer; stop ends it
 // and fails the test if Run returned an error.
 func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncbuf.Buffer, stop func()) {
@@ -119,7 +131,7 @@ func TestSnapshotFailingItsDigestIsNotUsed(t *testing.T) {
 	run := cfg.Signature()
 	p, _ := firstSnapshot(t, cfg, ds, net)
 	p.Weights[3] += 1 // the bytes no longer match the digest
-	publish(t, js, protocol.StateSubject(run), &p)
+	putSnapshot(t, js, &p)
 	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}})
 
 	w, logs, stop := runWorker(t, nc)

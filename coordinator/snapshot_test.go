@@ -1,0 +1,64 @@
+package coordinator
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// TestSnapshotsLargerThanMaxPayload trains on a server whose max payload
+// holds a gradient but not a snapshot (the weights and Adam's two moments
+// are three times a gradient): the snapshot goes to the object store in
+// chunks, the first worker starts from it, a second one joins mid-run from
+// a checkpoint's, and the weights are the in-process loop's.
+func TestSnapshotsLargerThanMaxPayload(t *testing.T) {
+	cfg := smallConfig(t)
+	local, ds := trainLocal(t, cfg)
+	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := net.Layout().Size()
+	net.Close()
+	maxPayload := int32(4*size + 16<<10) // a gradient and its header
+	srv := runNATSPayload(t, t.TempDir(), maxPayload)
+	nc := connect(t, srv.ClientURL())
+	p := newPool(t, srv.ClientURL())
+	p.add(1)
+	joinAt := uint64(3 * cfg.CheckpointEvery / 2)
+	var snapshot *jetstream.ObjectInfo
+	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
+		if step != joinAt {
+			return
+		}
+		js, _ := jetstream.New(nc)
+		obs, err := js.ObjectStore(context.Background(), protocol.StateBucket)
+		if err == nil {
+			snapshot, err = obs.GetInfo(context.Background(), protocol.StateObject(cfg.Signature()))
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		p.add(1)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.close()
+	if snapshot == nil || snapshot.Size <= uint64(maxPayload) || snapshot.Chunks < 2 {
+		t.Fatalf("snapshot at step %d: %+v; want more than the max payload of %d bytes, in chunks", joinAt, snapshot, maxPayload)
+	}
+	if step, ok := protocol.SnapshotStep(snapshot); !ok || step != uint64(cfg.CheckpointEvery) {
+		t.Errorf("snapshot at step %d is of step %d (%v), want the checkpoint's, %d", joinAt, step, ok, cfg.CheckpointEvery)
+	}
+	if p.all[1].Tasks() == 0 {
+		t.Error("the worker that joined mid-run took no task")
+	}
+	if res.Digest != local.Digest {
+		t.Fatalf("weights %x, the in-process loop's %x", res.Digest[:8], local.Digest[:8])
+	}
+}

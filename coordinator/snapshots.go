@@ -1,0 +1,61 @@
+package coordinator
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// snapshots writes the snapshot workers start from (weights and optimizer
+// state) to the state object store, in the background: the step loop does
+// not wait for it, and until the new one is stored workers start from the
+// previous one and replay a few more steps of gradients. Only the newest
+// snapshot not yet written is kept, so they are written in step order and
+// a slow store never queues more than one.
+type snapshots struct {
+	obs        jetstream.ObjectStore
+	maxPayload int64 // the server's: chunks must fit it
+	log        *slog.Logger
+	next       chan *protocol.Params // the newest snapshot not yet written
+}
+
+func newSnapshots(obs jetstream.ObjectStore, maxPayload int64, log *slog.Logger) *snapshots {
+	return &snapshots{obs: obs, maxPayload: maxPayload, log: log, next: make(chan *protocol.Params, 1)}
+}
+
+// offer hands p to the writer, in place of any snapshot still waiting. It
+// is called from the step loop only.
+func (s *snapshots) offer(p *protocol.Params) {
+	for {
+		select {
+		case s.next <- p:
+			return
+		default:
+		}
+		select {
+		case <-s.next:
+		default:
+		}
+	}
+}
+
+// loop writes snapshots until ctx ends.
+func (s *snapshots) loop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-s.next:
+			s.write(ctx, p)
+		}
+	}
+}
+
+func (s *snapshots) write(ctx context.Context, p *protocol.Params) {
+	if err := protocol.PutSnapshot(ctx, s.obs, p, s.maxPayload); err != nil && ctx.Err() == nil {
+		s.log.Warn("coordinator: storing the snapshot workers start from failed; they replay from the previous one", "run", p.Run, "step", p.Step, "err", err)
+	}
+}
