@@ -14,9 +14,9 @@ import (
 var (
 	flagFaults   = flag.Int("chaos.kills", 8, "faults to inject (the long run: 30 or more)")
 	flagSeed     = flag.Uint64("chaos.seed", 7, "seed of the fault plan (fixed so CI replays one plan); 0 = from the clock")
-	flagEpochs   = flag.Int("chaos.epochs", 2, "epochs of the run")
+	flagEpochs   = flag.Int("chaos.epochs", 3, "epochs of the run")
 	flagWorkers  = flag.Int("chaos.workers", 3, "worker processes")
-	flagBatch    = flag.Int("chaos.batch", 32, "global batch size (steps per epoch = samples / batch)")
+	flagBatch    = flag.Int("chaos.batch", 16, "global batch size (steps per epoch = samples / batch)")
 	flagCluster  = flag.Bool("chaos.cluster", false, "three-node NATS cluster with R3 streams")
 	flagKinds    = flag.String("chaos.kinds", "worker,coordinator,nats,s3", "fault kinds to draw from")
 	flagDir      = flag.String("chaos.dir", "", "keep stores and logs here instead of a temporary directory")

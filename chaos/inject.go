@@ -55,7 +55,12 @@ func (c *cluster) pause(ctx context.Context, d time.Duration) error {
 
 // inject performs f, brings the node back, and waits for the run to
 // recover.
-func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
+//
+// outageSteps bounds a store outage in steps: past them it ends whether or
+// not a save has failed yet (the saver may be backing off from an earlier
+// outage), so that one outage does not use up the steps the faults after it
+// need.
+func (c *cluster) inject(ctx context.Context, f fault, outageSteps uint64) (Record, error) {
 	r := Record{Kind: f.Kind, Step: c.tl.progress(), Down: f.Down}
 	after := r.Step // recovered once a step above this one is committed
 	switch f.Kind {
@@ -108,7 +113,8 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		after = c.tl.progress()
 	case S3Outage:
 		// The store stays down f.Down and at least until a coordinator
-		// has failed to save a checkpoint, so every outage is felt.
+		// has failed to save a checkpoint, so every outage is felt —
+		// unless the run gets outageSteps past the kill first.
 		r.Target, r.At = fmt.Sprintf("s3.%d", c.s3.restarts-1), time.Now()
 		if err := c.killServer(c.s3.proc); err != nil {
 			return r, err
@@ -117,12 +123,15 @@ func (c *cluster) inject(ctx context.Context, f fault) (Record, error) {
 		c.logf("fault %s: killed %s at step %d for %v or until a save fails", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
 		until := r.At.Add(f.Down)
 		err := waitFor(ctx, f.Down+c.o.Recovery, "a failed checkpoint save during the outage", c.tick, func() error {
-			if _, failed := c.tl.saveFailedAfter(r.At); time.Now().Before(until) || !failed {
-				return errors.New("no save failed yet")
+			if time.Now().Before(until) {
+				return errors.New("not down long enough yet")
 			}
-			return nil
+			if _, failed := c.tl.saveFailedAfter(r.At); failed || c.tl.progress() >= r.Step+outageSteps {
+				return nil
+			}
+			return errors.New("no save failed yet")
 		})
-		if err != nil {
+		if _, failed := c.tl.saveFailedAfter(r.At); err != nil || !failed {
 			r.Note = "no save failed while the store was down"
 		}
 		r.Down = time.Since(r.At)

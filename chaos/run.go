@@ -61,6 +61,7 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault, total 
 			left -= min(recovering/uint64(i)*uint64(len(faults)-i), left)
 		}
 		target := base + f.gap(left, len(faults)-i)
+		share := left / uint64(len(faults)-i) // an even share of the steps left
 		if base >= total {
 			break
 		}
@@ -86,7 +87,7 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault, total 
 		if c.finished {
 			break
 		}
-		r, err := c.inject(ctx, f)
+		r, err := c.inject(ctx, f, max(share, 1))
 		if err != nil {
 			return nil, err
 		}
