@@ -270,11 +270,7 @@ func (m *Machine) Grad(g *protocol.Grad, seq uint64, now time.Time) (Ready, erro
 	if err := m.accept(g); err != nil {
 		return Ready{}, fmt.Errorf("%s step %d shard %d from %q: %w", g.Run, g.Step, g.Shard, g.Worker, err)
 	}
-	if g.Shards() == 1 {
-		m.comb.Add(int(g.Shard), g.Grad)
-	} else {
-		m.comb.AddPrefix(g.Shards(), g.Grad)
-	}
+	m.comb.AddShards(int(g.Shard), g.Shards(), g.Grad)
 	for i, st := range g.Stats {
 		m.stats[int(g.Shard)+i] = st
 		m.seqs[int(g.Shard)+i] = seq
@@ -303,16 +299,9 @@ func (m *Machine) accept(g *protocol.Grad) error {
 	return nil
 }
 
-// has reports whether the current step holds what g brings: its shard, or
-// for a gradient of several shards from shard 0, at least as many shards.
+// has reports whether the current step holds what g brings.
 func (m *Machine) has(g *protocol.Grad) bool {
-	if int(g.Shard)+g.Shards() > m.cfg.Shards {
-		return false // rejected as out of range
-	}
-	if g.Shards() == 1 {
-		return m.comb.Has(int(g.Shard))
-	}
-	return m.comb.Folded() >= g.Shards()
+	return int(g.Shard)+g.Shards() <= m.cfg.Shards && m.comb.Holds(int(g.Shard), g.Shards()) // out of range: rejected
 }
 
 func (m *Machine) reject(g *protocol.Grad) error {

@@ -60,6 +60,28 @@ func (c *ShardSum) AddPrefix(n int, sum []float32) {
 	}
 }
 
+// Holds reports whether the sum has what a gradient of shards
+// [first, first+n) brings: shard first alone (n == 1), or, for the sum of
+// shards 0..n-1 (first == 0), at least n shards folded.
+func (c *ShardSum) Holds(first, n int) bool {
+	if n == 1 {
+		return c.got[first]
+	}
+	return c.folded >= n
+}
+
+// AddShards takes a gradient of shards [first, first+n) — one shard's, or
+// the sum of shards 0..n-1 — unless Holds says the sum has it already.
+func (c *ShardSum) AddShards(first, n int, g []float32) {
+	switch {
+	case c.Holds(first, n):
+	case n == 1:
+		c.Add(first, g)
+	default:
+		c.AddPrefix(n, g)
+	}
+}
+
 // Folded is the number of shards, from shard 0 on, in the sum.
 func (c *ShardSum) Folded() int { return c.folded }
 

@@ -17,7 +17,8 @@ import (
 // can step forward without fetching them. It keeps at most one gradient per
 // (step, shard), decoded into buffers it reuses from step to step.
 type inbox struct {
-	run string
+	run  string
+	size int // values in a gradient
 
 	mu      sync.Mutex
 	base    uint64        // the step of slots[0]; slots[1] holds base+1
@@ -31,8 +32,8 @@ type gradSlot struct {
 	g    protocol.Grad
 }
 
-func newInbox(run string, shards int) *inbox {
-	return &inbox{run: run, slots: [2][]gradSlot{make([]gradSlot, shards), make([]gradSlot, shards)}, arrived: make(chan struct{})}
+func newInbox(run string, shards, size int) *inbox {
+	return &inbox{run: run, size: size, slots: [2][]gradSlot{make([]gradSlot, shards), make([]gradSlot, shards)}, arrived: make(chan struct{})}
 }
 
 // subscribe starts receiving the run's gradients on nc.
@@ -69,13 +70,21 @@ func (b *inbox) receive(msg *nats.Msg) {
 		return
 	}
 	s := &b.slots[i][shard]
-	if s.g.UnmarshalBinary(msg.Data) != nil || s.g.Run != b.run || s.g.Step != step || int(s.g.Shard) != shard ||
-		shard+s.g.Shards() > len(b.slots[i]) {
+	if s.g.UnmarshalBinary(msg.Data) != nil || !fits(&s.g, b.run, step, shard, len(b.slots[i]), b.size) {
 		return
 	}
 	s.have = true
 	close(b.arrived)
 	b.arrived = make(chan struct{})
+}
+
+// fits reports whether g, decoded from the subject of (step, shard), is a
+// gradient a replica of run can use there: of that run, step and first
+// shard, covering shards within the step's, with a value per weight.
+// Whether it was computed on the replica's weights is checked when it is
+// taken.
+func fits(g *protocol.Grad, run string, step uint64, shard, shards, size int) bool {
+	return g.Run == run && g.Step == step && int(g.Shard) == shard && shard+g.Shards() <= shards && len(g.Grad) == size
 }
 
 // gradSubjectStepShard parses the step and shard of a GradSubject.

@@ -222,15 +222,13 @@ func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int
 	}
 }
 
-// take adds a gradient of the current step on the current weights.
+// take adds a gradient of the current step on the current weights, and
+// tells the inbox it need not decode a copy arriving by subscription.
 func (rp *replica) take(g *protocol.Grad) {
-	switch n := g.Shards(); {
-	case n == 1:
-		if !rp.sum.Has(int(g.Shard)) {
-			rp.sum.Add(int(g.Shard), g.Grad)
-		}
-	case n > rp.sum.Folded():
-		rp.sum.AddPrefix(n, g.Grad)
+	first, n := int(g.Shard), g.Shards()
+	rp.sum.AddShards(first, n, g.Grad)
+	for s := first; s < first+n; s++ {
+		rp.inbox.mark(rp.step, s)
 	}
 }
 
@@ -245,7 +243,7 @@ func (rp *replica) fetch(ctx context.Context, grads jetstream.Stream, shard int,
 	return rp.fetchFrom(ctx, grads, 0, want, func(g *protocol.Grad) bool { return g.Shards() > shard })
 }
 
-func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, fits func(*protocol.Grad) bool) (bool, error) {
+func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, covers func(*protocol.Grad) bool) (bool, error) {
 	subject := protocol.GradSubject(rp.run, rp.step, shard)
 	for seq := uint64(1); ; {
 		raw, err := grads.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
@@ -256,8 +254,7 @@ func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard 
 			return false, fmt.Errorf("worker: fetching %s: %w", subject, err)
 		}
 		g := &rp.fetched
-		if g.UnmarshalBinary(raw.Data) == nil && g.Run == rp.run && g.Step == rp.step && int(g.Shard) == shard &&
-			g.Weights == want && len(g.Grad) == rp.size && int(g.Shard)+g.Shards() <= rp.shards && fits(g) {
+		if g.UnmarshalBinary(raw.Data) == nil && fits(g, rp.run, rp.step, shard, rp.shards, rp.size) && g.Weights == want && covers(g) {
 			return true, nil
 		}
 		seq = raw.Sequence + 1

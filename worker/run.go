@@ -90,7 +90,7 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 		net.Close()
 		return nil, err
 	}
-	in := newInbox(sig, cfg.Shards)
+	in := newInbox(sig, cfg.Shards, size)
 	if c.nc != nil {
 		if err := in.subscribe(c.nc); err != nil {
 			net.Close()

@@ -15,7 +15,7 @@ import (
 )
 
 // serve handles one task message from start to acknowledgment.
-func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyValue) {
+func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	start := time.Now()
 	var t protocol.Task
 	if err := t.UnmarshalBinary(msg.Data()); err != nil {
@@ -35,7 +35,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg, kv jetstream.KeyV
 		attribute.Int(telemetry.AttrEpoch, int(t.Epoch)), attribute.Int(telemetry.AttrShard, int(t.Shard)),
 		attribute.String(telemetry.AttrWorker, w.opts.ID), attribute.Int64(telemetry.AttrRedelivery, redelivered)))
 	defer span.End()
-	run, err := w.runs.get(ctx, kv, t.Run)
+	run, err := w.runs.get(ctx, w.kv, t.Run)
 	if err != nil {
 		w.reject(msg, "task for an unusable run", err)
 		return
@@ -142,7 +142,7 @@ func (w *Worker) flush() {
 	}
 	rp := run.rep
 	first := &tasks[0].task
-	if !rp.valid || rp.step != first.Step || rp.sum.Folded() != len(pending) || first.Shard != 0 {
+	if !rp.valid || rp.step != first.Step || rp.sum.Folded() != len(pending) {
 		w.handBack(tasks, "the replica moved on before its shards were sent", nil)
 		return
 	}

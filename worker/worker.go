@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -190,7 +191,7 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 		if len(w.stash) > 0 {
 			msg := w.stash[0]
 			w.stash = w.stash[1:]
-			w.serve(ctx, msg, kv)
+			w.serve(ctx, msg)
 			continue
 		}
 		msg, err := it.Next()
@@ -201,7 +202,7 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 			w.opts.Log.Warn("worker: pulling a task failed; retrying", "err", err)
 			continue
 		}
-		w.serve(ctx, msg, kv)
+		w.serve(ctx, msg)
 	}
 }
 
@@ -213,15 +214,37 @@ const prefetch = 4
 // it serves (after a redelivery or a re-dispatch the stream no longer has
 // them in step order): it serves those now, and keeps the other tasks it
 // takes in hand for later, up to a bound.
+//
+// Shards it computes here go out before it returns: the replica applies
+// the step once it has them all, and a run of pending shards must be sent
+// from the sum before that.
 func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) {
-	for len(w.stash) < 2*shards {
+	defer func() {
+		if len(w.pending) > 0 {
+			w.flush()
+		}
+	}()
+	isStep := func(msg jetstream.Msg) bool {
+		var t protocol.Task
+		return t.UnmarshalBinary(msg.Data()) == nil && t.Run == run && t.Step == step
+	}
+	for {
+		// Tasks already taken out of the consumer first (nextIs keeps one).
+		if i := slices.IndexFunc(w.stash, isStep); i >= 0 {
+			msg := w.stash[i]
+			w.stash = slices.Delete(w.stash, i, i+1)
+			w.serve(ctx, msg)
+			continue
+		}
+		if len(w.stash) >= 2*shards {
+			return
+		}
 		msg, ok := w.inHand()
 		if !ok {
 			return
 		}
-		var t protocol.Task
-		if t.UnmarshalBinary(msg.Data()) == nil && t.Run == run && t.Step == step {
-			w.serve(ctx, msg, w.kv)
+		if isStep(msg) {
+			w.serve(ctx, msg)
 			continue
 		}
 		w.stash = append(w.stash, msg)

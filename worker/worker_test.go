@@ -196,3 +196,52 @@ func TestMalformedTaskIsTerminated(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlierStepTasksBehindALaterOneAreServedFirst hands one worker the
+// first task of step 1 ahead of both tasks of step 0 (as after a
+// redelivery): waiting for step 0's gradients, it serves the step 0 tasks
+// it holds — the one it took out of the consumer to look at too — sends
+// them, and goes on, with no task handed back for redelivery.
+func TestEarlierStepTasksBehindALaterOneAreServedFirst(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	cfg, ds, net := registerRun(t, js)
+	run := cfg.Signature()
+	p, _ := firstSnapshot(t, cfg, ds, net)
+	putSnapshot(t, js, &p)
+	for _, task := range []protocol.Task{
+		{Run: run, Step: 1, Shard: 0, Shards: 2, Indices: []int32{8, 9, 10, 11}},
+		{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}},
+		{Run: run, Step: 0, Shard: 1, Shards: 2, Indices: []int32{4, 5, 6, 7}},
+		{Run: run, Step: 1, Shard: 1, Shards: 2, Indices: []int32{12, 13, 14, 15}},
+	} {
+		publish(t, js, protocol.TasksSubject(run), &task)
+	}
+
+	w, logs, stop := runWorker(t, nc)
+	for deadline := time.Now().Add(15 * time.Second); w.Tasks() < 4; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 4 tasks done\n%s", w.Tasks(), logs.String())
+		}
+	}
+	stop()
+	cons, _ := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Delivered.Consumer != 4 || w.Tasks() != 4 {
+		t.Fatalf("%d deliveries and %d tasks done, want 4 of each: a task was handed back\n%s", info.Delivered.Consumer, w.Tasks(), logs.String())
+	}
+	grads, _ := js.Stream(ctx, protocol.GradsStream)
+	for step := uint64(0); step < 2; step++ {
+		raw, err := grads.GetLastMsgForSubject(ctx, protocol.GradSubject(run, step, 0))
+		if err != nil {
+			t.Fatalf("no gradient of step %d shard 0: %v", step, err)
+		}
+		var g protocol.Grad
+		if err := g.UnmarshalBinary(raw.Data); err != nil || g.Shards() != 2 {
+			t.Fatalf("step %d: %v, %d shards in one gradient, want both", step, err, g.Shards())
+		}
+	}
+}
