@@ -122,16 +122,17 @@ func (c *cluster) inject(ctx context.Context, f fault, outageSteps uint64) (Reco
 		c.outageBegins("s3")
 		c.logf("fault %s: killed %s at step %d for %v or until a save fails", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
 		until := r.At.Add(f.Down)
+		var failed bool
 		err := waitFor(ctx, f.Down+c.o.Recovery, "a failed checkpoint save during the outage", c.tick, func() error {
 			if time.Now().Before(until) {
 				return errors.New("not down long enough yet")
 			}
-			if _, failed := c.tl.saveFailedAfter(r.At); failed || c.tl.progress() >= r.Step+outageSteps {
+			if _, failed = c.tl.saveFailedAfter(r.At); failed || c.tl.progress() >= r.Step+outageSteps {
 				return nil
 			}
 			return errors.New("no save failed yet")
 		})
-		if _, failed := c.tl.saveFailedAfter(r.At); err != nil || !failed {
+		if err != nil || !failed {
 			r.Note = "no save failed while the store was down"
 		}
 		r.Down = time.Since(r.At)

@@ -56,15 +56,15 @@ func runOnce(ctx context.Context, o *Options, dir string, faults []fault, total 
 	// step makes a recovery of the same duration cost more of them).
 	var base, recovering uint64
 	for i, f := range faults {
-		left := total - min(base, total)
+		if base >= total {
+			break
+		}
+		left := total - base
 		if i > 0 {
 			left -= min(recovering/uint64(i)*uint64(len(faults)-i), left)
 		}
 		target := base + f.gap(left, len(faults)-i)
 		share := left / uint64(len(faults)-i) // an even share of the steps left
-		if base >= total {
-			break
-		}
 		err := waitFor(ctx, time.Until(deadline), fmt.Sprintf("step %d before fault %d", target, i+1), c.tick, func() error {
 			if c.finished || c.tl.progress() >= target {
 				return nil

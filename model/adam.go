@@ -19,10 +19,15 @@ type adamStep struct {
 }
 
 func (o *adam) Apply(params, grad []float32, step int64) {
-	s := o.spec
+	k := newAdamStep(o.spec, step)
+	n := len(params)
+	adamUpdate(params, grad[:n], o.m[:n], o.v[:n], &k)
+}
+
+func newAdamStep(s OptimizerSpec, step int64) adamStep {
 	lr := s.LearningRate(step)
 	t := float64(max(step, 0) + 1)
-	k := adamStep{
+	return adamStep{
 		b1: float32(s.Beta1), a1: float32(1 - s.Beta1),
 		b2: float32(s.Beta2), a2: float32(1 - s.Beta2),
 		decay: float32(lr * s.WeightDecay),
@@ -30,8 +35,6 @@ func (o *adam) Apply(params, grad []float32, step int64) {
 		c2:    1 / (1 - math.Pow(s.Beta2, t)),
 		lr:    lr, eps: s.Eps,
 	}
-	n := len(params)
-	adamUpdate(params, grad[:n], o.m[:n], o.v[:n], &k)
 }
 
 // adamUpdateGo is the update of every element, one at a time. The vector

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"math"
 	"unicode/utf8"
-	"unsafe"
+
+	"github.com/jettrain/jettrain/internal/f32le"
 )
 
 // ErrMalformed is wrapped by every decoding error.
@@ -45,7 +46,7 @@ func (w *writer) i32s(v []int32) {
 }
 func (w *writer) f32s(v []float32) {
 	w.b = binary.AppendUvarint(w.b, uint64(len(v)))
-	w.b = appendFloat32s(w.b, v)
+	w.b = f32le.Append(w.b, v)
 }
 
 // reader consumes fields; the first error sticks and later reads return zero.
@@ -195,7 +196,7 @@ func (r *reader) f32s(what string, max int, dst []float32) []float32 {
 		v = make([]float32, n)
 	}
 	v = v[:n]
-	decodeFloat32s(v, p)
+	f32le.Decode(v, p)
 	if i := firstNonFinite(v); i >= 0 {
 		r.fail("%s[%d] is not finite", what, i)
 		return nil
@@ -210,36 +211,6 @@ func (r *reader) end() error {
 	return r.err
 }
 
-// appendFloat32s appends the little-endian bytes of v.
-func appendFloat32s(b []byte, v []float32) []byte {
-	if len(v) == 0 {
-		return b
-	}
-	if littleEndian {
-		return append(b, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))...)
-	}
-	off := len(b)
-	b = append(b, make([]byte, 4*len(v))...)
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[off+4*i:], math.Float32bits(x))
-	}
-	return b
-}
-
-// decodeFloat32s fills dst from little-endian bytes.
-func decodeFloat32s(dst []float32, p []byte) {
-	if len(dst) == 0 {
-		return
-	}
-	if littleEndian {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst)), p)
-		return
-	}
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
-	}
-}
-
 // firstNonFinite reports the index of the first NaN or infinity in v, or -1.
 func firstNonFinite(v []float32) int {
 	for i, x := range v {
@@ -249,13 +220,6 @@ func firstNonFinite(v []float32) int {
 	}
 	return -1
 }
-
-// littleEndian is true on hosts whose float32 memory layout is the wire's,
-// where the codec copies tensors as bytes.
-var littleEndian = func() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
-}()
 
 func uvarintLen(n uint64) int {
 	k := 1

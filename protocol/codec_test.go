@@ -164,3 +164,25 @@ func TestBuffersAreReused(t *testing.T) {
 		t.Fatalf("decoding into a short buffer: %+v, %v", small, err)
 	}
 }
+
+// A snapshot is stored in chunks, not sent as one message: one of a model
+// with more parameters than an Adam snapshot fits in MaxPayload (weights and
+// two moments) decodes, and so does a commit record, which has no weights.
+func TestSnapshotsOverMaxPayloadAndCommitRecordsDecode(t *testing.T) {
+	const params = 1_200_000
+	big := &Params{Run: "ab12-cd", Step: 7, Digest: [32]byte{1: 3}, Weights: make([]float32, params), OptState: make([]byte, 16+8*params)}
+	commit := &Params{Run: "ab12-cd", Step: 8, Epoch: 1, Digest: [32]byte{2: 5}}
+	for name, p := range map[string]*Params{"snapshot": big, "commit record": commit} {
+		b, err := p.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Params
+		if err := got.UnmarshalBinary(b); err != nil {
+			t.Fatalf("%s of %d bytes: %v", name, len(b), err)
+		}
+		if got.Step != p.Step || len(got.Weights) != len(p.Weights) || len(got.OptState) != len(p.OptState) || got.Snapshot() != p.Snapshot() {
+			t.Fatalf("%s came back as step %d with %d weights, %d state bytes", name, got.Step, len(got.Weights), len(got.OptState))
+		}
+	}
+}

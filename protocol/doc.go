@@ -47,9 +47,9 @@
 //
 // # Limits
 //
-// A message must fit the NATS server's max payload. The embedded server is
-// started with MaxPayload (8 MiB), which holds about two million float32
-// parameters per gradient, and a snapshot of about 700 thousand with Adam
-// (weights and two moments); external servers must be configured alike
-// (max_payload in nats-server.conf).
+// A gradient must fit the NATS server's max payload in one message. The
+// embedded server is started with MaxPayload (8 MiB), which holds about two
+// million float32 parameters per gradient; external servers must be
+// configured alike (max_payload in nats-server.conf). Snapshots are stored
+// in the StateBucket object store in chunks, so they may be larger.
 package protocol

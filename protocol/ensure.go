@@ -11,7 +11,7 @@ import (
 
 // Ensure creates or updates every stream, the snapshot store, the workers'
 // consumer and the buckets. The coordinator calls it; workers only look them
-// up (the consumer last: once it exists, the rest does too).
+// up (the streams and the snapshot store exist before the consumer).
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait time.Duration) error {
 	for _, cfg := range StreamConfigs(replicas) {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {

@@ -21,6 +21,10 @@ const (
 	MaxShards     = 4096
 	MaxIndices    = 1 << 20
 	MaxParameters = MaxPayload / 4
+	// MaxOptState bounds a snapshot's optimizer state: a few values per
+	// parameter (Adam keeps two) and a header. Snapshots are stored in
+	// chunks, so it is not bound by a message.
+	MaxOptState = 4*4*MaxParameters + 1024
 )
 
 // Task asks a worker for the gradient of one shard of one step.

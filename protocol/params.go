@@ -26,7 +26,7 @@ func (p *Params) UnmarshalBinary(b []byte) error {
 	p.Epoch = r.u32("epoch")
 	copy(p.Digest[:], r.take(32, "digest"))
 	p.Weights = r.f32s("weights", MaxParameters, p.Weights)
-	p.OptState = r.bytes("optimizer state", MaxPayload)
+	p.OptState = r.bytes("optimizer state", MaxOptState)
 	if err := r.end(); err != nil {
 		return err
 	}

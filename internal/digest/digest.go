@@ -6,31 +6,27 @@ package digest
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
-	"math"
-	"unsafe"
+
+	"github.com/jettrain/jettrain/internal/f32le"
 )
 
-// littleEndian reports whether float32s sit in memory as the bytes the
-// digest is defined over, so they can be hashed where they are.
-var littleEndian = func() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
-}()
-
-// Weights is the sha256 of w as little-endian float32 bytes.
+// Weights is the sha256 of w as little-endian float32 bytes. On
+// little-endian machines it hashes w's memory in place.
 func Weights(w []float32) [32]byte {
-	if littleEndian {
-		return sha256.Sum256(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(w))), 4*len(w)))
+	if b, ok := f32le.View(w); ok {
+		return sha256.Sum256(b)
 	}
+	return inChunks(w)
+}
+
+// inChunks hashes w's bytes a few thousand at a time, converted into a
+// small buffer.
+func inChunks(w []float32) [32]byte {
 	h := sha256.New()
-	var buf [4096]byte
+	buf := make([]byte, 0, 4096)
 	for len(w) > 0 {
-		k := min(len(w), len(buf)/4)
-		for i, v := range w[:k] {
-			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
-		}
-		h.Write(buf[:4*k])
+		k := min(len(w), cap(buf)/4)
+		h.Write(f32le.Append(buf[:0], w[:k]))
 		w = w[k:]
 	}
 	var d [32]byte

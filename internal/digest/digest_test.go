@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// Weights hashes the values' bytes in one piece, whatever the length and
-// however the chunks fall.
+// Weights hashes the values' bytes in one piece, whatever the length, and
+// so does the chunked path (the one big-endian machines take), however the
+// chunks fall.
 func TestWeightsIsTheSHA256OfTheBytes(t *testing.T) {
 	for _, n := range []int{0, 1, 1023, 1024, 1025, 5000} {
 		w := make([]float32, n)
@@ -17,8 +18,12 @@ func TestWeightsIsTheSHA256OfTheBytes(t *testing.T) {
 			w[i] = float32(i)*0.37 - 11
 			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(w[i]))
 		}
-		if got, want := Weights(w), sha256.Sum256(b); got != want {
+		want := sha256.Sum256(b)
+		if got := Weights(w); got != want {
 			t.Errorf("n=%d: %x, want %x", n, got, want)
+		}
+		if got := inChunks(w); got != want {
+			t.Errorf("n=%d in chunks: %x, want %x", n, got, want)
 		}
 	}
 }
