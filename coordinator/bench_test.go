@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,7 +153,12 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 			}
 		}
 		start, cpu1 := time.Now(), cpuTime(b)
-		if err := local.run(ctx, local.m.Step()+benchSegment); err != nil {
+		// Labelled so a CPU profile can leave the local loop out
+		// (go tool pprof -tagignore loop=local).
+		pprof.Do(ctx, pprof.Labels("loop", "local"), func(ctx context.Context) {
+			err = local.run(ctx, local.m.Step()+benchSegment)
+		})
+		if err != nil {
 			failed = err
 			cancel()
 			return

@@ -191,16 +191,16 @@ func (r *reader) f32s(what string, max int, dst []float32) []float32 {
 	if n == 0 {
 		return nil // the same value whether or not dst was reused
 	}
+	if i := f32le.FirstNonFinite(p); i >= 0 {
+		r.fail("%s[%d] is not finite", what, i)
+		return nil
+	}
 	v := dst[:0]
 	if cap(v) < n {
 		v = make([]float32, n)
 	}
 	v = v[:n]
 	f32le.Decode(v, p)
-	if i := firstNonFinite(v); i >= 0 {
-		r.fail("%s[%d] is not finite", what, i)
-		return nil
-	}
 	return v
 }
 
@@ -209,16 +209,6 @@ func (r *reader) end() error {
 		r.fail("%d trailing bytes", len(r.b))
 	}
 	return r.err
-}
-
-// firstNonFinite reports the index of the first NaN or infinity in v, or -1.
-func firstNonFinite(v []float32) int {
-	for i, x := range v {
-		if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
-			return i
-		}
-	}
-	return -1
 }
 
 func uvarintLen(n uint64) int {

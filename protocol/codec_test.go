@@ -186,3 +186,25 @@ func TestSnapshotsOverMaxPayloadAndCommitRecordsDecode(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGradDecode is the coordinator's side of a gradient of the
+// default MLP (784-256-10): decoded into a reused buffer and checked for
+// values that are not finite.
+func BenchmarkGradDecode(b *testing.B) {
+	g := sampleGrad()
+	g.Grad = make([]float32, 203530)
+	for i := range g.Grad {
+		g.Grad[i] = float32(i%1000) * 1e-4
+	}
+	p, err := g.MarshalBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(p)))
+	var out Grad
+	for b.Loop() {
+		if err := out.UnmarshalBinary(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
