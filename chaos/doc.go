@@ -79,12 +79,12 @@
 // # What it checks
 //
 //   - the final checkpoint's weights sha256 equals the fault-free run's, and
-//     so does every step's digest in the logs ([CompareSteps]);
+//     so does every step's weights check in the logs ([CompareSteps]);
 //   - history.json has exactly one entry per epoch 0..E-1, in order, at the
 //     step ending the epoch, with the fault-free run's losses and
 //     accuracies ([CheckHistory]);
 //   - over all coordinator incarnations: every step 1..N committed; each
-//     step logged with the same digest and seqs by every incarnation that
+//     step logged with the same weights check and seqs by every incarnation that
 //     logged it; exactly one gradient per shard, none used by two steps;
 //     steps strictly increasing within an incarnation ([CheckCommits]);
 //   - every fault recovered within Options.Recovery;

@@ -33,7 +33,7 @@ func (v *violations) add(kind, format string, args ...any) {
 //   - within one incarnation (or one of its leadership terms) steps
 //     strictly increase, by one;
 //   - every step 1..total was committed, and none beyond total;
-//   - every incarnation that logged a step logged the same digest and the
+//   - every incarnation that logged a step logged the same weights check and the
 //     same seqs for it (a replay rebuilds exactly what was committed);
 //   - each step combined exactly shards gradients, of distinct sequences
 //     except for the first shards of a step sent as one message (the same
@@ -57,9 +57,9 @@ func CheckCommits(incs []Incarnation, shards int, total uint64) ([]string, map[u
 				steps[c.Step], where[c.Step] = c, inc.Name
 				continue
 			}
-			if first.Digest != c.Digest || !slices.Equal(first.Seqs, c.Seqs) {
-				v.add("divergence", "step %d: %s logged digest %s seqs %v, %s logged digest %s seqs %v",
-					c.Step, where[c.Step], first.Digest, first.Seqs, inc.Name, c.Digest, c.Seqs)
+			if first.Check != c.Check || !slices.Equal(first.Seqs, c.Seqs) {
+				v.add("divergence", "step %d: %s logged check %s seqs %v, %s logged check %s seqs %v",
+					c.Step, where[c.Step], first.Check, first.Seqs, inc.Name, c.Check, c.Seqs)
 			}
 		}
 	}
@@ -96,7 +96,7 @@ func CheckCommits(incs []Incarnation, shards int, total uint64) ([]string, map[u
 	return v.list, steps
 }
 
-// CompareSteps checks that every step of got has the digest the fault-free
+// CompareSteps checks that every step of got has the weights check the fault-free
 // run had at that step: faults may cost time, never change the math.
 func CompareSteps(base, got map[uint64]Commit) []string {
 	var v violations
@@ -107,8 +107,8 @@ func CompareSteps(base, got map[uint64]Commit) []string {
 	slices.Sort(keys)
 	for _, s := range keys {
 		b, ok := base[s]
-		if ok && b.Digest != got[s].Digest {
-			v.add("digest", "step %d has weights %s, the fault-free run had %s", s, got[s].Digest, b.Digest)
+		if ok && b.Check != got[s].Check {
+			v.add("weights", "step %d has weights %s, the fault-free run had %s", s, got[s].Check, b.Check)
 		}
 	}
 	return v.list

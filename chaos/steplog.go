@@ -10,7 +10,7 @@ import (
 
 // Commit is one "step committed" line of a coordinator's debug log:
 //
-//	msg="step committed" run=<sig> step=<n> digest=<16 hex> seqs="[s0 s1 s2 s3]" replay=<bool>
+//	msg="step committed" run=<sig> step=<n> check=<16 hex> seqs="[s0 s1 s2 s3]" replay=<bool>
 //
 // Seqs are the grads-stream sequences of the gradient used for each shard,
 // in shard order. A restarted coordinator replays the stream and logs again
@@ -18,7 +18,7 @@ import (
 type Commit struct {
 	Run    string
 	Step   uint64
-	Digest string
+	Check  string // the weights check (model.Check), in hex
 	Seqs   []uint64
 	Replay bool
 }
@@ -94,15 +94,15 @@ func parseCommit(line string) (c Commit, ok bool, err error) {
 	if f["msg"] != msgStepCommitted {
 		return Commit{}, false, nil
 	}
-	c.Run, c.Digest = f["run"], f["digest"]
+	c.Run, c.Check = f["run"], f["check"]
 	if c.Step, err = strconv.ParseUint(f["step"], 10, 64); err != nil {
 		return c, true, fmt.Errorf("step committed line without a step: %q", line)
 	}
 	if c.Replay, err = strconv.ParseBool(f["replay"]); err != nil {
 		return c, true, fmt.Errorf("step committed line without replay=: %q", line)
 	}
-	if len(c.Digest) != 16 {
-		return c, true, fmt.Errorf("step committed line with digest %q, want 16 hex digits: %q", c.Digest, line)
+	if len(c.Check) != 16 {
+		return c, true, fmt.Errorf("step committed line with check %q, want 16 hex digits: %q", c.Check, line)
 	}
 	seqs := strings.TrimSuffix(strings.TrimPrefix(f["seqs"], "["), "]")
 	for _, w := range strings.Fields(seqs) {

@@ -25,15 +25,15 @@ func readTestLog(t *testing.T, name string) Incarnation {
 func TestParseLog(t *testing.T) {
 	inc := readTestLog(t, "replay.log")
 	want := []Commit{
-		{Run: "0123456789abcdef", Step: 3, Digest: "3333333333333333", Seqs: []uint64{9, 10, 11, 12}, Replay: true},
-		{Run: "0123456789abcdef", Step: 4, Digest: "4444444444444444", Seqs: []uint64{15, 13, 14, 16}},
+		{Run: "0123456789abcdef", Step: 3, Check: "3333333333333333", Seqs: []uint64{9, 10, 11, 12}, Replay: true},
+		{Run: "0123456789abcdef", Step: 4, Check: "4444444444444444", Seqs: []uint64{15, 13, 14, 16}},
 	}
 	if len(inc.Commits) != len(want) {
 		t.Fatalf("got %d commits, want %d: %+v", len(inc.Commits), len(want), inc.Commits)
 	}
 	for i, c := range inc.Commits {
 		w := want[i]
-		if c.Run != w.Run || c.Step != w.Step || c.Digest != w.Digest || c.Replay != w.Replay || !slices.Equal(c.Seqs, w.Seqs) {
+		if c.Run != w.Run || c.Step != w.Step || c.Check != w.Check || c.Replay != w.Replay || !slices.Equal(c.Seqs, w.Seqs) {
 			t.Errorf("commit %d = %+v, want %+v", i, c, w)
 		}
 	}
@@ -47,7 +47,7 @@ func TestParseFieldsQuoted(t *testing.T) {
 }
 
 func TestParseCommitMalformed(t *testing.T) {
-	_, ok, err := parseCommit(`level=DEBUG msg="step committed" run=r step=x digest=0011223344556677 seqs="[1]" replay=false`)
+	_, ok, err := parseCommit(`level=DEBUG msg="step committed" run=r step=x check=0011223344556677 seqs="[1]" replay=false`)
 	if !ok || err == nil {
 		t.Errorf("ok %v err %v, want a malformed-line error", ok, err)
 	}
@@ -61,8 +61,8 @@ func TestCheckCommitsHolds(t *testing.T) {
 }
 
 func TestCheckCommitsViolations(t *testing.T) {
-	c := func(step uint64, digest string, seqs ...uint64) Commit {
-		return Commit{Step: step, Digest: digest, Seqs: seqs}
+	c := func(step uint64, check string, seqs ...uint64) Commit {
+		return Commit{Step: step, Check: check, Seqs: seqs}
 	}
 	for _, tc := range []struct {
 		name string
@@ -94,18 +94,18 @@ func TestCheckCommitsViolations(t *testing.T) {
 
 // The first shards of a step sent as one message share its sequence.
 func TestCheckCommitsTakesFirstShardsInOneMessage(t *testing.T) {
-	incs := []Incarnation{{Name: "a", Commits: []Commit{{Step: 1, Digest: "d1", Seqs: []uint64{1, 1, 1}}, {Step: 2, Digest: "d2", Seqs: []uint64{2, 2, 3}}}}}
+	incs := []Incarnation{{Name: "a", Commits: []Commit{{Step: 1, Check: "d1", Seqs: []uint64{1, 1, 1}}, {Step: 2, Check: "d2", Seqs: []uint64{2, 2, 3}}}}}
 	if v, _ := CheckCommits(incs, 3, 2); len(v) > 0 {
 		t.Errorf("violations %q, want none", v)
 	}
 }
 
 func TestCompareSteps(t *testing.T) {
-	base := map[uint64]Commit{1: {Digest: "a"}, 2: {Digest: "b"}}
-	if v := CompareSteps(base, map[uint64]Commit{1: {Digest: "a"}, 2: {Digest: "b"}}); len(v) > 0 {
+	base := map[uint64]Commit{1: {Check: "a"}, 2: {Check: "b"}}
+	if v := CompareSteps(base, map[uint64]Commit{1: {Check: "a"}, 2: {Check: "b"}}); len(v) > 0 {
 		t.Errorf("equal runs: %q", v)
 	}
-	if v := CompareSteps(base, map[uint64]Commit{2: {Digest: "c"}}); len(v) != 1 {
+	if v := CompareSteps(base, map[uint64]Commit{2: {Check: "c"}}); len(v) != 1 {
 		t.Errorf("differing step 2: %q", v)
 	}
 }
@@ -115,7 +115,7 @@ func TestCompareSteps(t *testing.T) {
 // violation, but a jump inside one term still is.
 func TestLeadershipTermsMayRestartTheSteps(t *testing.T) {
 	line := func(step int) string {
-		return fmt.Sprintf(`time=x level=DEBUG msg="step committed" run=r step=%d digest=%016x seqs="[%d]" replay=false`, step, step, step)
+		return fmt.Sprintf(`time=x level=DEBUG msg="step committed" run=r step=%d check=%016x seqs="[%d]" replay=false`, step, step, step)
 	}
 	log := strings.Join([]string{line(1), line(2),
 		`time=x level=WARN msg="coordinator: lost the leadership of the run r; waiting as a standby"`,

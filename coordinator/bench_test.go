@@ -130,7 +130,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	var first time.Time
 	var cpu0 time.Duration
 	timing, segments, next := false, 0, uint64(benchWarm)
-	committed := func(step uint64, _ [32]byte) {
+	committed := func(step uint64, _ [8]byte) {
 		if step != next {
 			return
 		}

@@ -74,7 +74,7 @@ func (l *localLoop) run(ctx context.Context, until uint64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		short := protocol.ShortDigest(l.m.Digest())
+		check := l.m.Check()
 		for _, t := range l.m.Tasks(l.shards) {
 			n := len(t.Indices)
 			x, y := l.x[:n*dim], l.y[:n]
@@ -84,7 +84,7 @@ func (l *localLoop) run(ctx context.Context, until uint64) error {
 				return err
 			}
 			l.seq++
-			g := &protocol.Grad{Run: l.runID, Step: t.Step, Shard: t.Shard, Worker: "local", Weights: short,
+			g := &protocol.Grad{Run: l.runID, Step: t.Step, Shard: t.Shard, Worker: "local", Weights: check,
 				Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: l.grads[t.Shard]}
 			if _, err := l.m.Grad(g, l.seq, time.Now()); err != nil {
 				return err

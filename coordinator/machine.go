@@ -41,7 +41,7 @@ type Evaluator interface {
 // it in field order, and may persist Checkpoint asynchronously, because the
 // grads stream already holds everything needed to rebuild it.
 type Ready struct {
-	Commit     *protocol.Params       // the commit record of a new weights version: its digest
+	Commit     *protocol.Params       // the commit record of a new weights version: its check
 	State      *protocol.Params       // a snapshot workers can start from (owns its slices)
 	Tasks      []protocol.Task        // shard tasks to publish
 	Epoch      *objstore.HistoryEntry // an epoch just finished
@@ -64,8 +64,10 @@ type Machine struct {
 	eval          Evaluator
 
 	weights []float32
-	digest  [32]byte
-	step    uint64 // weights version: optimizer steps applied so far
+	check   [8]byte  // model.Check of weights
+	digest  [32]byte // model.Digest of weights, once asked for
+	hashed  bool     // digest is of the current weights
+	step    uint64   // weights version: optimizer steps applied so far
 
 	perms [2]epochPerm // sample orders of the epochs tasks were made for last
 
@@ -114,7 +116,7 @@ func NewMachine(run string, cfg config.Config, trainN int, opt model.Optimizer, 
 		m.step, m.lastSeq = ck.Step, ck.GradsSeq
 		m.history = append([]objstore.HistoryEntry(nil), ck.History...)
 	}
-	m.digest = model.Digest(m.weights)
+	m.check = model.Check(m.weights)
 	return m, nil
 }
 
@@ -127,8 +129,18 @@ func (m *Machine) Epoch() int { return int(m.step / uint64(m.stepsPerEpoch)) }
 // Done reports whether every step of every epoch has been applied.
 func (m *Machine) Done() bool { return m.step >= m.totalSteps }
 
-// Digest is the sha256 of the current weights.
-func (m *Machine) Digest() [32]byte { return m.digest }
+// Check is the check (model.Check) of the current weights: what commit
+// records carry and gradients must name.
+func (m *Machine) Check() [8]byte { return m.check }
+
+// Digest is the sha256 of the current weights. It is computed when asked
+// for, not with every step.
+func (m *Machine) Digest() [32]byte {
+	if !m.hashed {
+		m.digest, m.hashed = model.Digest(m.weights), true
+	}
+	return m.digest
+}
 
 // Weights returns the current weights; the caller must not modify them.
 func (m *Machine) Weights() []float32 { return m.weights }
@@ -186,12 +198,12 @@ func (m *Machine) Resume() Ready {
 func (m *Machine) Tasks(shards []int) []protocol.Task { return m.tasks(m.step, shards) }
 
 func (m *Machine) commitRecord() *protocol.Params {
-	return &protocol.Params{Run: m.run, Step: m.step, Epoch: uint32(m.Epoch()), Digest: m.digest}
+	return &protocol.Params{Run: m.run, Step: m.step, Epoch: uint32(m.Epoch()), Check: m.check}
 }
 
 // state is the snapshot of ck that workers start from.
 func (m *Machine) state(ck *objstore.Checkpoint) *protocol.Params {
-	return &protocol.Params{Run: m.run, Step: ck.Step, Epoch: uint32(ck.Epoch), Digest: m.digest, Weights: ck.Weights, OptState: ck.OptState}
+	return &protocol.Params{Run: m.run, Step: ck.Step, Epoch: uint32(ck.Epoch), Check: m.check, Weights: ck.Weights, OptState: ck.OptState}
 }
 
 // Lookahead is how many steps past the current one have their tasks out.
@@ -316,8 +328,8 @@ func (m *Machine) reject(g *protocol.Grad) error {
 		return fmt.Errorf("shards %d..%d out of range [0,%d)", g.Shard, int(g.Shard)+g.Shards()-1, m.cfg.Shards)
 	case len(g.Grad) != len(m.weights):
 		return fmt.Errorf("%d gradient values, want %d", len(g.Grad), len(m.weights))
-	case g.Weights != protocol.ShortDigest(m.digest):
-		return fmt.Errorf("computed on weights %x, want %x", g.Weights, protocol.ShortDigest(m.digest))
+	case g.Weights != m.check:
+		return fmt.Errorf("computed on weights %x, want %x", g.Weights, m.check)
 	}
 	for i, st := range g.Stats {
 		lo, hi := model.ShardRange(m.cfg.BatchSize, m.cfg.Shards, int(g.Shard)+i)
@@ -340,7 +352,7 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	}
 	m.comb.Apply(m.opt, m.weights, count, m.step)
 	m.step++
-	m.digest = model.Digest(m.weights)
+	m.check, m.hashed = model.Check(m.weights), false
 	m.used = append(m.used[:0], m.seqs...)
 
 	var r Ready

@@ -27,7 +27,7 @@ func fakeGrad(t protocol.Task, w []float32) *protocol.Grad {
 		loss += float64(v * v)
 	}
 	return &protocol.Grad{Run: t.Run, Step: t.Step, Shard: t.Shard, Worker: "fake",
-		Weights: protocol.ShortDigest(model.Digest(w)), Stats: []protocol.ShardStats{{LossSum: loss, Correct: uint32(len(t.Indices) / 2),
+		Weights: model.Check(w), Stats: []protocol.ShardStats{{LossSum: loss, Correct: uint32(len(t.Indices) / 2),
 			Count: uint32(len(t.Indices))}}, Grad: g}
 }
 
@@ -112,12 +112,12 @@ func drive(t *testing.T, m *Machine, rng *rand.Rand, stopAt uint64) *objstore.Ch
 			}
 			next = got
 		}
-		if next.Commit == nil || next.Commit.Step != step+1 || next.Commit.Digest != m.Digest() || next.Commit.Snapshot() {
+		if next.Commit == nil || next.Commit.Step != step+1 || next.Commit.Check != m.Check() || m.Check() != model.Check(m.Weights()) || next.Commit.Snapshot() {
 			t.Fatalf("step %d: commit record %+v", step, next.Commit)
 		}
 		if next.Checkpoint != nil {
 			last = next.Checkpoint
-			if !next.Done && (next.State == nil || next.State.Step != m.Step() || model.Digest(next.State.Weights) != next.State.Digest) {
+			if !next.Done && (next.State == nil || next.State.Step != m.Step() || model.Check(next.State.Weights) != next.State.Check) {
 				t.Fatalf("step %d: checkpoint without a matching snapshot for workers", m.Step())
 			}
 		}

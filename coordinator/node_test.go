@@ -245,7 +245,7 @@ func TestWorkersJoinAndLeaveMidRun(t *testing.T) {
 	p.add(1)
 	ref := referenceDigest(t, cfg)
 	js, _ := jetstream.New(nc)
-	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
+	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [8]byte) {
 		switch step {
 		case 3:
 			// A malformed gradient in the stream is logged and skipped
@@ -371,7 +371,7 @@ func TestBrokerRestart(t *testing.T) {
 	p.add(2)
 
 	restarted := make(chan struct{})
-	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
+	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [8]byte) {
 		if step == 20 {
 			go func() {
 				mu.Lock()
@@ -447,7 +447,7 @@ func TestStragglersAreRedispatched(t *testing.T) {
 	redispatched := map[shardOf]bool{}
 	res, err := Train(context.Background(), nc, openStore(t, ""), Options{Config: cfg, Log: quietLog(), AckWait: time.Minute,
 		Hooks: Hooks{
-			Committed: func(step uint64, _ [32]byte) {
+			Committed: func(step uint64, _ [8]byte) {
 				if step == 12 || step == 25 || step == 40 {
 					steal <- struct{}{}
 				}
@@ -502,11 +502,11 @@ func TestStandbyTakesOver(t *testing.T) {
 	go func() {
 		<-standbyStarted
 		res, err := Train(context.Background(), connect(t, srv.ClientURL()), st, Options{Config: cfg, Log: quietLog(), ID: "standby",
-			LeaseTTL: 2 * time.Second, Hooks: Hooks{Committed: func(step uint64, _ [32]byte) { standbyFirst.CompareAndSwap(0, step) }}})
+			LeaseTTL: 2 * time.Second, Hooks: Hooks{Committed: func(step uint64, _ [8]byte) { standbyFirst.CompareAndSwap(0, step) }}})
 		standby <- outcome{res, err}
 	}()
 	_, err := Train(context.Background(), leaderConn, st, Options{Config: cfg, Log: quietLog(), ID: "leader", LeaseTTL: 2 * time.Second,
-		Hooks: Hooks{Committed: func(step uint64, _ [32]byte) {
+		Hooks: Hooks{Committed: func(step uint64, _ [8]byte) {
 			leaderSteps.Store(step)
 			switch step {
 			case 5:
@@ -605,7 +605,7 @@ func TestWorkerFetchesTheDataset(t *testing.T) {
 	go func() { _ = w.Run(wctx) }()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	_, _ = train(t, ctx, nc, st, cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
+	_, _ = train(t, ctx, nc, st, cfg, Hooks{Committed: func(step uint64, _ [8]byte) {
 		if step == 3 {
 			cancel()
 		}

@@ -34,8 +34,8 @@ type Options struct {
 
 // Hooks observe the node; every field may be nil.
 type Hooks struct {
-	Committed func(step uint64, digest [32]byte) // after a step is applied (live or replayed)
-	Saved     func(step uint64)                  // after a checkpoint is committed
+	Committed func(step uint64, check [8]byte) // after a step is applied (live or replayed)
+	Saved     func(step uint64)                // after a checkpoint is committed
 	EpochDone func(epoch int, trainLoss, validAcc float64)
 	// Redispatched reports shards of step handed out again as stragglers.
 	Redispatched func(step uint64, shards []int)

@@ -283,11 +283,11 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 		n.strag.committed(time.Now())
 		n.prog.step(n.m.Step(), r.Epoch)
 		if n.opts.Log.Enabled(ctx, slog.LevelDebug) { // the audit line costs formatting: only when asked for
-			d := n.m.Digest()
-			n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "digest", hex.EncodeToString(d[:8]), "seqs", fmt.Sprint(n.m.UsedSeqs()), "replay", replaying)
+			c := n.m.Check()
+			n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "check", hex.EncodeToString(c[:]), "seqs", fmt.Sprint(n.m.UsedSeqs()), "replay", replaying)
 		}
 		if h := n.opts.Hooks.Committed; h != nil {
-			h(n.m.Step(), n.m.Digest())
+			h(n.m.Step(), n.m.Check())
 		}
 	}
 	if r.Epoch != nil {
@@ -469,7 +469,7 @@ func (n *node) checkFenced(ctx context.Context, p *protocol.Params, err error) e
 		return fmt.Errorf("coordinator: checking weights of step %d: %w", p.Step, gerr)
 	}
 	var have protocol.Params
-	if derr := have.UnmarshalBinary(raw.Data); derr != nil || have.Digest != p.Digest {
+	if derr := have.UnmarshalBinary(raw.Data); derr != nil || have.Check != p.Check {
 		return fmt.Errorf("%w: step %d was committed with other weights (seq %d)", ErrFenced, p.Step, raw.Sequence)
 	}
 	return nil

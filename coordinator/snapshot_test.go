@@ -31,7 +31,7 @@ func TestSnapshotsLargerThanMaxPayload(t *testing.T) {
 	p.add(1)
 	joinAt := uint64(3 * cfg.CheckpointEvery / 2)
 	var snapshot *jetstream.ObjectInfo
-	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [32]byte) {
+	res, err := train(t, context.Background(), nc, openStore(t, ""), cfg, Hooks{Committed: func(step uint64, _ [8]byte) {
 		if step != joinAt {
 			return
 		}

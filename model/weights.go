@@ -37,6 +37,11 @@ func (n *Network) Init(seed uint64) []float32 {
 	return out
 }
 
-// Digest is the sha256 of params as little-endian float32 bytes: the identity of a weights
-// version everywhere in the system.
+// Digest is the sha256 of params as little-endian float32 bytes: the name of weights where
+// they are kept or reported (checkpoints, inspect, the end of a run).
 func Digest(params []float32) [32]byte { return digest.Weights(params) }
+
+// Check is the 64-bit XXH3 of params as little-endian float32 bytes: the name of a weights
+// version while a run trains. Commit records carry it, gradients name the version they were
+// computed on by it, and replicas compare theirs with the coordinator's every step.
+func Check(params []float32) [8]byte { return digest.Check(params) }

@@ -25,7 +25,7 @@ func samplePrefix() *Grad {
 }
 
 func sampleParams() *Params {
-	return &Params{Run: "ab12-cd", Step: 43, Epoch: 3, Digest: [32]byte{9: 7}, Weights: []float32{1, 2, 3}, OptState: []byte{2, 0, 1}}
+	return &Params{Run: "ab12-cd", Step: 43, Epoch: 3, Check: [8]byte{7: 7}, Weights: []float32{1, 2, 3}, OptState: []byte{2, 0, 1}}
 }
 
 type codec interface {
@@ -170,8 +170,8 @@ func TestBuffersAreReused(t *testing.T) {
 // two moments) decodes, and so does a commit record, which has no weights.
 func TestSnapshotsOverMaxPayloadAndCommitRecordsDecode(t *testing.T) {
 	const params = 1_200_000
-	big := &Params{Run: "ab12-cd", Step: 7, Digest: [32]byte{1: 3}, Weights: make([]float32, params), OptState: make([]byte, 16+8*params)}
-	commit := &Params{Run: "ab12-cd", Step: 8, Epoch: 1, Digest: [32]byte{2: 5}}
+	big := &Params{Run: "ab12-cd", Step: 7, Check: [8]byte{1: 3}, Weights: make([]float32, params), OptState: make([]byte, 16+8*params)}
+	commit := &Params{Run: "ab12-cd", Step: 8, Epoch: 1, Check: [8]byte{2: 5}}
 	for name, p := range map[string]*Params{"snapshot": big, "commit record": commit} {
 		b, err := p.MarshalBinary()
 		if err != nil {

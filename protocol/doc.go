@@ -28,11 +28,11 @@
 //
 // The coordinator reads GradsStream in order, drops any (step, shard) it
 // already has, sums the shards in shard order, applies the optimizer and
-// publishes the step's commit record ([Params] with the digest only) on
+// publishes the step's commit record ([Params] with the weights check only) on
 // ParamsSubject(run, step+1), expecting the subject to be empty: of two
-// coordinators, only one can commit a step. A gradient names the first
-// bytes of the digest of the weights it was computed on, and the
-// coordinator uses it only if they match its own.
+// coordinators, only one can commit a step. A gradient names the check (a
+// 64-bit hash, model.Check) of the weights it was computed on, and the
+// coordinator uses it only if it matches its own.
 //
 // GradsStream is the write-ahead log of a run: a checkpoint records the
 // sequence it covers, and recovery replays the stream from there.

@@ -33,7 +33,7 @@ func (g *Grad) UnmarshalBinary(b []byte) error {
 	g.Step = r.u64("step")
 	g.Shard = r.u16("shard")
 	g.Worker = r.str("worker", MaxWorkerLen)
-	copy(g.Weights[:], r.take(8, "weights digest"))
+	copy(g.Weights[:], r.take(8, "weights check"))
 	n := r.length("shard stats", MaxShards, 16)
 	if r.err == nil {
 		if cap(g.Stats) < n {

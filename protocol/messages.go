@@ -1,7 +1,7 @@
 package protocol
 
 // Version is the codec version written as the first byte of every message.
-const Version byte = 2
+const Version byte = 3
 
 // Kind is the second byte of every message.
 type Kind byte
@@ -47,7 +47,7 @@ type Grad struct {
 	Step    uint64
 	Shard   uint16       // the first shard covered
 	Worker  string       // worker id, for tracing and statistics only
-	Weights [8]byte      // first bytes of the digest of the weights used
+	Weights [8]byte      // the check (model.Check) of the weights it was computed on
 	Stats   []ShardStats // one per shard covered, from Shard on; several only from shard 0
 	Grad    []float32    // gradient of the summed loss (of the shards covered, summed in order)
 }
@@ -63,19 +63,19 @@ type ShardStats struct {
 func (g *Grad) Shards() int { return len(g.Stats) }
 
 // Params is one weights version of a run. On ParamsSubject it is the
-// commit record of a step: the digest of the version the step produced, with
+// commit record of a step: the check of the version the step produced, with
 // no weights (workers rebuild them). In StateBucket it is a snapshot a
 // worker starts from: the weights and the optimizer state that go with them.
 type Params struct {
 	Run      string
 	Step     uint64
 	Epoch    uint32
-	Digest   [32]byte  // sha256 of the little-endian weights
+	Check    [8]byte   // model.Check of the weights
 	Weights  []float32 // empty in a commit record
 	OptState []byte    // optimizer state (model.Optimizer.MarshalState); empty in a commit record
 }
 
-// Snapshot reports whether p carries weights, not only their digest.
+// Snapshot reports whether p carries weights, not only their check.
 func (p *Params) Snapshot() bool { return len(p.Weights) > 0 }
 
 // Heartbeat is a worker announcing it is alive.

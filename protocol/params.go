@@ -11,7 +11,7 @@ func (p *Params) AppendBinary(b []byte) ([]byte, error) {
 	w.str(p.Run)
 	w.u64(p.Step)
 	w.u32(p.Epoch)
-	w.raw(p.Digest[:])
+	w.raw(p.Check[:])
 	w.f32s(p.Weights)
 	w.bytes(p.OptState)
 	return w.b, nil
@@ -24,7 +24,7 @@ func (p *Params) UnmarshalBinary(b []byte) error {
 	p.Run = r.str("run", MaxRunLen)
 	p.Step = r.u64("step")
 	p.Epoch = r.u32("epoch")
-	copy(p.Digest[:], r.take(32, "digest"))
+	copy(p.Check[:], r.take(8, "check"))
 	p.Weights = r.f32s("weights", MaxParameters, p.Weights)
 	p.OptState = r.bytes("optimizer state", MaxOptState)
 	if err := r.end(); err != nil {

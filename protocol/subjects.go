@@ -72,8 +72,8 @@ func MsgID(run string, step uint64, shard int) string {
 }
 
 // GradMsgID is the JetStream message id of the gradient of shards
-// [shard, shard+shards) of (run, step) computed on the weights whose digest
-// starts with weights: a retried publish is dropped as a duplicate, while a
+// [shard, shard+shards) of (run, step) computed on the weights whose check
+// is weights: a retried publish is dropped as a duplicate, while a
 // gradient on other weights (which the coordinator rejects) never shadows
 // the right one.
 func GradMsgID(run string, step uint64, shard, shards int, weights [8]byte) string {
@@ -111,7 +111,7 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		},
 		{
 			Name:        ParamsStream,
-			Description: "jettrain step commit records (weights digests), one subject per step",
+			Description: "jettrain step commit records (weights checks), one subject per step",
 			Subjects:    []string{"jt.params.>"},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,

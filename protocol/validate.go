@@ -78,7 +78,7 @@ func (g *Grad) Validate() error {
 }
 
 // Validate reports whether p is a well-formed commit record or snapshot. It
-// does not recompute the digest; callers that use the weights compare it
+// does not recompute the check; callers that use the weights compare it
 // themselves.
 func (p *Params) Validate() error {
 	if err := checkRun(p.Run); err != nil {
@@ -88,12 +88,6 @@ func (p *Params) Validate() error {
 		return malformed("optimizer state without weights")
 	}
 	return nil
-}
-
-// ShortDigest returns the prefix of a weights digest carried by a Grad.
-func ShortDigest(d [32]byte) (s [8]byte) {
-	copy(s[:], d[:8])
-	return s
 }
 
 // String names a task for logs.

@@ -22,8 +22,7 @@
 //
 // The task loop never waits on the network between shards: gradients go out
 // from a publisher goroutine in the order they were computed, the next task
-// is prefetched, and a new version's digest is computed while the first
-// gradient on it is. A worker that computed shards 0..k of a step itself
+// is prefetched. A worker that computed shards 0..k of a step itself
 // sends them as one gradient (their sum), which is a quarter of the bytes
 // when one worker serves a run of four shards.
 //

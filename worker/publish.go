@@ -28,7 +28,7 @@ type outgoing struct {
 	tasks   []heldTask
 	data    []byte  // the encoded gradient
 	shard   int     // the first shard it covers
-	weights [8]byte // the digest prefix of the weights it was computed on
+	weights [8]byte // the check of the weights it was computed on
 }
 
 // outgoingQueue is how many computed gradients may wait for the publisher

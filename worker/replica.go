@@ -19,7 +19,8 @@ import (
 // grads stream (its own, and the ones other workers publish, which arrive
 // in its inbox), so each version's weights are the bytes the coordinator
 // commits, without the coordinator sending them. A gradient computed on a
-// version names its digest; the coordinator uses it only if that matches.
+// version names its check (model.Check); the coordinator uses it only if
+// that matches.
 //
 // A replica that has no state, or cannot step to the version a task names,
 // starts from the run's snapshot in the state object store and replays the
@@ -37,7 +38,7 @@ type replica struct {
 	step    uint64
 	own     int // shards 0..own-1 of the step are in the sum, all computed here
 	weights []float32
-	digest  *digesting
+	check   [8]byte       // model.Check of weights
 	fetched protocol.Grad // a gradient fetched from the grads stream
 }
 
@@ -117,18 +118,15 @@ func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step 
 		return fmt.Errorf("worker: snapshot of run %s holds run %s with %d weights, the network has %d", rp.run, p.Run, len(p.Weights), rp.size)
 	case p.Step > step:
 		return fmt.Errorf("%w: run %s step %d is behind its snapshot at step %d", errStale, rp.run, step, p.Step)
-	case model.Digest(p.Weights) != p.Digest:
-		return fmt.Errorf("worker: snapshot of run %s step %d: weights digest mismatch", rp.run, p.Step)
-	}
-	if rp.digest != nil {
-		<-rp.digest.done // the background hash must be done reading the weights
+	case model.Check(p.Weights) != p.Check:
+		return fmt.Errorf("worker: snapshot of run %s step %d: weights check mismatch", rp.run, p.Step)
 	}
 	rp.valid = false
 	if err := rp.opt.UnmarshalState(p.OptState); err != nil {
 		return fmt.Errorf("worker: snapshot of run %s step %d: optimizer state: %w", rp.run, p.Step, err)
 	}
 	rp.weights, rp.step, rp.valid, rp.own = p.Weights, p.Step, true, 0
-	rp.digest = done(p.Digest)
+	rp.check = p.Check
 	rp.sum.Reset()
 	rp.inbox.moveTo(rp.step)
 	return nil
@@ -154,11 +152,7 @@ func (rp *replica) add(shard int, grad []float32) (ownPrefix bool) {
 // the inbox, or from the grads stream — and applies their mean. While it
 // waits it calls idle, which may compute some of them (through add).
 func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle func(step uint64)) error {
-	d, err := rp.digest.wait(ctx)
-	if err != nil {
-		return err
-	}
-	want := protocol.ShortDigest(d)
+	want := rp.check
 	deadline := time.Now().Add(gatherWait)
 	for shard := 0; shard < rp.shards; shard++ {
 		if rp.sum.Has(shard) {
@@ -172,12 +166,12 @@ func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle fun
 	rp.step++
 	rp.own = 0
 	rp.inbox.moveTo(rp.step)
-	rp.digest = digest(rp.weights)
+	rp.check = model.Check(rp.weights)
 	return nil
 }
 
 // gather adds the gradient of shard at the current step on the weights
-// whose digest starts with want — or a gradient of shards 0..n-1 past it —
+// whose check is want — or a gradient of shards 0..n-1 past it —
 // unless idle added it meanwhile.
 func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, deadline time.Time, idle func(step uint64)) error {
 	poll := 50 * time.Millisecond
@@ -233,7 +227,7 @@ func (rp *replica) take(g *protocol.Grad) {
 }
 
 // fetch looks in the grads stream for the first gradient of shard at the
-// current step on the weights whose digest starts with want: one of shard
+// current step on the weights whose check is want: one of shard
 // alone, or else one of shards 0..n-1 with n past shard.
 func (rp *replica) fetch(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte) (bool, error) {
 	ok, err := rp.fetchFrom(ctx, grads, shard, want, func(g *protocol.Grad) bool { return g.Shards() == 1 || shard == 0 })
@@ -258,37 +252,5 @@ func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard 
 			return true, nil
 		}
 		seq = raw.Sequence + 1
-	}
-}
-
-// digesting is the sha256 of a weights version, computed in the background:
-// hashing 800 KB takes about as long as a quarter of a shard's gradient, and
-// the task loop computes meanwhile.
-type digesting struct {
-	done chan struct{}
-	d    [32]byte
-}
-
-func digest(weights []float32) *digesting {
-	h := &digesting{done: make(chan struct{})}
-	go func() {
-		h.d = model.Digest(weights)
-		close(h.done)
-	}()
-	return h
-}
-
-func done(d [32]byte) *digesting {
-	h := &digesting{done: make(chan struct{}), d: d}
-	close(h.done)
-	return h
-}
-
-func (h *digesting) wait(ctx context.Context) ([32]byte, error) {
-	select {
-	case <-h.done:
-		return h.d, nil
-	case <-ctx.Done():
-		return [32]byte{}, ctx.Err()
 	}
 }

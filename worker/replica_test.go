@@ -19,7 +19,7 @@ import (
 // its replica itself, from its own gradient and the peer's: the gradient it
 // publishes for step 1 has to be the one computed here on the weights the
 // coordinator's sum and optimizer produce, bit for bit, and name their
-// digest.
+// check.
 func TestReplicaStepsWithAPeersGradient(t *testing.T) {
 	t.Run("one shard", func(t *testing.T) { testReplicaSteps(t, false) })
 	t.Run("whole step in one gradient", func(t *testing.T) { testReplicaSteps(t, true) })
@@ -56,7 +56,7 @@ func testReplicaSteps(t *testing.T, wholeStep bool) {
 	sum := model.NewShardSum(2, len(w0))
 	sum.Add(0, own)
 	sum.Add(1, peer)
-	pg := protocol.Grad{Run: run, Step: 0, Shard: 1, Worker: "peer", Weights: protocol.ShortDigest(snap.Digest),
+	pg := protocol.Grad{Run: run, Step: 0, Shard: 1, Worker: "peer", Weights: snap.Check,
 		Stats: []protocol.ShardStats{stats(st1)}, Grad: peer}
 	tasks := []protocol.Task{
 		{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: step0[0]},
@@ -95,8 +95,8 @@ func testReplicaSteps(t *testing.T, wholeStep bool) {
 	if err := g.UnmarshalBinary(got.Data); err != nil {
 		t.Fatal(err)
 	}
-	if g.Weights != protocol.ShortDigest(model.Digest(w1)) {
-		t.Fatalf("step 1 gradient names weights %x, want %x", g.Weights, protocol.ShortDigest(model.Digest(w1)))
+	if g.Weights != model.Check(w1) {
+		t.Fatalf("step 1 gradient names weights %x, want %x", g.Weights, model.Check(w1))
 	}
 	for i := range want {
 		if math.Float32bits(g.Grad[i]) != math.Float32bits(want[i]) {

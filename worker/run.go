@@ -143,11 +143,11 @@ func (r *run) prepare(ctx context.Context, s streams, vs *versions, step uint64,
 	rp := r.rep
 	if rp.valid && rp.step == step {
 		if p := vs.get(r.sig, step); p != nil {
-			if d, err := rp.digest.wait(ctx); err == nil && d != p.Digest {
+			if rp.check != p.Check {
 				// Never expected: the replica stepped differently from
 				// the coordinator. Start over from the snapshot.
 				rp.valid = false
-				return fmt.Errorf("worker: run %s version %d: weights digest %x, the coordinator committed %x", r.sig, step, d[:8], p.Digest[:8])
+				return fmt.Errorf("worker: run %s version %d: weights check %x, the coordinator committed %x", r.sig, step, rp.check, p.Check)
 			}
 		}
 		return nil

@@ -73,11 +73,6 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		w.reject(msg, "gradient failed", err)
 		return
 	}
-	digest, err := run.rep.digest.wait(ctx)
-	if err != nil {
-		_ = msg.Nak()
-		return
-	}
 	held := heldTask{ctx: ctx, msg: msg, task: t, start: start}
 	if prefix && (t.Shard == 0 || len(w.pending) > 0) {
 		// This worker computed every shard of the step so far, none sent
@@ -90,7 +85,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	g.Worker = w.opts.ID
-	g.Weights = protocol.ShortDigest(digest)
+	g.Weights = run.rep.check
 	w.send([]heldTask{held}, g)
 }
 
@@ -146,8 +141,7 @@ func (w *Worker) flush() {
 		w.handBack(tasks, "the replica moved on before its shards were sent", nil)
 		return
 	}
-	d, _ := rp.digest.wait(context.Background()) // done: the gradients were computed on it
-	g := &protocol.Grad{Run: first.Run, Step: first.Step, Shard: 0, Worker: w.opts.ID, Weights: protocol.ShortDigest(d),
+	g := &protocol.Grad{Run: first.Run, Step: first.Step, Shard: 0, Worker: w.opts.ID, Weights: rp.check,
 		Stats: stats, Grad: rp.sum.Sum()}
 	w.send(tasks, g)
 }

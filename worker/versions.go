@@ -11,7 +11,7 @@ import (
 
 // versions keeps the newest commit records received by subscription, a
 // few per run for the few runs heard from last: the task loop checks its
-// replica's digest against them, and knows a committed step without a
+// replica's weights check against them, and knows a committed step without a
 // fetch.
 type versions struct {
 	mu    sync.Mutex

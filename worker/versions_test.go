@@ -14,7 +14,7 @@ import (
 func TestVersionsKeepRecentRunsOnly(t *testing.T) {
 	v := newVersions()
 	send := func(run string, step uint64) {
-		p := protocol.Params{Run: run, Step: step, Digest: [32]byte{byte(step)}}
+		p := protocol.Params{Run: run, Step: step, Check: [8]byte{byte(step)}}
 		b, _ := p.MarshalBinary()
 		v.receive(&nats.Msg{Data: b})
 	}

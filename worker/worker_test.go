@@ -77,7 +77,7 @@ func firstSnapshot(t *testing.T, cfg config.Config, ds *model.Dataset, net *mode
 	if err != nil {
 		t.Fatal(err)
 	}
-	return protocol.Params{Run: cfg.Signature(), Step: 0, Digest: model.Digest(w0), Weights: w0, OptState: opt.MarshalState()}, opt
+	return protocol.Params{Run: cfg.Signature(), Step: 0, Check: model.Check(w0), Weights: w0, OptState: opt.MarshalState()}, opt
 }
 
 // publish stores m on subject in JetStream.
@@ -121,16 +121,16 @@ func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncbuf.Buffer, st
 	}
 }
 
-// TestSnapshotFailingItsDigestIsNotUsed hands the worker a snapshot whose
-// weights do not match their digest: no gradient is computed on them, the
+// TestSnapshotFailingItsCheckIsNotUsed hands the worker a snapshot whose
+// weights do not match their check: no gradient is computed on them, the
 // task goes back for redelivery, and the worker says why.
-func TestSnapshotFailingItsDigestIsNotUsed(t *testing.T) {
+func TestSnapshotFailingItsCheckIsNotUsed(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
 	cfg, ds, net := registerRun(t, js)
 	run := cfg.Signature()
 	p, _ := firstSnapshot(t, cfg, ds, net)
-	p.Weights[3] += 1 // the bytes no longer match the digest
+	p.Weights[3] += 1 // the bytes no longer match the check
 	putSnapshot(t, js, &p)
 	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}})
 
@@ -140,18 +140,18 @@ func TestSnapshotFailingItsDigestIsNotUsed(t *testing.T) {
 	for {
 		info, err := cons.Info(ctx)
 		// Delivered at least twice: refused once and handed out again.
-		if err == nil && info.Delivered.Consumer >= 2 && strings.Count(logs.String(), "weights digest mismatch") >= 1 {
+		if err == nil && info.Delivered.Consumer >= 2 && strings.Count(logs.String(), "weights check mismatch") >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("task not redelivered after a digest mismatch: %+v\n%s", info, logs.String())
+			t.Fatalf("task not redelivered after a check mismatch: %+v\n%s", info, logs.String())
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 	stop()
 	grads, _ := js.Stream(ctx, protocol.GradsStream)
 	if info, _ := grads.Info(ctx); info.State.Msgs != 0 {
-		t.Fatalf("%d gradients published on a snapshot that failed its digest", info.State.Msgs)
+		t.Fatalf("%d gradients published on a snapshot that failed its check", info.State.Msgs)
 	}
 	if w.Tasks() != 0 {
 		t.Fatalf("worker counts %d tasks done", w.Tasks())
