@@ -72,7 +72,7 @@ func adamSteps() []adamStep {
 // reference, for every length and alignment, special values included —
 // the weights of a run do not depend on the processor's vector width.
 func TestAdamUpdateSameBytesAsElementWise(t *testing.T) {
-	if !adamVector {
+	if !avx2 {
 		t.Skip("no vector update on this machine: adamUpdate is the element-wise code")
 	}
 	for _, k := range adamSteps() {
@@ -104,7 +104,7 @@ func FuzzAdamUpdate(f *testing.F) {
 	f.Add(b, uint8(3))
 	steps := adamSteps()
 	f.Fuzz(func(t *testing.T, raw []byte, which uint8) {
-		if !adamVector {
+		if !avx2 {
 			t.Skip("no vector update on this machine")
 		}
 		n := len(raw) / 16

@@ -39,3 +39,21 @@ func BenchmarkOptimizerAdam(b *testing.B) {
 		o.Apply(w, g, int64(i))
 	}
 }
+
+// BenchmarkShardSumStep is the sum's share of a step of the default run:
+// four shard gradients of the default MLP folded in shard order and their
+// mean taken (with SGD, whose update is small next to it).
+func BenchmarkShardSumStep(b *testing.B) {
+	net, _ := New(Spec{Kind: KindMLP, Hidden: []int{256}}, [3]int{1, 28, 28}, 10)
+	w := net.Init(1)
+	grads := [4][]float32{randVec(2, len(w)), randVec(3, len(w)), randVec(4, len(w)), randVec(5, len(w))}
+	o, _ := NewOptimizer(DefaultOptimizer(OptSGD), len(w))
+	s := NewShardSum(4, len(w))
+	b.SetBytes(int64(4 * 4 * len(w)))
+	for i := 0; b.Loop(); i++ {
+		for k, g := range grads {
+			s.Add(k, g)
+		}
+		s.Apply(o, w, 128, uint64(i))
+	}
+}

@@ -90,10 +90,7 @@ func (c *ShardSum) Folded() int { return c.folded }
 func (c *ShardSum) Sum() []float32 { return c.sum }
 
 func (c *ShardSum) fold(g []float32) {
-	sum := c.sum[:len(g)]
-	for i, v := range g {
-		sum[i] += v
-	}
+	addTo(c.sum[:len(g)], g)
 	c.folded++
 }
 
@@ -101,12 +98,24 @@ func (c *ShardSum) fold(g []float32) {
 // complete sum over count samples, as step number step, and resets the sum
 // for the next step.
 func (c *ShardSum) Apply(opt Optimizer, weights []float32, count int, step uint64) {
-	inv := 1 / float32(count)
-	for i := range c.sum {
-		c.sum[i] *= inv
-	}
+	scaleBy(c.sum, 1/float32(count))
 	opt.Apply(weights, c.sum, int64(step))
 	c.Reset()
+}
+
+// addToGo is addTo element by element: dst[i] += src[i].
+func addToGo(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] += v
+	}
+}
+
+// scaleByGo is scaleBy element by element: dst[i] *= k.
+func scaleByGo(dst []float32, k float32) {
+	for i := range dst {
+		dst[i] *= k
+	}
 }
 
 // Reset starts the next step.

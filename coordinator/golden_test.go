@@ -1,0 +1,47 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/hex"
+	"runtime"
+	"testing"
+
+	"github.com/jettrain/jettrain/model"
+)
+
+// The weights a config trains to are a contract: resuming a run, or
+// comparing one with an earlier run, needs the same bytes from the same
+// config in every version of this code. These digests are what the
+// element-wise shard sum and Adam give (GODEBUG=cpu.avx2=off runs them),
+// and the AVX2 loops give them too; a change to the math that moves a
+// single bit fails here. They hold for amd64: elsewhere gonum's Go kernels
+// may fuse multiply-adds, and the bytes are their own.
+func TestTrainingGivesTheRecordedWeights(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("the digests were recorded on amd64, not %s", runtime.GOARCH)
+	}
+	for _, c := range []struct {
+		name string
+		sets []string
+		want string
+	}{
+		{"adam", []string{"optimizer.name=adam"}, "035330fff2cdef8427e287d3b257295c949bb9ecf14d0b1b3a552433666e8f29"},
+		{"sgd", []string{"optimizer.name=sgd"}, "35386b33624420193a2ac5f8af7b41d36cb5471c987c01cb9ec339c843750301"},
+		{"cnn", []string{"model=cnn", "hidden=[16]", "epochs=1"}, "f3b4f4942fc863ccb0397b4a6ab43181e2eafc1d6b8b41efb8de6de47e6cc75a"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := smallConfig(t, append([]string{"hidden=[64]", "shards=3", "batch_size=48"}, c.sets...)...)
+			ds, err := model.LoadDataset(cfg.Dataset, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := TrainLocal(context.Background(), cfg, ds, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hex.EncodeToString(res.Digest[:]); got != c.want {
+				t.Errorf("%s: %d steps give weights %s, recorded %s", c.name, res.Step, got, c.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,47 @@
+#include "textflag.h"
+
+// func addAVX2(dst, src []float32)
+//
+// dst[i] = dst[i] + src[i], eight at a time: the float32 addition of
+// addToGo.
+TEXT ·addAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	MOVQ src_base+24(FP), SI
+	SHRQ $3, CX
+	JZ   adddone
+
+addloop:
+	VMOVUPS (DI), Y0
+	VADDPS  (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     addloop
+
+adddone:
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(dst []float32, k float32)
+//
+// dst[i] = dst[i] * k, eight at a time: the float32 product of scaleByGo.
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-28
+	MOVQ         dst_base+0(FP), DI
+	MOVQ         dst_len+8(FP), CX
+	VBROADCASTSS k+24(FP), Y1
+	SHRQ         $3, CX
+	JZ           scaledone
+
+scaleloop:
+	VMOVUPS (DI), Y0
+	VMULPS  Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     scaleloop
+
+scaledone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,63 @@
+package model
+
+import "golang.org/x/sys/cpu"
+
+// avx2 reports whether the AVX2 loops can run here. They compute eight
+// float32s at a time with the same IEEE operations, in the same order, as
+// the element-wise Go code each of them has beside it, so the bytes of a
+// run never depend on the processor.
+var avx2 = cpu.X86.HasAVX2
+
+// adamUpdate updates eight elements at a time with AVX2 where the CPU has
+// it, and the rest one at a time.
+func adamUpdate(params, grad, m, v []float32, k *adamStep) {
+	n := 0
+	if avx2 {
+		n = len(params) &^ 7
+		if n > 0 {
+			adamAVX2(params[:n], grad[:n], m[:n], v[:n], k)
+		}
+	}
+	adamUpdateGo(params[n:], grad[n:], m[n:], v[n:], k)
+}
+
+// addTo adds src to dst element-wise (len(src) elements).
+func addTo(dst, src []float32) {
+	n := 0
+	if avx2 {
+		n = len(src) &^ 7
+		if n > 0 {
+			addAVX2(dst[:n], src[:n])
+		}
+	}
+	addToGo(dst[n:], src[n:])
+}
+
+// scaleBy multiplies every element of dst by k.
+func scaleBy(dst []float32, k float32) {
+	n := 0
+	if avx2 {
+		n = len(dst) &^ 7
+		if n > 0 {
+			scaleAVX2(dst[:n], k)
+		}
+	}
+	scaleByGo(dst[n:], k)
+}
+
+// adamAVX2 is adamUpdateGo over len(params), a multiple of 8, elements;
+// grad, m and v are at least as long.
+//
+//go:noescape
+func adamAVX2(params, grad, m, v []float32, k *adamStep)
+
+// addAVX2 is addToGo over len(dst), a multiple of 8, elements; src is as
+// long.
+//
+//go:noescape
+func addAVX2(dst, src []float32)
+
+// scaleAVX2 is scaleByGo over len(dst), a multiple of 8, elements.
+//
+//go:noescape
+func scaleAVX2(dst []float32, k float32)

@@ -1,0 +1,76 @@
+package model
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// specialValues are float32s where an addition or product is easiest to
+// get wrong: signed zeros, subnormals, the extremes, values whose sum
+// overflows or cancels, infinities and NaNs. Two NaNs count as the same
+// value whatever their payloads: which operand's payload an x86 addition
+// keeps depends on the order the compiler puts them in, and a step never
+// sees a NaN (decoded gradients are checked finite).
+var specialValues = []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-45, 1.1754942e-38, math.MaxFloat32, -math.MaxFloat32, 1, -1, 3e38, 0.1, -0.1,
+	float32(math.Inf(1)), float32(math.Inf(-1)), math.Float32frombits(0x7fc00001), math.Float32frombits(0xffc00002)}
+
+func vectorCase(seed uint64, n int) (dst, src []float32) {
+	r := rand.New(rand.NewPCG(seed, 1))
+	dst, src = make([]float32, n), make([]float32, n)
+	for i := range n {
+		if r.IntN(4) == 0 {
+			dst[i], src[i] = specialValues[r.IntN(len(specialValues))], specialValues[r.IntN(len(specialValues))]
+		} else {
+			dst[i], src[i] = float32(r.NormFloat64()), float32(r.NormFloat64()*1e-3)
+		}
+	}
+	return dst, src
+}
+
+// TestAddAndScaleSameBytesAsElementWise: the shard sum's addition and its
+// scaling by 1/count, eight elements at a time where the CPU can, give the
+// bytes of the element-wise code for every length and alignment.
+func TestAddAndScaleSameBytesAsElementWise(t *testing.T) {
+	if !avx2 {
+		t.Skip("no vector loops on this machine: addTo and scaleBy are the element-wise code")
+	}
+	for n := 0; n <= 67; n++ {
+		for off := 0; off < 3; off++ {
+			dst, src := vectorCase(uint64(n*3+off), n+off)
+			want := append([]float32(nil), dst...)
+			addToGo(want[off:], src[off:])
+			addTo(dst[off:], src[off:])
+			sameBits(t, "sum", dst, want)
+			for _, k := range []float32{1, 1.0 / 128, 1.0 / 3, 7e-39, 2, math.Float32frombits(0x7fc00003)} {
+				scaleByGo(want[off:], k)
+				scaleBy(dst[off:], k)
+				sameBits(t, "scaled", dst, want)
+			}
+		}
+	}
+}
+
+// FuzzAddAndScale: any float32 bit patterns give the element-wise bytes.
+func FuzzAddAndScale(f *testing.F) {
+	f.Add(make([]byte, 8*19), float32(0.25))
+	f.Fuzz(func(t *testing.T, raw []byte, k float32) {
+		if !avx2 {
+			t.Skip("no vector loops on this machine")
+		}
+		n := len(raw) / 8
+		dst, src := make([]float32, n), make([]float32, n)
+		for i := range n {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[8*i:]))
+			src[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[8*i+4:]))
+		}
+		want := append([]float32(nil), dst...)
+		addToGo(want, src)
+		addTo(dst, src)
+		sameBits(t, "sum", dst, want)
+		scaleByGo(want, k)
+		scaleBy(dst, k)
+		sameBits(t, "scaled", dst, want)
+	})
+}
