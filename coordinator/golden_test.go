@@ -3,6 +3,8 @@ package coordinator
 import (
 	"context"
 	"encoding/hex"
+	"os"
+	"os/exec"
 	"runtime"
 	"testing"
 
@@ -12,13 +14,23 @@ import (
 // The weights a config trains to are a contract: resuming a run, or
 // comparing one with an earlier run, needs the same bytes from the same
 // config in every version of this code. These digests are what the
-// element-wise shard sum and Adam give (GODEBUG=cpu.avx2=off runs them),
-// and the AVX2 loops give them too; a change to the math that moves a
-// single bit fails here. They hold for amd64: elsewhere gonum's Go kernels
-// may fuse multiply-adds, and the bytes are their own.
+// element-wise shard sum and Adam give, and the AVX2 loops must give them
+// too: the test runs itself again with GODEBUG=cpu.avx2=off, which takes
+// the element-wise code. A change to the math that moves a single bit
+// fails here. They hold for amd64: elsewhere gonum's Go kernels may fuse
+// multiply-adds, and the bytes are their own.
 func TestTrainingGivesTheRecordedWeights(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skipf("the digests were recorded on amd64, not %s", runtime.GOARCH)
+	}
+	if os.Getenv(goldenChild) == "" {
+		t.Run("element-wise", func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestTrainingGivesTheRecordedWeights$", "-test.count=1")
+			cmd.Env = append(os.Environ(), goldenChild+"=1", "GODEBUG=cpu.avx2=off")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("with GODEBUG=cpu.avx2=off: %v\n%s", err, out)
+			}
+		})
 	}
 	for _, c := range []struct {
 		name string
@@ -45,3 +57,7 @@ func TestTrainingGivesTheRecordedWeights(t *testing.T) {
 		})
 	}
 }
+
+// goldenChild marks the run of TestTrainingGivesTheRecordedWeights that its
+// parent starts with the vector loops turned off.
+const goldenChild = "JETTRAIN_GOLDEN_ELEMENTWISE"
