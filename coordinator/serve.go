@@ -469,7 +469,10 @@ func (n *node) checkFenced(ctx context.Context, p *protocol.Params, err error) e
 		return fmt.Errorf("coordinator: checking weights of step %d: %w", p.Step, gerr)
 	}
 	var have protocol.Params
-	if derr := have.UnmarshalBinary(raw.Data); derr != nil || have.Check != p.Check {
+	if derr := have.UnmarshalBinary(raw.Data); derr != nil {
+		return fmt.Errorf("coordinator: the commit record of step %d (seq %d) is unreadable, written by another version of jettrain? A run cannot go on across a codec version change: %w", p.Step, raw.Sequence, derr)
+	}
+	if have.Check != p.Check {
 		return fmt.Errorf("%w: step %d was committed with other weights (seq %d)", ErrFenced, p.Step, raw.Sequence)
 	}
 	return nil

@@ -32,7 +32,7 @@ type Result struct {
 	Run      string
 	Step     uint64
 	Epoch    int
-	Digest   [32]byte
+	Digest   [32]byte // sha256 of the final weights (model.Digest)
 	History  []objstore.HistoryEntry
 	Resumed  uint64 // step of the checkpoint the run resumed from (0 = fresh)
 	Replayed int    // gradients reused from the stream on start
@@ -247,7 +247,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 // refuse: a gradient (4 bytes a parameter) must fit its max payload.
 // Snapshots go to an object store, which splits them into chunks.
 func checkPayload(max int64, shards, params int) error {
-	const header = 1024 // run, ids, digests, lengths, shard statistics
+	const header = 1024 // run, ids, weights check, lengths, shard statistics
 	if grad := int64(header + 16*shards + 4*params); grad > max {
 		return fmt.Errorf("coordinator: a gradient of %d parameters is %d bytes, over the NATS server's max payload of %d (raise max_payload)", params, grad, max)
 	}

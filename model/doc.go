@@ -8,7 +8,9 @@
 //
 // A network's weights are one []float32 whose Layout names each tensor, its shape and its
 // offset ("dense0.weight" [784 128], "dense0.bias" [128], ...). Init(seed) draws them from
-// math/rand/v2 PCG sources; Digest is their sha256, the weights' identity everywhere.
+// math/rand/v2 PCG sources. Digest is their sha256, the name of weights where they are kept
+// or reported (checkpoints, inspect, the end of a run); Check, a 64-bit XXH3, names a weights
+// version while a run trains and is compared every step.
 //
 // # Gradients
 //
@@ -55,6 +57,9 @@
 // whose rounding matters are converted explicitly so the compiler cannot fuse them into FMA
 // instructions, and the loss uses a portable exp (math.Exp has an FMA path on some CPUs).
 // BLAS is gonum's pure-Go implementation, whose kernels do not depend on the CPU model.
+// Adam and the shard sum run eight values at a time with AVX2 where the CPU has it, with
+// the IEEE operations of their element-wise code in its order, so a machine without AVX2
+// computes the same bytes (the coordinator's TestTrainingGivesTheRecordedWeights runs both).
 // Bit-identity is promised between processes running the same GOARCH.
 //
 // # Speed

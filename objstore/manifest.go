@@ -26,7 +26,7 @@ type Manifest struct {
 }
 
 // WeightsDigest is the sha256 of the weights as consecutive little-endian
-// float32 values, in hex; the same digest the protocol's Params carry.
+// float32 values, in hex (model.Digest).
 func WeightsDigest(w []float32) string {
 	d := digest.Weights(w)
 	return hex.EncodeToString(d[:])

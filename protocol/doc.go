@@ -43,7 +43,10 @@
 // kind. Integers and floats are little-endian; strings and slices carry a
 // uvarint length. Decoders validate every field and return an error wrapping
 // ErrMalformed for anything they do not accept, never panic, and never keep a
-// reference to the input buffer.
+// reference to the input buffer. A message of another codec version is
+// malformed, so a run's streams are readable only by the version that
+// wrote them: a run does not go on across a change of Version (its
+// checkpoints, in the object store's own format, stay readable).
 //
 // # Limits
 //

@@ -8,8 +8,8 @@
 //     was computed on by it, and replicas compare theirs with the
 //     coordinator's after every step. It guards against a replica that
 //     stepped differently, not against an adversary, and hashes the 800 KB
-//     of the default model in tens of microseconds where the sha256 takes
-//     half a millisecond.
+//     of the default model in 9 µs (in cache) where the sha256 takes half a
+//     millisecond.
 package digest
 
 import (
