@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/protocol"
@@ -619,5 +620,58 @@ func TestWorkerFetchesTheDataset(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(cache, "datasets", "fashion-mnist", "*", "*-ubyte*"))
 	if len(files) != 4 {
 		t.Fatalf("cached dataset files %v, want 4", files)
+	}
+}
+
+// TestCommitRecordsOfAnotherCodecVersionAreReplaced: a run resumed after an
+// upgrade finds commit records that the earlier version wrote in a codec
+// this one cannot read. They cannot come from a coordinator of this
+// version, so they do not fence it: each is replaced, once, and the run
+// ends with the weights it would have had.
+func TestCommitRecordsOfAnotherCodecVersionAreReplaced(t *testing.T) {
+	cfg := smallConfig(t)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if err := protocol.Ensure(ctx, js, 1, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	run := cfg.Signature()
+	old := []uint64{1, 2, 7}
+	for _, step := range old {
+		earlier := []byte{protocol.Version - 1, byte(protocol.KindParams), 0} // as far as this version reads
+		if _, err := js.Publish(ctx, protocol.ParamsSubject(run, step), earlier, jetstream.WithMsgID(fmt.Sprintf("%s/params/%d", run, step))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := referenceDigest(t, cfg)
+
+	p := newPool(t, srv.ClientURL())
+	p.add(1)
+	defer p.close()
+	var logs syncbuf.Buffer
+	tctx, cancel := context.WithTimeout(ctx, time.Minute) // a run the old records stall fails, with its log
+	defer cancel()
+	res, err := Train(tctx, nc, openStore(t, ""), Options{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil)), AckWait: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if got := fmt.Sprintf("%x", res.Digest); got != ref {
+		t.Fatalf("weights %s, the run without old records %s", got, ref)
+	}
+	if n := strings.Count(logs.String(), "replacing a commit record of another codec version"); n != len(old) {
+		t.Fatalf("%d records replaced, want %d:\n%s", n, len(old), logs.String())
+	}
+	params, _ := js.Stream(ctx, protocol.ParamsStream)
+	for _, step := range old {
+		raw, err := params.GetLastMsgForSubject(ctx, protocol.ParamsSubject(run, step))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p protocol.Params
+		if err := p.UnmarshalBinary(raw.Data); err != nil || p.Step != step {
+			t.Fatalf("step %d: commit record %+v: %v", step, p, err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"unicode/utf8"
 
@@ -11,6 +12,10 @@ import (
 
 // ErrMalformed is wrapped by every decoding error.
 var ErrMalformed = errors.New("protocol: malformed message")
+
+// ErrVersion is the error of a message written with another codec version
+// (an earlier or later jettrain). It wraps ErrMalformed.
+var ErrVersion = fmt.Errorf("%w: another codec version", ErrMalformed)
 
 // writer appends the wire encoding of fields to a byte slice.
 type writer struct{ b []byte }
@@ -62,7 +67,8 @@ func newReader(b []byte, kind Kind) *reader {
 		return r
 	}
 	if b[0] != Version {
-		r.fail("codec version %d, want %d", b[0], Version)
+		r.err = fmt.Errorf("%w: version %d, want %d", ErrVersion, b[0], Version)
+		r.b = nil
 		return r
 	}
 	if Kind(b[1]) != kind {

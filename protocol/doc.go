@@ -44,9 +44,11 @@
 // uvarint length. Decoders validate every field and return an error wrapping
 // ErrMalformed for anything they do not accept, never panic, and never keep a
 // reference to the input buffer. A message of another codec version is
-// malformed, so a run's streams are readable only by the version that
-// wrote them: a run does not go on across a change of Version (its
-// checkpoints, in the object store's own format, stay readable).
+// malformed (ErrVersion). A run that a newer jettrain resumes goes on from
+// its checkpoint (the object store's own format): the coordinator skips the
+// earlier version's gradients and replaces its commit records, and workers
+// refuse its tasks; the message ids of tasks and commit records name the
+// codec version, so the new ones are not dropped as their duplicates.
 //
 // # Limits
 //

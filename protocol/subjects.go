@@ -66,9 +66,10 @@ const HeartbeatSubject = "jt.heartbeat"
 const HeartbeatEvery = 2 * time.Second
 
 // MsgID is the JetStream message id of the task of (run, step, shard), so
-// the server drops a republished duplicate.
+// the server drops a republished duplicate. It names the codec version: a
+// task that an earlier version published is not a duplicate of this one's.
 func MsgID(run string, step uint64, shard int) string {
-	return fmt.Sprintf("%s/%d/%d", run, step, shard)
+	return fmt.Sprintf("%s/%d/%d/v%d", run, step, shard, Version)
 }
 
 // GradMsgID is the JetStream message id of the gradient of shards
@@ -80,8 +81,12 @@ func GradMsgID(run string, step uint64, shard, shards int, weights [8]byte) stri
 	return fmt.Sprintf("%s/%d/%d+%d/%x", run, step, shard, shards, weights)
 }
 
-// ParamsMsgID is the JetStream message id of a weights version.
-func ParamsMsgID(run string, step uint64) string { return fmt.Sprintf("%s/params/%d", run, step) }
+// ParamsMsgID is the JetStream message id of a weights version's commit
+// record. It names the codec version, so a record written again after an
+// upgrade is not dropped as a duplicate of the old one.
+func ParamsMsgID(run string, step uint64) string {
+	return fmt.Sprintf("%s/params/%d/v%d", run, step, Version)
+}
 
 // StreamConfigs returns the configuration of every stream jettrain uses.
 // replicas is 1 on a single server and 3 on a three-node cluster.
