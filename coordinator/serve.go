@@ -35,9 +35,12 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	go func() { n.saver.loop(ctx); close(saverDone) }()
 	snapsDone := make(chan struct{})
 	go func() { n.snaps.loop(ctx); close(snapsDone) }()
-	defer func() { cancel(); <-saverDone; <-snapsDone }()
 	lost := make(chan error, 1)
-	go n.lease.keep(ctx, lost)
+	keepDone := make(chan struct{})
+	go func() { n.lease.keep(ctx, lost); close(keepDone) }()
+	// Every goroutine ends before serve returns: close then releases the
+	// lease at the revision the last refresh left.
+	defer func() { cancel(); <-saverDone; <-snapsDone; <-keepDone }()
 
 	if n.m.Done() {
 		return n.finish(ctx)
