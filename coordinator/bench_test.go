@@ -19,17 +19,19 @@ import (
 )
 
 // Each distributed benchmark iteration is a fresh run. Its first benchWarm
-// steps are not timed: the first hundred or so steps of a run are slower
-// while the broker's stores and caches grow to their steady size. After
-// them it times benchSegments segments of benchSegment steps, and between
-// two segments, with the run paused, the in-process loop over as many
-// steps: a shared machine's load drifts over seconds, and interleaving puts
-// the two on the same footing. Over the window (about 660 steps) Fashion-
-// MNIST (468 steps an epoch) has an epoch's end, with its evaluation, in
-// both, and the default checkpoints (every 50 steps, and 468) in the
-// distributed run.
+// steps are not timed: the first few hundred steps of a process are slower
+// while the broker's stores and caches, and with them the Go heap, grow to
+// their steady size (about 900 MB here), every new page of it a page fault:
+// in them a worker waits about 12 ms for a task every few steps, and not
+// after. After them it times benchSegments segments of benchSegment steps,
+// and between two segments, with the run paused, the in-process loop over
+// as many steps: a shared machine's load drifts over seconds, and
+// interleaving puts the two on the same footing. Over the window (about
+// 920 steps) Fashion-MNIST (468 steps an epoch) has an epoch's end, with
+// its evaluation, in both, and the default checkpoints (every 50 steps,
+// and 468) in the distributed run.
 const (
-	benchWarm     = 128
+	benchWarm     = 384
 	benchSegment  = 64
 	benchSegments = 8
 	benchSteps    = benchSegment * benchSegments
@@ -46,7 +48,8 @@ const (
 // real embedded JetStream server, and with a checkpoint every 10 steps (the
 // checkpoint overhead). The distributed runs also report the ratio of the
 // local loop's step time to theirs, over the same number of steps timed
-// interleaved with theirs (x-local: 1 is as fast as the local loop).
+// interleaved with theirs (x-local: 1 is as fast as the local loop), and
+// the time a worker waited for tasks (idle-ms/step, per worker).
 // Without the Fashion-MNIST files it runs on the synthetic dataset.
 // JETTRAIN_BENCH_SET takes config overrides, e.g. "model=cnn" or
 // "hidden=[128],batch_size=512".
@@ -91,6 +94,7 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(t.local.Seconds()*1e3/n, "local-ms/step")
 			b.ReportMetric(t.localCPU.Seconds()*1e3/n, "local-cpu-ms/step")
 			b.ReportMetric(t.local.Seconds()/t.dist.Seconds(), "x-local")
+			b.ReportMetric(t.idle.Seconds()*1e3/n/float64(v.workers), "idle-ms/step")
 		})
 	}
 }
@@ -98,13 +102,14 @@ func BenchmarkThroughput(b *testing.B) {
 // benchTimes are the timed windows of a distributed benchmark: the
 // distributed run's wall and CPU time, and the local loop's over as many
 // steps.
-type benchTimes struct{ dist, cpu, local, localCPU time.Duration }
+type benchTimes struct{ dist, cpu, local, localCPU, idle time.Duration }
 
 func (t *benchTimes) add(u benchTimes) {
 	t.dist += u.dist
 	t.cpu += u.cpu
 	t.local += u.local
 	t.localCPU += u.localCPU
+	t.idle += u.idle
 }
 
 // benchInterleaved trains one distributed run of cfg with workers fresh
@@ -128,18 +133,19 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	var t benchTimes
 	var failed error // the hook runs on the coordinator's goroutine: no b.Fatal there
 	var first time.Time
-	var cpu0 time.Duration
+	var cpu0, idle0 time.Duration
 	timing, segments, next := false, 0, uint64(benchWarm)
 	committed := func(step uint64, _ [8]byte) {
 		if step != next {
 			return
 		}
 		if !timing {
-			first, cpu0, timing, next = time.Now(), cpuTime(b), true, step+benchSegment
+			first, cpu0, idle0, timing, next = time.Now(), cpuTime(b), p.idle(), true, step+benchSegment
 			return
 		}
 		t.dist += time.Since(first)
 		t.cpu += cpuTime(b) - cpu0
+		t.idle += p.idle() - idle0
 		timing, segments = false, segments+1
 		// The pause: the workers finish the tasks that are out (those
 		// of every step before step+2) and wait; then the local loop

@@ -152,6 +152,17 @@ func (p *pool) remove() {
 	}
 }
 
+// idle is the time the pool's workers, together, have waited for tasks.
+func (p *pool) idle() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var d time.Duration
+	for _, w := range p.all {
+		d += w.Idle()
+	}
+	return d
+}
+
 // tasks is how many tasks the pool's workers have completed.
 func (p *pool) tasks() uint64 {
 	p.mu.Lock()

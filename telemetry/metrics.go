@@ -20,6 +20,7 @@ const (
 	MetricTasksCompleted     = "jettrain.tasks.completed"
 	MetricTasksRedelivered   = "jettrain.tasks.redelivered"
 	MetricTaskDuration       = "jettrain.task.duration"
+	MetricWorkerIdle         = "jettrain.worker.idle"
 	MetricGradientBytes      = "jettrain.gradient.bytes"
 	MetricCheckpointDuration = "jettrain.checkpoint.duration"
 	MetricCheckpointBytes    = "jettrain.checkpoint.bytes"
@@ -63,6 +64,9 @@ type Metrics struct {
 	// TaskDuration is a worker's time for one shard: fetch, compute,
 	// publish (s). Attrs: AttrWorker.
 	TaskDuration metric.Float64Histogram
+	// WorkerIdle is the time a worker waited for its next task (s): what
+	// the coordinator's pace or a stall cost it. Attrs: AttrWorker.
+	WorkerIdle metric.Float64Counter
 	// GradientBytes counts gradient payload bytes published (worker) or
 	// received (coordinator).
 	GradientBytes metric.Int64Counter
@@ -122,6 +126,9 @@ func NewMetrics(m metric.Meter) (*Metrics, error) {
 	x.TaskDuration, err = m.Float64Histogram(MetricTaskDuration, metric.WithUnit("s"),
 		metric.WithDescription("Worker time for one shard task."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
+	check(err)
+	x.WorkerIdle, err = m.Float64Counter(MetricWorkerIdle, metric.WithUnit("s"),
+		metric.WithDescription("Time a worker waited for its next task."))
 	check(err)
 	x.GradientBytes, err = m.Int64Counter(MetricGradientBytes, metric.WithUnit("By"),
 		metric.WithDescription("Gradient payload bytes."))

@@ -204,6 +204,7 @@ func TestPrometheusEndpoint(t *testing.T) {
 	m.CheckpointDuration.Record(ctx, 0.05, run)
 	m.WorkersAlive.Record(ctx, 3, run)
 	m.SamplesPerSecond.Record(ctx, 19876.5, run)
+	m.WorkerIdle.Add(ctx, 0.25, metric.WithAttributes(attribute.String(AttrWorker, "w1")))
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get(p.MetricsURL())
@@ -227,6 +228,7 @@ func TestPrometheusEndpoint(t *testing.T) {
 		`jettrain_checkpoint_duration_seconds_bucket`,
 		`jettrain_workers_alive{jettrain_run="abc123"`,
 		`jettrain_samples_rate`,
+		`jettrain_worker_idle_seconds_total{jettrain_worker="w1"`,
 		`service_name="coordinator"`,
 		`go_goroutines`,
 	} {

@@ -68,6 +68,7 @@ type Worker struct {
 	js       jetstream.JetStream
 	runs     *runCache
 	done     atomic.Uint64
+	waited   atomic.Int64 // nanoseconds spent waiting for a task
 	ackEvery time.Duration
 	tr       trace.Tracer
 	metrics  *telemetry.Metrics
@@ -119,6 +120,11 @@ func (w *Worker) ID() string { return w.opts.ID }
 
 // Tasks is the number of tasks this worker has completed.
 func (w *Worker) Tasks() uint64 { return w.done.Load() }
+
+// Idle is the time the worker has waited for its next task: with tasks
+// handed out ahead, close to zero but at a stall of the coordinator (an
+// epoch's evaluation, a recovery).
+func (w *Worker) Idle() time.Duration { return time.Duration(w.waited.Load()) }
 
 // Run pulls and serves tasks until ctx ends. It waits for a coordinator to
 // create the streams, rides out broker restarts, and returns nil when ctx is
@@ -194,10 +200,14 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 			w.serve(ctx, msg)
 			continue
 		}
+		wait := time.Now()
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			return
 		}
+		waited := time.Since(wait)
+		w.waited.Add(int64(waited))
+		w.metrics.WorkerIdle.Add(ctx, waited.Seconds(), w.idAttr)
 		if err != nil {
 			w.opts.Log.Warn("worker: pulling a task failed; retrying", "err", err)
 			continue

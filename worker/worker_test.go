@@ -158,6 +158,44 @@ func TestSnapshotFailingItsCheckIsNotUsed(t *testing.T) {
 	}
 }
 
+// TestIdleIsTheWaitForATask: a worker whose consumer is waiting for work
+// counts that wait as idle time once a task comes, and no more than it has
+// been running.
+func TestIdleIsTheWaitForATask(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	start := time.Now()
+	w, logs, stop := runWorker(t, nc)
+	cons, _ := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the worker's pull is waiting at the server: it is idle
+		info, err := cons.Info(ctx)
+		if err == nil && info.NumWaiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker never waited for a task: %+v\n%s", info, logs.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+	if w.Idle() != 0 {
+		t.Fatalf("idle %v before any task came", w.Idle())
+	}
+	if _, err := js.Publish(ctx, protocol.TasksSubject("abc"), []byte("not a task")); err != nil {
+		t.Fatal(err)
+	}
+	for w.Idle() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the task came and no idle time was counted\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+	stop()
+	if idle, ran := w.Idle(), time.Since(start); idle > ran {
+		t.Fatalf("idle %v in a run of %v", idle, ran)
+	}
+}
+
 // TestMalformedTaskIsTerminated publishes garbage and a task for a run that
 // does not exist: the worker logs each once with its subject and sequence,
 // terminates it so it is never redelivered, and keeps serving.
