@@ -47,7 +47,11 @@ func testConfig() config.Config {
 
 func newTestMachine(t *testing.T, ck *objstore.Checkpoint) *Machine {
 	t.Helper()
-	cfg := testConfig()
+	return newMachineWith(t, testConfig(), ck)
+}
+
+func newMachineWith(t *testing.T, cfg config.Config, ck *objstore.Checkpoint) *Machine {
+	t.Helper()
 	opt, err := model.NewOptimizer(cfg.OptimizerSpec(0), 16)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +70,9 @@ func newTestMachine(t *testing.T, ck *objstore.Checkpoint) *Machine {
 // drive answers the machine's tasks in an order chosen by rng, with
 // duplicates, until it is done or stopAt steps are committed. It returns
 // the last checkpoint seen. It checks that the machine hands out each step's
-// tasks Lookahead steps ahead: all of them before the step is current.
+// tasks Lookahead steps ahead, all of them before the step is current and
+// none twice, and before the step whose commit evaluates an epoch, the
+// tasks of EvalLookahead steps past it.
 func drive(t *testing.T, m *Machine, rng *rand.Rand, stopAt uint64) *objstore.Checkpoint {
 	t.Helper()
 	var seq uint64
@@ -86,7 +92,12 @@ func drive(t *testing.T, m *Machine, rng *rand.Rand, stopAt uint64) *objstore.Ch
 		if len(tasks) != m.cfg.Shards {
 			t.Fatalf("step %d: %d tasks handed out, want %d", step, len(tasks), m.cfg.Shards)
 		}
-		for d := uint64(1); d <= Lookahead; d++ {
+		ahead := uint64(Lookahead)
+		spe := uint64(m.stepsPerEpoch)
+		if (step+1)%spe == 0 { // its commit ends the epoch: the coordinator evaluates
+			ahead = 1 + min(EvalLookahead, spe-1)
+		}
+		for d := uint64(1); d <= ahead; d++ {
 			if next := published[step+d]; len(next) != m.cfg.Shards && step+d < m.totalSteps {
 				t.Fatalf("step %d: %d tasks of step %d handed out, want %d", step, len(next), step+d, m.cfg.Shards)
 			}
@@ -170,10 +181,15 @@ func TestMachineHandsBackNextStepGradients(t *testing.T) {
 // never read again, and a worker that recomputes it publishes the same
 // message id, which the stream drops as a duplicate.
 func TestMachineHoldsGradientsUpToLookaheadSteps(t *testing.T) {
-	twin := newTestMachine(t, nil)
+	cfg := testConfig()
+	cfg.Epochs = 10 // steps past holdAhead exist
+	twin := newMachineWith(t, cfg, nil)
 	drive(t, twin, rand.New(rand.NewPCG(1, 1)), 2)
 
-	m := newTestMachine(t, nil)
+	m := newMachineWith(t, cfg, nil)
+	if holdAhead+1 >= m.totalSteps {
+		t.Fatalf("the run has %d steps: none past holdAhead", m.totalSteps)
+	}
 	tasks := m.Resume().Tasks // steps 0..Lookahead, shard by shard
 	shards := m.cfg.Shards
 	early := fakeGrad(tasks[2*shards], twin.Weights()) // step 2 shard 0, on the weights steps 0 and 1 will produce
@@ -181,7 +197,7 @@ func TestMachineHoldsGradientsUpToLookaheadSteps(t *testing.T) {
 		t.Fatalf("gradient two steps ahead: %v, want ErrAhead", err)
 	}
 	beyond := *early
-	beyond.Step = Lookahead + 1 // no task of that step is out yet
+	beyond.Step = holdAhead + 1 // no coordinator hands out tasks that far ahead
 	if _, err := m.Grad(&beyond, 2, time.Unix(0, 0)); !errors.Is(err, ErrDropped) {
 		t.Fatalf("gradient past the tasks out: %v, want ErrDropped", err)
 	}
@@ -253,7 +269,7 @@ func TestMachineRejectsForeignGradients(t *testing.T) {
 	good := fakeGrad(task, m.Weights())
 	for name, mutate := range map[string]func(g *protocol.Grad){
 		"other run":     func(g *protocol.Grad) { g.Run = "run-2" },
-		"future step":   func(g *protocol.Grad) { g.Step = Lookahead + 1 }, // no task of it is out
+		"future step":   func(g *protocol.Grad) { g.Step = holdAhead + 1 }, // no task of it can be out
 		"wrong weights": func(g *protocol.Grad) { g.Weights[0] ^= 1 },
 		"short":         func(g *protocol.Grad) { g.Grad = g.Grad[:3] },
 		"count":         func(g *protocol.Grad) { g.Stats = []protocol.ShardStats{{Count: g.Stats[0].Count + 1}} },

@@ -237,8 +237,9 @@ func (n *node) take(ctx context.Context, d delivery, replaying bool) (done bool,
 	return false, nil
 }
 
-// heldMax bounds the later steps' gradients kept, per shard of a step.
-const heldMax = 4
+// heldMax bounds the later steps' gradients kept, per shard of a step: as
+// many as there can be steps with tasks out.
+const heldMax = holdAhead
 
 // apply feeds one gradient to the machine and performs the work it returns.
 // held reports that the gradient is kept for a later step (its buffers
