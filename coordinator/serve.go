@@ -462,9 +462,7 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 // step's subject to be empty, so of two coordinators that both believe they
 // lead, only one can ever write a step; the other (or this one, resuming)
 // finds the version already there and goes on only if it holds the same
-// weights. A record another codec version wrote (a run resumed after an
-// upgrade) cannot come from a coordinator of this version: it is removed,
-// and the publish is tried again.
+// weights.
 func (n *node) checkFenced(ctx context.Context, p *protocol.Params, err error) error {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant {
@@ -475,15 +473,7 @@ func (n *node) checkFenced(ctx context.Context, p *protocol.Params, err error) e
 		return fmt.Errorf("coordinator: checking weights of step %d: %w", p.Step, gerr)
 	}
 	var have protocol.Params
-	derr := have.UnmarshalBinary(raw.Data)
-	if errors.Is(derr, protocol.ErrVersion) {
-		n.opts.Log.Warn("coordinator: replacing a commit record of another codec version", "run", p.Run, "step", p.Step, "seq", raw.Sequence, "err", derr)
-		if err := n.params.DeleteMsg(ctx, raw.Sequence); err != nil {
-			return fmt.Errorf("coordinator: removing the commit record of step %d of another codec version: %w", p.Step, err)
-		}
-		return fmt.Errorf("coordinator: step %d had a commit record of another codec version, now removed", p.Step)
-	}
-	if derr != nil {
+	if derr := have.UnmarshalBinary(raw.Data); derr != nil {
 		return fmt.Errorf("%w: the commit record of step %d (seq %d) is unreadable: %v", ErrFenced, p.Step, raw.Sequence, derr)
 	}
 	if have.Check != p.Check {

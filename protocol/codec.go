@@ -3,7 +3,6 @@ package protocol
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"unicode/utf8"
 
@@ -12,10 +11,6 @@ import (
 
 // ErrMalformed is wrapped by every decoding error.
 var ErrMalformed = errors.New("protocol: malformed message")
-
-// ErrVersion is the error of a message written with another codec version
-// (an earlier or later jettrain). It wraps ErrMalformed.
-var ErrVersion = fmt.Errorf("%w: another codec version", ErrMalformed)
 
 // writer appends the wire encoding of fields to a byte slice.
 type writer struct{ b []byte }
@@ -67,8 +62,7 @@ func newReader(b []byte, kind Kind) *reader {
 		return r
 	}
 	if b[0] != Version {
-		r.err = fmt.Errorf("%w: version %d, want %d", ErrVersion, b[0], Version)
-		r.b = nil
+		r.fail("codec version %d, want %d", b[0], Version)
 		return r
 	}
 	if Kind(b[1]) != kind {

@@ -44,11 +44,11 @@
 // uvarint length. Decoders validate every field and return an error wrapping
 // ErrMalformed for anything they do not accept, never panic, and never keep a
 // reference to the input buffer. A message of another codec version is
-// malformed (ErrVersion). A run that a newer jettrain resumes goes on from
-// its checkpoint (the object store's own format): the coordinator skips the
-// earlier version's gradients and replaces its commit records, and workers
-// refuse its tasks; the message ids of tasks and commit records name the
-// codec version, so the new ones are not dropped as their duplicates.
+// malformed. A run that a newer jettrain resumes goes on from its
+// checkpoint (the object store's own format): the coordinator skips the
+// earlier version's gradients and workers refuse its tasks. Commit records
+// are on subjects, and tasks under message ids, that name the codec version,
+// so the earlier version's neither block nor deduplicate the new ones.
 //
 // # Limits
 //

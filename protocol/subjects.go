@@ -41,8 +41,13 @@ func GradSubject(run string, step uint64, shard int) string {
 func GradsFilter(run string) string { return "jt.grads." + run + ".>" }
 
 // ParamsSubject is where the commit record of weights version step of run
-// is published: written once, by the coordinator that commits the step.
-func ParamsSubject(run string, step uint64) string { return fmt.Sprintf("jt.params.%s.%d", run, step) }
+// is published: written once, by the coordinator that commits the step. It
+// names the codec version, so the records of another jettrain version (a
+// run resumed after an upgrade, or a coordinator of the other version in a
+// mixed rollout) never take the subject of this one's.
+func ParamsSubject(run string, step uint64) string {
+	return fmt.Sprintf("jt.params.v%d.%s.%d", Version, run, step)
+}
 
 // StateObject names, in StateBucket, the newest snapshot of run (weights
 // and optimizer state) that a worker can start from.

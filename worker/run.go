@@ -165,22 +165,16 @@ func (r *run) prepare(ctx context.Context, s streams, vs *versions, step uint64,
 }
 
 // committed reports whether the coordinator has committed step: the commit
-// record of the version after it exists, in this version's codec.
+// record of the version after it exists.
 func (r *run) committed(ctx context.Context, params jetstream.Stream, vs *versions, step uint64) (bool, error) {
 	if vs.get(r.sig, step+1) != nil {
 		return true, nil
 	}
-	raw, err := params.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step+1))
+	_, err := params.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step+1))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	// A record this version cannot read (an earlier version's, left from
-	// before an upgrade) commits nothing: the coordinator replaces it.
-	var p protocol.Params
-	return p.UnmarshalBinary(raw.Data) == nil, nil
+	return err == nil, err
 }
 
 // gradient computes the shard's gradient at the replica's weights and adds
