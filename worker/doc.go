@@ -15,9 +15,9 @@
 // subscription or are fetched from the grads stream — with the same sum and
 // optimizer code as the coordinator, so no weights cross the network per
 // step. A worker with no state, or behind, starts from the run's snapshot
-// and replays the gradients after it. The coordinator hands out tasks a
-// step ahead, so a worker goes from one step to the next without waiting
-// for the coordinator; a task whose step still misses gradients waits for
+// and replays the gradients after it. The coordinator hands out tasks two
+// steps ahead (and 32 past an epoch's end, before it evaluates), so a worker
+// goes from one step to the next without waiting for the coordinator; a task whose step still misses gradients waits for
 // them, serving meanwhile any of those shards it holds itself.
 //
 // The task loop never waits on the network between shards: gradients go out

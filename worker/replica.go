@@ -49,9 +49,10 @@ type streams struct {
 	params jetstream.Stream
 }
 
-// snapshotWait bounds reading a snapshot: an object that the coordinator
-// replaces while it is read loses its chunks, and the read would wait for
-// them forever.
+// snapshotWait bounds reading a snapshot, in place of the JetStream
+// client's 5 s default: an object the coordinator replaces while it is read
+// loses its chunks, and the read fails at the bound, while a large snapshot
+// on a busy server needs longer than 5 s.
 const snapshotWait = 30 * time.Second
 
 // gatherWait bounds the wait for the gradients of a step: past it the task

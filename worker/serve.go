@@ -119,8 +119,21 @@ func (w *Worker) nextIs(run string, step uint64, shard int) bool {
 // inHand returns the next task the consumer has prefetched, if it has one
 // (or gets one within a millisecond).
 func (w *Worker) inHand() (jetstream.Msg, bool) {
-	msg, err := w.it.Next(jetstream.NextMaxWait(time.Millisecond))
+	msg, err := w.next(jetstream.NextMaxWait(time.Millisecond))
 	return msg, err == nil
+}
+
+// next takes the next task from the consumer, counting the time it waits
+// as idle (Idle and the WorkerIdle metric).
+func (w *Worker) next(opts ...jetstream.NextOpt) (jetstream.Msg, error) {
+	start := time.Now()
+	msg, err := w.it.Next(opts...)
+	if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		waited := time.Since(start)
+		w.waited.Add(int64(waited))
+		w.metrics.WorkerIdle.Add(context.Background(), waited.Seconds(), w.idAttr)
+	}
+	return msg, err
 }
 
 // flush sends the pending shards as one gradient: the replica's sum of

@@ -200,14 +200,10 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 			w.serve(ctx, msg)
 			continue
 		}
-		wait := time.Now()
-		msg, err := it.Next()
+		msg, err := w.next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			return
 		}
-		waited := time.Since(wait)
-		w.waited.Add(int64(waited))
-		w.metrics.WorkerIdle.Add(ctx, waited.Seconds(), w.idAttr)
 		if err != nil {
 			w.opts.Log.Warn("worker: pulling a task failed; retrying", "err", err)
 			continue
