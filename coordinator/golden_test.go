@@ -1,14 +1,11 @@
 package coordinator
 
 import (
-	"context"
 	"encoding/hex"
 	"os"
 	"os/exec"
 	"runtime"
 	"testing"
-
-	"github.com/jettrain/jettrain/model"
 )
 
 // The weights a config trains to are a contract: resuming a run, or
@@ -43,14 +40,7 @@ func TestTrainingGivesTheRecordedWeights(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := smallConfig(t, append([]string{"hidden=[64]", "shards=3", "batch_size=48"}, c.sets...)...)
-			ds, err := model.LoadDataset(cfg.Dataset, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := TrainLocal(context.Background(), cfg, ds, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res, _ := trainLocal(t, cfg)
 			if got := hex.EncodeToString(res.Digest[:]); got != c.want {
 				t.Errorf("%s: %d steps give weights %s, recorded %s", c.name, res.Step, got, c.want)
 			}

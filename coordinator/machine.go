@@ -64,10 +64,8 @@ type Machine struct {
 	eval          Evaluator
 
 	weights []float32
-	check   [8]byte  // model.Check of weights
-	digest  [32]byte // model.Digest of weights, once asked for
-	hashed  bool     // digest is of the current weights
-	step    uint64   // weights version: optimizer steps applied so far
+	check   [8]byte // model.Check of weights
+	step    uint64  // weights version: optimizer steps applied so far
 
 	perms  [2]epochPerm // sample orders of the epochs tasks were made for last
 	issued uint64       // the tasks of every step before it are out
@@ -77,7 +75,7 @@ type Machine struct {
 	seqs    []uint64              // grads-stream sequence of each shard's gradient
 	used    []uint64              // seqs of the step committed last
 	lastSeq uint64                // grads-stream sequence of the last gradient that completed a step
-	ahead   []uint64              // seqs of next-step gradients handed back with ErrAhead, not yet taken
+	ahead   []uint64              // seqs of later steps' gradients handed back with ErrAhead, not yet taken
 
 	part    partial
 	history []objstore.HistoryEntry
@@ -134,14 +132,9 @@ func (m *Machine) Done() bool { return m.step >= m.totalSteps }
 // records carry and gradients must name.
 func (m *Machine) Check() [8]byte { return m.check }
 
-// Digest is the sha256 of the current weights. It is computed when asked
-// for, not with every step.
-func (m *Machine) Digest() [32]byte {
-	if !m.hashed {
-		m.digest, m.hashed = model.Digest(m.weights), true
-	}
-	return m.digest
-}
+// Digest is the sha256 of the current weights, computed when asked for
+// (at the end of a run), not with every step.
+func (m *Machine) Digest() [32]byte { return model.Digest(m.weights) }
 
 // Weights returns the current weights; the caller must not modify them.
 func (m *Machine) Weights() []float32 { return m.weights }
@@ -382,7 +375,7 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	}
 	m.comb.Apply(m.opt, m.weights, count, m.step)
 	m.step++
-	m.check, m.hashed = model.Check(m.weights), false
+	m.check = model.Check(m.weights)
 	m.used = append(m.used[:0], m.seqs...)
 
 	var r Ready

@@ -196,6 +196,12 @@ func TestMachineHoldsGradientsUpToLookaheadSteps(t *testing.T) {
 	if _, err := m.Grad(early, 1, time.Unix(0, 0)); err != ErrAhead {
 		t.Fatalf("gradient two steps ahead: %v, want ErrAhead", err)
 	}
+	farthest := *early
+	farthest.Step = holdAhead // a predecessor's tasks past an epoch's end reach this far
+	if _, err := m.Grad(&farthest, 3, time.Unix(0, 0)); err != ErrAhead {
+		t.Fatalf("gradient %d steps ahead: %v, want ErrAhead", holdAhead, err)
+	}
+	m.Forget(3)
 	beyond := *early
 	beyond.Step = holdAhead + 1 // no coordinator hands out tasks that far ahead
 	if _, err := m.Grad(&beyond, 2, time.Unix(0, 0)); !errors.Is(err, ErrDropped) {

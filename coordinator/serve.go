@@ -218,6 +218,9 @@ func (n *node) recycle(g *protocol.Grad) {
 // when that commits a step, the gradients of the new step that came early
 // are fed in after it.
 func (n *node) take(ctx context.Context, d delivery, replaying bool) (done bool, err error) {
+	if d.grad != nil { // counted once, not again when a held one is handed in
+		n.trace.m.GradientBytes.Add(ctx, int64(4*len(d.grad.Grad)), n.trace.runSet)
+	}
 	queue := []delivery{d}
 	for len(queue) > 0 {
 		d := queue[0]
@@ -237,10 +240,6 @@ func (n *node) take(ctx context.Context, d delivery, replaying bool) (done bool,
 	return false, nil
 }
 
-// heldMax bounds the later steps' gradients kept, per shard of a step: as
-// many as there can be steps with tasks out.
-const heldMax = holdAhead
-
 // apply feeds one gradient to the machine and performs the work it returns.
 // held reports that the gradient is kept for a later step (its buffers
 // must not be reused yet).
@@ -248,11 +247,11 @@ func (n *node) apply(ctx context.Context, d delivery, replaying bool) (committed
 	if d.grad == nil {
 		return false, false, false, nil
 	}
-	n.trace.m.GradientBytes.Add(ctx, int64(4*len(d.grad.Grad)), n.trace.runSet)
 	applyStart := time.Now()
 	r, err := n.m.Grad(d.grad, d.seq, n.opts.Now())
 	if errors.Is(err, ErrAhead) {
-		if len(n.held) >= heldMax*n.cfg.Shards {
+		// At most as many as there can be steps with tasks out.
+		if len(n.held) >= holdAhead*n.cfg.Shards {
 			n.m.Forget(d.seq)
 			n.opts.Log.Warn("coordinator: too many gradients of later steps; dropping one", "run", n.run, "seq", d.seq)
 			return false, false, false, nil

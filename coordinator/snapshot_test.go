@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -35,13 +36,23 @@ func TestSnapshotsLargerThanMaxPayload(t *testing.T) {
 		if step != joinAt {
 			return
 		}
+		// The checkpoint's snapshot is written in the background: wait
+		// for it, then let a second worker join from it.
 		js, _ := jetstream.New(nc)
 		obs, err := js.ObjectStore(context.Background(), protocol.StateBucket)
-		if err == nil {
-			snapshot, err = obs.GetInfo(context.Background(), protocol.StateObject(cfg.Signature()))
-		}
 		if err != nil {
 			t.Error(err)
+			return
+		}
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) { // polling interval
+			info, err := obs.GetInfo(context.Background(), protocol.StateObject(cfg.Signature()))
+			if err != nil {
+				continue // not written yet
+			}
+			if at, ok := protocol.SnapshotStep(info); ok && at >= uint64(cfg.CheckpointEvery) {
+				snapshot = info
+				break
+			}
 		}
 		p.add(1)
 	}})
