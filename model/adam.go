@@ -10,10 +10,9 @@ type adam struct {
 
 // adamStep is what one Adam step needs besides the vectors: every
 // element's update is a function of these and of its own w, g, m and v.
-// The layout is read by the vector code (adam_amd64.s).
+// The vector code (adam_amd64.s) reads the fields by name (go_asm.h).
 type adamStep struct {
 	b1, a1, b2, a2, decay float32 // β1, 1-β1, β2, 1-β2, lr·weight decay
-	_                     float32
 	c1, c2                float64 // the bias corrections 1/(1-β^t)
 	lr, eps               float64
 }

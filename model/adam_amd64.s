@@ -1,3 +1,4 @@
+#include "go_asm.h"
 #include "textflag.h"
 
 // func adamAVX2(params, grad, m, v []float32, k *adamStep)
@@ -15,15 +16,15 @@ TEXT ·adamAVX2(SB), NOSPLIT, $0-104
 	MOVQ k+96(FP), R10
 	SHRQ $3, CX
 	JZ   done
-	VBROADCASTSS 0(R10), Y8   // β1
-	VBROADCASTSS 4(R10), Y9   // 1-β1
-	VBROADCASTSS 8(R10), Y10  // β2
-	VBROADCASTSS 12(R10), Y11 // 1-β2
-	VBROADCASTSS 16(R10), Y12 // lr·decay
-	VBROADCASTSD 24(R10), Y13 // c1
-	VBROADCASTSD 32(R10), Y14 // c2
-	VBROADCASTSD 40(R10), Y15 // lr
-	VBROADCASTSD 48(R10), Y7  // eps
+	VBROADCASTSS adamStep_b1(R10), Y8   // β1
+	VBROADCASTSS adamStep_a1(R10), Y9   // 1-β1
+	VBROADCASTSS adamStep_b2(R10), Y10  // β2
+	VBROADCASTSS adamStep_a2(R10), Y11 // 1-β2
+	VBROADCASTSS adamStep_decay(R10), Y12 // lr·decay
+	VBROADCASTSD adamStep_c1(R10), Y13 // c1
+	VBROADCASTSD adamStep_c2(R10), Y14 // c2
+	VBROADCASTSD adamStep_lr(R10), Y15 // lr
+	VBROADCASTSD adamStep_eps(R10), Y7  // eps
 
 loop:
 	VMOVUPS (SI), Y0          // g

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/jettrain/jettrain/internal/f32le"
 )
 
 // Optimizer names and learning-rate schedules accepted by OptimizerSpec.
@@ -168,9 +170,7 @@ func marshalState(kind byte, vecs ...[]float32) []byte {
 	b[4], b[5] = stateVersion, kind
 	binary.LittleEndian.PutUint64(b[6:], uint64(n))
 	for _, v := range vecs {
-		for _, f := range v {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-		}
+		b = f32le.Append(b, v)
 	}
 	return b
 }
@@ -194,10 +194,8 @@ func unmarshalState(b []byte, kind byte, vecs ...[]float32) error {
 	}
 	p := b[stateHeader:]
 	for _, v := range vecs {
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(p))
-			p = p[4:]
-		}
+		f32le.Decode(v, p[:4*len(v)])
+		p = p[4*len(v):]
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func TrainSingleProcess(ctx context.Context, ds *Dataset, cfg TrainConfig, repor
 	ss := ds.SampleSize()
 	x := make([]float32, cfg.Batch*ss)
 	y := make([]uint8, cfg.Batch)
-	sum := make([]float32, len(w))
+	sum := NewShardSum(cfg.Shards, len(w))
 	grad := make([]float32, len(w))
 	var step int64
 	for epoch := 0; epoch < cfg.Epochs; epoch++ {
@@ -70,7 +70,6 @@ func TrainSingleProcess(ctx context.Context, ds *Dataset, cfg TrainConfig, repor
 				return nil, err
 			}
 			idx := BatchIndices(perm, s, cfg.Batch)
-			clear(sum)
 			count := 0
 			for k := 0; k < cfg.Shards; k++ {
 				lo, hi := ShardRange(cfg.Batch, cfg.Shards, k)
@@ -79,17 +78,11 @@ func TrainSingleProcess(ctx context.Context, ds *Dataset, cfg TrainConfig, repor
 				if err != nil {
 					return nil, err
 				}
-				for i, v := range grad {
-					sum[i] += v
-				}
+				sum.Add(k, grad)
 				count += st.Count
 				train = train.Add(st)
 			}
-			inv := 1 / float32(count)
-			for i := range sum {
-				sum[i] *= inv
-			}
-			opt.Apply(w, sum, step)
+			sum.Apply(opt, w, count, uint64(step))
 			step++
 		}
 		dur := time.Since(start)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/jettrain/jettrain/internal/f32le"
 )
 
 // Checkpoint is everything needed to resume a run at an exact step.
@@ -56,9 +58,7 @@ func (ck *Checkpoint) MarshalBinary() ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(ck.Epoch))
 	b = binary.LittleEndian.AppendUint64(b, ck.GradsSeq)
 	b = binary.AppendUvarint(b, uint64(len(ck.Weights)))
-	for _, w := range ck.Weights {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(w))
-	}
+	b = f32le.Append(b, ck.Weights)
 	b = appendBytes(b, ck.OptState)
 	b = binary.AppendUvarint(b, uint64(len(ck.History)))
 	for _, h := range ck.History {
@@ -96,9 +96,8 @@ func (ck *Checkpoint) UnmarshalBinary(data []byte) error {
 	n := d.count(4, "weights")
 	if n > 0 {
 		c.Weights = make([]float32, n)
-		raw := d.take(4*n, "weights")
-		for i := range c.Weights {
-			c.Weights[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		if raw := d.take(4*n, "weights"); d.err == nil {
+			f32le.Decode(c.Weights, raw)
 		}
 	}
 	if p := d.bytes("opt_state"); len(p) > 0 {

@@ -18,7 +18,7 @@ func PutSnapshot(ctx context.Context, obs jetstream.ObjectStore, p *Params, maxP
 	}
 	meta := jetstream.ObjectMeta{
 		Name:     StateObject(p.Run),
-		Metadata: map[string]string{StateStepKey: strconv.FormatUint(p.Step, 10)},
+		Metadata: map[string]string{stateStepKey: strconv.FormatUint(p.Step, 10)},
 		Opts:     &jetstream.ObjectMetaOptions{ChunkSize: uint32(max(min(snapshotChunk, maxPayload-chunkHeaders), 1))},
 	}
 	_, err = obs.Put(ctx, meta, bytes.NewReader(b))
@@ -36,6 +36,6 @@ const (
 // SnapshotStep is the step of the snapshot info describes, as its metadata
 // says; ok is false when it does not say.
 func SnapshotStep(info *jetstream.ObjectInfo) (step uint64, ok bool) {
-	step, err := strconv.ParseUint(info.Metadata[StateStepKey], 10, 64)
+	step, err := strconv.ParseUint(info.Metadata[stateStepKey], 10, 64)
 	return step, err == nil
 }

@@ -53,10 +53,10 @@ func ParamsSubject(run string, step uint64) string {
 // and optimizer state) that a worker can start from.
 func StateObject(run string) string { return run }
 
-// StateStepKey is the object metadata key holding a snapshot's step, so a
+// stateStepKey is the object metadata key holding a snapshot's step, so a
 // worker tells whether a snapshot is newer than its replica without reading
 // it.
-const StateStepKey = "step"
+const stateStepKey = "step"
 
 // StateTTL is how long a run's snapshot outlives its last update:
 // snapshots of finished runs go eventually.
