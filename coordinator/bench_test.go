@@ -36,7 +36,8 @@ const (
 	benchSegments = 8
 	benchSteps    = benchSegment * benchSegments
 	// benchSkip steps after a pause are not timed: the workers computed
-	// them during the pause, from the tasks already out.
+	// them during the pause, from the tasks already out (more near an
+	// epoch's end, where tasks go out EvalLookahead steps past it).
 	benchSkip = Lookahead + 1
 	benchLast = benchWarm + benchSegments*(benchSegment+benchSkip)
 )
@@ -116,6 +117,7 @@ func (t *benchTimes) add(u benchTimes) {
 // in-process workers and times it in segments, pausing it between two of
 // them for the local loop to train as many steps.
 func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objstore.Store, cfg config.Config, ds *model.Dataset, workers int) benchTimes {
+	spe := model.StepsPerEpoch(ds.Train.N, cfg.BatchSize)
 	p := newPool(b, srv.ClientURL())
 	// In-process connections, as `coordinator start` makes to its
 	// embedded server.
@@ -148,9 +150,10 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		t.idle += p.idle() - idle0
 		timing, segments = false, segments+1
 		// The pause: the workers finish the tasks that are out (those
-		// of every step before step+2) and wait; then the local loop
+		// of every step to tasksOutTo) and wait; then the local loop
 		// trains as many steps as a segment.
-		want := (step + 2) * uint64(cfg.Shards)
+		out := tasksOutTo(step-1, spe) // the tasks out when step was committed
+		want := (out + 1) * uint64(cfg.Shards)
 		for deadline := time.Now().Add(time.Minute); p.tasks() < want; time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
 				failed = fmt.Errorf("the workers completed %d tasks, not the %d out", p.tasks(), want)
@@ -175,7 +178,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 			cancel()
 			return
 		}
-		next = step + benchSkip
+		next = max(step+benchSkip, out+2)
 	}
 	_, _ = Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: Hooks{Committed: committed}})
 	if failed != nil {
@@ -207,7 +210,8 @@ func benchConfig(b testing.TB, sets []string) (config.Config, *model.Dataset) {
 	// Enough epochs for the measured window (the synthetic dataset has 32
 	// steps an epoch at batch 128).
 	spe := model.StepsPerEpoch(ds.Train.N, cfg.BatchSize)
-	cfg.Epochs = max(cfg.Epochs, benchLast/spe+1)
+	// A pause near an epoch's end skips the steps of the tasks out past it.
+	cfg.Epochs = max(cfg.Epochs, (benchLast+benchSegments*EvalLookahead)/spe+1)
 	return cfg, ds
 }
 

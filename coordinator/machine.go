@@ -67,8 +67,7 @@ type Machine struct {
 	check   [8]byte // model.Check of weights
 	step    uint64  // weights version: optimizer steps applied so far
 
-	perms  [2]epochPerm // sample orders of the epochs tasks were made for last
-	issued uint64       // the tasks of every step before it are out
+	perms [2]epochPerm // sample orders of the epochs tasks were made for last
 
 	comb    *model.ShardSum       // the current step's gradients, summed in shard order
 	stats   []protocol.ShardStats // the current step's per-shard statistics
@@ -183,10 +182,8 @@ func (m *Machine) Resume() Ready {
 	if m.Done() {
 		return Ready{Done: true}
 	}
-	tasks := m.tasks(m.step, m.Missing())
-	m.issued = m.step + 1 // every later step's tasks go out again
 	return Ready{Commit: m.commitRecord(), State: m.state(m.Snapshot()),
-		Tasks: append(tasks, m.tasksAhead()...)}
+		Tasks: append(m.tasks(m.step, m.Missing()), m.tasksFrom(m.step+1)...)}
 }
 
 // Tasks returns the tasks of the given shards of the current step, for
@@ -221,27 +218,27 @@ const EvalLookahead = 32
 // not dropped (ErrAhead).
 const holdAhead = Lookahead + EvalLookahead
 
-// aheadTo is the last step whose tasks should be out: Lookahead past the
-// current one, or EvalLookahead past the end of the epoch when that is
-// within Lookahead.
-func (m *Machine) aheadTo() uint64 {
-	to := m.step + Lookahead
-	spe := uint64(m.stepsPerEpoch)
-	if end := (m.step/spe + 1) * spe; end <= to {
+// tasksOutTo is the last step whose tasks are out while step is the
+// current one: Lookahead past it, and from Lookahead steps before an
+// epoch's end on, EvalLookahead past that end (at most an epoch's steps
+// less one). It never decreases as step grows, so each commit hands out
+// the steps from the previous step's bound on.
+func tasksOutTo(step uint64, stepsPerEpoch int) uint64 {
+	to := step + Lookahead
+	spe := uint64(stepsPerEpoch)
+	if end := to / spe * spe; end > 0 {
 		to = max(to, end+min(EvalLookahead, spe-1))
 	}
 	return to
 }
 
-// tasksAhead returns every task of the steps after the current one up to
-// aheadTo that is not out yet, and counts them out.
-func (m *Machine) tasksAhead() []protocol.Task {
+// tasksFrom returns every task of the steps from step from to
+// tasksOutTo(current step).
+func (m *Machine) tasksFrom(from uint64) []protocol.Task {
 	var out []protocol.Task
-	to := m.aheadTo()
-	for s := max(m.issued, m.step+1); s <= to; s++ {
+	for s := from; s <= tasksOutTo(m.step, m.stepsPerEpoch); s++ {
 		out = append(out, m.tasks(s, m.allShards())...)
 	}
-	m.issued = max(m.issued, to+1)
 	return out
 }
 
@@ -397,7 +394,7 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	if r.Checkpoint != nil {
 		r.State = m.state(r.Checkpoint)
 	}
-	r.Tasks = m.tasksAhead()
+	r.Tasks = m.tasksFrom(tasksOutTo(m.step-1, m.stepsPerEpoch) + 1) // the steps before went out already
 	return r, nil
 }
 
