@@ -56,40 +56,41 @@
 // No map iteration, wall clock or global random source reaches the math. Float products
 // whose rounding matters are converted explicitly so the compiler cannot fuse them into FMA
 // instructions, and the loss uses a portable exp (math.Exp has an FMA path on some CPUs).
-// BLAS is gonum's pure-Go implementation, whose kernels do not depend on the CPU model.
-// Adam and the shard sum run eight values at a time with AVX2 where the CPU has it, with
-// the IEEE operations of their element-wise code in its order, so a machine without AVX2
-// computes the same bytes (the coordinator's TestTrainingGivesTheRecordedWeights runs both).
+// BLAS is gonum's pure-Go implementation, whose kernels do not depend on the CPU model,
+// except for the two products of a dense layer (gemm.go), computed with AVX2 where the CPU
+// has it in gonum's operations and order. Adam and the shard sum also run eight values at a
+// time with AVX2, with the IEEE operations of their element-wise code in its order. So a
+// machine without AVX2 computes the same bytes (the coordinator's
+// TestTrainingGivesTheRecordedWeights runs both; TestSgemmIsGonums compares the products
+// bit for bit, NaNs included).
 // Bit-identity is promised between processes running the same GOARCH.
 //
 // # Speed
 //
-// Forward+backward (Gradient) per batch, go test -bench Gradient on the 2-core test machine,
-// which other jobs were loading (load average 3–8), so the ranges are what repeated runs gave:
+// Forward+backward (Gradient) per batch, go test -bench Gradient on the 2-core test machine
+// (shared with other jobs, so ranges are what repeated runs gave):
 //
-//	                        first version (stock ops)   now
-//	MLP 784-128-10 @64      6.0–7.3 ms, 805 KB/op       3.0–3.5 ms, 9.6 KB/op
-//	MLP 784-128-10 @256     19–36 ms, 1.9 MB/op         10.8–14 ms, 14 KB/op
-//	CNN @64                 70–88 ms, 36 MB/op          14–24 ms, 0.19 MB/op
-//	reference, idle machine: stock gorgonia MLP@64 3.2 ms, gonum Sgemm by hand 1.5 ms, PyTorch 0.53 ms
+//	                        first version (stock ops)   gonum BLAS            now
+//	MLP 784-128-10 @64      6.0–7.3 ms, 805 KB/op       3.4–4.0 ms, 9.6 KB/op  1.05–1.16 ms, 4 KB/op
+//	MLP 784-128-10 @256     19–36 ms, 1.9 MB/op         13.9–14.6 ms          4.2–4.5 ms
+//	CNN @64                 70–88 ms, 36 MB/op          14.5–24 ms            10.8–11.9 ms
+//	reference, idle machine: PyTorch MLP@64 0.53 ms
 //
-// What changed: a fused softmax cross-entropy op; fused bias+ReLU ops instead of BroadcastAdd
-// (which materializes the bias with a Repeat op) and Rectify (a comparison and a product);
-// compiling only the subgraph the outputs need (the stock graph also computed the gradient
-// with respect to the input batch, a full 64x128x784 product); reusing the tape machine's
-// registers between runs (rewind.go) instead of reallocating every intermediate tensor; for
-// the CNN, one conv+bias+ReLU+pool op computing the convolution as a single channel-major
-// product over the batch (gorgonia's Conv2d transposes NHWC↔NCHW, which cost more than the
-// product) and keeping the arg-maxes for the backward pass.
+// What changed, first: a fused softmax cross-entropy op; fused bias+ReLU ops instead of
+// BroadcastAdd (which materializes the bias with a Repeat op) and Rectify (a comparison and a
+// product); compiling only the subgraph the outputs need (the stock graph also computed the
+// gradient with respect to the input batch, a full 64x128x784 product); reusing the tape
+// machine's registers between runs (rewind.go) instead of reallocating every intermediate
+// tensor; for the CNN, one conv+bias+ReLU+pool op computing the convolution as a single
+// channel-major product over the batch (gorgonia's Conv2d transposes NHWC↔NCHW, which cost
+// more than the product) and keeping the arg-maxes for the backward pass.
 //
-// Where the time goes now (pprof, MLP @64): about 76% in gonum's Sgemm (x·W1 forward 30%,
-// x^T·dZ for the first layer's weight gradient 43%, in the SSE axpy kernel), the rest in the
-// runtime (goroutines of gonum's parallel Sgemm, GC of the small per-run allocations of
-// gorgonia's tape), the fused ops and the input copy are 1–2% each. The remaining gap to
-// PyTorch is the BLAS: OpenBLAS uses AVX2/FMA kernels; gonum's pure-Go Sgemm uses SSE and is
-// CPU-independent, which is also what keeps gradients bit-identical across machines. A cgo
-// BLAS through gorgonia.Use would be faster, but its kernels (and so the low bits of every
-// gradient) would depend on the CPU it runs on, and the build would need cgo.
+// Then the products (gemm.go): with gonum's, 76% of an MLP's time was its Sgemm (x·W1 30%,
+// x^T·dZ 43%), one SSE axpy per row of x and column of W, across goroutines. The kernels
+// here keep 32 elements of a row of the product in AVX2 registers for the whole sum, on
+// one goroutine: 2.2x (x·W1) and 4x (x^T·dZ) gonum's speed on one core instead of two
+// (go test -bench Sgemm). What remains of the CNN is mostly the products with a transposed
+// operand (dot products, still gonum's).
 //
 // # Errors
 //

@@ -1,0 +1,131 @@
+#include "textflag.h"
+
+// func gemmTile32(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32)
+//
+// For l = 0, ..., k-1: t = alpha*a[l] (a advancing by as bytes); if t != 0
+// (NaN included), c[0:32] += t*b[l][0:32] (b advancing by bs bytes) as a
+// float32 product then a float32 sum: gonum's AxpyUnitary(t, b[l], c) with
+// c held in Y0-Y3 for the whole loop. The operands go in AxpyUnitary's
+// order too (b[l] times t, that product plus c), so that where both are
+// NaN the result is the same NaN.
+TEXT ·gemmTile32(SB), NOSPLIT, $0-52
+	MOVQ     c+0(FP), DI
+	MOVQ     a+8(FP), SI
+	MOVQ     as+16(FP), R8
+	MOVQ     b+24(FP), DX
+	MOVQ     bs+32(FP), R9
+	MOVQ     k+40(FP), CX
+	VMOVSS   alpha+48(FP), X6
+	VXORPS   X7, X7, X7
+	VMOVUPS  (DI), Y0
+	VMOVUPS  32(DI), Y1
+	VMOVUPS  64(DI), Y2
+	VMOVUPS  96(DI), Y3
+	TESTQ    CX, CX
+	JZ       tile32store
+
+tile32loop:
+	VMOVSS   (SI), X4
+	VMULSS   X6, X4, X4
+	VUCOMISS X7, X4
+	JNE      tile32add
+	JPS      tile32add
+	JMP      tile32next
+
+tile32add:
+	VBROADCASTSS X4, Y4
+	VMOVUPS      (DX), Y8
+	VMOVUPS      32(DX), Y9
+	VMOVUPS      64(DX), Y10
+	VMOVUPS      96(DX), Y11
+	VMULPS       Y4, Y8, Y8
+	VMULPS       Y4, Y9, Y9
+	VMULPS       Y4, Y10, Y10
+	VMULPS       Y4, Y11, Y11
+	VADDPS       Y0, Y8, Y0
+	VADDPS       Y1, Y9, Y1
+	VADDPS       Y2, Y10, Y2
+	VADDPS       Y3, Y11, Y3
+
+tile32next:
+	ADDQ R8, SI
+	ADDQ R9, DX
+	DECQ CX
+	JNZ  tile32loop
+
+tile32store:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VZEROUPPER
+	RET
+
+// gemmMask holds the lane masks of gemmTileN: the eight dwords from
+// gemmMask+4*(8-n) select the first n lanes.
+DATA gemmMask<>+0(SB)/4, $0xffffffff
+DATA gemmMask<>+4(SB)/4, $0xffffffff
+DATA gemmMask<>+8(SB)/4, $0xffffffff
+DATA gemmMask<>+12(SB)/4, $0xffffffff
+DATA gemmMask<>+16(SB)/4, $0xffffffff
+DATA gemmMask<>+20(SB)/4, $0xffffffff
+DATA gemmMask<>+24(SB)/4, $0xffffffff
+DATA gemmMask<>+28(SB)/4, $0xffffffff
+DATA gemmMask<>+32(SB)/4, $0
+DATA gemmMask<>+36(SB)/4, $0
+DATA gemmMask<>+40(SB)/4, $0
+DATA gemmMask<>+44(SB)/4, $0
+DATA gemmMask<>+48(SB)/4, $0
+DATA gemmMask<>+52(SB)/4, $0
+DATA gemmMask<>+56(SB)/4, $0
+DATA gemmMask<>+60(SB)/4, $0
+GLOBL gemmMask<>(SB), RODATA|NOPTR, $64
+
+// func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int)
+//
+// gemmTile32 over c[0:n], 0 < n <= 8, held in Y0: only n lanes are loaded
+// and stored (the others compute on zeros and are dropped). Lanes do not
+// mix, so each element gets the float32 operations AxpyUnitary gives it,
+// whether in its four-wide loop or its scalar tail.
+TEXT ·gemmTileN(SB), NOSPLIT, $0-64
+	MOVQ       c+0(FP), DI
+	MOVQ       a+8(FP), SI
+	MOVQ       as+16(FP), R8
+	MOVQ       b+24(FP), DX
+	MOVQ       bs+32(FP), R9
+	MOVQ       k+40(FP), CX
+	VMOVSS     alpha+48(FP), X6
+	MOVQ       n+56(FP), AX
+	LEAQ       gemmMask<>+32(SB), BX
+	SHLQ       $2, AX
+	SUBQ       AX, BX
+	VMOVUPS    (BX), Y5
+	VXORPS     X7, X7, X7
+	VMASKMOVPS (DI), Y5, Y0
+	TESTQ      CX, CX
+	JZ         tileNstore
+
+tileNloop:
+	VMOVSS   (SI), X4
+	VMULSS   X6, X4, X4
+	VUCOMISS X7, X4
+	JNE      tileNadd
+	JPS      tileNadd
+	JMP      tileNnext
+
+tileNadd:
+	VBROADCASTSS X4, Y4
+	VMASKMOVPS   (DX), Y5, Y8
+	VMULPS       Y4, Y8, Y8
+	VADDPS       Y0, Y8, Y0
+
+tileNnext:
+	ADDQ R8, SI
+	ADDQ R9, DX
+	DECQ CX
+	JNZ  tileNloop
+
+tileNstore:
+	VMASKMOVPS Y0, Y5, (DI)
+	VZEROUPPER
+	RET

@@ -1,0 +1,13 @@
+//go:build !amd64
+
+package model
+
+const gemmKernels = false
+
+func gemmTile32(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32) {
+	panic("model: no gemm kernels on this architecture")
+}
+
+func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int) {
+	panic("model: no gemm kernels on this architecture")
+}

@@ -1,0 +1,120 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// gemmValues fills a slice with what a layer's products meet: many exact
+// zeros of both signs (ReLU outputs, blank pixels), ordinary values of
+// every magnitude, subnormals, and now and then an infinity or a NaN.
+func gemmValues(r *rand.Rand, n int, special bool) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		switch p := r.IntN(100); {
+		case p < 30:
+			out[i] = 0
+		case p < 35:
+			out[i] = float32(math.Copysign(0, -1))
+		case special && p < 37:
+			out[i] = math.Float32frombits(uint32(r.IntN(1 << 23))) // subnormal
+		case special && p == 37:
+			out[i] = float32(math.Inf(1 - 2*r.IntN(2)))
+		case special && p == 38:
+			out[i] = float32(math.NaN())
+		default:
+			out[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(9)-4)))
+		}
+	}
+	return out
+}
+
+// TestSgemmIsGonums checks that the Sgemm the networks use gives gonum's
+// bits, for every shape class the kernels split a row into (32-wide tiles,
+// 8-wide tiles, single elements), A transposed or not, padded strides, and
+// the alpha and beta gorgonia passes and others.
+func TestSgemmIsGonums(t *testing.T) {
+	if !gemmKernels {
+		t.Log("no gemm kernels on this CPU: Sgemm is gonum's; checking the delegation")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	shapes := [][3]int{{1, 1, 1}, {3, 5, 7}, {32, 256, 784}, {784, 256, 32}, {32, 10, 256}, {256, 10, 32},
+		{16, 25088 % 1000, 9}, {5, 41, 0}, {2, 8, 3}, {7, 33, 65}, {64, 64, 64}, {65, 97, 129}}
+	for _, sh := range shapes {
+		for _, aTrans := range []bool{false, true} {
+			for _, ab := range [][2]float32{{1, 0}, {1, 1}, {0.5, 0.25}, {0, 1}, {0, 0}, {-1, 2}} {
+				m, n, k := sh[0], sh[1], sh[2]
+				special := r.IntN(2) == 0
+				pad := r.IntN(3)
+				lda := max(1, k) + pad
+				if aTrans {
+					lda = m + pad
+				}
+				ldb, ldc := n+r.IntN(3), n+r.IntN(3)
+				a := gemmValues(r, max(1, lda*max(m, k)), special)
+				b := gemmValues(r, max(1, ldb*k), special)
+				c := gemmValues(r, ldc*m, special)
+				want, got := append([]float32(nil), c...), append([]float32(nil), c...)
+				tA := blas.NoTrans
+				if aTrans {
+					tA = blas.Trans
+				}
+				gonum.Implementation{}.Sgemm(tA, blas.NoTrans, m, n, k, ab[0], a, lda, b, ldb, ab[1], want, ldc)
+				gemmBLAS{}.Sgemm(tA, blas.NoTrans, m, n, k, ab[0], a, lda, b, ldb, ab[1], got, ldc)
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("m=%d n=%d k=%d aTrans=%v alpha=%v beta=%v: element %d (row %d col %d) is %v (%08x), gonum's %v (%08x)",
+							m, n, k, aTrans, ab[0], ab[1], i, i/ldc, i%ldc, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSgemmPanicsAsGonum checks that arguments outside their slices are
+// gonum's to refuse.
+func TestSgemmPanicsAsGonum(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a short C did not panic")
+		}
+	}()
+	gemmBLAS{}.Sgemm(blas.NoTrans, blas.NoTrans, 4, 4, 4, 1, make([]float32, 16), 4, make([]float32, 16), 4, 0, make([]float32, 15), 4)
+}
+
+// BenchmarkSgemm compares the two products of the default MLP's first
+// layer for a 32-sample shard with gonum's.
+func BenchmarkSgemm(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, v := range []struct {
+		name    string
+		aTrans  bool
+		m, n, k int
+	}{{"xW/32x256x784", false, 32, 256, 784}, {"xTdZ/784x256x32", true, 784, 256, 32}} {
+		lda := v.k
+		if v.aTrans {
+			lda = v.m
+		}
+		a, bm, c := gemmValues(r, v.m*v.k, false), gemmValues(r, v.k*v.n, false), make([]float32, v.m*v.n)
+		tA := blas.NoTrans
+		if v.aTrans {
+			tA = blas.Trans
+		}
+		for _, impl := range []struct {
+			name string
+			blas.Float32Level3
+		}{{"gonum", gonum.Implementation{}}, {"model", gemmBLAS{}}} {
+			b.Run(v.name+"/"+impl.name, func(b *testing.B) {
+				for b.Loop() {
+					impl.Sgemm(tA, blas.NoTrans, v.m, v.n, v.k, 1, a, lda, bm, v.n, 0, c, v.n)
+				}
+				b.ReportMetric(2*float64(v.m*v.n*v.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
