@@ -21,56 +21,115 @@ import (
 // changes the order in which an element of C takes its terms, so the kernel
 // here is free to keep 32 elements of a row of C in registers for the
 // whole of l, and to run on one goroutine: a data-parallel worker is one
-// of as many as there are cores. The products with Bᵀ (dot products, whose
-// order gonum's assembly fixes) and every other routine are gonum's own.
+// of as many as there are cores. A·Bᵀ, a dot product per element, is
+// gonum's sum of Sdots in gonum's blocks, also on one goroutine (gonum's
+// goroutines, a few per product, each waited for in turn, left a worker
+// waiting for a core while the broker had both). Every other routine is
+// gonum's own.
 func init() { gorgonia.Use(gemmBLAS{}) }
 
 type gemmBLAS struct{ gonum.Implementation }
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major), as gonum does.
 func (g gemmBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if !gemmKernels || tB != blas.NoTrans || tA != blas.NoTrans && tA != blas.Trans || !gemmArgsFit(tA == blas.Trans, m, n, k, a, lda, b, ldb, c, ldc) {
-		// gonum also panics on what gemmArgsFit refuses.
-		g.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	aTrans, bTrans := tA == blas.Trans, tB == blas.Trans
+	known := (aTrans || tA == blas.NoTrans) && (bTrans || tB == blas.NoTrans)
+	// gonum panics on what gemmArgsFit refuses: its to do.
+	switch {
+	case !known || !gemmArgsFit(aTrans, bTrans, m, n, k, a, lda, b, ldb, c, ldc):
+	case !bTrans && gemmKernels:
+		sgemmRows(aTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	case bTrans && !aTrans:
+		sgemmDots(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	sgemmRows(tA == blas.Trans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	g.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// gemmArgsFit reports whether the arguments of an Sgemm with B not
-// transposed describe matrices inside their slices (what gonum checks
-// before it computes, panicking if not), and that there is work.
-func gemmArgsFit(aTrans bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
-	if m <= 0 || n <= 0 || k < 0 || ldb < n || ldc < n || len(c) < (m-1)*ldc+n {
+// gemmArgsFit reports whether Sgemm's arguments describe matrices inside
+// their slices (what gonum checks before it computes, panicking if not),
+// and that there is work.
+func gemmArgsFit(aTrans, bTrans bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) bool {
+	if m <= 0 || n <= 0 || k < 0 || ldc < n || len(c) < (m-1)*ldc+n {
 		return false
 	}
-	if k > 0 && len(b) < (k-1)*ldb+n {
-		return false
-	}
-	if aTrans {
-		return lda >= m && (k == 0 || len(a) >= (k-1)*lda+m)
-	}
-	return lda >= max(1, k) && len(a) >= (m-1)*lda+k
+	return matrixFits(aTrans, m, k, a, lda) && matrixFits(bTrans, k, n, b, ldb)
 }
 
-// sgemmRows is gonum's Sgemm for B not transposed, A transposed or not,
-// on arguments gemmArgsFit accepts.
+// matrixFits reports whether a (rows×cols, or its transpose stored when
+// trans) lies inside s with leading dimension ld.
+func matrixFits(trans bool, rows, cols int, s []float32, ld int) bool {
+	if trans {
+		rows, cols = cols, rows
+	}
+	return ld >= max(1, cols) && (rows == 0 || len(s) >= (rows-1)*ld+cols)
+}
+
+// scaleC is Sgemm's first step, gonum's: C = beta·C.
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+		} else {
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// Sizes of gonum's parallel Sgemm: it splits C into blockSize×blockSize
+// blocks when there are at least minParBlock of them.
+const (
+	gonumBlockSize   = 64
+	gonumMinParBlock = 4
+)
+
+// sgemmDots is gonum's Sgemm for A·Bᵀ: every element of C takes
+// alpha·dot(A[i,:], B[j,:]) (gonum's Sdot, whose assembly fixes the order
+// of the sum), as one dot over all of k when C has fewer than
+// gonumMinParBlock blocks, and otherwise as one dot per 64-wide slice of k,
+// in order — what each of gonum's goroutines adds to its block of C. Here
+// it all runs on the calling goroutine.
+func sgemmDots(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if (alpha == 0 || k == 0) && beta == 1 {
+		return
+	}
+	scaleC(m, n, beta, c, ldc)
+	blocks := func(d int) int { return (d + gonumBlockSize - 1) / gonumBlockSize }
+	if blocks(m)*blocks(n) < gonumMinParBlock {
+		dotsOver(m, n, 0, k, alpha, a, lda, b, ldb, c, ldc)
+		return
+	}
+	for k0 := 0; k0 < k; k0 += gonumBlockSize {
+		dotsOver(m, n, k0, min(k, k0+gonumBlockSize), alpha, a, lda, b, ldb, c, ldc)
+	}
+}
+
+// dotsOver adds alpha·dot(A[i,k0:k1], B[j,k0:k1]) to every C[i,j], as
+// gonum's sgemmSerialNotTrans does.
+func dotsOver(m, n, k0, k1 int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	var impl gonum.Implementation
+	for i := range m {
+		arow := a[i*lda+k0 : i*lda+k1]
+		crow := c[i*ldc : i*ldc+n]
+		for j := range crow {
+			crow[j] += alpha * impl.Sdot(k1-k0, arow, 1, b[j*ldb+k0:j*ldb+k1], 1)
+		}
+	}
+}
+
+// sgemmRows is gonum's Sgemm for A·B and Aᵀ·B.
 func sgemmRows(aTrans bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if (alpha == 0 || k == 0) && beta == 1 {
 		return
 	}
-	if beta != 1 {
-		for i := range m {
-			row := c[i*ldc : i*ldc+n]
-			if beta == 0 {
-				clear(row)
-			} else {
-				for j := range row {
-					row[j] *= beta
-				}
-			}
-		}
-	}
+	scaleC(m, n, beta, c, ldc)
 	if k == 0 {
 		return
 	}

@@ -35,17 +35,20 @@ func gemmValues(r *rand.Rand, n int, special bool) []float32 {
 
 // TestSgemmIsGonums checks that the Sgemm the networks use gives gonum's
 // bits, for every shape class the kernels split a row into (32-wide tiles,
-// 8-wide tiles, single elements), A transposed or not, padded strides, and
-// the alpha and beta gorgonia passes and others.
+// 8-wide tiles, single elements) and both of gonum's ways to sum dot
+// products (C of fewer than 4 64×64 blocks or not), with A and B
+// transposed or not, padded strides, and the alpha and beta gorgonia
+// passes and others.
 func TestSgemmIsGonums(t *testing.T) {
 	if !gemmKernels {
 		t.Log("no gemm kernels on this CPU: Sgemm is gonum's; checking the delegation")
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	shapes := [][3]int{{1, 1, 1}, {3, 5, 7}, {32, 256, 784}, {784, 256, 32}, {32, 10, 256}, {256, 10, 32},
-		{16, 25088 % 1000, 9}, {5, 41, 0}, {2, 8, 3}, {7, 33, 65}, {64, 64, 64}, {65, 97, 129}}
+		{16, 25088 % 1000, 9}, {5, 41, 0}, {2, 8, 3}, {7, 33, 65}, {64, 64, 64}, {65, 97, 129}, {32, 200, 150}, {130, 130, 0}}
 	for _, sh := range shapes {
-		for _, aTrans := range []bool{false, true} {
+		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			aTrans, bTrans := tr[0], tr[1]
 			for _, ab := range [][2]float32{{1, 0}, {1, 1}, {0.5, 0.25}, {0, 1}, {0, 0}, {-1, 2}} {
 				m, n, k := sh[0], sh[1], sh[2]
 				special := r.IntN(2) == 0
@@ -55,20 +58,26 @@ func TestSgemmIsGonums(t *testing.T) {
 					lda = m + pad
 				}
 				ldb, ldc := n+r.IntN(3), n+r.IntN(3)
+				if bTrans {
+					ldb = max(1, k) + r.IntN(3)
+				}
 				a := gemmValues(r, max(1, lda*max(m, k)), special)
-				b := gemmValues(r, max(1, ldb*k), special)
+				b := gemmValues(r, max(1, ldb*max(n, k)), special)
 				c := gemmValues(r, ldc*m, special)
 				want, got := append([]float32(nil), c...), append([]float32(nil), c...)
-				tA := blas.NoTrans
+				tA, tB := blas.NoTrans, blas.NoTrans
 				if aTrans {
 					tA = blas.Trans
 				}
-				gonum.Implementation{}.Sgemm(tA, blas.NoTrans, m, n, k, ab[0], a, lda, b, ldb, ab[1], want, ldc)
-				gemmBLAS{}.Sgemm(tA, blas.NoTrans, m, n, k, ab[0], a, lda, b, ldb, ab[1], got, ldc)
+				if bTrans {
+					tB = blas.Trans
+				}
+				gonum.Implementation{}.Sgemm(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], want, ldc)
+				gemmBLAS{}.Sgemm(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], got, ldc)
 				for i := range want {
 					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-						t.Fatalf("m=%d n=%d k=%d aTrans=%v alpha=%v beta=%v: element %d (row %d col %d) is %v (%08x), gonum's %v (%08x)",
-							m, n, k, aTrans, ab[0], ab[1], i, i/ldc, i%ldc, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+						t.Fatalf("m=%d n=%d k=%d aTrans=%v bTrans=%v alpha=%v beta=%v: element %d (row %d col %d) is %v (%08x), gonum's %v (%08x)",
+							m, n, k, aTrans, bTrans, ab[0], ab[1], i, i/ldc, i%ldc, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
 					}
 				}
 			}

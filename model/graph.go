@@ -13,6 +13,7 @@ import (
 type program struct {
 	g      *G.ExprGraph
 	vm     G.VM
+	tape   *tapeRunner // runs vm on the calling goroutine
 	batch  int
 	flat   []float32 // all weights, in Layout order; weight node values are views into it
 	x      []float32 // batch inputs, [batch, C*H*W]
@@ -99,6 +100,7 @@ func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train b
 	// (such as the one with respect to the input batch, a whole extra matrix product).
 	roots := append(G.Nodes{p.logits}, p.grads...)
 	p.vm = G.NewTapeMachine(g.ExactSubgraphRoots(roots...))
+	p.tape = newTapeRunner(p.vm)
 	return p, nil
 }
 
@@ -110,7 +112,7 @@ func (p *program) run(params []float32) error {
 		p.vm.Reset()
 	}
 	p.ran = true
-	if err := p.vm.RunAll(); err != nil {
+	if err := p.tape.run(); err != nil {
 		return fmt.Errorf("%w: %v", ErrCompute, err)
 	}
 	return nil

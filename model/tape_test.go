@@ -1,0 +1,87 @@
+package model
+
+import (
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// TestTapeRunsInPlace checks that the networks' programs, training and
+// evaluating, run on the calling goroutine (not through RunAll), and that
+// a run so gives what RunAll gives, bit for bit.
+func TestTapeRunsInPlace(t *testing.T) {
+	for _, spec := range []Spec{{Kind: KindMLP}, {Kind: KindCNN, Hidden: []int{8}}} {
+		input := [3]int{1, 28, 28}
+		net, err := New(spec, input, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params := net.Init(3)
+		x, y := randomBatch(4, 8, input, 10)
+		for _, train := range []bool{true, false} {
+			p, err := net.program(8, train)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.tape.m == nil {
+				t.Fatalf("%s train=%v: the tape goes through RunAll", spec.Kind, train)
+			}
+		}
+		got := make([]float32, len(params))
+		if _, err := net.Gradient(params, x, y, got); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := net.program(8, true)
+		p.tape.m = nil // RunAll from here on
+		want := make([]float32, len(params))
+		if _, err := net.Gradient(params, x, y, want); err != nil {
+			t.Fatal(err)
+		}
+		if Digest(got) != Digest(want) {
+			t.Fatalf("%s: the gradient run in place differs from RunAll's", spec.Kind)
+		}
+		net.Close()
+	}
+}
+
+// TestTapeErrorsComeBack checks that an instruction's error reaches the
+// caller of a run in place, and that the runner is usable after it.
+func TestTapeErrorsComeBack(t *testing.T) {
+	g := G.NewGraph()
+	a := G.NewMatrix(g, G.Float32, G.WithShape(2, 3), G.WithName("a"))
+	b := G.NewMatrix(g, G.Float32, G.WithShape(3, 2), G.WithName("b"))
+	c := G.Must(G.Mul(a, b))
+	vm := G.NewTapeMachine(g, G.BindDualValues(c))
+	defer vm.Close()
+	r := newTapeRunner(vm)
+	if r.m == nil {
+		t.Fatal("a plain tape machine goes through RunAll")
+	}
+	// No values bound to a and b: the first instruction reading them fails.
+	if err := r.run(); err == nil {
+		t.Fatal("a run without inputs succeeded")
+	}
+	vm.Reset()
+	if err := G.Let(a, tensorOf(2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := G.Let(b, tensorOf(3, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(); err != nil {
+		t.Fatalf("a run after a failed one: %v", err)
+	}
+	if got := c.Value().Data().([]float32); got[0] != 10 { // [0 1 2]·[0 2 4]
+		t.Fatalf("c[0,0] = %v, want 10", got[0])
+	}
+}
+
+// tensorOf is a rows×cols matrix holding 0, 1, 2, ... in row order.
+func tensorOf(rows, cols int) *tensor.Dense {
+	v := make([]float32, rows*cols)
+	for i := range v {
+		v[i] = float32(i)
+	}
+	return tensor.New(tensor.WithShape(rows, cols), tensor.WithBacking(v))
+}
