@@ -163,7 +163,9 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		}
 		start, cpu1 := time.Now(), cpuTime(b)
 		// Labelled so a CPU profile can leave the local loop out
-		// (go tool pprof -tagignore loop=local).
+		// (go tool pprof -tagignore loop=local), or show it alone
+		// (-tagfocus loop=local) next to the workers (-tagfocus
+		// worker=in-process, the pool's label).
 		pprof.Do(ctx, pprof.Labels("loop", "local"), func(ctx context.Context) {
 			err = local.run(ctx, local.m.Step()+benchSegment)
 		})

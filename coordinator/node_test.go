@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,7 +139,10 @@ func (p *pool) add(n int) {
 		p.all = append(p.all, w)
 		p.mu.Unlock()
 		p.wg.Add(1)
-		go func() { defer p.wg.Done(); _ = w.Run(ctx) }()
+		go func() {
+			defer p.wg.Done()
+			pprof.Do(ctx, pprof.Labels("worker", "in-process"), func(ctx context.Context) { _ = w.Run(ctx) })
+		}()
 	}
 }
 

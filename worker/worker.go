@@ -174,9 +174,13 @@ func (w *Worker) Run(ctx context.Context) error {
 // a step's worth of tasks is prefetched while one is computed, so the next
 // is in hand when a shard is done (with one task, every task waited for a
 // pull's round trip through a busy scheduler: 1.5-2 ms a step). More would
-// let one worker hoard the shards that others could compute.
+// let one worker hoard the shards that others could compute. Each task
+// taken asks for one more: by default the iterator asks once half the
+// prefetch is gone, and a shard of the default run takes about as long as
+// the round trip (a worker then waited for tasks 0.66-1.13 ms a step; now
+// 0.56-0.80).
 func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue) {
-	it, err := cons.Messages(jetstream.PullMaxMessages(prefetch), jetstream.PullHeartbeat(time.Second))
+	it, err := cons.Messages(jetstream.PullMaxMessages(prefetch), jetstream.PullThresholdMessages(prefetch-1), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return
 	}
