@@ -70,10 +70,10 @@
 // Forward+backward (Gradient) per batch, go test -bench Gradient on the 2-core test machine
 // (shared with other jobs, so ranges are what repeated runs gave):
 //
-//	                        first version (stock ops)   gonum BLAS            now
-//	MLP 784-128-10 @64      6.0–7.3 ms, 805 KB/op       3.4–4.0 ms, 9.6 KB/op  1.05–1.16 ms, 4 KB/op
-//	MLP 784-128-10 @256     19–36 ms, 1.9 MB/op         13.9–14.6 ms          4.2–4.5 ms
-//	CNN @64                 70–88 ms, 36 MB/op          14.5–24 ms            10.8–11.9 ms
+//	                        first version (stock ops)   gonum BLAS, RunAll     now
+//	MLP 784-128-10 @64      6.0–7.3 ms, 805 KB/op       3.4–4.0 ms, 9.6 KB/op  0.80–1.16 ms, 3.8 KB/op
+//	MLP 784-128-10 @256     19–36 ms, 1.9 MB/op         13.9–14.6 ms          3.6–4.5 ms
+//	CNN @64                 70–88 ms, 36 MB/op          14.5–24 ms            10.4–11.9 ms
 //	reference, idle machine: PyTorch MLP@64 0.53 ms
 //
 // What changed, first: a fused softmax cross-entropy op; fused bias+ReLU ops instead of
@@ -88,9 +88,13 @@
 // Then the products (gemm.go): with gonum's, 76% of an MLP's time was its Sgemm (x·W1 30%,
 // x^T·dZ 43%), one SSE axpy per row of x and column of W, across goroutines. The kernels
 // here keep 32 elements of a row of the product in AVX2 registers for the whole sum, on
-// one goroutine: 2.2x (x·W1) and 4x (x^T·dZ) gonum's speed on one core instead of two
-// (go test -bench Sgemm). What remains of the CNN is mostly the products with a transposed
-// operand (dot products, still gonum's).
+// one goroutine: 2.2-3.3x (x·W1) and 4-5x (x^T·dZ) gonum's speed on one core instead of two
+// (go test -bench Sgemm). A·Bᵀ (dot products, whose order gonum's assembly fixes) is gonum's
+// Sdot in gonum's blocks, on one goroutine too. What remains of the CNN is mostly those.
+//
+// Last, the tape runs on the calling goroutine (tape.go): gorgonia's RunAll locks the
+// caller to its thread and runs the tape on a new goroutine, two thread hand-offs and a
+// wait for a core per run, which cost 20-25% of an MLP gradient.
 //
 // # Errors
 //
