@@ -165,7 +165,9 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		// Labelled so a CPU profile can leave the local loop out
 		// (go tool pprof -tagignore loop=local), or show it alone
 		// (-tagfocus loop=local) next to the workers (-tagfocus
-		// worker=in-process, the pool's label).
+		// worker=in-process, the pool's label) and the coordinator
+		// (-tagfocus coordinator=bench -tagignore loop=local); what
+		// carries none of the three is the broker's and the clients'.
 		pprof.Do(ctx, pprof.Labels("loop", "local"), func(ctx context.Context) {
 			err = local.run(ctx, local.m.Step()+benchSegment)
 		})
@@ -182,7 +184,9 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		}
 		next = max(step+benchSkip, out+2)
 	}
-	_, _ = Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: Hooks{Committed: committed}})
+	pprof.Do(ctx, pprof.Labels("coordinator", "bench"), func(ctx context.Context) {
+		_, _ = Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: Hooks{Committed: committed}})
+	})
 	if failed != nil {
 		b.Fatal(failed)
 	}
