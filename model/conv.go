@@ -153,17 +153,25 @@ func (op *convPoolOp) pool(act, out []float32, argmax []int32) {
 		for ch := 0; ch < f; ch++ {
 			base := ch*n + b*h*w
 			for pi := 0; pi < ph; pi++ {
-				for pj := 0; pj < pw; pj++ {
-					start := int32(base + 2*pi*w + 2*pj)
-					best := start
-					for _, d := range [3]int32{1, int32(w), int32(w) + 1} {
-						if act[start+d] > act[best] {
-							best = start + d
-						}
+				top := base + 2*pi*w // the window's two rows, sliced once
+				r0, r1 := act[top:top+2*pw], act[top+w:top+w+2*pw]
+				po, pa := out[o:o+pw], argmax[o:o+pw]
+				for pj := range po {
+					// The first maximum in row-major window order: a later
+					// value must be greater (a NaN never is).
+					best, v := int32(2*pj), r0[2*pj]
+					if x := r0[2*pj+1]; x > v {
+						best, v = int32(2*pj+1), x
 					}
-					out[o], argmax[o] = act[best], best
-					o++
+					if x := r1[2*pj]; x > v {
+						best, v = int32(w+2*pj), x
+					}
+					if x := r1[2*pj+1]; x > v {
+						best, v = int32(w+2*pj+1), x
+					}
+					po[pj], pa[pj] = v, int32(top)+best
 				}
+				o += pw
 			}
 		}
 	}
