@@ -35,10 +35,11 @@ func (v *violations) add(kind, format string, args ...any) {
 //   - every step 1..total was committed, and none beyond total;
 //   - every incarnation that logged a step logged the same weights check and the
 //     same seqs for it (a replay rebuilds exactly what was committed);
-//   - each step combined exactly shards gradients, of distinct sequences
-//     except for the first shards of a step sent as one message (the same
-//     sequence for shards 0..n-1), and no gradient (sequence) served two
-//     steps: every (step, shard) contributed exactly once.
+//   - each step combined exactly shards gradients, each shard's either its
+//     own message or one message carrying the sum of shards 0..n-1 (the
+//     same sequence, logged with first shard 0, for each of them), and no
+//     message (sequence) served two shards otherwise, nor two steps: every
+//     (step, shard) contributed exactly once.
 //
 // It returns the violations, empty when all hold, and the steps by number.
 func CheckCommits(incs []Incarnation, shards int, total uint64) ([]string, map[uint64]Commit) {
@@ -74,8 +75,16 @@ func CheckCommits(incs []Incarnation, shards int, total uint64) ([]string, map[u
 			v.add("shards", "step %d combined %d gradients %v, want %d", s, len(c.Seqs), c.Seqs, shards)
 		}
 		for i, q := range c.Seqs {
-			if i > 0 && q == c.Seqs[i-1] && q == c.Seqs[0] {
-				continue // shards 0..i in one message
+			switch first := c.Firsts[i]; {
+			case first != i && first != 0:
+				v.add("shards", "step %d shard %d came from a gradient starting at shard %d: %v from %v", s, i, first, c.Seqs, c.Firsts)
+				continue
+			case first == 0 && i > 0:
+				// Shards 0..i in one message: the one shard 0 used.
+				if q != c.Seqs[0] || c.Firsts[i-1] != 0 {
+					v.add("shards", "step %d shard %d claims the sum from shard 0 of seq %d, which shards 0..%d do not share: %v from %v", s, i, q, i-1, c.Seqs, c.Firsts)
+				}
+				continue
 			}
 			if other, dup := usedBy[q]; dup {
 				if other == s {

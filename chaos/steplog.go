@@ -10,16 +10,19 @@ import (
 
 // Commit is one "step committed" line of a coordinator's debug log:
 //
-//	msg="step committed" run=<sig> step=<n> check=<16 hex> seqs="[s0 s1 s2 s3]" replay=<bool>
+//	msg="step committed" run=<sig> step=<n> check=<16 hex> seqs="[s0 s1 s2 s3]" firsts="[f0 f1 f2 f3]" replay=<bool>
 //
 // Seqs are the grads-stream sequences of the gradient used for each shard,
-// in shard order. A restarted coordinator replays the stream and logs again
-// the steps it replays, with Replay set.
+// in shard order, and Firsts the first shard each of those gradients
+// covers: the shard itself, or 0 for one message carrying the sum of shards
+// 0..n-1. A restarted coordinator replays the stream and logs again the
+// steps it replays, with Replay set.
 type Commit struct {
 	Run    string
 	Step   uint64
 	Check  string // the weights check (model.Check), in hex
 	Seqs   []uint64
+	Firsts []int
 	Replay bool
 }
 
@@ -104,15 +107,27 @@ func parseCommit(line string) (c Commit, ok bool, err error) {
 	if len(c.Check) != 16 {
 		return c, true, fmt.Errorf("step committed line with check %q, want 16 hex digits: %q", c.Check, line)
 	}
-	seqs := strings.TrimSuffix(strings.TrimPrefix(f["seqs"], "["), "]")
-	for _, w := range strings.Fields(seqs) {
-		n, err := strconv.ParseUint(w, 10, 64)
-		if err != nil {
-			return c, true, fmt.Errorf("step committed line with seqs %q: %q", f["seqs"], line)
-		}
-		c.Seqs = append(c.Seqs, n)
+	if c.Seqs, err = parseList(f["seqs"], func(w string) (uint64, error) { return strconv.ParseUint(w, 10, 64) }); err != nil {
+		return c, true, fmt.Errorf("step committed line with seqs %q: %q", f["seqs"], line)
+	}
+	c.Firsts, err = parseList(f["firsts"], strconv.Atoi)
+	if err != nil || len(c.Firsts) != len(c.Seqs) {
+		return c, true, fmt.Errorf("step committed line with firsts %q for seqs %q: %q", f["firsts"], f["seqs"], line)
 	}
 	return c, true, nil
+}
+
+// parseList parses a bracketed, space-separated list, "[1 2 3]".
+func parseList[T any](s string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, w := range strings.Fields(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")) {
+		v, err := parse(w)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // isSaveFailedLine reports whether line warns that saving a checkpoint

@@ -72,7 +72,9 @@ type Machine struct {
 	comb    *model.ShardSum       // the current step's gradients, summed in shard order
 	stats   []protocol.ShardStats // the current step's per-shard statistics
 	seqs    []uint64              // grads-stream sequence of each shard's gradient
+	firsts  []int                 // the first shard that gradient covers: its own, or 0 for a sum of shards 0..n-1
 	used    []uint64              // seqs of the step committed last
+	usedAt  []int                 // firsts of the step committed last
 	lastSeq uint64                // grads-stream sequence of the last gradient that completed a step
 	ahead   []uint64              // seqs of later steps' gradients handed back with ErrAhead, not yet taken
 
@@ -94,6 +96,7 @@ func NewMachine(run string, cfg config.Config, trainN int, opt model.Optimizer, 
 		comb:    model.NewShardSum(cfg.Shards, len(init)),
 		stats:   make([]protocol.ShardStats, cfg.Shards),
 		seqs:    make([]uint64, cfg.Shards),
+		firsts:  make([]int, cfg.Shards),
 		perms:   [2]epochPerm{{epoch: -1}, {epoch: -1}},
 	}
 	m.part.EpochStart = now.UnixNano()
@@ -159,6 +162,12 @@ func (m *Machine) StepsPerEpoch() int { return m.stepsPerEpoch }
 // gradients the last committed step combined: each (step, shard) contributes
 // exactly one.
 func (m *Machine) UsedSeqs() []uint64 { return m.used }
+
+// UsedFirsts returns, in shard order, the first shard of the gradient that
+// UsedSeqs names for each shard: the shard itself, or 0 where one message
+// carried the sum of shards 0..n-1. With UsedSeqs it tells one message
+// covering several shards from one message counted twice.
+func (m *Machine) UsedFirsts() []int { return m.usedAt }
 
 // Missing lists the shards of the current step not yet received.
 func (m *Machine) Missing() []int {
@@ -306,6 +315,7 @@ func (m *Machine) Grad(g *protocol.Grad, seq uint64, now time.Time) (Ready, erro
 	for i, st := range g.Stats {
 		m.stats[int(g.Shard)+i] = st
 		m.seqs[int(g.Shard)+i] = seq
+		m.firsts[int(g.Shard)+i] = int(g.Shard)
 	}
 	if !m.comb.Complete() {
 		return Ready{}, nil
@@ -374,6 +384,7 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	m.step++
 	m.check = model.Check(m.weights)
 	m.used = append(m.used[:0], m.seqs...)
+	m.usedAt = append(m.usedAt[:0], m.firsts...)
 
 	var r Ready
 	if m.step%uint64(m.stepsPerEpoch) == 0 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -295,7 +296,8 @@ func TestMachineRejectsForeignGradients(t *testing.T) {
 // A worker that computed the first shards of a step sends them as one
 // gradient (their sum folded from zero): the machine ends with the same
 // weights and history as from separate gradients, whatever of those shards
-// it had already.
+// it had already, and records the one message for each of them (first
+// shard 0), the others as their own.
 func TestMachineTakesTheFirstShardsAsOneGradient(t *testing.T) {
 	whole := newTestMachine(t, nil)
 	drive(t, whole, rand.New(rand.NewPCG(1, 1)), math.MaxUint64)
@@ -325,6 +327,10 @@ func TestMachineTakesTheFirstShardsAsOneGradient(t *testing.T) {
 			}
 		}
 		seq++
+		wantSeqs, wantFirsts := make([]uint64, shards), make([]int, shards)
+		for i := range n {
+			wantSeqs[i] = seq
+		}
 		r, err := m.Grad(&prefix, seq, time.Unix(0, 0))
 		if err != nil {
 			t.Fatalf("step %d: shards 0..%d in one gradient: %v", m.Step(), n-1, err)
@@ -335,9 +341,13 @@ func TestMachineTakesTheFirstShardsAsOneGradient(t *testing.T) {
 		}
 		for i := n; i < shards; i++ {
 			seq++
+			wantSeqs[i], wantFirsts[i] = seq, i
 			if _, err := m.Grad(grads[i], seq, time.Unix(0, 0)); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if !slices.Equal(m.UsedSeqs(), wantSeqs) || !slices.Equal(m.UsedFirsts(), wantFirsts) {
+			t.Fatalf("step %d: used seqs %v from shards %v, want %v from %v", m.Step(), m.UsedSeqs(), m.UsedFirsts(), wantSeqs, wantFirsts)
 		}
 	}
 	if m.Digest() != whole.Digest() {

@@ -287,7 +287,8 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 		n.prog.step(n.m.Step(), r.Epoch)
 		if n.opts.Log.Enabled(ctx, slog.LevelDebug) { // the audit line costs formatting: only when asked for
 			c := n.m.Check()
-			n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "check", hex.EncodeToString(c[:]), "seqs", fmt.Sprint(n.m.UsedSeqs()), "replay", replaying)
+			n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "check", hex.EncodeToString(c[:]),
+				"seqs", fmt.Sprint(n.m.UsedSeqs()), "firsts", fmt.Sprint(n.m.UsedFirsts()), "replay", replaying)
 		}
 		if h := n.opts.Hooks.Committed; h != nil {
 			h(n.m.Step(), n.m.Check())
