@@ -15,3 +15,14 @@ func gemmTile32(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha 
 //
 //go:noescape
 func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int)
+
+// gemmTile2x32 is gemmTile32 over two rows of C, c0 with coefficients
+// from a0 and c1 from a1, loading each row of B once for both.
+//
+//go:noescape
+func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32)
+
+// gemmTile16N is gemmTile32 over c[0:n], 8 < n <= 16.
+//
+//go:noescape
+func gemmTile16N(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int)

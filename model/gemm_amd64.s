@@ -61,6 +61,96 @@ tile32store:
 	VZEROUPPER
 	RET
 
+// func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32)
+//
+// gemmTile32 for two rows of C at once, c0[0:32] with coefficients from a0
+// and c1[0:32] from a1 (both advancing by as bytes), held in Y0-Y3 and
+// Y4-Y7: each b[l] is loaded once for both rows, and each row skips its own
+// zero coefficients, so every element takes the operations it takes alone.
+TEXT ·gemmTile2x32(SB), NOSPLIT, $0-68
+	MOVQ     c0+0(FP), DI
+	MOVQ     c1+8(FP), R10
+	MOVQ     a0+16(FP), SI
+	MOVQ     a1+24(FP), R11
+	MOVQ     as+32(FP), R8
+	MOVQ     b+40(FP), DX
+	MOVQ     bs+48(FP), R9
+	MOVQ     k+56(FP), CX
+	VMOVSS   alpha+64(FP), X6
+	VXORPS   X7, X7, X7
+	VMOVUPS  (DI), Y0
+	VMOVUPS  32(DI), Y1
+	VMOVUPS  64(DI), Y2
+	VMOVUPS  96(DI), Y3
+	VMOVUPS  (R10), Y4
+	VMOVUPS  32(R10), Y5
+	VMOVUPS  64(R10), Y14
+	VMOVUPS  96(R10), Y15
+	TESTQ    CX, CX
+	JZ       tile2store
+
+tile2loop:
+	VMOVUPS (DX), Y8
+	VMOVUPS 32(DX), Y9
+	VMOVUPS 64(DX), Y10
+	VMOVUPS 96(DX), Y11
+
+	VMOVSS   (SI), X12
+	VMULSS   X6, X12, X12
+	VUCOMISS X7, X12
+	JNE      tile2add0
+	JPS      tile2add0
+	JMP      tile2row1
+
+tile2add0:
+	VBROADCASTSS X12, Y12
+	VMULPS       Y12, Y8, Y13
+	VADDPS       Y0, Y13, Y0
+	VMULPS       Y12, Y9, Y13
+	VADDPS       Y1, Y13, Y1
+	VMULPS       Y12, Y10, Y13
+	VADDPS       Y2, Y13, Y2
+	VMULPS       Y12, Y11, Y13
+	VADDPS       Y3, Y13, Y3
+
+tile2row1:
+	VMOVSS   (R11), X12
+	VMULSS   X6, X12, X12
+	VUCOMISS X7, X12
+	JNE      tile2add1
+	JPS      tile2add1
+	JMP      tile2next
+
+tile2add1:
+	VBROADCASTSS X12, Y12
+	VMULPS       Y12, Y8, Y13
+	VADDPS       Y4, Y13, Y4
+	VMULPS       Y12, Y9, Y13
+	VADDPS       Y5, Y13, Y5
+	VMULPS       Y12, Y10, Y13
+	VADDPS       Y14, Y13, Y14
+	VMULPS       Y12, Y11, Y13
+	VADDPS       Y15, Y13, Y15
+
+tile2next:
+	ADDQ R8, SI
+	ADDQ R8, R11
+	ADDQ R9, DX
+	DECQ CX
+	JNZ  tile2loop
+
+tile2store:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, (R10)
+	VMOVUPS Y5, 32(R10)
+	VMOVUPS Y14, 64(R10)
+	VMOVUPS Y15, 96(R10)
+	VZEROUPPER
+	RET
+
 // gemmMask holds the lane masks of gemmTileN: the eight dwords from
 // gemmMask+4*(8-n) select the first n lanes.
 DATA gemmMask<>+0(SB)/4, $0xffffffff
@@ -127,5 +217,58 @@ tileNnext:
 
 tileNstore:
 	VMASKMOVPS Y0, Y5, (DI)
+	VZEROUPPER
+	RET
+
+// func gemmTile16N(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int)
+//
+// gemmTileN over c[0:n], 8 < n <= 16: c[0:8] in Y0, the rest of the lanes
+// masked in Y1, in one pass over a.
+TEXT ·gemmTile16N(SB), NOSPLIT, $0-64
+	MOVQ       c+0(FP), DI
+	MOVQ       a+8(FP), SI
+	MOVQ       as+16(FP), R8
+	MOVQ       b+24(FP), DX
+	MOVQ       bs+32(FP), R9
+	MOVQ       k+40(FP), CX
+	VMOVSS     alpha+48(FP), X6
+	MOVQ       n+56(FP), AX
+	SUBQ       $8, AX
+	LEAQ       gemmMask<>+32(SB), BX
+	SHLQ       $2, AX
+	SUBQ       AX, BX
+	VMOVUPS    (BX), Y5
+	VXORPS     X7, X7, X7
+	VMOVUPS    (DI), Y0
+	VMASKMOVPS 32(DI), Y5, Y1
+	TESTQ      CX, CX
+	JZ         tile16store
+
+tile16loop:
+	VMOVSS   (SI), X4
+	VMULSS   X6, X4, X4
+	VUCOMISS X7, X4
+	JNE      tile16add
+	JPS      tile16add
+	JMP      tile16next
+
+tile16add:
+	VBROADCASTSS X4, Y4
+	VMOVUPS      (DX), Y8
+	VMASKMOVPS   32(DX), Y5, Y9
+	VMULPS       Y4, Y8, Y8
+	VMULPS       Y4, Y9, Y9
+	VADDPS       Y0, Y8, Y0
+	VADDPS       Y1, Y9, Y1
+
+tile16next:
+	ADDQ R8, SI
+	ADDQ R9, DX
+	DECQ CX
+	JNZ  tile16loop
+
+tile16store:
+	VMOVUPS    Y0, (DI)
+	VMASKMOVPS Y1, Y5, 32(DI)
 	VZEROUPPER
 	RET
