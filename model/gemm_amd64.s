@@ -1,5 +1,17 @@
 #include "textflag.h"
 
+// COEFFICIENT loads the next coefficient of a row of A from (src) into x as
+// t = alpha*a (alpha in X6, X7 zero) and jumps to skip when t is zero (of
+// either sign): gonum's "if tmp != 0" before each axpy. A NaN is not zero
+// (the comparison is unordered, PF set) and falls through to the add.
+#define COEFFICIENT(src, x, skip) \
+	VMOVSS   (src), x; \
+	VMULSS   X6, x, x; \
+	VUCOMISS X7, x; \
+	JNE      3(PC); \
+	JPS      2(PC); \
+	JMP      skip
+
 // func gemmTile32(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32)
 //
 // For l = 0, ..., k-1: t = alpha*a[l] (a advancing by as bytes); if t != 0
@@ -25,12 +37,7 @@ TEXT ·gemmTile32(SB), NOSPLIT, $0-52
 	JZ       tile32store
 
 tile32loop:
-	VMOVSS   (SI), X4
-	VMULSS   X6, X4, X4
-	VUCOMISS X7, X4
-	JNE      tile32add
-	JPS      tile32add
-	JMP      tile32next
+	COEFFICIENT(SI, X4, tile32next)
 
 tile32add:
 	VBROADCASTSS X4, Y4
@@ -95,12 +102,7 @@ tile2loop:
 	VMOVUPS 64(DX), Y10
 	VMOVUPS 96(DX), Y11
 
-	VMOVSS   (SI), X12
-	VMULSS   X6, X12, X12
-	VUCOMISS X7, X12
-	JNE      tile2add0
-	JPS      tile2add0
-	JMP      tile2row1
+	COEFFICIENT(SI, X12, tile2row1)
 
 tile2add0:
 	VBROADCASTSS X12, Y12
@@ -114,12 +116,7 @@ tile2add0:
 	VADDPS       Y3, Y13, Y3
 
 tile2row1:
-	VMOVSS   (R11), X12
-	VMULSS   X6, X12, X12
-	VUCOMISS X7, X12
-	JNE      tile2add1
-	JPS      tile2add1
-	JMP      tile2next
+	COEFFICIENT(R11, X12, tile2next)
 
 tile2add1:
 	VBROADCASTSS X12, Y12
@@ -196,12 +193,7 @@ TEXT ·gemmTileN(SB), NOSPLIT, $0-64
 	JZ         tileNstore
 
 tileNloop:
-	VMOVSS   (SI), X4
-	VMULSS   X6, X4, X4
-	VUCOMISS X7, X4
-	JNE      tileNadd
-	JPS      tileNadd
-	JMP      tileNnext
+	COEFFICIENT(SI, X4, tileNnext)
 
 tileNadd:
 	VBROADCASTSS X4, Y4
@@ -245,12 +237,7 @@ TEXT ·gemmTile16N(SB), NOSPLIT, $0-64
 	JZ         tile16store
 
 tile16loop:
-	VMOVSS   (SI), X4
-	VMULSS   X6, X4, X4
-	VUCOMISS X7, X4
-	JNE      tile16add
-	JPS      tile16add
-	JMP      tile16next
+	COEFFICIENT(SI, X4, tile16next)
 
 tile16add:
 	VBROADCASTSS X4, Y4
