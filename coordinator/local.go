@@ -55,6 +55,7 @@ func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
 		net.Close()
 		return nil, err
 	}
+	m.KeepWeightsIn(net.Params())
 	l := &localLoop{net: net, m: m, ds: ds, runID: run, shards: m.allShards(),
 		x:     make([]float32, (cfg.BatchSize/cfg.Shards+1)*ds.SampleSize()),
 		y:     make([]uint8, cfg.BatchSize/cfg.Shards+1),

@@ -141,6 +141,18 @@ func (m *Machine) Digest() [32]byte { return model.Digest(m.weights) }
 // Weights returns the current weights; the caller must not modify them.
 func (m *Machine) Weights() []float32 { return m.weights }
 
+// KeepWeightsIn moves the weights into buf, where the machine keeps and
+// updates them from then on: a network's own buffer (model.Network.Params),
+// so gradients and evaluations on the current weights copy nothing. buf
+// must hold exactly the weights, and the caller must not write to it.
+func (m *Machine) KeepWeightsIn(buf []float32) {
+	if len(buf) != len(m.weights) {
+		panic(fmt.Sprintf("coordinator: a buffer of %d weights for %d", len(buf), len(m.weights)))
+	}
+	copy(buf, m.weights)
+	m.weights = buf
+}
+
 // History returns the finished epochs.
 func (m *Machine) History() []objstore.HistoryEntry { return m.history }
 

@@ -15,7 +15,7 @@ type program struct {
 	vm     G.VM
 	tape   *tapeRunner // runs vm on the calling goroutine
 	batch  int
-	flat   []float32 // all weights, in Layout order; weight node values are views into it
+	flat   []float32 // all weights, in Layout order (the Network's Params); weight node values are views into it
 	x      []float32 // batch inputs, [batch, C*H*W]
 	y      []float32 // labels as float32 class indices, [batch]
 	logits *G.Node   // [batch, classes]
@@ -45,14 +45,14 @@ func layoutFor(spec Spec, input [3]int, classes int) Layout {
 
 // compile builds the graph of spec for batch samples. With train it also differentiates the
 // summed loss with respect to every parameter.
-func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train bool) (p *program, err error) {
+func compile(spec Spec, layout Layout, flat []float32, input [3]int, classes, batch int, train bool) (p *program, err error) {
 	defer func() { // gorgonia reports some shape errors by panicking
 		if r := recover(); r != nil {
 			p, err = nil, fmt.Errorf("%w: building %s graph for batch %d: %v", ErrCompute, spec.Kind, batch, r)
 		}
 	}()
 	g := G.NewGraph()
-	p = &program{g: g, batch: batch, flat: make([]float32, layout.Size())}
+	p = &program{g: g, batch: batch, flat: flat}
 	params := make(G.Nodes, len(layout))
 	for i, prm := range layout {
 		shape := prm.Shape
@@ -104,10 +104,12 @@ func compile(spec Spec, layout Layout, input [3]int, classes, batch int, train b
 	return p, nil
 }
 
-// run sets the weights, executes the tape once and leaves logits (and gradients) in the
-// graph's values.
+// run sets the weights (unless params is the weights buffer itself), executes the tape
+// once and leaves logits (and gradients) in the graph's values.
 func (p *program) run(params []float32) error {
-	copy(p.flat, params)
+	if len(params) == 0 || &params[0] != &p.flat[0] {
+		copy(p.flat, params)
+	}
 	if !p.ran || !rewind(p.vm) {
 		p.vm.Reset()
 	}

@@ -54,7 +54,8 @@ func TrainSingleProcess(ctx context.Context, ds *Dataset, cfg TrainConfig, repor
 	if err != nil {
 		return nil, err
 	}
-	w := net.Init(cfg.Seed)
+	w := net.Params() // gradients on it copy no weights
+	copy(w, net.Init(cfg.Seed))
 	ss := ds.SampleSize()
 	x := make([]float32, cfg.Batch*ss)
 	y := make([]uint8, cfg.Batch)
@@ -99,5 +100,5 @@ func TrainSingleProcess(ctx context.Context, ds *Dataset, cfg TrainConfig, repor
 			})
 		}
 	}
-	return w, nil
+	return append([]float32(nil), w...), nil // w is the network's, closed on return
 }

@@ -36,8 +36,8 @@ type replica struct {
 
 	valid   bool
 	step    uint64
-	own     int // shards 0..own-1 of the step are in the sum, all computed here
-	weights []float32
+	own     int           // shards 0..own-1 of the step are in the sum, all computed here
+	weights []float32     // the run's network's own buffer (model.Network.Params): gradients are taken on it without a copy
 	check   [8]byte       // model.Check of weights
 	fetched protocol.Grad // a gradient fetched from the grads stream
 }
@@ -126,7 +126,8 @@ func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step 
 	if err := rp.opt.UnmarshalState(p.OptState); err != nil {
 		return fmt.Errorf("worker: snapshot of run %s step %d: optimizer state: %w", rp.run, p.Step, err)
 	}
-	rp.weights, rp.step, rp.valid, rp.own = p.Weights, p.Step, true, 0
+	copy(rp.weights, p.Weights)
+	rp.step, rp.valid, rp.own = p.Step, true, 0
 	rp.check = p.Check
 	rp.sum.Reset()
 	rp.inbox.moveTo(rp.step)

@@ -99,7 +99,7 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	}
 	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: size, rep: &replica{
 		run: sig, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt,
-		sum: model.NewShardSum(cfg.Shards, size), inbox: in,
+		sum: model.NewShardSum(cfg.Shards, size), inbox: in, weights: net.Params(),
 	}}
 	if len(c.runs) == keptRuns {
 		old := c.runs[keptRuns-1]
