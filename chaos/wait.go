@@ -3,9 +3,10 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
+
+	"github.com/jettrain/jettrain/internal/freeport"
 )
 
 // pollEvery paces every wait in the harness: conditions are polled with a
@@ -39,16 +40,10 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, tick func(
 	}
 }
 
-// freePort returns a loopback TCP port nothing listens on right now. The
-// harness keeps it for a server's whole life, across restarts.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a loopback TCP port nothing listens on right now, from
+// below the ephemeral range (freeport.Stable): the harness keeps it for a
+// server's whole life, across restarts.
+func freePort() (int, error) { return freeport.Stable() }
 
 // httpUp returns nil once url answers any HTTP response with a status below
 // want (e.g. 300 for a health endpoint, 600 for "anything").

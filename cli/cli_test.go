@@ -5,23 +5,25 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jettrain/jettrain/internal/freeport"
 	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/objstore"
 )
 
+// freeAddr is a loopback address nothing listens on, for a server a test
+// starts (freeport.Stable: outgoing connections cannot take it meanwhile).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Stable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 func execute(t *testing.T, ctx context.Context, args ...string) (string, string, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/freeport"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
@@ -53,13 +54,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freeAddr is a loopback address for a server that may restart on it
+// (freeport.Stable).
 func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Stable()
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 var bucketSeq atomic.Int64
