@@ -71,9 +71,9 @@
 // (shared with other jobs, so ranges are what repeated runs gave):
 //
 //	                        first version (stock ops)   gonum BLAS, RunAll     now
-//	MLP 784-128-10 @64      6.0–7.3 ms, 805 KB/op       3.4–4.0 ms, 9.6 KB/op  0.80–1.16 ms, 3.8 KB/op
-//	MLP 784-128-10 @256     19–36 ms, 1.9 MB/op         13.9–14.6 ms          3.6–4.5 ms
-//	CNN @64                 70–88 ms, 36 MB/op          14.5–24 ms            10.4–11.9 ms
+//	MLP 784-128-10 @64      6.0–7.3 ms, 805 KB/op       3.4–4.0 ms, 9.6 KB/op  0.62–0.67 ms, 3.8 KB/op
+//	MLP 784-128-10 @256     19–36 ms, 1.9 MB/op         13.9–14.6 ms          2.7–2.8 ms
+//	CNN @64                 70–88 ms, 36 MB/op          14.5–24 ms            9.5–9.9 ms
 //	reference, idle machine: PyTorch MLP@64 0.53 ms
 //
 // What changed, first: a fused softmax cross-entropy op; fused bias+ReLU ops instead of
@@ -87,14 +87,16 @@
 //
 // Then the products (gemm.go): with gonum's, 76% of an MLP's time was its Sgemm (x·W1 30%,
 // x^T·dZ 43%), one SSE axpy per row of x and column of W, across goroutines. The kernels
-// here keep 32 elements of a row of the product in AVX2 registers for the whole sum, on
-// one goroutine: 2.2-3.3x (x·W1) and 4-5x (x^T·dZ) gonum's speed on one core instead of two
-// (go test -bench Sgemm). A·Bᵀ (dot products, whose order gonum's assembly fixes) is gonum's
+// here keep 32 elements of two rows of the product in AVX2 registers for the whole sum
+// (each row of W loaded once for both), on one goroutine: 4-5x (x·W1) and 9x (x^T·dZ)
+// gonum's speed, on one core instead of two (go test -bench Sgemm). A·Bᵀ (dot products, whose order gonum's assembly fixes) is gonum's
 // Sdot in gonum's blocks, on one goroutine too. What remains of the CNN is mostly those.
 //
 // Last, the tape runs on the calling goroutine (tape.go): gorgonia's RunAll locks the
 // caller to its thread and runs the tape on a new goroutine, two thread hand-offs and a
-// wait for a core per run, which cost 20-25% of an MLP gradient.
+// wait for a core per run, which cost 20-25% of an MLP gradient. And a caller that keeps
+// its weights in the network's own buffer (Network.Params) spares copying them in on every
+// call.
 //
 // # Errors
 //
