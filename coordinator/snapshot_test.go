@@ -15,7 +15,8 @@ import (
 // holds a gradient but not a snapshot (the weights and Adam's two moments
 // are three times a gradient): the snapshot goes to the object store in
 // chunks, the first worker starts from it, a second one joins mid-run from
-// a checkpoint's, and the weights are the in-process loop's.
+// a checkpoint's and takes over (the first stops, so the run can only end
+// if the second works), and the weights are the in-process loop's.
 func TestSnapshotsLargerThanMaxPayload(t *testing.T) {
 	cfg := smallConfig(t)
 	local, ds := trainLocal(t, cfg)
@@ -55,6 +56,7 @@ func TestSnapshotsLargerThanMaxPayload(t *testing.T) {
 			}
 		}
 		p.add(1)
+		p.remove() // the first worker: its held tasks go back to the consumer
 	}})
 	if err != nil {
 		t.Fatal(err)

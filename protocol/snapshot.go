@@ -3,7 +3,10 @@ package protocol
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -38,4 +41,74 @@ const (
 func SnapshotStep(info *jetstream.ObjectInfo) (step uint64, ok bool) {
 	step, err := strconv.ParseUint(info.Metadata[stateStepKey], 10, 64)
 	return step, err == nil
+}
+
+// ReadSnapshot reads the snapshot of run from obs. The coordinator replaces
+// it with every checkpoint, and the object store then deletes the chunks of
+// the old one, also from under a reader, which would wait for them until
+// its context ended. ReadSnapshot watches the object while it reads it and,
+// when another object takes its name, starts over on that one.
+func ReadSnapshot(ctx context.Context, obs jetstream.ObjectStore, run string) ([]byte, error) {
+	for {
+		raw, replaced, err := readObject(ctx, obs, StateObject(run))
+		if !replaced || ctx.Err() != nil {
+			return raw, err
+		}
+	}
+}
+
+// replacedEvery is how often a snapshot read checks whether its object was
+// replaced.
+const replacedEvery = 100 * time.Millisecond
+
+// errReplaced is what a read given up for a replaced object returns.
+var errReplaced = errors.New("protocol: snapshot replaced while it was read")
+
+// readObject reads the object name once; replaced reports that another
+// object took the name meanwhile, and the read was given up.
+//
+// The client's read of a chunk holds the result until a chunk comes or its
+// deadline passes (the context's, or 5 s), and neither a cancellation nor
+// Close cuts it short: a read given up is left to end on its own, in its
+// goroutine, which then closes the result.
+func readObject(ctx context.Context, obs jetstream.ObjectStore, name string) (raw []byte, replaced bool, err error) {
+	res, err := obs.Get(ctx, name)
+	if err != nil {
+		return nil, false, err
+	}
+	info, err := res.Info()
+	if err != nil {
+		res.Close()
+		return nil, false, err
+	}
+	type read struct {
+		raw []byte
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		raw, err := io.ReadAll(res)
+		res.Close()
+		done <- read{raw, err}
+	}()
+	t := time.NewTicker(replacedEvery)
+	defer t.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r.raw, false, r.err
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-t.C:
+		}
+		cur, err := obs.GetInfo(ctx, name)
+		if err == nil && cur.NUID != info.NUID || errors.Is(err, jetstream.ErrObjectNotFound) {
+			select {
+			case r := <-done: // finished meanwhile: the old object, whole
+				return r.raw, false, r.err
+			default:
+				return nil, true, errReplaced
+			}
+		}
+	}
 }

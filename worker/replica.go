@@ -50,9 +50,9 @@ type streams struct {
 }
 
 // snapshotWait bounds reading a snapshot, in place of the JetStream
-// client's 5 s default: an object the coordinator replaces while it is read
-// loses its chunks, and the read fails at the bound, while a large snapshot
-// on a busy server needs longer than 5 s.
+// client's 5 s default: a large snapshot on a busy server needs longer than
+// 5 s. (One the coordinator replaces while it is read loses its chunks;
+// protocol.ReadSnapshot sees that and reads the new one.)
 const snapshotWait = 30 * time.Second
 
 // gatherWait bounds the wait for the gradients of a step: past it the task
@@ -100,7 +100,7 @@ func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step 
 	if at, ok := protocol.SnapshotStep(info); ok && keep && at <= rp.step {
 		return nil // not newer than the replica: not worth reading
 	}
-	raw, err := state.GetBytes(rctx, protocol.StateObject(rp.run))
+	raw, err := protocol.ReadSnapshot(rctx, state, rp.run)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("%w: no snapshot of run %s yet", errNotYet, rp.run)
 	}

@@ -287,3 +287,67 @@ func TestEarlierStepTasksBehindALaterOneAreServedFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotReplacedWhileReadIsReadAgain: the coordinator replaces a
+// run's snapshot with every checkpoint, which deletes the chunks of the old
+// one, also from under a worker reading it. The read must go on with the
+// new snapshot at once, not wait for the lost chunks until its bound
+// (snapshotWait, 30 s).
+func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
+	_, js := startJetStream(t)
+	ctx := context.Background()
+	cfg, ds, net := registerRun(t, js)
+	p, _ := firstSnapshot(t, cfg, ds, net)
+	putSnapshot(t, js, &p)
+	obs, _ := js.ObjectStore(ctx, protocol.StateBucket)
+	info, err := obs.GetInfo(ctx, protocol.StateObject(p.Run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old snapshot's chunks vanish while its name still leads to it,
+	// as between a replacement's purge and a reader's next chunk.
+	stream, err := js.Stream(ctx, "OBJ_"+protocol.StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject("$O."+protocol.StateBucket+".C."+info.NUID)); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		raw []byte
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		raw, err := protocol.ReadSnapshot(ctx, obs, p.Run)
+		done <- result{raw, err}
+	}()
+	// Once the read waits for chunks (its consumer is on the stream), the
+	// coordinator writes the next snapshot.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) { // polling interval
+		si, err := stream.Info(ctx)
+		if err == nil && si.State.Consumers > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the read never started")
+		}
+	}
+	next := p
+	next.Step = 7
+	putSnapshot(t, js, &next)
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read did not move to the new snapshot within 10 s")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var got protocol.Params
+	if err := got.UnmarshalBinary(r.raw); err != nil || got.Step != 7 {
+		t.Fatalf("read step %d (%v), want the new snapshot's, 7, after %v", got.Step, err, time.Since(start))
+	}
+}
