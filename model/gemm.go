@@ -18,10 +18,10 @@ import (
 //
 // gonum runs that loop as one axpy per (i, l), loading and storing C[i,:]
 // each time, and splits C into 64×64 blocks across goroutines. Neither
-// changes the order in which an element of C takes its terms, so the kernel
-// here is free to keep 32 elements of a row of C in registers for the
-// whole of l, and to run on one goroutine: a data-parallel worker is one
-// of as many as there are cores. A·Bᵀ, a dot product per element, is
+// changes the order in which an element of C takes its terms, so the
+// kernels here are free to keep 32 elements of two rows of C in registers
+// for the whole of l (each row skipping its own zero t), and to run on one
+// goroutine: a data-parallel worker is one of as many as there are cores. A·Bᵀ, a dot product per element, is
 // gonum's sum of Sdots in gonum's blocks, also on one goroutine (gonum's
 // goroutines, a few per product, each waited for in turn, left a worker
 // waiting for a core while the broker had both). Every other routine is
@@ -34,7 +34,7 @@ type gemmBLAS struct{ gonum.Implementation }
 func (g gemmBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	aTrans, bTrans := tA == blas.Trans, tB == blas.Trans
 	known := (aTrans || tA == blas.NoTrans) && (bTrans || tB == blas.NoTrans)
-	// gonum panics on what gemmArgsFit refuses: its to do.
+	// gonum panics on what gemmArgsFit refuses: that is left to it.
 	switch {
 	case !known || !gemmArgsFit(aTrans, bTrans, m, n, k, a, lda, b, ldb, c, ldc):
 	case !bTrans && gemmKernels:
