@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/jettrain/jettrain/internal/freeport"
 )
 
 // natsNode is one nats-server with JetStream: a fixed client, monitoring
@@ -29,14 +31,14 @@ func newNATS(bin, dir string, n int) ([]*natsNode, error) {
 	for i := range nodes {
 		nd := &natsNode{name: fmt.Sprintf("nats-%d", i), bin: bin, dir: filepath.Join(dir, fmt.Sprintf("nats-%d", i))}
 		var err error
-		if nd.port, err = freePort(); err != nil {
+		if nd.port, err = freeport.Stable(); err != nil {
 			return nil, err
 		}
-		if nd.httpPort, err = freePort(); err != nil {
+		if nd.httpPort, err = freeport.Stable(); err != nil {
 			return nil, err
 		}
 		if n > 1 {
-			if nd.routePort, err = freePort(); err != nil {
+			if nd.routePort, err = freeport.Stable(); err != nil {
 				return nil, err
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/jettrain/jettrain/internal/freeport"
 )
 
 // Credentials the harness gives versitygw and, through the environment,
@@ -25,7 +27,7 @@ type s3Node struct {
 }
 
 func newS3(bin, dir string) (*s3Node, error) {
-	port, err := freePort()
+	port, err := freeport.Stable()
 	if err != nil {
 		return nil, err
 	}

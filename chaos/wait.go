@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-
-	"github.com/jettrain/jettrain/internal/freeport"
 )
 
 // pollEvery paces every wait in the harness: conditions are polled with a
@@ -39,11 +37,6 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, tick func(
 		}
 	}
 }
-
-// freePort returns a loopback TCP port nothing listens on right now, from
-// below the ephemeral range (freeport.Stable): the harness keeps it for a
-// server's whole life, across restarts.
-func freePort() (int, error) { return freeport.Stable() }
 
 // httpUp returns nil once url answers any HTTP response with a status below
 // want (e.g. 300 for a health endpoint, 600 for "anything").

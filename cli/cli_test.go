@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +18,11 @@ import (
 // starts (freeport.Stable: outgoing connections cannot take it meanwhile).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	port, err := freeport.Stable()
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", port)
+	return addr
 }
 
 func execute(t *testing.T, ctx context.Context, args ...string) (string, string, error) {

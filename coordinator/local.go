@@ -50,12 +50,13 @@ func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
 		return nil, err
 	}
 	run := cfg.Signature()
-	m, err := NewMachine(run, cfg, ds.Train.N, opt, evaluator{net: net, test: &ds.Test}, net.Init(cfg.Seed), nil, time.Now())
+	w := net.Params() // gradients on the machine's weights copy nothing
+	copy(w, net.Init(cfg.Seed))
+	m, err := NewMachine(run, cfg, ds.Train.N, opt, evaluator{net: net, test: &ds.Test}, w, nil, time.Now())
 	if err != nil {
 		net.Close()
 		return nil, err
 	}
-	m.KeepWeightsIn(net.Params())
 	l := &localLoop{net: net, m: m, ds: ds, runID: run, shards: m.allShards(),
 		x:     make([]float32, (cfg.BatchSize/cfg.Shards+1)*ds.SampleSize()),
 		y:     make([]uint8, cfg.BatchSize/cfg.Shards+1),

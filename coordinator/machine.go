@@ -82,7 +82,10 @@ type Machine struct {
 	history []objstore.HistoryEntry
 }
 
-// NewMachine starts run from init, or from ck when it is not nil.
+// NewMachine starts run from init, or from ck when it is not nil. The
+// machine keeps and updates the weights in init itself (the caller must not
+// write to it): a network's own buffer (model.Network.Params) there spares
+// every gradient and evaluation copying the weights in.
 func NewMachine(run string, cfg config.Config, trainN int, opt model.Optimizer, eval Evaluator, init []float32, ck *objstore.Checkpoint, now time.Time) (*Machine, error) {
 	spe := model.StepsPerEpoch(trainN, cfg.BatchSize)
 	if spe < 1 {
@@ -92,7 +95,7 @@ func NewMachine(run string, cfg config.Config, trainN int, opt model.Optimizer, 
 		run: run, cfg: cfg, trainN: trainN, stepsPerEpoch: spe,
 		totalSteps: uint64(spe) * uint64(cfg.Epochs),
 		opt:        opt, eval: eval,
-		weights: append([]float32(nil), init...),
+		weights: init,
 		comb:    model.NewShardSum(cfg.Shards, len(init)),
 		stats:   make([]protocol.ShardStats, cfg.Shards),
 		seqs:    make([]uint64, cfg.Shards),
@@ -140,18 +143,6 @@ func (m *Machine) Digest() [32]byte { return model.Digest(m.weights) }
 
 // Weights returns the current weights; the caller must not modify them.
 func (m *Machine) Weights() []float32 { return m.weights }
-
-// KeepWeightsIn moves the weights into buf, where the machine keeps and
-// updates them from then on: a network's own buffer (model.Network.Params),
-// so gradients and evaluations on the current weights copy nothing. buf
-// must hold exactly the weights, and the caller must not write to it.
-func (m *Machine) KeepWeightsIn(buf []float32) {
-	if len(buf) != len(m.weights) {
-		panic(fmt.Sprintf("coordinator: a buffer of %d weights for %d", len(buf), len(m.weights)))
-	}
-	copy(buf, m.weights)
-	m.weights = buf
-}
 
 // History returns the finished epochs.
 func (m *Machine) History() []objstore.HistoryEntry { return m.history }
@@ -257,7 +248,7 @@ func tasksOutTo(step uint64, stepsPerEpoch int) uint64 {
 // tasksOutTo(current step).
 func (m *Machine) tasksFrom(from uint64) []protocol.Task {
 	var out []protocol.Task
-	for s := from; s <= tasksOutTo(m.step, m.stepsPerEpoch); s++ {
+	for s, to := from, tasksOutTo(m.step, m.stepsPerEpoch); s <= to; s++ {
 		out = append(out, m.tasks(s, m.allShards())...)
 	}
 	return out

@@ -57,11 +57,11 @@ func TestMain(m *testing.M) {
 // freeAddr is a loopback address for a server that may restart on it
 // (freeport.Stable).
 func freeAddr() string {
-	port, err := freeport.Stable()
+	addr, err := freeport.Addr()
 	if err != nil {
 		panic(err)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", port)
+	return addr
 }
 
 var bucketSeq atomic.Int64

@@ -45,14 +45,17 @@ func TestSnapshotsLargerThanMaxPayload(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) { // polling interval
+		for deadline := time.Now().Add(30 * time.Second); snapshot == nil; time.Sleep(10 * time.Millisecond) { // polling interval
+			if time.Now().After(deadline) {
+				t.Errorf("no snapshot of step %d or later after 30 s", cfg.CheckpointEvery)
+				break
+			}
 			info, err := obs.GetInfo(context.Background(), protocol.StateObject(cfg.Signature()))
 			if err != nil {
 				continue // not written yet
 			}
 			if at, ok := protocol.SnapshotStep(info); ok && at >= uint64(cfg.CheckpointEvery) {
 				snapshot = info
-				break
 			}
 		}
 		p.add(1)

@@ -290,14 +290,14 @@ func TestEarlierStepTasksBehindALaterOneAreServedFirst(t *testing.T) {
 
 // TestSnapshotReplacedWhileReadIsReadAgain: the coordinator replaces a
 // run's snapshot with every checkpoint, which deletes the chunks of the old
-// one, also from under a worker reading it. The read must go on with the
-// new snapshot at once, not wait for the lost chunks until its bound
-// (snapshotWait, 30 s).
+// one, also from under a worker reading it. The replica's read must go on
+// with the new snapshot at once, not wait for the lost chunks until its
+// bound (snapshotWait, 30 s).
 func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 	_, js := startJetStream(t)
 	ctx := context.Background()
 	cfg, ds, net := registerRun(t, js)
-	p, _ := firstSnapshot(t, cfg, ds, net)
+	p, opt := firstSnapshot(t, cfg, ds, net)
 	putSnapshot(t, js, &p)
 	obs, _ := js.ObjectStore(ctx, protocol.StateBucket)
 	info, err := obs.GetInfo(ctx, protocol.StateObject(p.Run))
@@ -313,16 +313,11 @@ func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 	if err := stream.Purge(ctx, jetstream.WithPurgeSubject("$O."+protocol.StateBucket+".C."+info.NUID)); err != nil {
 		t.Fatal(err)
 	}
-	type result struct {
-		raw []byte
-		err error
-	}
-	done := make(chan result, 1)
-	start := time.Now()
-	go func() {
-		raw, err := protocol.ReadSnapshot(ctx, obs, p.Run)
-		done <- result{raw, err}
-	}()
+	size := net.Layout().Size()
+	rp := &replica{run: p.Run, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt,
+		sum: model.NewShardSum(cfg.Shards, size), inbox: newInbox(p.Run, cfg.Shards, size), weights: net.Params()}
+	done := make(chan error, 1)
+	go func() { done <- rp.start(ctx, obs, 7, false) }()
 	// Once the read waits for chunks (its consumer is on the stream), the
 	// coordinator writes the next snapshot.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) { // polling interval
@@ -337,17 +332,16 @@ func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 	next := p
 	next.Step = 7
 	putSnapshot(t, js, &next)
-	var r result
+	replaced := time.Now()
 	select {
-	case r = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the read did not move to the new snapshot within 10 s")
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second): // the client's own read bounds are 5 s and more
+		t.Fatal("the read did not move to the new snapshot within 2 s")
 	}
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	var got protocol.Params
-	if err := got.UnmarshalBinary(r.raw); err != nil || got.Step != 7 {
-		t.Fatalf("read step %d (%v), want the new snapshot's, 7, after %v", got.Step, err, time.Since(start))
+	if !rp.valid || rp.step != 7 || rp.check != next.Check {
+		t.Fatalf("replica at step %d (valid %v) %v after the replacement, want the new snapshot's, 7", rp.step, rp.valid, time.Since(replaced))
 	}
 }

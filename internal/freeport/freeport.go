@@ -38,6 +38,12 @@ func Stable() (int, error) {
 	return 0, fmt.Errorf("freeport: no free port in [%d,%d)", Floor, lo)
 }
 
+// Addr is Stable as a "127.0.0.1:port" address.
+func Addr() (string, error) {
+	port, err := Stable()
+	return fmt.Sprintf("127.0.0.1:%d", port), err
+}
+
 // EphemeralLow is the first port of the kernel's ephemeral range (Linux's
 // ip_local_port_range; 32768, its default, where that cannot be read or
 // starts too low to leave room below it).
