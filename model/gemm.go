@@ -139,33 +139,24 @@ func sgemmRows(aTrans bool, m, n, k int, alpha float32, a []float32, lda int, b 
 		ai, as = 1, lda
 	}
 	as4, bs4 := uintptr(4*as), uintptr(4*ldb)
-	// Rows in pairs, each B row loaded once for both; the last alone when
-	// m is odd. Columns past the 32-wide tiles go 16 at a time, the last
-	// ones masked.
-	tail := func(row []float32, ap *float32) {
-		for j := n &^ 31; j < n; j += 16 {
-			if w := n - j; w > 8 {
-				gemmTile16N(&row[j], ap, as4, &b[j], bs4, k, alpha, min(16, w))
-			} else {
-				gemmTileN(&row[j], ap, as4, &b[j], bs4, k, alpha, w)
-			}
+	// Rows in pairs, each B row loaded once for both; when m is odd, the
+	// last row is paired with a scratch row whose sums are dropped.
+	// Columns past the 32-wide tiles go 16 at a time, the last ones masked.
+	for i := 0; i < m; i += 2 {
+		r0, a0 := c[i*ldc:i*ldc+n], &a[ai*i]
+		var r1 []float32
+		a1 := a0
+		if i+1 < m {
+			r1, a1 = c[(i+1)*ldc:(i+1)*ldc+n], &a[ai*(i+1)]
+		} else {
+			r1 = make([]float32, n)
 		}
-	}
-	i := 0
-	for ; i+1 < m; i += 2 {
-		r0, r1 := c[i*ldc:i*ldc+n], c[(i+1)*ldc:(i+1)*ldc+n]
-		a0, a1 := &a[ai*i], &a[ai*(i+1)]
 		for j := 0; j+32 <= n; j += 32 {
 			gemmTile2x32(&r0[j], &r1[j], a0, a1, as4, &b[j], bs4, k, alpha)
 		}
-		tail(r0, a0)
-		tail(r1, a1)
-	}
-	if i < m {
-		row, ap := c[i*ldc:i*ldc+n], &a[ai*i]
-		for j := 0; j+32 <= n; j += 32 {
-			gemmTile32(&row[j], ap, as4, &b[j], bs4, k, alpha)
+		for j := n &^ 31; j < n; j += 16 {
+			gemmTileN(&r0[j], a0, as4, &b[j], bs4, k, alpha, min(16, n-j))
+			gemmTileN(&r1[j], a1, as4, &b[j], bs4, k, alpha, min(16, n-j))
 		}
-		tail(row, ap)
 	}
 }

@@ -12,68 +12,16 @@
 	JPS      2(PC); \
 	JMP      skip
 
-// func gemmTile32(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32)
-//
-// For l = 0, ..., k-1: t = alpha*a[l] (a advancing by as bytes); if t != 0
-// (NaN included), c[0:32] += t*b[l][0:32] (b advancing by bs bytes) as a
-// float32 product then a float32 sum: gonum's AxpyUnitary(t, b[l], c) with
-// c held in Y0-Y3 for the whole loop. The operands go in AxpyUnitary's
-// order too (b[l] times t, that product plus c), so that where both are
-// NaN the result is the same NaN.
-TEXT ·gemmTile32(SB), NOSPLIT, $0-52
-	MOVQ     c+0(FP), DI
-	MOVQ     a+8(FP), SI
-	MOVQ     as+16(FP), R8
-	MOVQ     b+24(FP), DX
-	MOVQ     bs+32(FP), R9
-	MOVQ     k+40(FP), CX
-	VMOVSS   alpha+48(FP), X6
-	VXORPS   X7, X7, X7
-	VMOVUPS  (DI), Y0
-	VMOVUPS  32(DI), Y1
-	VMOVUPS  64(DI), Y2
-	VMOVUPS  96(DI), Y3
-	TESTQ    CX, CX
-	JZ       tile32store
-
-tile32loop:
-	COEFFICIENT(SI, X4, tile32next)
-
-tile32add:
-	VBROADCASTSS X4, Y4
-	VMOVUPS      (DX), Y8
-	VMOVUPS      32(DX), Y9
-	VMOVUPS      64(DX), Y10
-	VMOVUPS      96(DX), Y11
-	VMULPS       Y4, Y8, Y8
-	VMULPS       Y4, Y9, Y9
-	VMULPS       Y4, Y10, Y10
-	VMULPS       Y4, Y11, Y11
-	VADDPS       Y0, Y8, Y0
-	VADDPS       Y1, Y9, Y1
-	VADDPS       Y2, Y10, Y2
-	VADDPS       Y3, Y11, Y3
-
-tile32next:
-	ADDQ R8, SI
-	ADDQ R9, DX
-	DECQ CX
-	JNZ  tile32loop
-
-tile32store:
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	VMOVUPS Y2, 64(DI)
-	VMOVUPS Y3, 96(DI)
-	VZEROUPPER
-	RET
-
 // func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32)
 //
-// gemmTile32 for two rows of C at once, c0[0:32] with coefficients from a0
-// and c1[0:32] from a1 (both advancing by as bytes), held in Y0-Y3 and
-// Y4-Y7: each b[l] is loaded once for both rows, and each row skips its own
-// zero coefficients, so every element takes the operations it takes alone.
+// For l = 0, ..., k-1: t = alpha*a0[l] (a0 advancing by as bytes); if
+// t != 0 (NaN included), c0[0:32] += t*b[l][0:32] (b advancing by bs
+// bytes) as a float32 product then a float32 sum; and the same for c1 with
+// a1. That is gonum's AxpyUnitary(t, b[l], c) for two rows of C, held in
+// Y0-Y3 and Y4, Y5, Y14, Y15 for the whole loop, each b[l] loaded once for
+// both, each row skipping its own zero coefficients. The operands go in
+// AxpyUnitary's order too (b[l] times t, that product plus c), so that
+// where both are NaN the result is the same NaN.
 TEXT ·gemmTile2x32(SB), NOSPLIT, $0-68
 	MOVQ     c0+0(FP), DI
 	MOVQ     c1+8(FP), R10
@@ -149,7 +97,7 @@ tile2store:
 	RET
 
 // gemmMask holds the lane masks of gemmTileN: the eight dwords from
-// gemmMask+4*(8-n) select the first n lanes.
+// gemmMask+32-4*n select the first n lanes (none for n = 0).
 DATA gemmMask<>+0(SB)/4, $0xffffffff
 DATA gemmMask<>+4(SB)/4, $0xffffffff
 DATA gemmMask<>+8(SB)/4, $0xffffffff
@@ -170,25 +118,42 @@ GLOBL gemmMask<>(SB), RODATA|NOPTR, $64
 
 // func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int)
 //
-// gemmTile32 over c[0:n], 0 < n <= 8, held in Y0: only n lanes are loaded
-// and stored (the others compute on zeros and are dropped). Lanes do not
+// The loop of gemmTile2x32 over one row of C, c[0:n] for 0 < n <= 16, held
+// in Y0 (lanes 0-7) and Y1 (lanes 8-15): only the first n lanes are loaded
+// and stored, the others compute on zeros and are dropped. Lanes do not
 // mix, so each element gets the float32 operations AxpyUnitary gives it,
 // whether in its four-wide loop or its scalar tail.
 TEXT ·gemmTileN(SB), NOSPLIT, $0-64
-	MOVQ       c+0(FP), DI
-	MOVQ       a+8(FP), SI
-	MOVQ       as+16(FP), R8
-	MOVQ       b+24(FP), DX
-	MOVQ       bs+32(FP), R9
-	MOVQ       k+40(FP), CX
-	VMOVSS     alpha+48(FP), X6
-	MOVQ       n+56(FP), AX
-	LEAQ       gemmMask<>+32(SB), BX
-	SHLQ       $2, AX
-	SUBQ       AX, BX
-	VMOVUPS    (BX), Y5
+	MOVQ     c+0(FP), DI
+	MOVQ     a+8(FP), SI
+	MOVQ     as+16(FP), R8
+	MOVQ     b+24(FP), DX
+	MOVQ     bs+32(FP), R9
+	MOVQ     k+40(FP), CX
+	VMOVSS   alpha+48(FP), X6
+	MOVQ     n+56(FP), AX
+
+	// Y2 selects lanes min(n, 8) of the first vector, Y3 max(n-8, 0) of
+	// the second: gemmMask+32-4*lanes.
+	MOVQ    $8, R12
+	CMPQ    AX, R12
+	CMOVQLT AX, R12
+	SUBQ    $8, AX
+	XORQ    R13, R13
+	CMPQ    AX, R13
+	CMOVQGT AX, R13
+	LEAQ    gemmMask<>+32(SB), BX
+	SHLQ    $2, R12
+	SHLQ    $2, R13
+	MOVQ    BX, R14
+	SUBQ    R12, BX
+	SUBQ    R13, R14
+	VMOVUPS (BX), Y2
+	VMOVUPS (R14), Y3
+
 	VXORPS     X7, X7, X7
-	VMASKMOVPS (DI), Y5, Y0
+	VMASKMOVPS (DI), Y2, Y0
+	VMASKMOVPS 32(DI), Y3, Y1
 	TESTQ      CX, CX
 	JZ         tileNstore
 
@@ -197,9 +162,12 @@ tileNloop:
 
 tileNadd:
 	VBROADCASTSS X4, Y4
-	VMASKMOVPS   (DX), Y5, Y8
+	VMASKMOVPS   (DX), Y2, Y8
+	VMASKMOVPS   32(DX), Y3, Y9
 	VMULPS       Y4, Y8, Y8
+	VMULPS       Y4, Y9, Y9
 	VADDPS       Y0, Y8, Y0
+	VADDPS       Y1, Y9, Y1
 
 tileNnext:
 	ADDQ R8, SI
@@ -208,54 +176,7 @@ tileNnext:
 	JNZ  tileNloop
 
 tileNstore:
-	VMASKMOVPS Y0, Y5, (DI)
-	VZEROUPPER
-	RET
-
-// func gemmTile16N(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int)
-//
-// gemmTileN over c[0:n], 8 < n <= 16: c[0:8] in Y0, the rest of the lanes
-// masked in Y1, in one pass over a.
-TEXT ·gemmTile16N(SB), NOSPLIT, $0-64
-	MOVQ       c+0(FP), DI
-	MOVQ       a+8(FP), SI
-	MOVQ       as+16(FP), R8
-	MOVQ       b+24(FP), DX
-	MOVQ       bs+32(FP), R9
-	MOVQ       k+40(FP), CX
-	VMOVSS     alpha+48(FP), X6
-	MOVQ       n+56(FP), AX
-	SUBQ       $8, AX
-	LEAQ       gemmMask<>+32(SB), BX
-	SHLQ       $2, AX
-	SUBQ       AX, BX
-	VMOVUPS    (BX), Y5
-	VXORPS     X7, X7, X7
-	VMOVUPS    (DI), Y0
-	VMASKMOVPS 32(DI), Y5, Y1
-	TESTQ      CX, CX
-	JZ         tile16store
-
-tile16loop:
-	COEFFICIENT(SI, X4, tile16next)
-
-tile16add:
-	VBROADCASTSS X4, Y4
-	VMOVUPS      (DX), Y8
-	VMASKMOVPS   32(DX), Y5, Y9
-	VMULPS       Y4, Y8, Y8
-	VMULPS       Y4, Y9, Y9
-	VADDPS       Y0, Y8, Y0
-	VADDPS       Y1, Y9, Y1
-
-tile16next:
-	ADDQ R8, SI
-	ADDQ R9, DX
-	DECQ CX
-	JNZ  tile16loop
-
-tile16store:
-	VMOVUPS    Y0, (DI)
-	VMASKMOVPS Y1, Y5, 32(DI)
+	VMASKMOVPS Y0, Y2, (DI)
+	VMASKMOVPS Y1, Y3, 32(DI)
 	VZEROUPPER
 	RET

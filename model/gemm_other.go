@@ -4,18 +4,10 @@ package model
 
 const gemmKernels = false
 
-func gemmTile32(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32) {
-	panic("model: no gemm kernels on this architecture")
-}
-
-func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int) {
-	panic("model: no gemm kernels on this architecture")
-}
-
 func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32) {
 	panic("model: no gemm kernels on this architecture")
 }
 
-func gemmTile16N(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int) {
+func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int) {
 	panic("model: no gemm kernels on this architecture")
 }
