@@ -34,17 +34,28 @@ type gemmBLAS struct{ gonum.Implementation }
 func (g gemmBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	aTrans, bTrans := tA == blas.Trans, tB == blas.Trans
 	known := (aTrans || tA == blas.NoTrans) && (bTrans || tB == blas.NoTrans)
+	ours := bTrans && !aTrans || !bTrans && avx2
 	// gonum panics on what gemmArgsFit refuses: that is left to it.
-	switch {
-	case !known || !gemmArgsFit(aTrans, bTrans, m, n, k, a, lda, b, ldb, c, ldc):
-	case !bTrans && gemmKernels:
-		sgemmRows(aTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		return
-	case bTrans && !aTrans:
-		sgemmDots(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if !known || !ours || !gemmArgsFit(aTrans, bTrans, m, n, k, a, lda, b, ldb, c, ldc) {
+		g.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	g.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	// gonum's first steps: nothing to do, or C = beta·C.
+	if (alpha == 0 || k == 0) && beta == 1 {
+		return
+	}
+	for i := range m {
+		if row := c[i*ldc : i*ldc+n]; beta == 0 {
+			clear(row)
+		} else if beta != 1 {
+			scaleBy(row, beta)
+		}
+	}
+	if bTrans {
+		sgemmDots(m, n, k, alpha, a, lda, b, ldb, c, ldc)
+	} else {
+		sgemmRows(aTrans, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+	}
 }
 
 // gemmArgsFit reports whether Sgemm's arguments describe matrices inside
@@ -66,23 +77,6 @@ func matrixFits(trans bool, rows, cols int, s []float32, ld int) bool {
 	return ld >= max(1, cols) && (rows == 0 || len(s) >= (rows-1)*ld+cols)
 }
 
-// scaleC is Sgemm's first step, gonum's: C = beta·C.
-func scaleC(m, n int, beta float32, c []float32, ldc int) {
-	if beta == 1 {
-		return
-	}
-	for i := range m {
-		row := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			clear(row)
-		} else {
-			for j := range row {
-				row[j] *= beta
-			}
-		}
-	}
-}
-
 // Sizes of gonum's parallel Sgemm: it splits C into blockSize×blockSize
 // blocks when there are at least minParBlock of them.
 const (
@@ -94,13 +88,9 @@ const (
 // alpha·dot(A[i,:], B[j,:]) (gonum's Sdot, whose assembly fixes the order
 // of the sum), as one dot over all of k when C has fewer than
 // gonumMinParBlock blocks, and otherwise as one dot per 64-wide slice of k,
-// in order — what each of gonum's goroutines adds to its block of C. Here
-// it all runs on the calling goroutine.
-func sgemmDots(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if (alpha == 0 || k == 0) && beta == 1 {
-		return
-	}
-	scaleC(m, n, beta, c, ldc)
+// in order — what each of gonum's goroutines adds to its block of C (after
+// C = beta·C). Here it all runs on the calling goroutine.
+func sgemmDots(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	blocks := func(d int) int { return (d + gonumBlockSize - 1) / gonumBlockSize }
 	if blocks(m)*blocks(n) < gonumMinParBlock {
 		dotsOver(m, n, 0, k, alpha, a, lda, b, ldb, c, ldc)
@@ -124,12 +114,8 @@ func dotsOver(m, n, k0, k1 int, alpha float32, a []float32, lda int, b []float32
 	}
 }
 
-// sgemmRows is gonum's Sgemm for A·B and Aᵀ·B.
-func sgemmRows(aTrans bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if (alpha == 0 || k == 0) && beta == 1 {
-		return
-	}
-	scaleC(m, n, beta, c, ldc)
+// sgemmRows is the rest of gonum's Sgemm for A·B and Aᵀ·B, after C = beta·C.
+func sgemmRows(aTrans bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	if k == 0 {
 		return
 	}
@@ -139,24 +125,29 @@ func sgemmRows(aTrans bool, m, n, k int, alpha float32, a []float32, lda int, b 
 		ai, as = 1, lda
 	}
 	as4, bs4 := uintptr(4*as), uintptr(4*ldb)
-	// Rows in pairs, each B row loaded once for both; when m is odd, the
-	// last row is paired with a scratch row whose sums are dropped.
 	// Columns past the 32-wide tiles go 16 at a time, the last ones masked.
-	for i := 0; i < m; i += 2 {
-		r0, a0 := c[i*ldc:i*ldc+n], &a[ai*i]
-		var r1 []float32
-		a1 := a0
-		if i+1 < m {
-			r1, a1 = c[(i+1)*ldc:(i+1)*ldc+n], &a[ai*(i+1)]
-		} else {
-			r1 = make([]float32, n)
+	tail := func(row []float32, ap *float32) {
+		for j := n &^ 31; j < n; j += 16 {
+			gemmTileN(&row[j], ap, as4, &b[j], bs4, k, alpha, min(16, n-j))
 		}
+	}
+	// Rows in pairs, each B row loaded once for both.
+	i := 0
+	for ; i+1 < m; i += 2 {
+		r0, r1 := c[i*ldc:i*ldc+n], c[(i+1)*ldc:(i+1)*ldc+n]
+		a0, a1 := &a[ai*i], &a[ai*(i+1)]
 		for j := 0; j+32 <= n; j += 32 {
 			gemmTile2x32(&r0[j], &r1[j], a0, a1, as4, &b[j], bs4, k, alpha)
 		}
-		for j := n &^ 31; j < n; j += 16 {
-			gemmTileN(&r0[j], a0, as4, &b[j], bs4, k, alpha, min(16, n-j))
-			gemmTileN(&r1[j], a1, as4, &b[j], bs4, k, alpha, min(16, n-j))
+		tail(r0, a0)
+		tail(r1, a1)
+	}
+	if i < m { // the last of an odd m, paired with a scratch row whose sums are dropped
+		var scratch [32]float32
+		row, ap := c[i*ldc:i*ldc+n], &a[ai*i]
+		for j := 0; j+32 <= n; j += 32 {
+			gemmTile2x32(&row[j], &scratch[0], ap, ap, as4, &b[j], bs4, k, alpha)
 		}
+		tail(row, ap)
 	}
 }

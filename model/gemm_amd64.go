@@ -1,8 +1,5 @@
 package model
 
-// gemmKernels reports whether gemmTile2x32 and gemmTileN run here.
-var gemmKernels = avx2
-
 // gemmTile2x32 adds, for l = 0, ..., k-1 with t = alpha*a0[l*as] non-zero
 // (as, bs in bytes), t*b[l*bs : +32] to c0[0:32], and the same with a1 to
 // c1[0:32]: each element's terms in l order, a float32 product and a

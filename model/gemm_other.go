@@ -2,8 +2,6 @@
 
 package model
 
-const gemmKernels = false
-
 func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32) {
 	panic("model: no gemm kernels on this architecture")
 }

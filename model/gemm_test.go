@@ -40,7 +40,7 @@ func gemmValues(r *rand.Rand, n int, special bool) []float32 {
 // transposed or not, padded strides, and the alpha and beta gorgonia
 // passes and others.
 func TestSgemmIsGonums(t *testing.T) {
-	if !gemmKernels {
+	if !avx2 {
 		t.Log("no gemm kernels on this CPU: Sgemm is gonum's; checking the delegation")
 	}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -85,15 +85,36 @@ func TestSgemmIsGonums(t *testing.T) {
 	}
 }
 
-// TestSgemmPanicsAsGonum checks that arguments outside their slices are
-// gonum's to refuse.
+// TestSgemmPanicsAsGonum checks that matrices outside their slices are
+// gonum's to refuse, with its panic, for every operand and transpose the
+// kernels serve: they read A and B through pointers, past any bounds check.
 func TestSgemmPanicsAsGonum(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Fatal("a short C did not panic")
+	full, short := make([]float32, 16), make([]float32, 15)
+	for _, tc := range []struct {
+		name    string
+		tA, tB  blas.Transpose
+		a, b, c []float32
+	}{
+		{"short A", blas.NoTrans, blas.NoTrans, short, full, full},
+		{"short Aᵀ", blas.Trans, blas.NoTrans, short, full, full},
+		{"short B", blas.NoTrans, blas.NoTrans, full, short, full},
+		{"short Bᵀ", blas.NoTrans, blas.Trans, full, short, full},
+		{"short C", blas.NoTrans, blas.NoTrans, full, full, short},
+	} {
+		got := func() (r any) {
+			defer func() { r = recover() }()
+			gemmBLAS{}.Sgemm(tc.tA, tc.tB, 4, 4, 4, 1, tc.a, 4, tc.b, 4, 0, append([]float32(nil), tc.c...), 4)
+			return nil
+		}()
+		want := func() (r any) {
+			defer func() { r = recover() }()
+			gonum.Implementation{}.Sgemm(tc.tA, tc.tB, 4, 4, 4, 1, tc.a, 4, tc.b, 4, 0, append([]float32(nil), tc.c...), 4)
+			return nil
+		}()
+		if want == nil || got != want {
+			t.Errorf("%s: panic %v, gonum's %v", tc.name, got, want)
 		}
-	}()
-	gemmBLAS{}.Sgemm(blas.NoTrans, blas.NoTrans, 4, 4, 4, 1, make([]float32, 16), 4, make([]float32, 16), 4, 0, make([]float32, 15), 4)
+	}
 }
 
 // BenchmarkSgemm compares the two products of the default MLP's first

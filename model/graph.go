@@ -8,19 +8,17 @@ import (
 )
 
 // program is one compiled gorgonia graph for one batch size: its tape machine and the
-// buffers bound to its input nodes. Weights, inputs and labels are set by copying into
-// flat, x and y (the nodes' values are views of them); nothing is allocated per run.
+// buffers bound to its input nodes. Its weight nodes are views of the Network's weights
+// buffer (Params); inputs and labels are set by copying into x and y, whose views the
+// other input nodes are. Nothing is allocated per run.
 type program struct {
 	g      *G.ExprGraph
-	vm     G.VM
-	tape   *tapeRunner // runs vm on the calling goroutine
+	tape   *tapeRunner
 	batch  int
-	flat   []float32 // all weights, in Layout order (the Network's Params); weight node values are views into it
 	x      []float32 // batch inputs, [batch, C*H*W]
 	y      []float32 // labels as float32 class indices, [batch]
 	logits *G.Node   // [batch, classes]
 	grads  G.Nodes   // d(sum loss)/d param, in Layout order; nil for forward-only programs
-	ran    bool      // the tape has run once (its registers are allocated)
 }
 
 // layoutFor lists the parameters of spec in their canonical order.
@@ -52,11 +50,11 @@ func compile(spec Spec, layout Layout, flat []float32, input [3]int, classes, ba
 		}
 	}()
 	g := G.NewGraph()
-	p = &program{g: g, batch: batch, flat: flat}
+	p = &program{g: g, batch: batch}
 	params := make(G.Nodes, len(layout))
 	for i, prm := range layout {
 		shape := prm.Shape
-		t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(p.flat[prm.Offset:prm.Offset+prm.Size]))
+		t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(flat[prm.Offset:prm.Offset+prm.Size]))
 		params[i] = G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(prm.Name), G.WithValue(t))
 	}
 	c, h, w := input[0], input[1], input[2]
@@ -99,21 +97,13 @@ func compile(spec Spec, layout Layout, flat []float32, input [3]int, classes, ba
 	// Compile only what the outputs need: the full graph also holds gradients nobody reads
 	// (such as the one with respect to the input batch, a whole extra matrix product).
 	roots := append(G.Nodes{p.logits}, p.grads...)
-	p.vm = G.NewTapeMachine(g.ExactSubgraphRoots(roots...))
-	p.tape = newTapeRunner(p.vm)
+	p.tape = newTapeRunner(G.NewTapeMachine(g.ExactSubgraphRoots(roots...)))
 	return p, nil
 }
 
-// run sets the weights (unless params is the weights buffer itself), executes the tape
-// once and leaves logits (and gradients) in the graph's values.
-func (p *program) run(params []float32) error {
-	if len(params) == 0 || &params[0] != &p.flat[0] {
-		copy(p.flat, params)
-	}
-	if !p.ran || !rewind(p.vm) {
-		p.vm.Reset()
-	}
-	p.ran = true
+// run executes the tape once on the network's weights and leaves logits (and gradients)
+// in the graph's values.
+func (p *program) run() error {
 	if err := p.tape.run(); err != nil {
 		return fmt.Errorf("%w: %v", ErrCompute, err)
 	}
@@ -139,7 +129,7 @@ func (p *program) stats(classes int) (Stats, error) {
 }
 
 func (p *program) close() {
-	if p.vm != nil {
-		p.vm.Close()
+	if p.tape != nil {
+		p.tape.vm.Close()
 	}
 }

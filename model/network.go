@@ -85,8 +85,8 @@ func (n *Network) Spec() Spec { return n.spec }
 // Params is the network's own weights buffer (Layout order), which Gradient
 // and Evaluate copy the weights they are given into. A caller that keeps its
 // weights there, and updates them in place, spares that copy of every
-// weight on every call (for the default MLP, 800 KB per shard). It is
-// valid until Close.
+// weight on every call (for the default MLP, 800 KB per shard). It is the
+// network's for its whole life; Close does not release it.
 func (n *Network) Params() []float32 { return n.flat }
 
 // Layout is the canonical order of the parameters in the flat vector.
@@ -154,8 +154,9 @@ func (n *Network) Gradient(params, x []float32, y []uint8, grad []float32) (Stat
 	if err != nil {
 		return Stats{}, err
 	}
+	n.setParams(params)
 	p.load(x, y)
-	if err := p.run(params); err != nil {
+	if err := p.run(); err != nil {
 		return Stats{}, err
 	}
 	for i, prm := range n.layout {
@@ -174,6 +175,7 @@ func (n *Network) Evaluate(params, x []float32, y []uint8) (Stats, error) {
 	if err := n.check(params, x, y); err != nil {
 		return Stats{}, err
 	}
+	n.setParams(params)
 	var total Stats
 	ss := n.sampleSize()
 	for lo := 0; lo < len(y); lo += evalChunk {
@@ -183,7 +185,7 @@ func (n *Network) Evaluate(params, x []float32, y []uint8) (Stats, error) {
 			return Stats{}, err
 		}
 		p.load(x[lo*ss:hi*ss], y[lo:hi])
-		if err := p.run(params); err != nil {
+		if err := p.run(); err != nil {
 			return Stats{}, err
 		}
 		st, err := p.stats(n.classes)
@@ -193,6 +195,14 @@ func (n *Network) Evaluate(params, x []float32, y []uint8) (Stats, error) {
 		total = total.Add(st)
 	}
 	return total, nil
+}
+
+// setParams puts params in the weights buffer the programs compute on,
+// unless they are that buffer already.
+func (n *Network) setParams(params []float32) {
+	if len(params) > 0 && &params[0] != &n.flat[0] {
+		copy(n.flat, params)
+	}
 }
 
 // Close releases the compiled graphs. The Network can still be used; graphs are rebuilt.

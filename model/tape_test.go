@@ -8,8 +8,9 @@ import (
 )
 
 // TestTapeRunsInPlace checks that the networks' programs, training and
-// evaluating, run on the calling goroutine (not through RunAll), and that
-// a run so gives what RunAll gives, bit for bit.
+// evaluating, run on the calling goroutine (not through RunAll, whose
+// goroutine and channels a run then no longer allocates), and that a run
+// so gives what RunAll gives, bit for bit.
 func TestTapeRunsInPlace(t *testing.T) {
 	for _, spec := range []Spec{{Kind: KindMLP}, {Kind: KindCNN, Hidden: []int{8}}} {
 		input := [3]int{1, 28, 28}
@@ -17,6 +18,7 @@ func TestTapeRunsInPlace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(net.Close)
 		params := net.Init(3)
 		x, y := randomBatch(4, 8, input, 10)
 		for _, train := range []bool{true, false} {
@@ -32,8 +34,24 @@ func TestTapeRunsInPlace(t *testing.T) {
 		if _, err := net.Gradient(params, x, y, got); err != nil {
 			t.Fatal(err)
 		}
+		// A run in place allocates less than RunAll after the same rewind:
+		// no goroutine, no channels.
 		p, _ := net.program(8, true)
-		p.tape.m = nil // RunAll from here on
+		inPlace := testing.AllocsPerRun(5, func() {
+			if err := p.tape.run(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		viaRunAll := testing.AllocsPerRun(5, func() {
+			*p.tape.pc = 0
+			if err := p.tape.vm.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if inPlace+2 > viaRunAll {
+			t.Fatalf("%s: a run in place allocates %v times, through RunAll %v: not in place", spec.Kind, inPlace, viaRunAll)
+		}
+		p.tape.m = nil // reset and RunAll from here on
 		want := make([]float32, len(params))
 		if _, err := net.Gradient(params, x, y, want); err != nil {
 			t.Fatal(err)
@@ -41,7 +59,6 @@ func TestTapeRunsInPlace(t *testing.T) {
 		if Digest(got) != Digest(want) {
 			t.Fatalf("%s: the gradient run in place differs from RunAll's", spec.Kind)
 		}
-		net.Close()
 	}
 }
 
