@@ -33,8 +33,9 @@ func (v *violations) add(kind, format string, args ...any) {
 //   - within one incarnation (or one of its leadership terms) steps
 //     strictly increase, by one;
 //   - every step 1..total was committed, and none beyond total;
-//   - every incarnation that logged a step logged the same weights check and the
-//     same seqs for it (a replay rebuilds exactly what was committed);
+//   - every incarnation that logged a step logged the same weights check, the
+//     same seqs and firsts for it (a replay rebuilds exactly what was
+//     committed);
 //   - each step combined exactly shards gradients, each shard's either its
 //     own message or one message carrying the sum of shards 0..n-1 (the
 //     same sequence, logged with first shard 0, for each of them), and no
@@ -58,9 +59,9 @@ func CheckCommits(incs []Incarnation, shards int, total uint64) ([]string, map[u
 				steps[c.Step], where[c.Step] = c, inc.Name
 				continue
 			}
-			if first.Check != c.Check || !slices.Equal(first.Seqs, c.Seqs) {
-				v.add("divergence", "step %d: %s logged check %s seqs %v, %s logged check %s seqs %v",
-					c.Step, where[c.Step], first.Check, first.Seqs, inc.Name, c.Check, c.Seqs)
+			if first.Check != c.Check || !slices.Equal(first.Seqs, c.Seqs) || !slices.Equal(first.Firsts, c.Firsts) {
+				v.add("divergence", "step %d: %s logged check %s seqs %v from %v, %s logged check %s seqs %v from %v",
+					c.Step, where[c.Step], first.Check, first.Seqs, first.Firsts, inc.Name, c.Check, c.Seqs, c.Firsts)
 			}
 		}
 	}

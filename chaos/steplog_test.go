@@ -88,6 +88,9 @@ func TestCheckCommitsViolations(t *testing.T) {
 		{"other seqs on replay", []Incarnation{
 			{Name: "a", Commits: []Commit{c(1, "d1", 1, 2), c(2, "d2", 3, 4)}},
 			{Name: "b", Commits: []Commit{c(2, "d2", 3, 5)}}}, "divergence: step 2"},
+		{"other firsts on replay", []Incarnation{
+			{Name: "a", Commits: []Commit{c(1, "d1", 1, 2), cf(2, "d2", []uint64{3, 3}, 0, 0)}},
+			{Name: "b", Commits: []Commit{cf(2, "d2", []uint64{3, 3}, 0, 1)}}}, "divergence: step 2"},
 		{"gradient reused", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1, 2), c(2, "d2", 2, 3)}}}, "reuse: gradient seq 2"},
 		{"shard count", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 1), c(2, "d2", 3, 4)}}}, "shards: step 1 combined 1"},
 		{"duplicate shard", []Incarnation{{Name: "a", Commits: []Commit{c(1, "d1", 2, 1, 2), c(2, "d2", 3, 4, 5)}}}, "shards: step 1 used gradient seq 2 twice"},

@@ -6,7 +6,7 @@
 // restarting on such a port is down, any outgoing connection on the
 // machine may be given that port as its own end, and the restart then fails
 // to bind it ("address already in use") for as long as that connection
-// lives. Stable draws ports from below the ephemeral range instead.
+// lives. Stable draws ports from outside the ephemeral range instead.
 package freeport
 
 import (
@@ -18,24 +18,30 @@ import (
 	"strings"
 )
 
-// Floor is the lowest port Stable draws: above the well-known ports and
-// those registered services most often use.
+// Floor is the lowest port Stable draws below the ephemeral range: above
+// the well-known ports and those registered services most often use.
 const Floor = 20000
 
-// Stable returns a loopback port below the ephemeral range that nothing
+// minSpan is the fewest ports a range Stable draws from may hold.
+const minSpan = 1024
+
+// Stable returns a loopback port outside the ephemeral range that nothing
 // listens on right now. The draw is random, so concurrent callers seldom
 // collide, and each candidate is checked by listening on it.
 func Stable() (int, error) {
-	lo := EphemeralLow()
+	lo, hi, err := Range()
+	if err != nil {
+		return 0, err
+	}
 	for range 64 {
-		port := Floor + rand.IntN(lo-Floor)
+		port := lo + rand.IntN(hi-lo)
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			l.Close()
 			return port, nil
 		}
 	}
-	return 0, fmt.Errorf("freeport: no free port in [%d,%d)", Floor, lo)
+	return 0, fmt.Errorf("freeport: no free port in [%d,%d)", lo, hi)
 }
 
 // Addr is Stable as a "127.0.0.1:port" address.
@@ -44,17 +50,32 @@ func Addr() (string, error) {
 	return fmt.Sprintf("127.0.0.1:%d", port), err
 }
 
-// EphemeralLow is the first port of the kernel's ephemeral range (Linux's
-// ip_local_port_range; 32768, its default, where that cannot be read or
-// starts too low to leave room below it).
-func EphemeralLow() int {
-	lo := 32768
+// Range is the ports [lo, hi) Stable draws from on this machine: below the
+// kernel's ephemeral range (Linux's ip_local_port_range; 32768-60999, its
+// default, where that cannot be read), or above it when it starts too low.
+func Range() (lo, hi int, err error) {
+	text := "32768 60999"
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > Floor+1024 {
-				lo = n
-			}
-		}
+		text = string(b)
 	}
-	return lo
+	return outside(text)
+}
+
+// outside is Range for an ip_local_port_range text, "first last".
+func outside(text string) (lo, hi int, err error) {
+	f := strings.Fields(text)
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("freeport: ephemeral range %q", text)
+	}
+	first, err1 := strconv.Atoi(f[0])
+	last, err2 := strconv.Atoi(f[1])
+	switch {
+	case err1 != nil || err2 != nil || first > last:
+		return 0, 0, fmt.Errorf("freeport: ephemeral range %q", text)
+	case first-Floor >= minSpan:
+		return Floor, first, nil
+	case 65536-(last+1) >= minSpan:
+		return last + 1, 65536, nil
+	}
+	return 0, 0, fmt.Errorf("freeport: ephemeral range %q leaves no %d ports outside it", text, minSpan)
 }
