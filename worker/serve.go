@@ -79,7 +79,9 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		// yet: they go out as one gradient, once the run of them ends.
 		w.pending = append(w.pending, pendingShard{held: held, stats: g.Stats[0]})
 		w.pendingRun = run
-		if !w.nextIs(t.Run, t.Step, int(t.Shard)+1) {
+		// The step's last shard ends the run at once; otherwise the next
+		// task in hand decides (a wait of up to a millisecond for one).
+		if int(t.Shard)+1 == int(t.Shards) || !w.nextIs(t.Run, t.Step, int(t.Shard)+1) {
 			w.flush()
 		}
 		return
