@@ -49,8 +49,10 @@ const (
 // real embedded JetStream server, and with a checkpoint every 10 steps (the
 // checkpoint overhead). The distributed runs also report the ratio of the
 // local loop's step time to theirs, over the same number of steps timed
-// interleaved with theirs (x-local: 1 is as fast as the local loop), and
-// the time a worker waited for tasks (idle-ms/step, per worker).
+// interleaved with theirs (x-local: 1 is as fast as the local loop), the
+// time a worker waited for tasks (idle-ms/step, per worker), and the CPU
+// the S3 server process spent on checkpoints (s3-cpu-ms/step; cpu-ms/step
+// is this process's).
 // Without the Fashion-MNIST files it runs on the synthetic dataset.
 // JETTRAIN_BENCH_SET takes config overrides, e.g. "model=cnn" or
 // "hidden=[128],batch_size=512".
@@ -92,6 +94,7 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(n*float64(cfg.BatchSize)/t.dist.Seconds(), "samples/s")
 			b.ReportMetric(t.dist.Seconds()*1e3/n, "ms/step")
 			b.ReportMetric(t.cpu.Seconds()*1e3/n, "cpu-ms/step")
+			b.ReportMetric(t.s3CPU.Seconds()*1e3/n, "s3-cpu-ms/step")
 			b.ReportMetric(t.local.Seconds()*1e3/n, "local-ms/step")
 			b.ReportMetric(t.localCPU.Seconds()*1e3/n, "local-cpu-ms/step")
 			b.ReportMetric(t.local.Seconds()/t.dist.Seconds(), "x-local")
@@ -103,11 +106,12 @@ func BenchmarkThroughput(b *testing.B) {
 // benchTimes are the timed windows of a distributed benchmark: the
 // distributed run's wall and CPU time, and the local loop's over as many
 // steps.
-type benchTimes struct{ dist, cpu, local, localCPU, idle time.Duration }
+type benchTimes struct{ dist, cpu, s3CPU, local, localCPU, idle time.Duration }
 
 func (t *benchTimes) add(u benchTimes) {
 	t.dist += u.dist
 	t.cpu += u.cpu
+	t.s3CPU += u.s3CPU
 	t.local += u.local
 	t.localCPU += u.localCPU
 	t.idle += u.idle
@@ -135,18 +139,19 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	var t benchTimes
 	var failed error // the hook runs on the coordinator's goroutine: no b.Fatal there
 	var first time.Time
-	var cpu0, idle0 time.Duration
+	var cpu0, s3CPU0, idle0 time.Duration
 	timing, segments, next := false, 0, uint64(benchWarm)
 	committed := func(step uint64, _ [8]byte) {
 		if step != next {
 			return
 		}
 		if !timing {
-			first, cpu0, idle0, timing, next = time.Now(), cpuTime(b), p.idle(), true, step+benchSegment
+			first, cpu0, s3CPU0, idle0, timing, next = time.Now(), cpuTime(b), s3CPU(), p.idle(), true, step+benchSegment
 			return
 		}
 		t.dist += time.Since(first)
 		t.cpu += cpuTime(b) - cpu0
+		t.s3CPU += s3CPU() - s3CPU0
 		t.idle += p.idle() - idle0
 		timing, segments = false, segments+1
 		// The pause: the workers finish the tasks that are out (those
@@ -219,6 +224,14 @@ func benchConfig(b testing.TB, sets []string) (config.Config, *model.Dataset) {
 	// A pause near an epoch's end skips the steps of the tasks out past it.
 	cfg.Epochs = max(cfg.Epochs, (benchLast+benchSegments*EvalLookahead)/spe+1)
 	return cfg, ds
+}
+
+// s3CPU is the CPU time the S3 server process has used (0 where the
+// system does not tell): checkpoints cost it more than they cost this
+// process.
+func s3CPU() time.Duration {
+	d, _ := s3Server.CPU()
+	return d
 }
 
 // cpuTime is the CPU time this process has used, user and system: a step's

@@ -32,8 +32,12 @@ import (
 )
 
 // s3URL is a real S3 endpoint (the embedded versitygw) shared by the tests
-// of this package; each test uses a bucket of its own.
-var s3URL string
+// of this package; each test uses a bucket of its own. s3Server is its
+// process.
+var (
+	s3URL    string
+	s3Server *objstore.Server
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "jettrain-s3-")
@@ -46,7 +50,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "embedded S3:", err)
 		os.Exit(1)
 	}
-	s3URL = srv.URL()
+	s3URL, s3Server = srv.URL(), srv
 	code := m.Run()
 	_ = srv.Close()
 	cancel()

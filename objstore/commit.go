@@ -28,9 +28,10 @@ func (s *Store) Commit(ctx context.Context, ck *Checkpoint) (Manifest, error) {
 		return Manifest{}, err
 	}
 	key := CheckpointKey(ck.Run, ck.Step)
-	m := manifestFor(ck, key, data)
+	sum := sha256Hex(data)
+	m := manifestFor(ck, key, data, sum)
 	history := encodeHistory(ck.History)
-	if err := s.put(ctx, key, data, "application/octet-stream", false); err != nil {
+	if err := s.putSum(ctx, key, data, sum, "application/octet-stream", false); err != nil {
 		return Manifest{}, err
 	}
 	if err := s.put(ctx, manifestKey(ck.Run), m.encode(), "application/json", false); err != nil {

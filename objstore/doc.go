@@ -17,8 +17,9 @@
 //
 // Checkpoint names are the step zero-padded to 12 digits, so listing order is
 // step order. Every object is written with its sha256 in the user metadata
-// "X-Amz-Meta-Jettrain-Sha256", and every write request carries Content-MD5
-// and a signed payload hash, so the server rejects bytes damaged in transit.
+// "X-Amz-Meta-Jettrain-Sha256", and every write request signs that sha256
+// as its payload hash, so the server refuses bytes damaged in transit
+// (ErrCorrupt).
 //
 // # Commit protocol
 //

@@ -150,6 +150,10 @@ func classify(kind opKind, err error) error {
 		return ErrNotFound
 	case "PreconditionFailed", "ConditionalRequestConflict":
 		return ErrConflict
+	case "XAmzContentSHA256Mismatch", "BadDigest", "IncompleteBody":
+		// The server refused a body that does not match its signed hash
+		// or its length: damaged on the way.
+		return ErrCorrupt
 	case "":
 		// not an S3 answer: look for a transport failure
 	default:

@@ -65,7 +65,7 @@ func (s *Store) Latest(ctx context.Context, run string, warn func(string)) (*Che
 		key := CheckpointKey(run, step)
 		ck, data, err := s.readCheckpoint(ctx, run, key, "", step)
 		if err == nil {
-			return s.finish(ctx, ck, manifestFor(ck, key, data), warn)
+			return s.finish(ctx, ck, manifestFor(ck, key, data, sha256Hex(data)), warn)
 		}
 		if !fallsBack(err) {
 			return nil, Manifest{}, err

@@ -32,11 +32,13 @@ func WeightsDigest(w []float32) string {
 	return hex.EncodeToString(d[:])
 }
 
-func manifestFor(ck *Checkpoint, key string, data []byte) Manifest {
+// manifestFor is the manifest of ck stored under key as data, whose
+// sha256 (hex) is sum.
+func manifestFor(ck *Checkpoint, key string, data []byte, sum string) Manifest {
 	return Manifest{
 		Run:           ck.Run,
 		Key:           key,
-		SHA256:        sha256Hex(data),
+		SHA256:        sum,
 		Size:          int64(len(data)),
 		Step:          ck.Step,
 		Epoch:         ck.Epoch,

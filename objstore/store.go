@@ -3,9 +3,7 @@ package objstore
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -116,20 +114,29 @@ func sha256Hex(b []byte) string {
 }
 
 // put writes data under key with its sha256 in user metadata. The request
-// carries Content-MD5 and a signed payload hash, so the server rejects bytes
-// damaged in transit. ifAbsent makes it a conditional create.
+// signs that sha256 as its payload hash, so the server refuses bytes damaged
+// in transit (ErrCorrupt). ifAbsent makes it a conditional create.
 func (s *Store) put(ctx context.Context, key string, data []byte, contentType string, ifAbsent bool) error {
-	sum := sha256Hex(data)
-	m := md5.Sum(data)
+	return s.putSum(ctx, key, data, sha256Hex(data), contentType, ifAbsent)
+}
+
+// putSum is put with the sha256 of data already at hand (hex).
+func (s *Store) putSum(ctx context.Context, key string, data []byte, sum, contentType string, ifAbsent bool) error {
 	opts := minio.PutObjectOptions{
 		ContentType:  contentType,
 		UserMetadata: map[string]string{metaSHA256: sum},
+		// The request signs sum as its payload hash (X-Amz-Content-Sha256),
+		// which the server checks against the body. Without this,
+		// minio-go over plain HTTP signs every 64 KiB chunk instead, and
+		// the client and the server hash the bytes once more each.
+		DisableContentSha256: true,
 	}
 	if ifAbsent {
 		opts.SetMatchETagExcept("*")
 	}
-	_, err := s.core.PutObject(ctx, s.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)),
-		base64.StdEncoding.EncodeToString(m[:]), sum, opts)
+	// No Content-MD5 either: the signed sha256 guards the bytes already,
+	// and an MD5 costs each side about 3 ms per 2.4 MB checkpoint.
+	_, err := s.core.PutObject(ctx, s.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)), "", sum, opts)
 	if err != nil {
 		return s.fail("put", opWrite, key, err)
 	}
