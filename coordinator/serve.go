@@ -233,8 +233,20 @@ func (n *node) take(ctx context.Context, d delivery, replaying bool) (done bool,
 			return done, err
 		}
 		if committed {
-			queue = append(queue, n.held...)
-			n.held = n.held[:0]
+			// Only the new step's are fed in; the later ones stay held
+			// (handing them all back after every commit was quadratic
+			// in the steps held).
+			now := n.m.Step()
+			kept := n.held[:0]
+			for _, h := range n.held {
+				if h.grad.Step == now {
+					queue = append(queue, h)
+				} else {
+					kept = append(kept, h)
+				}
+			}
+			clear(n.held[len(kept):])
+			n.held = kept
 		}
 	}
 	return false, nil
