@@ -55,7 +55,8 @@ func Default() Config {
 		// frequent checkpoints keep it small (measured on the default run
 		// with two workers: every 200 steps, 4.2 GB resident within two
 		// epochs and 2 min 4 s for ten; every 50 steps, 2.6 GB and 83 s).
-		// A checkpoint costs about 17 ms in the background.
+		// A checkpoint of the default run costs about 20 ms in the
+		// background, and the S3 server about 13 ms of CPU.
 		CheckpointEvery: 50,
 		Keep:            3,
 	}

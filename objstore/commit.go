@@ -7,8 +7,8 @@ import (
 
 // Commit makes ck the run's newest checkpoint, in this order:
 //
-//  1. put runs/<run>/checkpoints/<step> (sha256 in its metadata, Content-MD5
-//     and a signed payload hash on the request);
+//  1. put runs/<run>/checkpoints/<step> (sha256 in its metadata, and signed
+//     as the request's payload hash);
 //  2. put runs/<run>/checkpoint.json, the manifest naming it — the commit
 //     point: a crash before this leaves the previous commit in force;
 //  3. rewrite runs/<run>/history.json from ck.History;
