@@ -3,13 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/jettrain/jettrain/config"
@@ -80,6 +81,18 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer svc.Close()
+	// A store the embedded NATS server can no longer write ends the run:
+	// training could not go on, and would only time out.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		select {
+		case err := <-svc.storeFailed:
+			log.Error("coordinator: stopping: " + err.Error())
+			stop(err)
+		case <-ctx.Done():
+		}
+	}()
 	if svc.natsSrv != nil || svc.s3Srv != nil {
 		log.Info("embedded servers", "nats", svc.natsURL, "s3", svc.store.Endpoint())
 	}
@@ -116,6 +129,10 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		if werr := <-done; werr != nil && err == nil {
 			err = werr
 		}
+	}
+	var storeErr *StoreError
+	if err != nil && errors.As(context.Cause(ctx), &storeErr) {
+		return fmt.Errorf("%w; make room there (or let it write) and start again with the same config: run %s resumes from its newest checkpoint, with the gradients stored before", storeErr, cfg.Signature())
 	}
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("interrupted; start again with the same config to resume run %s from its newest checkpoint", cfg.Signature())

@@ -5,6 +5,8 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,8 +21,10 @@ const (
 	DefaultS3Listen   = "127.0.0.1:9000"
 )
 
-// startNATS runs an embedded JetStream server storing under dir.
-func startNATS(dir, listen string) (*server.Server, error) {
+// startNATS runs an embedded JetStream server storing under dir. The
+// first time it cannot write its store, failed is called with the error
+// (see storeWatch).
+func startNATS(dir, listen string, failed func(*StoreError)) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("--nats-listen %q: %w", listen, err)
@@ -32,12 +36,13 @@ func startNATS(dir, listen string) (*server.Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	store := filepath.Join(dir, "nats")
 	s, err := server.NewServer(&server.Options{
 		ServerName: "jettrain-embedded",
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
-		StoreDir:   filepath.Join(dir, "nats"),
+		StoreDir:   store,
 		MaxPayload: protocol.MaxPayload,
 		NoSigs:     true,
 		NoLog:      true,
@@ -45,6 +50,7 @@ func startNATS(dir, listen string) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
+	s.SetLogger(&storeWatch{dir: store, failed: failed}, false, false)
 	go s.Start()
 	if !s.ReadyForConnections(15 * time.Second) {
 		s.Shutdown()
@@ -52,3 +58,49 @@ func startNATS(dir, listen string) (*server.Server, error) {
 	}
 	return s, nil
 }
+
+// StoreError is the embedded NATS server failing to write its store: a
+// full disk, or files it may not write. Its JetStream then stores nothing
+// more, and tells no client so: their publishes time out.
+type StoreError struct {
+	Dir string // the store directory
+	Msg string // the server's report
+}
+
+func (e *StoreError) Error() string {
+	return fmt.Sprintf("the embedded NATS server cannot write its store under %s (%s)", e.Dir, e.Msg)
+}
+
+// storeWatch is the embedded NATS server's logger. The server otherwise
+// logs nothing, as before it had one; a report that it cannot write its
+// store goes to failed, the first one only.
+type storeWatch struct {
+	dir    string
+	failed func(*StoreError)
+	once   sync.Once
+}
+
+func (w *storeWatch) report(format string, v []any) {
+	msg := fmt.Sprintf(format, v...)
+	if w.failed != nil && isStoreFailure(msg) {
+		w.once.Do(func() { w.failed(&StoreError{Dir: w.dir, Msg: msg}) })
+	}
+}
+
+// isStoreFailure tells the server's reports of a store it cannot write
+// (nats-server 2.x words them so) from the rest.
+func isStoreFailure(msg string) bool {
+	for _, s := range []string{"critical write error", "no space left on device", "disabling JetStream", "will be DISABLED"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *storeWatch) Errorf(format string, v ...any) { w.report(format, v) }
+func (w *storeWatch) Warnf(format string, v ...any)  { w.report(format, v) }
+func (w *storeWatch) Fatalf(format string, v ...any) { w.report(format, v) }
+func (w *storeWatch) Noticef(string, ...any)         {}
+func (w *storeWatch) Debugf(string, ...any)          {}
+func (w *storeWatch) Tracef(string, ...any)          {}

@@ -96,9 +96,12 @@ type services struct {
 	nc      *nats.Conn
 	natsURL string
 	natsSrv *server.Server
-	store   *objstore.Store
-	s3Srv   *objstore.Server
-	opts    natsconn.Options
+	// storeFailed receives the embedded NATS server's first failure to
+	// write its store (nil without an embedded server).
+	storeFailed chan *StoreError
+	store       *objstore.Store
+	s3Srv       *objstore.Server
+	opts        natsconn.Options
 }
 
 func (s *services) Close() {
@@ -155,7 +158,9 @@ func (e *endpoints) open(ctx context.Context, name string, wantNATS, embed bool,
 			if !embed {
 				s.opts.URL = "nats://" + DefaultNATSListen
 			} else {
-				if s.natsSrv, err = startNATS(dir, e.natsListen); err != nil {
+				s.storeFailed = make(chan *StoreError, 1)
+				failed := func(err *StoreError) { s.storeFailed <- err }
+				if s.natsSrv, err = startNATS(dir, e.natsListen, failed); err != nil {
 					return nil, err
 				}
 				s.opts.URL = s.natsSrv.ClientURL()

@@ -1,0 +1,20 @@
+package cli
+
+import "testing"
+
+// The embedded server's reports that it cannot write its store, in the
+// words of nats-server 2.x, stop a run; its other reports do not.
+func TestIsStoreFailure(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"JetStream stream '$G > JT_GRADS' critical write error: write /d/nats/jetstream/$G/streams/JT_GRADS/msgs/1.blk: no space left on device": true,
+		"Filesystem permission denied while writing msg, disabling JetStream: open /d/1.blk: permission denied":                                  true,
+		"JetStream out of file resources, will be DISABLED":                                                                                      true,
+		"Error writing snapshot: write /d/snap: no space left on device":                                                                         true,
+		"Readiness check failed: client connection closed":                                                                                       false,
+		"JetStream failed to store a msg on stream '$G > JT_GRADS': maximum messages exceeded":                                                   false,
+	} {
+		if got := isStoreFailure(msg); got != want {
+			t.Errorf("isStoreFailure(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}

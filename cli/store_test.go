@@ -1,0 +1,96 @@
+//go:build linux
+
+package cli
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/coordinator"
+	"github.com/jettrain/jettrain/model"
+)
+
+// A store the embedded NATS server can no longer write ends `coordinator
+// start` with one line naming the store and the cause, where its
+// publishes would otherwise time out without end; once the server can
+// write again, the same command resumes the run and ends with the weights
+// of a run that never failed. The process may not grow a file past 1 MiB
+// (RLIMIT_FSIZE), which the server's store meets as a full disk would: a
+// write cut short, then refused.
+func TestStoreWriteFailureStopsTheRunAndLosesNothing(t *testing.T) {
+	sets := []string{"dataset=synthetic", "hidden=[32]", "batch_size=64", "epochs=3", "checkpoint_every=16"}
+	dir := t.TempDir()
+	args := []string{"start", "--workers", "1", "--nats-listen", "127.0.0.1:0", "--quiet", "--data-dir", dir, "--s3-listen", freeAddr(t)}
+	for _, s := range sets {
+		args = append(args, "--set", s)
+	}
+
+	restore := limitFileSize(t, 1<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, stderr, err := execute(t, ctx, args...)
+	restore()
+	if ctx.Err() != nil {
+		t.Fatalf("start did not stop on its own: %v\n%s", err, stderr)
+	}
+	var se *StoreError
+	if !errors.As(err, &se) {
+		t.Fatalf("start with an unwritable store: %v, want a StoreError\n%s", err, stderr)
+	}
+	if msg := err.Error(); !strings.Contains(msg, filepath.Join(dir, "nats")) || !strings.Contains(msg, "file too large") ||
+		strings.Contains(msg, "\n") {
+		t.Fatalf("error %q: want one line naming the store directory and the cause", msg)
+	}
+
+	out, stderr, err := execute(t, ctx, args...)
+	if err != nil {
+		t.Fatalf("start again: %v\n%s", err, stderr)
+	}
+	cfg, err := config.Load("", sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := model.LoadDataset(cfg.Dataset, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := coordinator.TrainLocal(ctx, cfg, ds, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digest := hex.EncodeToString(want.Digest[:]); !strings.Contains(out, "complete") || !strings.Contains(out, digest) {
+		t.Fatalf("resumed run printed %q, want completion with weights %s", out, digest)
+	}
+}
+
+// limitFileSize keeps this process (and the processes it starts) from
+// growing any file past n bytes, until the returned restore is called (at
+// the latest when the test ends).
+func limitFileSize(t *testing.T, n uint64) (restore func()) {
+	t.Helper()
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: n, Max: old.Max}); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	restore = func() {
+		if !done {
+			done = true
+			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(restore)
+	return restore
+}
