@@ -90,7 +90,8 @@ func (w *storeWatch) report(format string, v []any) {
 // isStoreFailure tells the server's reports of a store it cannot write
 // (nats-server 2.x words them so) from the rest.
 func isStoreFailure(msg string) bool {
-	for _, s := range []string{"critical write error", "no space left on device", "disabling JetStream", "will be DISABLED"} {
+	msg = strings.ToLower(msg)
+	for _, s := range []string{"critical write error", "no space left on device", "disabling jetstream", "will be disabled"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

@@ -8,6 +8,7 @@ func TestIsStoreFailure(t *testing.T) {
 	for msg, want := range map[string]bool{
 		"JetStream stream '$G > JT_GRADS' critical write error: write /d/nats/jetstream/$G/streams/JT_GRADS/msgs/1.blk: no space left on device": true,
 		"Filesystem permission denied while writing msg, disabling JetStream: open /d/1.blk: permission denied":                                  true,
+		"Filestore [JT_GRADS] Critical write error: write /d/nats/jetstream/$G/streams/JT_GRADS/msgs/4.blk: file too large":                      true,
 		"JetStream out of file resources, will be DISABLED":                                                                                      true,
 		"Error writing snapshot: write /d/snap: no space left on device":                                                                         true,
 		"Readiness check failed: client connection closed":                                                                                       false,
