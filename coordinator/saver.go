@@ -38,6 +38,7 @@ type saver struct {
 	busy    bool
 	flushed chan struct{} // closed and replaced whenever the saver goes idle
 	seqs    []uint64      // GradsSeq of the checkpoints committed by this process
+	failing error         // the last save's error while saves fail; nil once one succeeds
 }
 
 func newSaver(store *objstore.Store, grads jetstream.Stream, run string, keep int, layout model.Layout, log *slog.Logger, hook func(uint64)) *saver {
@@ -87,6 +88,14 @@ func (s *saver) loop(ctx context.Context) {
 			s.retry(ctx, "best weights", func() error { return s.store.PutBest(ctx, s.run, tensors(s.layout, best.Weights)) })
 		}
 	}
+}
+
+// lastError is the error of the last save while saves fail, nil once one
+// succeeds.
+func (s *saver) lastError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failing
 }
 
 // flush waits until every queued snapshot is committed.
@@ -152,6 +161,9 @@ func (s *saver) retry(ctx context.Context, what string, op func() error) bool {
 	var warned time.Time
 	for {
 		err := op()
+		s.mu.Lock()
+		s.failing = err
+		s.mu.Unlock()
 		if err == nil {
 			if !warned.IsZero() {
 				s.log.Info("coordinator: object store is back; "+what+" saved", "run", s.run)

@@ -458,9 +458,24 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 	return nil
 }
 
-// finish waits for the final checkpoint and reports the run.
+// finish waits for the final checkpoint and reports the run. A wait longer
+// than finishQuiet is said, with why when the object store refuses the
+// saves (a full disk), so a run done training does not seem to hang.
 func (n *node) finish(ctx context.Context) (*Result, error) {
-	if err := n.saver.flush(ctx); err != nil {
+	flushed := make(chan error, 1)
+	go func() { flushed <- n.saver.flush(ctx) }()
+	var err error
+	select {
+	case err = <-flushed:
+	case <-time.After(finishQuiet):
+		args := []any{"run", n.run, "step", n.m.Step()}
+		if failing := n.saver.lastError(); failing != nil {
+			args = append(args, "failing", failing)
+		}
+		n.opts.Log.Warn("coordinator: training is done; waiting for the object store to take the final checkpoint", args...)
+		err = <-flushed
+	}
+	if err != nil {
 		return nil, fmt.Errorf("coordinator: waiting for the final checkpoint: %w", err)
 	}
 	n.prog.finish()
@@ -469,6 +484,10 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 		History: n.m.History(), Resumed: n.resumed, Replayed: n.replayed,
 	}, nil
 }
+
+// finishQuiet is how long finish waits for the final checkpoint before it
+// says that it waits.
+const finishQuiet = 2 * time.Second
 
 // checkFenced handles a refused commit record. The publish expects the
 // step's subject to be empty, so of two coordinators that both believe they
