@@ -88,7 +88,7 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 	go func() {
 		select {
 		case err := <-svc.storeFailed:
-			log.Error("coordinator: stopping: " + err.Error())
+			log.Error("coordinator: the embedded NATS server cannot write its store; stopping", "dir", err.Dir)
 			stop(err)
 		case <-ctx.Done():
 		}

@@ -65,11 +65,12 @@ func TestFinishSaysItWaitsForTheStore(t *testing.T) {
 		back <- err
 	}()
 	res, err := Train(context.Background(), connect(t, srv.ClientURL()), st, Options{Config: cfg, Log: log, Hooks: hooks, AckWait: 2 * time.Second})
+	serveErr := <-back // the server is back (or failed to come back) before any verdict
 	if err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
-	if err := <-back; err != nil {
-		t.Fatal(err)
+	if serveErr != nil {
+		t.Fatal(serveErr)
 	}
 	line := logs.String()
 	if i := strings.Index(line, "waiting for the object store"); i < 0 {

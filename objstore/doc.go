@@ -19,7 +19,9 @@
 // step order. Every object is written with its sha256 in the user metadata
 // "X-Amz-Meta-Jettrain-Sha256", and every write request signs that sha256
 // as its payload hash, so the server refuses bytes damaged in transit
-// (ErrCorrupt).
+// (ErrCorrupt); reads check the recorded sha256 again. Requests carry no
+// Content-MD5, which S3 requires only of buckets with Object Lock
+// retention: those are not supported.
 //
 // # Commit protocol
 //

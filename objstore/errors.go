@@ -27,7 +27,9 @@ var (
 	// read-only for these credentials.
 	ErrReadOnly = errors.New("objstore: write denied (read-only bucket)")
 	// ErrCorrupt means an object exists but its bytes are not what was
-	// committed: checksum mismatch, truncation, or an undecodable encoding.
+	// committed: checksum mismatch, truncation, or an undecodable encoding;
+	// or, on a write, that the server refused the body as not matching its
+	// signed hash or its length (damaged, or cut short, on the way).
 	ErrCorrupt = errors.New("objstore: corrupt object")
 	// ErrNotFound means the object (or the run) does not exist.
 	ErrNotFound = errors.New("objstore: not found")
@@ -152,7 +154,7 @@ func classify(kind opKind, err error) error {
 		return ErrConflict
 	case "XAmzContentSHA256Mismatch", "BadDigest", "IncompleteBody":
 		// The server refused a body that does not match its signed hash
-		// or its length: damaged on the way.
+		// or its length: damaged or cut short on the way.
 		return ErrCorrupt
 	case "":
 		// not an S3 answer: look for a transport failure

@@ -51,6 +51,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	tr.DialContext = (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = cfg.Timeout
 	tr.ResponseHeaderTimeout = 6 * cfg.Timeout // a large PUT is acknowledged only after its body
+	// No TrailingHeaders: a put signs its sha256 as the payload hash
+	// (putSum), which minio-go refuses to combine with a trailing checksum.
 	client, err := minio.New(u.Host, &minio.Options{
 		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure:       secure,

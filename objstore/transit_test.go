@@ -56,6 +56,7 @@ func withTransport(t *testing.T, s *Store, rt http.RoundTripper) *Store {
 	client, err := minio.New(u.Host, &minio.Options{
 		Creds:        credentials.NewStaticV4(s.cfg.AccessKey, s.cfg.SecretKey, ""),
 		Region:       s.cfg.Region,
+		Secure:       u.Scheme == "https",
 		Transport:    rt,
 		BucketLookup: minio.BucketLookupPath,
 		MaxRetries:   1,
