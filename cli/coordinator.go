@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -81,16 +83,33 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer svc.Close()
-	// A store the embedded NATS server can no longer write ends the run:
-	// training could not go on, and would only time out.
+	// A store the embedded NATS server can no longer write, or that stays
+	// without room, ends the run (storeGuard): training could not go on,
+	// and would only time out.
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	var lastCommit atomic.Int64 // unix nanoseconds
 	go func() {
-		select {
-		case err := <-svc.storeFailed:
-			log.Error("coordinator: the embedded NATS server cannot write its store; stopping", "dir", err.Dir)
-			stop(err)
-		case <-ctx.Done():
+		var guard storeGuard
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			var end *StoreError
+			select {
+			case err := <-svc.storeFailed:
+				guard.committed(time.Unix(0, lastCommit.Load()))
+				end = guard.report(err, time.Now())
+			case now := <-tick.C:
+				guard.committed(time.Unix(0, lastCommit.Load()))
+				end = guard.check(now)
+			case <-ctx.Done():
+				return
+			}
+			if end != nil {
+				log.Error("coordinator: the embedded NATS server cannot store; stopping", "dir", end.Dir)
+				stop(end)
+				return
+			}
 		}
 	}()
 	if svc.natsSrv != nil || svc.s3Srv != nil {
@@ -119,7 +138,8 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		}
 	}
 
-	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log, Telemetry: tp}
+	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log, Telemetry: tp,
+		Hooks: coordinator.Hooks{Committed: func(uint64, [8]byte) { lastCommit.Store(time.Now().UnixNano()) }}}
 	if !f.quiet {
 		opts.Progress = stderr
 	}

@@ -59,21 +59,28 @@ func startNATS(dir, listen string, failed func(*StoreError)) (*server.Server, er
 	return s, nil
 }
 
-// StoreError is the embedded NATS server failing to write its store: a
-// full disk, or files it may not write. Its JetStream then stores nothing
-// more, and tells no client so: their publishes time out.
+// StoreError is the embedded NATS server failing to store: its files
+// cannot be written (a full disk, files it may not write), after which its
+// JetStream stores nothing more and tells no client so, their publishes
+// timing out; or (Full) it refuses to store more than the room it found
+// on its disk when it started.
 type StoreError struct {
-	Dir string // the store directory
-	Msg string // the server's report
+	Dir  string // the store directory
+	Msg  string // the server's report
+	Full bool   // the store has no room left, as opposed to a failed write
 }
 
 func (e *StoreError) Error() string {
+	if e.Full {
+		return fmt.Sprintf("the embedded NATS server has no room left in its store under %s (%s)", e.Dir, e.Msg)
+	}
 	return fmt.Sprintf("the embedded NATS server cannot write its store under %s (%s)", e.Dir, e.Msg)
 }
 
 // storeWatch is the embedded NATS server's logger. The server otherwise
-// logs nothing, as before it had one; a report that it cannot write its
-// store goes to failed, the first one only.
+// logs nothing, as before it had one; its reports that it cannot store go
+// to failed: the first failed write, and every report of no room (the
+// server makes those at most every 10 s).
 type storeWatch struct {
 	dir    string
 	failed func(*StoreError)
@@ -81,22 +88,39 @@ type storeWatch struct {
 }
 
 func (w *storeWatch) report(format string, v []any) {
+	if w.failed == nil {
+		return
+	}
 	msg := fmt.Sprintf(format, v...)
-	if w.failed != nil && isStoreFailure(msg) {
+	switch storeFailureOf(msg) {
+	case storeWriteFailed:
 		w.once.Do(func() { w.failed(&StoreError{Dir: w.dir, Msg: msg}) })
+	case storeFull:
+		w.failed(&StoreError{Dir: w.dir, Msg: msg, Full: true})
 	}
 }
 
-// isStoreFailure tells the server's reports of a store it cannot write
-// (nats-server 2.x words them so) from the rest.
-func isStoreFailure(msg string) bool {
+type storeFailure int
+
+const (
+	storeFine storeFailure = iota
+	storeWriteFailed
+	storeFull
+)
+
+// storeFailureOf tells the server's reports of a store it cannot write,
+// or that has no room left, from the rest (nats-server 2.x words them so).
+func storeFailureOf(msg string) storeFailure {
 	msg = strings.ToLower(msg)
 	for _, s := range []string{"critical write error", "no space left on device", "disabling jetstream", "will be disabled"} {
 		if strings.Contains(msg, s) {
-			return true
+			return storeWriteFailed
 		}
 	}
-	return false
+	if strings.Contains(msg, "resource limits exceeded") {
+		return storeFull
+	}
+	return storeFine
 }
 
 func (w *storeWatch) Errorf(format string, v ...any) { w.report(format, v) }
@@ -105,3 +129,46 @@ func (w *storeWatch) Fatalf(format string, v ...any) { w.report(format, v) }
 func (w *storeWatch) Noticef(string, ...any)         {}
 func (w *storeWatch) Debugf(string, ...any)          {}
 func (w *storeWatch) Tracef(string, ...any)          {}
+
+// storeGuard decides when the embedded server's store failures end a run.
+// A failed write ends it at once: the server stores nothing more until it
+// restarts. No room ends it only when no step has been committed for
+// noRoomGrace since the report: the run frees room itself, by trimming the
+// grads stream after each checkpoint.
+type storeGuard struct {
+	full       *StoreError // the first report of no room not yet outlived by a commit
+	fullAt     time.Time
+	lastCommit time.Time
+}
+
+const noRoomGrace = 10 * time.Second
+
+// report takes a failure at now and returns the error that ends the run,
+// if it ends now.
+func (g *storeGuard) report(err *StoreError, now time.Time) *StoreError {
+	if !err.Full {
+		return err
+	}
+	if g.full == nil {
+		g.full, g.fullAt = err, now
+	}
+	return g.check(now)
+}
+
+// committed records a step committed at now.
+func (g *storeGuard) committed(now time.Time) { g.lastCommit = now }
+
+// check returns the error that ends the run at now, if any.
+func (g *storeGuard) check(now time.Time) *StoreError {
+	if g.full == nil {
+		return nil
+	}
+	if g.lastCommit.After(g.fullAt) {
+		g.full = nil // a step went through since: there was room after all
+		return nil
+	}
+	if now.Sub(g.fullAt) >= noRoomGrace {
+		return g.full
+	}
+	return nil
+}

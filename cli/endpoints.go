@@ -96,8 +96,8 @@ type services struct {
 	nc      *nats.Conn
 	natsURL string
 	natsSrv *server.Server
-	// storeFailed receives the embedded NATS server's first failure to
-	// write its store (nil without an embedded server).
+	// storeFailed receives the embedded NATS server's failures to store
+	// (storeWatch; nil without an embedded server).
 	storeFailed chan *StoreError
 	store       *objstore.Store
 	s3Srv       *objstore.Server
@@ -158,8 +158,13 @@ func (e *endpoints) open(ctx context.Context, name string, wantNATS, embed bool,
 			if !embed {
 				s.opts.URL = "nats://" + DefaultNATSListen
 			} else {
-				s.storeFailed = make(chan *StoreError, 1)
-				failed := func(err *StoreError) { s.storeFailed <- err }
+				s.storeFailed = make(chan *StoreError, 4)
+				failed := func(err *StoreError) {
+					select {
+					case s.storeFailed <- err:
+					default: // one is waiting to be read already
+					}
+				}
 				if s.natsSrv, err = startNATS(dir, e.natsListen, failed); err != nil {
 					return nil, err
 				}
