@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,7 +54,7 @@ func (w *Worker) publishOne(o outgoing) {
 		jetstream.WithMsgID(protocol.GradMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights)))
 	if err != nil {
 		pub.End()
-		w.handBack(o.tasks, "publishing a gradient failed; task will be redelivered", err)
+		w.publishFailed(o.tasks, err)
 		w.inflight.Done()
 		return
 	}
@@ -64,8 +65,11 @@ func (w *Worker) publishOne(o outgoing) {
 		select {
 		case <-fut.Ok():
 		case err := <-fut.Err():
-			w.handBack(o.tasks, "publishing a gradient failed; task will be redelivered", err)
+			w.publishFailed(o.tasks, err)
 			return
+		}
+		if n := w.pubFails.stored(); n > 0 {
+			w.opts.Log.Info("worker: gradients are stored again", "worker", w.opts.ID, "failed_before", n)
 		}
 		// Acknowledged: the client will not send the bytes again, so they
 		// can carry the next gradient. (After an error it might still
@@ -85,6 +89,62 @@ func (w *Worker) publishOne(o outgoing) {
 		}
 		w.metrics.GradientBytes.Add(first.ctx, int64(len(o.data)), w.idAttr)
 	}()
+}
+
+// publishFailed returns the tasks of a gradient the broker did not store
+// for redelivery. Their redelivery fails again as long as the broker
+// stores nothing (it is down, or its disk is full), so the worker warns at
+// most once a minute, with a count of the failures since, and notes the
+// rest at debug level.
+func (w *Worker) publishFailed(tasks []heldTask, err error) {
+	warn, unreported := w.pubFails.failed(time.Now())
+	for _, h := range tasks {
+		_ = h.msg.Nak()
+	}
+	if warn {
+		w.opts.Log.Warn("worker: publishing a gradient failed; its tasks will be redelivered", "worker", w.opts.ID,
+			"task", tasks[0].task.String(), "tasks", len(tasks), "failed_since_last_warning", unreported, "err", err)
+	} else {
+		w.opts.Log.Debug("worker: publishing a gradient failed again; its tasks will be redelivered", "task", tasks[0].task.String(), "err", err)
+	}
+}
+
+// publishFailures keeps count of a worker's gradients the broker did not
+// store, for publishFailed's warnings.
+type publishFailures struct {
+	mu         sync.Mutex
+	streak     int // failures since a gradient was last stored
+	unreported int // failures since the last warning
+	warned     time.Time
+}
+
+// publishWarnEvery is how often failed publishes are warned of at most.
+// (Publishes sent during an outage may still fail after it, when their
+// wait for an ack ends: those do not warn again at once.)
+const publishWarnEvery = time.Minute
+
+// failed counts a failure at now and reports whether to warn of it, and how
+// many failures came since the last warning.
+func (p *publishFailures) failed(now time.Time) (warn bool, unreported int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.streak++
+	if !p.warned.IsZero() && now.Sub(p.warned) < publishWarnEvery {
+		p.unreported++
+		return false, 0
+	}
+	unreported, p.unreported, p.warned = p.unreported, 0, now
+	return true, unreported
+}
+
+// stored ends a streak of failures: it returns its length (0 if there was
+// none).
+func (p *publishFailures) stored() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.streak
+	p.streak = 0
+	return n
 }
 
 // handBack returns tasks for redelivery.

@@ -77,7 +77,8 @@ type Worker struct {
 	streams  streams        // looked up when the streams are ready
 	inflight sync.WaitGroup // gradient publishes awaiting their ack
 	spare    chan []byte    // encode buffers of acknowledged gradients, for reuse
-	out      chan outgoing  // computed gradients for the publisher; open while Run runs
+	pubFails publishFailures
+	out      chan outgoing // computed gradients for the publisher; open while Run runs
 
 	// Owned by the task loop, while consume runs:
 	it         jetstream.MessagesContext

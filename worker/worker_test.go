@@ -80,6 +80,16 @@ func firstSnapshot(t *testing.T, cfg config.Config, ds *model.Dataset, net *mode
 	return protocol.Params{Run: cfg.Signature(), Step: 0, Check: model.Check(w0), Weights: w0, OptState: opt.MarshalState()}, opt
 }
 
+// startedRun is a registered run with its first snapshot in place, as a
+// coordinator leaves it when the run starts: its signature.
+func startedRun(t *testing.T, js jetstream.JetStream) string {
+	t.Helper()
+	cfg, ds, net := registerRun(t, js)
+	p, _ := firstSnapshot(t, cfg, ds, net)
+	putSnapshot(t, js, &p)
+	return cfg.Signature()
+}
+
 // publish stores m on subject in JetStream.
 func publish(t *testing.T, js jetstream.JetStream, subject string, m interface{ MarshalBinary() ([]byte, error) }) {
 	t.Helper()
@@ -247,10 +257,7 @@ func TestMalformedTaskIsTerminated(t *testing.T) {
 func TestEarlierStepTasksBehindALaterOneAreServedFirst(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
-	cfg, ds, net := registerRun(t, js)
-	run := cfg.Signature()
-	p, _ := firstSnapshot(t, cfg, ds, net)
-	putSnapshot(t, js, &p)
+	run := startedRun(t, js)
 	for _, task := range []protocol.Task{
 		{Run: run, Step: 1, Shard: 0, Shards: 2, Indices: []int32{8, 9, 10, 11}},
 		{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}},
@@ -343,5 +350,48 @@ func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 	}
 	if !rp.valid || rp.step != 7 || rp.check != next.Check {
 		t.Fatalf("replica at step %d (valid %v) %v after the replacement, want the new snapshot's, 7", rp.step, rp.valid, time.Since(replaced))
+	}
+}
+
+// TestUnstoredGradientsAreWarnedOfOncePerStreak: while the broker stores no
+// gradient (here its grads stream is gone, so every publish times out),
+// the worker hands the tasks back again and again, and warns of it once,
+// not at every failure; when a gradient is stored again, it says so.
+func TestUnstoredGradientsAreWarnedOfOncePerStreak(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	run := startedRun(t, js)
+	w, logs, stop := runWorker(t, nc)
+	defer stop()
+	poll := func(what string, done func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !done(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not happen\n%s", what, logs.String())
+			}
+		}
+	}
+	poll("the worker getting ready", func() bool { return strings.Contains(logs.String(), "worker ready") })
+	if err := js.DeleteStream(ctx, protocol.GradsStream); err != nil {
+		t.Fatal(err)
+	}
+	for shard := uint16(0); shard < 2; shard++ {
+		publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: shard, Shards: 2, Indices: []int32{int32(4 * shard), int32(4*shard + 1), int32(4*shard + 2), int32(4*shard + 3)}})
+	}
+	failures := func() int { w.pubFails.mu.Lock(); defer w.pubFails.mu.Unlock(); return w.pubFails.streak }
+	poll("four failed publishes", func() bool { return failures() >= 4 })
+	if n := strings.Count(logs.String(), "publishing a gradient failed"); n != 1 {
+		t.Fatalf("%d warnings for %d failed publishes, want 1\n%s", n, failures(), logs.String())
+	}
+
+	if err := protocol.Ensure(ctx, js, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	poll("both tasks done", func() bool { return w.Tasks() >= 2 })
+	poll("word that gradients are stored again", func() bool { return strings.Contains(logs.String(), "gradients are stored again") })
+	// Publishes sent while the stream was gone may still time out now:
+	// they do not warn again within the minute.
+	if n := strings.Count(logs.String(), "publishing a gradient failed"); n != 1 {
+		t.Fatalf("%d warnings in all, want 1\n%s", n, logs.String())
 	}
 }
