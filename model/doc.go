@@ -80,7 +80,7 @@
 // BroadcastAdd (which materializes the bias with a Repeat op) and Rectify (a comparison and a
 // product); compiling only the subgraph the outputs need (the stock graph also computed the
 // gradient with respect to the input batch, a full 64x128x784 product); reusing the tape
-// machine's registers between runs (rewind.go) instead of reallocating every intermediate
+// machine's registers between runs (tape.go) instead of reallocating every intermediate
 // tensor; for the CNN, one conv+bias+ReLU+pool op computing the convolution as a single
 // channel-major product over the batch (gorgonia's Conv2d transposes NHWC↔NCHW, which cost
 // more than the product) and keeping the arg-maxes for the backward pass.
@@ -89,8 +89,10 @@
 // x^T·dZ 43%), one SSE axpy per row of x and column of W, across goroutines. The kernels
 // here keep 32 elements of two rows of the product in AVX2 registers for the whole sum
 // (each row of W loaded once for both), on one goroutine: 4-5x (x·W1) and 9x (x^T·dZ)
-// gonum's speed, on one core instead of two (go test -bench Sgemm). A·Bᵀ (dot products, whose order gonum's assembly fixes) is gonum's
-// Sdot in gonum's blocks, on one goroutine too. What remains of the CNN is mostly those.
+// gonum's speed, on one core instead of two (go test -bench Sgemm). A·Bᵀ (dot products,
+// whose order gonum's assembly fixes) is gonum's Sdot in gonum's blocks, on one goroutine
+// too, where gonum would split it; smaller ones are gonum's own serial loop. What remains
+// of the CNN is mostly those.
 //
 // Last, the tape runs on the calling goroutine (tape.go): gorgonia's RunAll locks the
 // caller to its thread and runs the tape on a new goroutine, two thread hand-offs and a

@@ -21,11 +21,12 @@ import (
 // changes the order in which an element of C takes its terms, so the
 // kernels here are free to keep 32 elements of two rows of C in registers
 // for the whole of l (each row skipping its own zero t), and to run on one
-// goroutine: a data-parallel worker is one of as many as there are cores. A·Bᵀ, a dot product per element, is
-// gonum's sum of Sdots in gonum's blocks, also on one goroutine (gonum's
-// goroutines, a few per product, each waited for in turn, left a worker
-// waiting for a core while the broker had both). Every other routine is
-// gonum's own.
+// goroutine: a data-parallel worker is one of as many as there are cores.
+// A·Bᵀ, a dot product per element, is gonum's sum of Sdots in gonum's
+// blocks, also on one goroutine, where gonum would split it across
+// goroutines (a few per product, each waited for in turn, left a worker
+// waiting for a core while the broker had both); smaller ones gonum
+// computes serially itself. Every other routine is gonum's own.
 func init() { gorgonia.Use(gemmBLAS{}) }
 
 type gemmBLAS struct{ gonum.Implementation }
@@ -34,7 +35,9 @@ type gemmBLAS struct{ gonum.Implementation }
 func (g gemmBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	aTrans, bTrans := tA == blas.Trans, tB == blas.Trans
 	known := (aTrans || tA == blas.NoTrans) && (bTrans || tB == blas.NoTrans)
-	ours := bTrans && !aTrans || !bTrans && avx2
+	// A·Bᵀ with fewer blocks than gonum parallelizes it is gonum's own
+	// serial loop already, on this goroutine.
+	ours := bTrans && !aTrans && gonumBlocks(m)*gonumBlocks(n) >= gonumMinParBlock || !bTrans && avx2
 	// gonum panics on what gemmArgsFit refuses: that is left to it.
 	if !known || !ours || !gemmArgsFit(aTrans, bTrans, m, n, k, a, lda, b, ldb, c, ldc) {
 		g.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -84,18 +87,16 @@ const (
 	gonumMinParBlock = 4
 )
 
-// sgemmDots is gonum's Sgemm for A·Bᵀ: every element of C takes
-// alpha·dot(A[i,:], B[j,:]) (gonum's Sdot, whose assembly fixes the order
-// of the sum), as one dot over all of k when C has fewer than
-// gonumMinParBlock blocks, and otherwise as one dot per 64-wide slice of k,
-// in order — what each of gonum's goroutines adds to its block of C (after
-// C = beta·C). Here it all runs on the calling goroutine.
+// gonumBlocks is how many blocks gonum splits a dimension of d into.
+func gonumBlocks(d int) int { return (d + gonumBlockSize - 1) / gonumBlockSize }
+
+// sgemmDots is gonum's parallel Sgemm for A·Bᵀ (C has at least
+// gonumMinParBlock blocks): every element of C takes alpha·dot(A[i,k0:k1],
+// B[j,k0:k1]) (gonum's Sdot, whose assembly fixes the order of the sum) for
+// each 64-wide slice of k, in order — what each of gonum's goroutines adds
+// to its block of C (after C = beta·C). Here it all runs on the calling
+// goroutine.
 func sgemmDots(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	blocks := func(d int) int { return (d + gonumBlockSize - 1) / gonumBlockSize }
-	if blocks(m)*blocks(n) < gonumMinParBlock {
-		dotsOver(m, n, 0, k, alpha, a, lda, b, ldb, c, ldc)
-		return
-	}
 	for k0 := 0; k0 < k; k0 += gonumBlockSize {
 		dotsOver(m, n, k0, min(k, k0+gonumBlockSize), alpha, a, lda, b, ldb, c, ldc)
 	}

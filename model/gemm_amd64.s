@@ -52,7 +52,6 @@ tile2loop:
 
 	COEFFICIENT(SI, X12, tile2row1)
 
-tile2add0:
 	VBROADCASTSS X12, Y12
 	VMULPS       Y12, Y8, Y13
 	VADDPS       Y0, Y13, Y0
@@ -66,7 +65,6 @@ tile2add0:
 tile2row1:
 	COEFFICIENT(R11, X12, tile2next)
 
-tile2add1:
 	VBROADCASTSS X12, Y12
 	VMULPS       Y12, Y8, Y13
 	VADDPS       Y4, Y13, Y4
@@ -160,7 +158,6 @@ TEXT ·gemmTileN(SB), NOSPLIT, $0-64
 tileNloop:
 	COEFFICIENT(SI, X4, tileNnext)
 
-tileNadd:
 	VBROADCASTSS X4, Y4
 	VMASKMOVPS   (DX), Y2, Y8
 	VMASKMOVPS   32(DX), Y3, Y9

@@ -7,6 +7,7 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
+	G "gorgonia.org/gorgonia"
 )
 
 // gemmValues fills a slice with what a layer's products meet: many exact
@@ -34,12 +35,16 @@ func gemmValues(r *rand.Rand, n int, special bool) []float32 {
 }
 
 // TestSgemmIsGonums checks that the Sgemm the networks use gives gonum's
-// bits, for every shape class the kernels split a row into (32-wide tiles,
-// 8-wide tiles, single elements) and both of gonum's ways to sum dot
+// bits, for every shape class the kernels split a row into (pairs of rows
+// and a last odd one; 32-wide tiles and masked tails of up to 16), both
+// of gonum's ways to sum dot
 // products (C of fewer than 4 64×64 blocks or not), with A and B
 // transposed or not, padded strides, and the alpha and beta gorgonia
 // passes and others.
 func TestSgemmIsGonums(t *testing.T) {
+	if _, ok := G.WhichBLAS().(gemmBLAS); !ok {
+		t.Fatalf("gorgonia computes products with %T, not gemmBLAS", G.WhichBLAS())
+	}
 	if !avx2 {
 		t.Log("no gemm kernels on this CPU: Sgemm is gonum's; checking the delegation")
 	}

@@ -45,7 +45,6 @@ type tapeRunner struct {
 	vm   G.VM
 	m    unsafe.Pointer // vm's *tapeMachine; nil to reset and go through RunAll
 	pc   *int           // its program counter
-	ran  bool           // the tape has run once (its registers are allocated)
 	errc chan error     // buffered: runall's sends never block
 	done chan struct{}
 }
@@ -74,12 +73,7 @@ func (r *tapeRunner) run() error {
 		r.vm.Reset()
 		return r.vm.RunAll()
 	}
-	if r.ran {
-		*r.pc = 0
-	} else {
-		r.vm.Reset()
-		r.ran = true
-	}
+	*r.pc = 0 // a new machine's registers are empty; later runs overwrite them
 	tapeRunAll(r.m, r.errc, r.done)
 	select {
 	case err := <-r.errc:
