@@ -69,14 +69,14 @@ type Machine struct {
 
 	perms [2]epochPerm // sample orders of the epochs tasks were made for last
 
-	comb    *model.ShardSum       // the current step's gradients, summed in shard order
-	stats   []protocol.ShardStats // the current step's per-shard statistics
-	seqs    []uint64              // grads-stream sequence of each shard's gradient
-	firsts  []int                 // the first shard that gradient covers: its own, or 0 for a sum of shards 0..n-1
-	used    []uint64              // seqs of the step committed last
-	usedAt  []int                 // firsts of the step committed last
-	lastSeq uint64                // grads-stream sequence of the last gradient that completed a step
-	ahead   []uint64              // seqs of later steps' gradients handed back with ErrAhead, not yet taken
+	comb       *model.ShardSum       // the current step's gradients, summed in shard order
+	stats      []protocol.ShardStats // the current step's per-shard statistics
+	seqs       []uint64              // grads-stream sequence of each shard's gradient
+	firsts     []int                 // the first shard that gradient covers: its own, or 0 for a sum of shards 0..n-1
+	used       []uint64              // seqs of the step committed last
+	usedFirsts []int                 // firsts of the step committed last
+	lastSeq    uint64                // grads-stream sequence of the last gradient that completed a step
+	ahead      []uint64              // seqs of later steps' gradients handed back with ErrAhead, not yet taken
 
 	part    partial
 	history []objstore.HistoryEntry
@@ -170,7 +170,7 @@ func (m *Machine) UsedSeqs() []uint64 { return m.used }
 // UsedSeqs names for each shard: the shard itself, or 0 where one message
 // carried the sum of shards 0..n-1. With UsedSeqs it tells one message
 // covering several shards from one message counted twice.
-func (m *Machine) UsedFirsts() []int { return m.usedAt }
+func (m *Machine) UsedFirsts() []int { return m.usedFirsts }
 
 // Missing lists the shards of the current step not yet received.
 func (m *Machine) Missing() []int {
@@ -387,7 +387,7 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	m.step++
 	m.check = model.Check(m.weights)
 	m.used = append(m.used[:0], m.seqs...)
-	m.usedAt = append(m.usedAt[:0], m.firsts...)
+	m.usedFirsts = append(m.usedFirsts[:0], m.firsts...)
 
 	var r Ready
 	if m.step%uint64(m.stepsPerEpoch) == 0 {

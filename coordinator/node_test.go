@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -367,7 +366,11 @@ func TestBrokerRestart(t *testing.T) {
 	ref := referenceDigest(t, cfg)
 
 	dir := t.TempDir()
-	host, port := splitAddr(t, freeAddr())
+	host := "127.0.0.1"
+	port, err := freeport.Stable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := func() *server.Server {
 		s, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: dir,
 			MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
@@ -416,17 +419,6 @@ func TestBrokerRestart(t *testing.T) {
 	if fmt.Sprintf("%x", res.Digest) != ref {
 		t.Fatal("a run across a broker restart ended with other weights")
 	}
-}
-
-func splitAddr(t *testing.T, addr string) (string, int) {
-	t.Helper()
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var port int
-	fmt.Sscan(p, &port)
-	return host, port
 }
 
 // TestStragglersAreRedispatched runs with a worker that takes tasks and

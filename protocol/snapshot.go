@@ -50,9 +50,12 @@ func SnapshotStep(info *jetstream.ObjectInfo) (step uint64, ok bool) {
 // when another object takes its name, starts over on that one.
 func ReadSnapshot(ctx context.Context, obs jetstream.ObjectStore, run string) ([]byte, error) {
 	for {
-		raw, replaced, err := readObject(ctx, obs, StateObject(run))
-		if !replaced || ctx.Err() != nil {
+		raw, err := readObject(ctx, obs, StateObject(run))
+		if !errors.Is(err, errReplaced) {
 			return raw, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 	}
 }
@@ -64,22 +67,22 @@ const replacedEvery = 100 * time.Millisecond
 // errReplaced is what a read given up for a replaced object returns.
 var errReplaced = errors.New("protocol: snapshot replaced while it was read")
 
-// readObject reads the object name once; replaced reports that another
+// readObject reads the object name once; errReplaced reports that another
 // object took the name meanwhile, and the read was given up.
 //
 // The client's read of a chunk holds the result until a chunk comes or its
 // deadline passes (the context's, or 5 s), and neither a cancellation nor
 // Close cuts it short: a read given up is left to end on its own, in its
 // goroutine, which then closes the result.
-func readObject(ctx context.Context, obs jetstream.ObjectStore, name string) (raw []byte, replaced bool, err error) {
+func readObject(ctx context.Context, obs jetstream.ObjectStore, name string) ([]byte, error) {
 	res, err := obs.Get(ctx, name)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	info, err := res.Info()
 	if err != nil {
 		res.Close()
-		return nil, false, err
+		return nil, err
 	}
 	type read struct {
 		raw []byte
@@ -96,18 +99,18 @@ func readObject(ctx context.Context, obs jetstream.ObjectStore, name string) (ra
 	for {
 		select {
 		case r := <-done:
-			return r.raw, false, r.err
+			return r.raw, r.err
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			return nil, ctx.Err()
 		case <-t.C:
 		}
 		cur, err := obs.GetInfo(ctx, name)
 		if err == nil && cur.NUID != info.NUID || errors.Is(err, jetstream.ErrObjectNotFound) {
 			select {
 			case r := <-done: // finished meanwhile: the old object, whole
-				return r.raw, false, r.err
+				return r.raw, r.err
 			default:
-				return nil, true, errReplaced
+				return nil, errReplaced
 			}
 		}
 	}

@@ -97,11 +97,8 @@ func (w *Worker) publishOne(o outgoing) {
 // most once a minute, with a count of the failures since, and notes the
 // rest at debug level.
 func (w *Worker) publishFailed(tasks []heldTask, err error) {
-	warn, unreported := w.pubFails.failed(time.Now())
-	for _, h := range tasks {
-		_ = h.msg.Nak()
-	}
-	if warn {
+	handBack(tasks)
+	if warn, unreported := w.pubFails.failed(time.Now()); warn {
 		w.opts.Log.Warn("worker: publishing a gradient failed; its tasks will be redelivered", "worker", w.opts.ID,
 			"task", tasks[0].task.String(), "tasks", len(tasks), "failed_since_last_warning", unreported, "err", err)
 	} else {
@@ -118,9 +115,10 @@ type publishFailures struct {
 	warned     time.Time
 }
 
-// publishWarnEvery is how often failed publishes are warned of at most.
-// (Publishes sent during an outage may still fail after it, when their
-// wait for an ack ends: those do not warn again at once.)
+// publishWarnEvery is how often failed publishes are warned of at most,
+// streaks or not: publishes sent during an outage may still fail after a
+// gradient is stored again, when their wait for an ack ends, and must not
+// warn again at once.
 const publishWarnEvery = time.Minute
 
 // failed counts a failure at now and reports whether to warn of it, and how
@@ -148,9 +146,8 @@ func (p *publishFailures) stored() int {
 }
 
 // handBack returns tasks for redelivery.
-func (w *Worker) handBack(tasks []heldTask, why string, err error) {
+func handBack(tasks []heldTask) {
 	for _, h := range tasks {
-		w.opts.Log.Warn("worker: "+why, "task", h.task.String(), "err", err)
 		_ = h.msg.Nak()
 	}
 }

@@ -153,7 +153,8 @@ func (w *Worker) flush() {
 	rp := run.rep
 	first := &tasks[0].task
 	if !rp.valid || rp.step != first.Step || rp.sum.Folded() != len(pending) {
-		w.handBack(tasks, "the replica moved on before its shards were sent", nil)
+		w.opts.Log.Warn("worker: the replica moved on before its shards were sent; their tasks will be redelivered", "task", first.String(), "tasks", len(tasks))
+		handBack(tasks)
 		return
 	}
 	g := &protocol.Grad{Run: first.Run, Step: first.Step, Shard: 0, Worker: w.opts.ID, Weights: rp.check,

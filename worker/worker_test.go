@@ -304,7 +304,7 @@ func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 	_, js := startJetStream(t)
 	ctx := context.Background()
 	cfg, ds, net := registerRun(t, js)
-	p, opt := firstSnapshot(t, cfg, ds, net)
+	p, _ := firstSnapshot(t, cfg, ds, net)
 	putSnapshot(t, js, &p)
 	obs, _ := js.ObjectStore(ctx, protocol.StateBucket)
 	info, err := obs.GetInfo(ctx, protocol.StateObject(p.Run))
@@ -320,9 +320,15 @@ func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 	if err := stream.Purge(ctx, jetstream.WithPurgeSubject("$O."+protocol.StateBucket+".C."+info.NUID)); err != nil {
 		t.Fatal(err)
 	}
-	size := net.Layout().Size()
-	rp := &replica{run: p.Run, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt,
-		sum: model.NewShardSum(cfg.Shards, size), inbox: newInbox(p.Run, cfg.Shards, size), weights: net.Params()}
+	// The run's replica, as a worker makes it.
+	runs, _ := js.KeyValue(ctx, protocol.RunsBucket)
+	cache := newRunCache("", nil, nil)
+	t.Cleanup(cache.close)
+	r, err := cache.get(ctx, runs, p.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := r.rep
 	done := make(chan error, 1)
 	go func() { done <- rp.start(ctx, obs, 7, false) }()
 	// Once the read waits for chunks (its consumer is on the stream), the
@@ -348,16 +354,17 @@ func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 	case <-time.After(2 * time.Second): // the client's own read bounds are 5 s and more
 		t.Fatal("the read did not move to the new snapshot within 2 s")
 	}
-	if !rp.valid || rp.step != 7 || rp.check != next.Check {
-		t.Fatalf("replica at step %d (valid %v) %v after the replacement, want the new snapshot's, 7", rp.step, rp.valid, time.Since(replaced))
+	if !rp.valid || rp.step != 7 || rp.check != next.Check || model.Check(rp.weights) != next.Check {
+		t.Fatalf("replica at step %d (valid %v) %v after the replacement, want the new snapshot's, 7, and its weights", rp.step, rp.valid, time.Since(replaced))
 	}
 }
 
-// TestUnstoredGradientsAreWarnedOfOncePerStreak: while the broker stores no
-// gradient (here its grads stream is gone, so every publish times out),
-// the worker hands the tasks back again and again, and warns of it once,
-// not at every failure; when a gradient is stored again, it says so.
-func TestUnstoredGradientsAreWarnedOfOncePerStreak(t *testing.T) {
+// TestUnstoredGradientsAreWarnedOfAtMostOnceAMinute: while the broker
+// stores no gradient (here its grads stream is gone, so every publish times
+// out), the worker hands the tasks back again and again, and warns of it
+// once, not at every failure; when a gradient is stored again, it says so.
+// (TestPublishFailuresWarnOnceAMinute has the minute.)
+func TestUnstoredGradientsAreWarnedOfAtMostOnceAMinute(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
 	run := startedRun(t, js)
@@ -394,4 +401,35 @@ func TestUnstoredGradientsAreWarnedOfOncePerStreak(t *testing.T) {
 	if n := strings.Count(logs.String(), "publishing a gradient failed"); n != 1 {
 		t.Fatalf("%d warnings in all, want 1\n%s", n, logs.String())
 	}
+}
+
+// TestPublishFailuresWarnOnceAMinute: the first failure warns; the next
+// ones within publishWarnEvery of the warning do not, a stored gradient or
+// not in between; the first one past it warns with the count of those it
+// did not.
+func TestPublishFailuresWarnOnceAMinute(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var p publishFailures
+	type want struct {
+		warn       bool
+		unreported int
+	}
+	check := func(at time.Duration, w want) {
+		t.Helper()
+		if warn, n := p.failed(t0.Add(at)); warn != w.warn || n != w.unreported {
+			t.Fatalf("failure at %v: warn %v with %d unreported, want %v with %d", at, warn, n, w.warn, w.unreported)
+		}
+	}
+	check(0, want{true, 0})
+	check(time.Second, want{false, 0})
+	check(2*time.Second, want{false, 0})
+	if n := p.stored(); n != 3 {
+		t.Fatalf("stored after 3 failures: %d", n)
+	}
+	if n := p.stored(); n != 0 {
+		t.Fatalf("stored again: %d, want 0", n)
+	}
+	check(30*time.Second, want{false, 0}) // a new streak, within the minute
+	check(61*time.Second, want{true, 3})
+	check(62*time.Second, want{false, 0})
 }
