@@ -96,12 +96,10 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		for {
 			var end *StoreError
 			select {
-			case err := <-svc.storeFailed:
-				guard.committed(time.Unix(0, lastCommit.Load()))
-				end = guard.report(err, time.Now())
+			case err := <-svc.storeFailed: // never, without an embedded server
+				end = guard.report(err, time.Now(), time.Unix(0, lastCommit.Load()))
 			case now := <-tick.C:
-				guard.committed(time.Unix(0, lastCommit.Load()))
-				end = guard.check(now)
+				end = guard.check(now, time.Unix(0, lastCommit.Load()))
 			case <-ctx.Done():
 				return
 			}

@@ -21,10 +21,9 @@ const (
 	DefaultS3Listen   = "127.0.0.1:9000"
 )
 
-// startNATS runs an embedded JetStream server storing under dir. The
-// first time it cannot write its store, failed is called with the error
-// (see storeWatch).
-func startNATS(dir, listen string, failed func(*StoreError)) (*server.Server, error) {
+// startNATS runs an embedded JetStream server storing under dir. Its
+// reports that it cannot store go to failed (see storeWatch).
+func startNATS(dir, listen string, failed chan<- *StoreError) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("--nats-listen %q: %w", listen, err)
@@ -79,24 +78,24 @@ func (e *StoreError) Error() string {
 
 // storeWatch is the embedded NATS server's logger. The server otherwise
 // logs nothing, as before it had one; its reports that it cannot store go
-// to failed: the first failed write, and every report of no room (the
-// server makes those at most every 10 s).
+// to failed: the first failed write, and the reports of no room (the
+// server makes those at most every 10 s) that find room in the channel.
 type storeWatch struct {
 	dir    string
-	failed func(*StoreError)
+	failed chan<- *StoreError
 	once   sync.Once
 }
 
 func (w *storeWatch) report(format string, v []any) {
-	if w.failed == nil {
-		return
-	}
 	msg := fmt.Sprintf(format, v...)
 	switch storeFailureOf(msg) {
 	case storeWriteFailed:
-		w.once.Do(func() { w.failed(&StoreError{Dir: w.dir, Msg: msg}) })
+		w.once.Do(func() { w.failed <- &StoreError{Dir: w.dir, Msg: msg} })
 	case storeFull:
-		w.failed(&StoreError{Dir: w.dir, Msg: msg, Full: true})
+		select {
+		case w.failed <- &StoreError{Dir: w.dir, Msg: msg, Full: true}:
+		default: // one is waiting to be read already
+		}
 	}
 }
 
@@ -136,34 +135,31 @@ func (w *storeWatch) Tracef(string, ...any)          {}
 // noRoomGrace since the report: the run frees room itself, by trimming the
 // grads stream after each checkpoint.
 type storeGuard struct {
-	full       *StoreError // the first report of no room not yet outlived by a commit
-	fullAt     time.Time
-	lastCommit time.Time
+	full   *StoreError // the first report of no room not yet outlived by a commit
+	fullAt time.Time
 }
 
 const noRoomGrace = 10 * time.Second
 
-// report takes a failure at now and returns the error that ends the run,
-// if it ends now.
-func (g *storeGuard) report(err *StoreError, now time.Time) *StoreError {
+// report takes a failure at now, with the run's last step committed at
+// lastCommit, and returns the error that ends the run, if it ends now.
+func (g *storeGuard) report(err *StoreError, now, lastCommit time.Time) *StoreError {
 	if !err.Full {
 		return err
 	}
 	if g.full == nil {
 		g.full, g.fullAt = err, now
 	}
-	return g.check(now)
+	return g.check(now, lastCommit)
 }
 
-// committed records a step committed at now.
-func (g *storeGuard) committed(now time.Time) { g.lastCommit = now }
-
-// check returns the error that ends the run at now, if any.
-func (g *storeGuard) check(now time.Time) *StoreError {
+// check returns the error that ends the run at now, if any, with its last
+// step committed at lastCommit.
+func (g *storeGuard) check(now, lastCommit time.Time) *StoreError {
 	if g.full == nil {
 		return nil
 	}
-	if g.lastCommit.After(g.fullAt) {
+	if lastCommit.After(g.fullAt) {
 		g.full = nil // a step went through since: there was room after all
 		return nil
 	}

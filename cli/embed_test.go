@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,31 +41,31 @@ func TestStoreGuard(t *testing.T) {
 	full := &StoreError{Msg: "resource limits exceeded", Full: true}
 
 	var g storeGuard
-	if got := g.report(write, t0); got != write {
+	if got := g.report(write, t0, t0); got != write {
 		t.Fatalf("a failed write: %v, want it to end the run", got)
 	}
 
 	g = storeGuard{}
-	g.committed(t0.Add(-time.Second))
-	if got := g.report(full, t0); got != nil {
+	before := t0.Add(-time.Second) // the last commit, before the report
+	if got := g.report(full, t0, before); got != nil {
 		t.Fatalf("no room, just reported: %v", got)
 	}
-	if got := g.check(t0.Add(noRoomGrace - time.Millisecond)); got != nil {
+	if got := g.check(t0.Add(noRoomGrace-time.Millisecond), before); got != nil {
 		t.Fatalf("no room within the grace: %v", got)
 	}
-	if got := g.check(t0.Add(noRoomGrace)); got != full {
+	if got := g.check(t0.Add(noRoomGrace), before); got != full {
 		t.Fatalf("no room past the grace without a commit: %v, want it to end the run", got)
 	}
 
 	g = storeGuard{}
-	g.report(full, t0)
-	g.committed(t0.Add(time.Second))
-	if got := g.check(t0.Add(2 * noRoomGrace)); got != nil {
+	g.report(full, t0, before)
+	after := t0.Add(time.Second)
+	if got := g.check(t0.Add(2*noRoomGrace), after); got != nil {
 		t.Fatalf("no room, then a commit: %v, want the run to go on", got)
 	}
 	// A later report starts a new grace.
 	t1 := t0.Add(3 * noRoomGrace)
-	if got := g.report(full, t1); got != nil || g.check(t1.Add(noRoomGrace)) != full {
+	if got := g.report(full, t1, after); got != nil || g.check(t1.Add(noRoomGrace), after) != full {
 		t.Fatal("a report after a commit does not start a new grace")
 	}
 }
@@ -74,14 +73,13 @@ func TestStoreGuard(t *testing.T) {
 // A real server whose JetStream store is capped reports the refusal in the
 // words storeWatch takes for no room.
 func TestStoreWatchHearsNoRoom(t *testing.T) {
-	var mu sync.Mutex
-	var got []*StoreError
+	got := make(chan *StoreError, 2)
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
 		StoreDir: t.TempDir(), JetStreamMaxStore: 1 << 20, NoSigs: true, NoLog: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetLogger(&storeWatch{dir: "store", failed: func(e *StoreError) { mu.Lock(); got = append(got, e); mu.Unlock() }}, false, false)
+	s.SetLogger(&storeWatch{dir: "store", failed: got}, false, false)
 	go s.Start()
 	defer s.Shutdown()
 	if !s.ReadyForConnections(10 * time.Second) {
@@ -109,9 +107,12 @@ func TestStoreWatchHearsNoRoom(t *testing.T) {
 	if !errors.As(refused, &apiErr) {
 		t.Fatalf("publishing 6.4 MB to a 1 MB store: %v, want the server's refusal", refused)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) == 0 || !got[0].Full || !strings.Contains(got[0].Msg, "resource limits exceeded") {
-		t.Fatalf("storeWatch heard %v, want a report of no room", got)
+	select {
+	case e := <-got:
+		if !e.Full || !strings.Contains(e.Msg, "resource limits exceeded") {
+			t.Fatalf("storeWatch heard %v, want a report of no room", e)
+		}
+	default:
+		t.Fatal("storeWatch heard nothing of the refusal")
 	}
 }

@@ -158,14 +158,10 @@ func (e *endpoints) open(ctx context.Context, name string, wantNATS, embed bool,
 			if !embed {
 				s.opts.URL = "nats://" + DefaultNATSListen
 			} else {
-				s.storeFailed = make(chan *StoreError, 4)
-				failed := func(err *StoreError) {
-					select {
-					case s.storeFailed <- err:
-					default: // one is waiting to be read already
-					}
-				}
-				if s.natsSrv, err = startNATS(dir, e.natsListen, failed); err != nil {
+				// Room for the one failed write and a report of no room,
+				// so the server's logging never blocks on it.
+				s.storeFailed = make(chan *StoreError, 2)
+				if s.natsSrv, err = startNATS(dir, e.natsListen, s.storeFailed); err != nil {
 					return nil, err
 				}
 				s.opts.URL = s.natsSrv.ClientURL()

@@ -462,33 +462,29 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 // than finishQuiet is said, with why when the object store refuses the
 // saves (a full disk), so a run done training does not seem to hang.
 func (n *node) finish(ctx context.Context) (*Result, error) {
-	flushed := make(chan error, 1)
-	go func() { flushed <- n.saver.flush(ctx) }()
-	tick := time.NewTicker(finishQuiet)
-	defer tick.Stop()
-	var err error
 	// Said once, and once more if a save fails after that (the first
 	// attempt may still be under way).
 	said, saidWhy := false, false
-	for waiting := true; waiting; {
-		select {
-		case err = <-flushed:
-			waiting = false
-		case <-tick.C:
-			failing := n.saver.lastError()
-			if said && (saidWhy || failing == nil) {
-				continue
-			}
-			args := []any{"run", n.run, "step", n.m.Step()}
-			if failing != nil {
-				args = append(args, "failing", failing)
-			}
-			n.opts.Log.Warn("coordinator: training is done; waiting for the object store to take the final checkpoint", args...)
-			said, saidWhy = true, failing != nil
+	for {
+		wait, cancel := context.WithTimeout(ctx, finishQuiet)
+		err := n.saver.flush(wait)
+		cancel()
+		if err == nil {
+			break
 		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: waiting for the final checkpoint: %w", err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("coordinator: waiting for the final checkpoint: %w", ctx.Err())
+		}
+		failing := n.saver.lastError()
+		if said && (saidWhy || failing == nil) {
+			continue
+		}
+		args := []any{"run", n.run, "step", n.m.Step()}
+		if failing != nil {
+			args = append(args, "failing", failing)
+		}
+		n.opts.Log.Warn("coordinator: training is done; waiting for the object store to take the final checkpoint", args...)
+		said, saidWhy = true, failing != nil
 	}
 	n.prog.finish()
 	return &Result{
