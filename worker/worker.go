@@ -172,14 +172,16 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // consume serves tasks from cons until its iterator ends or ctx does. Up to
-// a step's worth of tasks is prefetched while one is computed, so the next
-// is in hand when a shard is done (with one task, every task waited for a
-// pull's round trip through a busy scheduler: 1.5-2 ms a step). More would
-// let one worker hoard the shards that others could compute. Each task
-// taken asks for one more: by default the iterator asks once half the
-// prefetch is gone, and a shard of the default run takes about as long as
-// the round trip (a worker then waited for tasks 0.66-1.13 ms a step; now
-// 0.56-0.80).
+// two steps' worth of tasks (of the default run) are prefetched while one
+// is computed, so the next is in hand when a shard is done. With one task
+// in hand, every task waited for a pull's round trip through a busy
+// scheduler (1.5-2 ms a step). A step's worth still ran dry whenever the
+// broker, the coordinator and a checkpoint upload kept both cores busy for
+// a few milliseconds: a worker alone then waited 0.45-0.73 ms a step, and
+// with two steps' worth 0.30-0.61 (the throughput benchmark, five runs
+// each). More would let one worker hoard the shards that others could
+// compute. Each task taken asks for one more: by default the iterator asks
+// only once half the prefetch is gone.
 func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue) {
 	it, err := cons.Messages(jetstream.PullMaxMessages(prefetch), jetstream.PullThresholdMessages(prefetch-1), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
@@ -218,7 +220,7 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 }
 
 // prefetch is how many tasks a worker's consumer iterator keeps in hand.
-const prefetch = 4
+const prefetch = 8
 
 // idle is called by a replica waiting for the gradients of run's step. The
 // shards it waits for may be tasks this worker holds itself, behind the one
