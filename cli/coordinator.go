@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -83,31 +81,16 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer svc.Close()
-	// A store the embedded NATS server can no longer write, or that stays
-	// without room, ends the run (storeGuard): training could not go on,
-	// and would only time out.
+	// A store the embedded NATS server can no longer write ends the run:
+	// training could not go on, and would only time out.
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	var lastCommit atomic.Int64 // unix nanoseconds
 	go func() {
-		var guard storeGuard
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			var end *StoreError
-			select {
-			case err := <-svc.storeFailed: // never, without an embedded server
-				end = guard.report(err, time.Now(), time.Unix(0, lastCommit.Load()))
-			case now := <-tick.C:
-				end = guard.check(now, time.Unix(0, lastCommit.Load()))
-			case <-ctx.Done():
-				return
-			}
-			if end != nil {
-				log.Error("coordinator: the embedded NATS server cannot store; stopping", "dir", end.Dir)
-				stop(end)
-				return
-			}
+		select {
+		case err := <-svc.storeFailed: // never, without an embedded server
+			log.Error("coordinator: the embedded NATS server cannot write its store; stopping", "dir", err.Dir)
+			stop(err)
+		case <-ctx.Done():
 		}
 	}()
 	if svc.natsSrv != nil || svc.s3Srv != nil {
@@ -136,8 +119,7 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		}
 	}
 
-	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log, Telemetry: tp,
-		Hooks: coordinator.Hooks{Committed: func(uint64, [8]byte) { lastCommit.Store(time.Now().UnixNano()) }}}
+	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log, Telemetry: tp}
 	if !f.quiet {
 		opts.Progress = stderr
 	}
@@ -151,6 +133,13 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 	var storeErr *StoreError
 	if err != nil && errors.As(context.Cause(ctx), &storeErr) {
 		return fmt.Errorf("%w; make room there (or let it write) and start again with the same config: run %s resumes from its newest checkpoint, with the gradients stored before", storeErr, cfg.Signature())
+	}
+	if errors.Is(err, coordinator.ErrNoRoom) {
+		where := "the store of the NATS server at " + svc.opts.Redacted() + " (or raise its JetStream max_file_store)"
+		if svc.natsSrv != nil {
+			where = "the embedded NATS server's store under " + svc.natsStore
+		}
+		return fmt.Errorf("%w; make room in %s and start again with the same config: run %s resumes from its newest checkpoint, with the gradients stored before", err, where, cfg.Signature())
 	}
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("interrupted; start again with the same config to resume run %s from its newest checkpoint", cfg.Signature())

@@ -96,8 +96,10 @@ type services struct {
 	nc      *nats.Conn
 	natsURL string
 	natsSrv *server.Server
-	// storeFailed receives the embedded NATS server's failures to store
-	// (storeWatch; nil without an embedded server).
+	// natsStore is the embedded NATS server's store directory.
+	natsStore string
+	// storeFailed receives the embedded NATS server's failure to write its
+	// store (storeWatch; nil without an embedded server).
 	storeFailed chan *StoreError
 	store       *objstore.Store
 	s3Srv       *objstore.Server
@@ -158,10 +160,11 @@ func (e *endpoints) open(ctx context.Context, name string, wantNATS, embed bool,
 			if !embed {
 				s.opts.URL = "nats://" + DefaultNATSListen
 			} else {
-				// Room for the one failed write and a report of no room,
-				// so the server's logging never blocks on it.
-				s.storeFailed = make(chan *StoreError, 2)
-				if s.natsSrv, err = startNATS(dir, e.natsListen, s.storeFailed); err != nil {
+				// Room for the one failed write, so the server's logging
+				// never blocks on it.
+				s.storeFailed = make(chan *StoreError, 1)
+				s.natsStore = filepath.Join(dir, "nats")
+				if s.natsSrv, err = startNATS(s.natsStore, e.natsListen, s.storeFailed); err != nil {
 					return nil, err
 				}
 				s.opts.URL = s.natsSrv.ClientURL()

@@ -91,8 +91,19 @@ func runNATS(t testing.TB, storeDir string) *server.Server {
 // takes messages of up to maxPayload bytes.
 func runNATSPayload(t testing.TB, storeDir string, maxPayload int32) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: storeDir, MaxPayload: maxPayload, NoSigs: true, NoLog: true})
+	return runNATSOpts(t, server.Options{StoreDir: storeDir, MaxPayload: maxPayload})
+}
+
+// runNATSOpts starts a real JetStream server on a random port with o's
+// store and payload settings (payloads up to protocol.MaxPayload if o
+// sets none).
+func runNATSOpts(t testing.TB, o server.Options) *server.Server {
+	t.Helper()
+	if o.MaxPayload == 0 {
+		o.MaxPayload = protocol.MaxPayload
+	}
+	o.Host, o.Port, o.JetStream, o.NoSigs, o.NoLog = "127.0.0.1", server.RANDOM_PORT, true, true, true
+	s, err := server.NewServer(&o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,6 +95,9 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 			}
 		case <-report.C:
 			n.reportStatus(ctx, replaying)
+			if err := n.room.expired(n.opts.Now()); err != nil {
+				return nil, err
+			}
 		case <-tick.C:
 			if !replaying {
 				if err := n.checkStalled(ctx); err != nil {
@@ -295,6 +298,7 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 	if r.Commit != nil {
 		n.trace.committed(n.m.Step(), n.cfg.BatchSize, applyStart, r.Epoch)
 		n.lastMove, n.redo = n.opts.Now(), 0
+		n.room.committed()
 		n.strag.committed(time.Now())
 		n.prog.step(n.m.Step(), r.Epoch)
 		if n.opts.Log.Enabled(ctx, slog.LevelDebug) { // the audit line costs formatting: only when asked for
@@ -386,6 +390,9 @@ func (n *node) checkStalled(ctx context.Context) error {
 // waits for every ack, and then sends the snapshot: a fenced-out coordinator
 // never replaces the snapshot workers start from. Workers rebuild weights
 // from gradients, so no task waits for a commit record.
+//
+// A server without room in its store ends the run (ErrNoRoom) once no step
+// has gone through for noRoomGrace since it first refused (roomGuard).
 func (n *node) publish(ctx context.Context, commit, state *protocol.Params, tasks []protocol.Task, suffix string) error {
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := n.publishOnce(ctx, commit, tasks, suffix)
@@ -395,9 +402,17 @@ func (n *node) publish(ctx context.Context, commit, state *protocol.Params, task
 		if err == nil || errors.Is(err, ErrFenced) || ctx.Err() != nil || n.js.Conn().IsClosed() {
 			return err
 		}
+		if err := n.room.expired(n.opts.Now()); err != nil {
+			return err
+		}
 		// Message ids make a retry idempotent: whatever was stored the
 		// first time is dropped as a duplicate.
-		n.opts.Log.Warn("coordinator: publishing the step failed; retrying", "run", n.run, "step", n.m.Step(), "err", err)
+		if isNoRoom(err) {
+			n.room.refused(err, n.opts.Now())
+			n.opts.Log.Debug("coordinator: publishing the step found no room; retrying", "run", n.run, "step", n.m.Step(), "err", err)
+		} else {
+			n.opts.Log.Warn("coordinator: publishing the step failed; retrying", "run", n.run, "step", n.m.Step(), "err", err)
+		}
 		if !pause(ctx, wait) {
 			return ctx.Err()
 		}

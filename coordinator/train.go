@@ -115,6 +115,7 @@ type node struct {
 	lease  *lease
 	params jetstream.Stream
 	snaps  *snapshots
+	room   *roomGuard // ends a run its NATS server has no room for
 	trace  *tracing
 	alive  map[string]time.Time // workers by last heartbeat
 	strag  *stragglers
@@ -230,7 +231,8 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log), alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
+	room := &roomGuard{log: opts.Log}
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
 		spare: make(chan *protocol.Grad, spareGrads)}
 	if ck != nil {
 		n.resumed = ck.Step

@@ -92,12 +92,14 @@ func (w *Worker) publishOne(o outgoing) {
 }
 
 // publishFailed returns the tasks of a gradient the broker did not store
-// for redelivery. Their redelivery fails again as long as the broker
-// stores nothing (it is down, or its disk is full), so the worker warns at
-// most once a minute, with a count of the failures since, and notes the
-// rest at debug level.
+// for redelivery, after retryStoreAfter: they fail again as long as the
+// broker stores nothing (it is down, or its disk is full), and sooner would
+// only spin. The worker warns at most once a minute, with a count of the
+// failures since, and notes the rest at debug level.
 func (w *Worker) publishFailed(tasks []heldTask, err error) {
-	handBack(tasks)
+	for _, h := range tasks {
+		_ = h.msg.NakWithDelay(retryStoreAfter)
+	}
 	if warn, unreported := w.pubFails.failed(time.Now()); warn {
 		w.opts.Log.Warn("worker: publishing a gradient failed; its tasks will be redelivered", "worker", w.opts.ID,
 			"task", tasks[0].task.String(), "tasks", len(tasks), "failed_since_last_warning", unreported, "err", err)
@@ -144,6 +146,17 @@ func (p *publishFailures) stored() int {
 	p.streak = 0
 	return n
 }
+
+// failing reports whether the last gradient sent was not stored.
+func (p *publishFailures) failing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.streak > 0
+}
+
+// retryStoreAfter is how long the tasks of a gradient the broker did not
+// store wait before they are redelivered.
+const retryStoreAfter = time.Second
 
 // handBack returns tasks for redelivery.
 func handBack(tasks []heldTask) {

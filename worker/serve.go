@@ -139,9 +139,9 @@ func (w *Worker) next(opts ...jetstream.NextOpt) (jetstream.Msg, error) {
 }
 
 // flush sends the pending shards as one gradient: the replica's sum of
-// them. If the replica moved on meanwhile (it never does between shards of
-// one step, but a task loop must not bet on it), they go back for
-// redelivery instead.
+// them. If the replica moved on meanwhile (it does not between shards of
+// one step, unless tasks come back from failed publishes), they go back
+// for redelivery instead.
 func (w *Worker) flush() {
 	pending, run := w.pending, w.pendingRun
 	w.pending, w.pendingRun = nil, nil
@@ -153,7 +153,13 @@ func (w *Worker) flush() {
 	rp := run.rep
 	first := &tasks[0].task
 	if !rp.valid || rp.step != first.Step || rp.sum.Folded() != len(pending) {
-		w.opts.Log.Warn("worker: the replica moved on before its shards were sent; their tasks will be redelivered", "task", first.String(), "tasks", len(tasks))
+		// While the broker stores nothing, redelivered tasks come back in
+		// any order and this is routine: not worth a warning each time.
+		log := w.opts.Log.Warn
+		if w.pubFails.failing() {
+			log = w.opts.Log.Debug
+		}
+		log("worker: the replica moved on before its shards were sent; their tasks will be redelivered", "task", first.String(), "tasks", len(tasks))
 		handBack(tasks)
 		return
 	}
