@@ -172,14 +172,17 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // consume serves tasks from cons until its iterator ends or ctx does. Up to
-// two steps' worth of tasks (of the default run) are prefetched while one
-// is computed, so the next is in hand when a shard is done. With one task
-// in hand, every task waited for a pull's round trip through a busy
-// scheduler (1.5-2 ms a step). A step's worth still ran dry whenever the
-// broker, the coordinator and a checkpoint upload kept both cores busy for
-// a few milliseconds: a worker alone then waited 0.45-0.73 ms a step, and
-// with two steps' worth 0.30-0.61 (the throughput benchmark, five runs
-// each). More would let one worker hoard the shards that others could
+// a step's worth of tasks (of the default run) is prefetched while one is
+// computed, so the next is in hand when a shard is done. With one task in
+// hand, every task waited for a pull's round trip through a busy scheduler
+// (1.5-2 ms a step). Two steps' worth waited less when the broker, the
+// coordinator and a checkpoint upload kept both cores busy (0.30-0.61 ms a
+// step against 0.45-0.73, one worker alone), but under the chaos harness,
+// after a broker restart, two workers' iterators then dropped tasks as a
+// slow consumer and the run crawled: the iterator buffers only as many
+// messages as it asks for, and on reconnecting it asks for a full hand
+// again while a worker blocked for seconds may still hold one.
+// More would also let one worker hoard the shards that others could
 // compute. Each task taken asks for one more: by default the iterator asks
 // only once half the prefetch is gone.
 func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue) {
@@ -220,7 +223,7 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 }
 
 // prefetch is how many tasks a worker's consumer iterator keeps in hand.
-const prefetch = 8
+const prefetch = 4 // see consume
 
 // idle is called by a replica waiting for the gradients of run's step. The
 // shards it waits for may be tasks this worker holds itself, behind the one
