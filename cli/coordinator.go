@@ -135,7 +135,7 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%w; make room there (or let it write) and start again with the same config: run %s resumes from its newest checkpoint, with the gradients stored before", storeErr, cfg.Signature())
 	}
 	if errors.Is(err, coordinator.ErrNoRoom) {
-		where := "the store of the NATS server at " + svc.opts.Redacted() + " (or raise its JetStream max_file_store)"
+		where := "the store of the NATS server at " + svc.opts.Redacted() + " (or raise its JetStream max_file_store, or the account's quota)"
 		if svc.natsSrv != nil {
 			where = "the embedded NATS server's store under " + svc.natsStore
 		}

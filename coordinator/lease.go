@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/protocol"
 )
 
 // LeasesBucket holds one key per run: the id of the coordinator leading it.
@@ -117,8 +119,9 @@ func (l *lease) keep(ctx context.Context, lost chan<- error) {
 	}
 }
 
-// refresh extends the lease. A broker that cannot be reached is not a
-// loss (no other coordinator can commit through it either); a key that
+// refresh extends the lease. A broker that cannot be reached, or has no
+// room to store the lease, is not a loss (no other coordinator can take
+// the lease or commit through it either); a key that
 // expired meanwhile is taken again if still free; a key held by another
 // coordinator is a loss.
 func (l *lease) refresh(ctx context.Context) error {
@@ -127,11 +130,18 @@ func (l *lease) refresh(ctx context.Context) error {
 		l.rev = rev
 		return nil
 	}
+	if protocol.NoRoom(err) {
+		return nil // no coordinator can take the lease, or commit, either
+	}
 	e, gerr := l.kv.Get(ctx, l.key)
 	switch {
 	case errors.Is(gerr, jetstream.ErrKeyNotFound):
-		if rev, err := l.kv.Create(ctx, l.key, []byte(l.id)); err == nil {
+		rev, err := l.kv.Create(ctx, l.key, []byte(l.id))
+		if err == nil {
 			l.rev = rev
+			return nil
+		}
+		if protocol.NoRoom(err) {
 			return nil
 		}
 		return fmt.Errorf("%w %s: the lease expired and was taken", ErrLeaseLost, l.key)

@@ -8,67 +8,54 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/protocol"
 )
 
-// ErrNoRoom is the NATS server refusing, for longer than noRoomGrace, to
-// store the run's messages for want of room: its disk is full, or its
-// JetStream store reached the limit it was given (by default the room its
-// disk had when it started). Training cannot go on until room is made; the
-// run resumes from its newest checkpoint, with the gradients stored before,
-// when the coordinator starts again.
+// ErrNoRoom is the NATS server refusing to store the run's messages for
+// want of room while the run cannot move: its disk is full, its JetStream
+// store reached the limit it was given (by default most of the room its
+// disk had when it started), or the account reached its quota. Training
+// cannot go on until room is made; the run resumes from its newest
+// checkpoint, with the gradients stored before, when the coordinator
+// starts again.
 var ErrNoRoom = errors.New("coordinator: the NATS server has no room left in its store")
 
-// noRoomGrace is how long refusals for want of room are retried before the
-// run stops: trimming the grads stream after a checkpoint, or an operator,
-// may make room meanwhile.
+// noRoomGrace is the least time refusals for want of room are ridden out
+// before the run stops: trimming the grads stream after a checkpoint, or
+// an operator, may make room meanwhile.
 const noRoomGrace = 10 * time.Second
 
-// The JetStream API's codes for a store without room (nats-server's
-// errors.json): insufficient resources, and insufficient storage or memory
-// resources available.
-const (
-	jsInsufficientResources    jetstream.ErrorCode = 10023
-	jsMemoryResourcesExceeded  jetstream.ErrorCode = 10028
-	jsStorageResourcesExceeded jetstream.ErrorCode = 10047
-)
-
-// isNoRoom reports whether err is the server refusing to store for want of
-// room.
-func isNoRoom(err error) bool {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.ErrorCode {
-	case jsInsufficientResources, jsMemoryResourcesExceeded, jsStorageResourcesExceeded:
-		return true
-	}
-	return false
+// noRoom wraps the server's refusal in ErrNoRoom.
+func noRoom(refusal error) error {
+	return fmt.Errorf("%w (%v)", ErrNoRoom, refusal)
 }
 
 // roomGuard decides when refusals for want of room end a run: when no step
-// has been committed for noRoomGrace since the first refusal. Refusals come
-// from the step loop's publishes and from the snapshot writer; a server
-// that refuses only large messages (a gradient, a snapshot) may still take
-// the small ones (tasks, commit records), so the test is that the run no
-// longer moves, not that every publish fails.
+// has been committed for the grace since the first refusal. Refusals come
+// from the step loop's publishes and from the snapshot writer. A server
+// past its own limit refuses every message, but one past an account's
+// quota may still take the small ones (tasks, commit records) while it
+// refuses gradients and snapshots, so the test is that the run no longer
+// moves, not that every publish fails.
 type roomGuard struct {
 	log   *slog.Logger
 	mu    sync.Mutex
-	since time.Time // the first refusal not yet outlived by a commit
-	err   error     // that refusal
+	since time.Time           // the first refusal not yet outlived by a commit
+	err   *jetstream.APIError // that refusal
 }
 
 // refused notes the outcome err of a store operation at now; the first
 // refusal for want of room since the last commit is warned of.
 func (g *roomGuard) refused(err error, now time.Time) {
-	if !isNoRoom(err) {
+	apiErr := protocol.NoRoomError(err)
+	if apiErr == nil {
 		return
 	}
 	g.mu.Lock()
 	first := g.since.IsZero()
 	if first {
-		g.since, g.err = now, err
+		g.since, g.err = now, apiErr
 	}
 	g.mu.Unlock()
 	if first {
@@ -84,12 +71,14 @@ func (g *roomGuard) committed() {
 }
 
 // expired returns the error that ends the run at now (ErrNoRoom), if the
-// first refusal is noRoomGrace old with no commit since.
-func (g *roomGuard) expired(now time.Time) error {
+// first refusal is grace old, or noRoomGrace if that is longer, with no
+// commit since. A run whose steps take long passes a longer grace, so one
+// refusal does not end it before its next step could.
+func (g *roomGuard) expired(now time.Time, grace time.Duration) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.since.IsZero() || now.Sub(g.since) < noRoomGrace {
+	if g.since.IsZero() || now.Sub(g.since) < max(grace, noRoomGrace) {
 		return nil
 	}
-	return fmt.Errorf("%w (%v)", ErrNoRoom, g.err)
+	return noRoom(g.err)
 }

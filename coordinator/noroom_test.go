@@ -15,36 +15,40 @@ import (
 )
 
 // Refusals for want of room end the run once no step has gone through
-// for noRoomGrace since the first of them; a commit clears them, and
-// failures of another kind are not refusals.
+// for the grace (at least noRoomGrace) since the first of them; a commit
+// clears them, and failures of another kind are not refusals.
 func TestRoomGuard(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	full := fmt.Errorf("nats: %w", &jetstream.APIError{Code: 503, ErrorCode: 10023, Description: "insufficient resources"})
-	storage := &jetstream.APIError{Code: 503, ErrorCode: 10047, Description: "insufficient storage resources available"}
+	full := fmt.Errorf("coordinator: publishing: %w", &jetstream.APIError{Code: 503, ErrorCode: 10023, Description: "insufficient resources"})
+	quota := &jetstream.APIError{Code: 400, ErrorCode: 10002, Description: "resource limits exceeded for account"}
 	timeout := errors.New("nats: timeout")
 	g := roomGuard{log: quietLog()}
 
 	g.refused(timeout, t0)
-	if err := g.expired(t0.Add(time.Hour)); err != nil {
+	if err := g.expired(t0.Add(time.Hour), 0); err != nil {
 		t.Fatalf("a timeout ends the run: %v", err)
 	}
 	g.refused(full, t0)
-	g.refused(storage, t0.Add(noRoomGrace/2)) // the first refusal counts
-	if err := g.expired(t0.Add(noRoomGrace - time.Millisecond)); err != nil {
+	g.refused(quota, t0.Add(noRoomGrace/2)) // the first refusal counts
+	if err := g.expired(t0.Add(noRoomGrace-time.Millisecond), time.Second); err != nil {
 		t.Fatalf("no room within the grace: %v", err)
 	}
-	err := g.expired(t0.Add(noRoomGrace))
-	if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), "insufficient resources") {
-		t.Fatalf("no room past the grace: %v, want %v with the server's words", err, ErrNoRoom)
+	err := g.expired(t0.Add(noRoomGrace), time.Second)
+	if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), "insufficient resources") || strings.Count(err.Error(), "coordinator:") != 1 {
+		t.Fatalf("no room past the grace: %v, want %v with the server's words, once", err, ErrNoRoom)
+	}
+	// Steps of a minute pass a grace of some minutes.
+	if err := g.expired(t0.Add(3*time.Minute), 4*time.Minute); err != nil {
+		t.Fatalf("no room within a slow run's grace: %v", err)
 	}
 	g.committed()
-	if err := g.expired(t0.Add(2 * noRoomGrace)); err != nil {
+	if err := g.expired(t0.Add(2*noRoomGrace), 0); err != nil {
 		t.Fatalf("no room, then a commit: %v", err)
 	}
 	// A refusal after the commit starts a new grace.
 	t1 := t0.Add(3 * noRoomGrace)
-	g.refused(storage, t1)
-	if g.expired(t1.Add(noRoomGrace-time.Millisecond)) != nil || !errors.Is(g.expired(t1.Add(noRoomGrace)), ErrNoRoom) {
+	g.refused(quota, t1)
+	if g.expired(t1.Add(noRoomGrace-time.Millisecond), 0) != nil || !errors.Is(g.expired(t1.Add(noRoomGrace), 0), ErrNoRoom) {
 		t.Fatal("a refusal after a commit does not start a new grace")
 	}
 }
@@ -80,6 +84,16 @@ func TestNoRoomStopsTheRunAndLosesNothing(t *testing.T) {
 	}
 	if last == 0 || last >= uint64(steps) {
 		t.Fatalf("the run stopped after step %d of %d, want part of the way", last, steps)
+	}
+
+	// Started again while the server still has no room, the run stops at
+	// once with the same error.
+	start := time.Now()
+	if _, err := train(t, ctx, connect(t, srv.ClientURL()), st, cfg, Hooks{}); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("started again without room: %v, want %v", err, ErrNoRoom)
+	}
+	if took := time.Since(start); took > noRoomGrace {
+		t.Fatalf("started again without room, the run took %v to stop", took)
 	}
 	p.close()
 	srv.Shutdown()

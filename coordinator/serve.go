@@ -95,7 +95,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 			}
 		case <-report.C:
 			n.reportStatus(ctx, replaying)
-			if err := n.room.expired(n.opts.Now()); err != nil {
+			if err := n.room.expired(n.opts.Now(), n.strag.deadline()); err != nil {
 				return nil, err
 			}
 		case <-tick.C:
@@ -402,12 +402,12 @@ func (n *node) publish(ctx context.Context, commit, state *protocol.Params, task
 		if err == nil || errors.Is(err, ErrFenced) || ctx.Err() != nil || n.js.Conn().IsClosed() {
 			return err
 		}
-		if err := n.room.expired(n.opts.Now()); err != nil {
+		if err := n.room.expired(n.opts.Now(), n.strag.deadline()); err != nil {
 			return err
 		}
 		// Message ids make a retry idempotent: whatever was stored the
 		// first time is dropped as a duplicate.
-		if isNoRoom(err) {
+		if protocol.NoRoom(err) {
 			n.room.refused(err, n.opts.Now())
 			n.opts.Log.Debug("coordinator: publishing the step found no room; retrying", "run", n.run, "step", n.m.Step(), "err", err)
 		} else {

@@ -71,6 +71,10 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 			}
 			continue
 		}
+		if protocol.NoRoom(err) {
+			// Nothing of the run frees room before it starts.
+			return nil, noRoom(protocol.NoRoomError(err))
+		}
 		if !transient(err) || ctx.Err() != nil {
 			return nil, err
 		}
@@ -85,10 +89,11 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 // transient reports whether an error comes from a server that is
 // restarting or briefly unreachable rather than from the run's inputs: one
 // of the errors below, or a JetStream API error with status 503 (no leader
-// yet, "JetStream system temporarily unavailable").
+// yet, "JetStream system temporarily unavailable") other than a refusal
+// for want of room, which lasts until someone makes room.
 func transient(err error) bool {
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.Code == 503 {
+	if errors.As(err, &apiErr) && apiErr.Code == 503 && !protocol.NoRoom(err) {
 		return true
 	}
 	for _, e := range []error{

@@ -92,13 +92,18 @@ func (w *Worker) publishOne(o outgoing) {
 }
 
 // publishFailed returns the tasks of a gradient the broker did not store
-// for redelivery, after retryStoreAfter: they fail again as long as the
-// broker stores nothing (it is down, or its disk is full), and sooner would
-// only spin. The worker warns at most once a minute, with a count of the
-// failures since, and notes the rest at debug level.
+// for redelivery: at once, but after retryStoreAfter if the broker refused
+// it for want of room, which a retry at once would meet again. Their
+// redelivery fails again as long as the broker stores nothing (it is down,
+// or its disk is full), so the worker warns at most once a minute, with a
+// count of the failures since, and notes the rest at debug level.
 func (w *Worker) publishFailed(tasks []heldTask, err error) {
-	for _, h := range tasks {
-		_ = h.msg.NakWithDelay(retryStoreAfter)
+	if protocol.NoRoom(err) {
+		for _, h := range tasks {
+			_ = h.msg.NakWithDelay(retryStoreAfter)
+		}
+	} else {
+		handBack(tasks)
 	}
 	if warn, unreported := w.pubFails.failed(time.Now()); warn {
 		w.opts.Log.Warn("worker: publishing a gradient failed; its tasks will be redelivered", "worker", w.opts.ID,
@@ -147,15 +152,16 @@ func (p *publishFailures) stored() int {
 	return n
 }
 
-// failing reports whether the last gradient sent was not stored.
+// failing reports whether a gradient failed to be stored since one was
+// last stored.
 func (p *publishFailures) failing() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.streak > 0
 }
 
-// retryStoreAfter is how long the tasks of a gradient the broker did not
-// store wait before they are redelivered.
+// retryStoreAfter is how long the tasks of a gradient the broker refused
+// for want of room wait before they are redelivered.
 const retryStoreAfter = time.Second
 
 // handBack returns tasks for redelivery.
