@@ -6,15 +6,20 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/coordinator"
+	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/protocol"
 )
 
 // A store the embedded NATS server can no longer write ends `coordinator
@@ -93,4 +98,44 @@ func limitFileSize(t *testing.T, n uint64) (restore func()) {
 	}
 	t.Cleanup(restore)
 	return restore
+}
+
+// A NATS server of its own (not embedded) whose store fails a write stores
+// nothing more and tells no client so; a worker's warning of the gradients
+// it could not store says what that may mean and what to do.
+func TestUnstoredGradientsOnAStoreThatFailsAreExplained(t *testing.T) {
+	restore := limitFileSize(t, 1<<20)
+	defer restore()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stderr syncbuf.Buffer
+	root := Coordinator()
+	root.SetArgs([]string{"start", "--nats", s.ClientURL(), "--workers", "1", "--quiet", "--data-dir", t.TempDir(), "--s3-listen", freeAddr(t),
+		"--set", "dataset=synthetic", "--set", "hidden=[32]", "--set", "batch_size=64", "--set", "epochs=3"})
+	root.SetOut(io.Discard)
+	root.SetErr(&stderr)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	const hint = "if its log shows a critical write error, its disk is full or not writable"
+	for !strings.Contains(stderr.String(), hint) {
+		select {
+		case err := <-done:
+			t.Fatalf("start ended (%v) without the hint:\n%s", err, stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("no hint in the warnings:\n%s", stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
 }

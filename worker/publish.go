@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -106,11 +108,22 @@ func (w *Worker) publishFailed(tasks []heldTask, err error) {
 		handBack(tasks)
 	}
 	if warn, unreported := w.pubFails.failed(time.Now()); warn {
-		w.opts.Log.Warn("worker: publishing a gradient failed; its tasks will be redelivered", "worker", w.opts.ID,
+		w.opts.Log.Warn("worker: publishing a gradient failed; its tasks will be redelivered"+w.unstoredHint(err), "worker", w.opts.ID,
 			"task", tasks[0].task.String(), "tasks", len(tasks), "failed_since_last_warning", unreported, "err", err)
 	} else {
 		w.opts.Log.Debug("worker: publishing a gradient failed again; its tasks will be redelivered", "task", tasks[0].task.String(), "err", err)
 	}
+}
+
+// unstoredHint says what a publish that timed out on a live connection
+// may mean: a broker whose store failed a write (a full or read-only disk)
+// stores nothing more and tells no client so. Its own log says; the
+// worker cannot tell that from a slow broker.
+func (w *Worker) unstoredHint(err error) string {
+	if !w.nc.IsConnected() || !(errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+		return ""
+	}
+	return " (the broker is connected but stored nothing in time: if its log shows a critical write error, its disk is full or not writable; restart it with room and the run goes on)"
 }
 
 // publishFailures keeps count of a worker's gradients the broker did not
