@@ -256,7 +256,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 func checkPayload(max int64, shards, params int) error {
 	const header = 1024 // run, ids, weights check, lengths, shard statistics
 	if grad := int64(header + 16*shards + 4*params); grad > max {
-		return fmt.Errorf("coordinator: a gradient of %d parameters is %d bytes, over the NATS server's max payload of %d (raise max_payload)", params, grad, max)
+		return fmt.Errorf("coordinator: a gradient of %d parameters is %d bytes, over the NATS server's max payload of %d: a gradient must fit one message, so use a smaller model, or an external NATS server (--nats) whose max_payload holds it (the embedded one allows %d)", params, grad, max, protocol.MaxPayload)
 	}
 	return nil
 }
