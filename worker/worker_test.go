@@ -21,8 +21,15 @@ import (
 // in place, and connects to it.
 func startJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
+	return startJetStreamMaxStore(t, 0)
+}
+
+// startJetStreamMaxStore is startJetStream on a server whose JetStream
+// store takes at most maxStore bytes (0: the server's default).
+func startJetStreamMaxStore(t *testing.T, maxStore int64) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: protocol.MaxPayload})
+		StoreDir: t.TempDir(), JetStreamMaxStore: maxStore, NoSigs: true, NoLog: true, MaxPayload: protocol.MaxPayload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,6 +408,57 @@ func TestUnstoredGradientsAreWarnedOfAtMostOnceAMinute(t *testing.T) {
 	if n := strings.Count(logs.String(), "publishing a gradient failed"); n != 1 {
 		t.Fatalf("%d warnings in all, want 1\n%s", n, logs.String())
 	}
+}
+
+// A gradient the broker refuses for want of room goes back for redelivery
+// after retryStoreAfter, not at once: at once, the worker would compute it
+// again and again while nothing can be stored (14,457 refused publishes in
+// 2.5 s, with two tasks). Once there is room, the tasks are done.
+func TestRefusedGradientsAreRetriedAfterADelay(t *testing.T) {
+	nc, js := startJetStreamMaxStore(t, 4<<20)
+	ctx := context.Background()
+	run := startedRun(t, js)
+	for shard := uint16(0); shard < 2; shard++ {
+		publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: shard, Shards: 2, Indices: []int32{int32(4 * shard), int32(4*shard + 1), int32(4*shard + 2), int32(4*shard + 3)}})
+	}
+	// Fill the store until the server refuses more, then start the worker.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		_, err := js.Publish(ctx, "fill", make([]byte, 256<<10))
+		if protocol.NoRoom(err) {
+			break
+		}
+		if err != nil || i > 100 {
+			t.Fatalf("filling a 4 MB store: %v after %d messages", err, i)
+		}
+	}
+	w, logs, stop := runWorker(t, nc)
+	defer stop()
+	poll := func(what string, done func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !done(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not happen\n%s", what, logs.String())
+			}
+		}
+	}
+	failures := func() int { w.pubFails.mu.Lock(); defer w.pubFails.mu.Unlock(); return w.pubFails.streak }
+	poll("a refused publish", func() bool { return failures() >= 1 })
+	start, first := time.Now(), failures()
+	for time.Since(start) < 2500*time.Millisecond {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Two tasks, retried once a second at most: a few more failures, not
+	// one per computation.
+	if n := failures() - first; n > 8 {
+		t.Fatalf("%d refused publishes in 2.5 s after the first, want a few\n%s", n, logs.String())
+	}
+	if err := js.DeleteStream(ctx, "FILL"); err != nil {
+		t.Fatal(err)
+	}
+	poll("both tasks done", func() bool { return w.Tasks() >= 2 })
 }
 
 // TestPublishFailuresWarnOnceAMinute: the first failure warns; the next
