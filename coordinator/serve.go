@@ -392,7 +392,7 @@ func (n *node) checkStalled(ctx context.Context) error {
 // from gradients, so no task waits for a commit record.
 //
 // A server without room in its store ends the run (ErrNoRoom) once no step
-// has gone through for noRoomGrace since it first refused (roomGuard).
+// has gone through for the grace since it first refused (roomGuard).
 func (n *node) publish(ctx context.Context, commit, state *protocol.Params, tasks []protocol.Task, suffix string) error {
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := n.publishOnce(ctx, commit, tasks, suffix)
