@@ -177,11 +177,13 @@ func (w *Worker) Run(ctx context.Context) error {
 // hand, every task waited for a pull's round trip through a busy scheduler
 // (1.5-2 ms a step). Two steps' worth waited less when the broker, the
 // coordinator and a checkpoint upload kept both cores busy (0.30-0.61 ms a
-// step against 0.45-0.73, one worker alone), but under the chaos harness,
-// after a broker restart, two workers' iterators then dropped tasks as a
-// slow consumer and the run crawled: the iterator buffers only as many
-// messages as it asks for, and on reconnecting it asks for a full hand
-// again while a worker blocked for seconds may still hold one.
+// step against 0.45-0.73, one worker alone), but under the chaos harness
+// (seed 11) the run then crawled after faults, to a step every few
+// seconds: once after a broker restart, when two workers' iterators
+// dropped tasks as a slow consumer (the iterator buffers only as many as
+// it asks for, and asks for a full hand again on reconnecting, whatever it
+// holds), and once after a worker holding two steps' worth was killed.
+// With one step's worth, the same faults pass at full speed.
 // More would also let one worker hoard the shards that others could
 // compute. Each task taken asks for one more: by default the iterator asks
 // only once half the prefetch is gone.
