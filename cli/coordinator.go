@@ -130,16 +130,17 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 			err = werr
 		}
 	}
+	resumes := fmt.Sprintf("start again with the same config: run %s resumes from its newest checkpoint, with the gradients stored before", cfg.Signature())
 	var storeErr *StoreError
 	if err != nil && errors.As(context.Cause(ctx), &storeErr) {
-		return fmt.Errorf("%w; make room there (or let it write) and start again with the same config: run %s resumes from its newest checkpoint, with the gradients stored before", storeErr, cfg.Signature())
+		return fmt.Errorf("%w; make room there (or let it write) and %s", storeErr, resumes)
 	}
 	if errors.Is(err, coordinator.ErrNoRoom) {
 		where := "the store of the NATS server at " + svc.opts.Redacted() + " (or raise its JetStream max_file_store, or the account's quota)"
 		if svc.natsSrv != nil {
 			where = "the embedded NATS server's store under " + svc.natsStore
 		}
-		return fmt.Errorf("%w; make room in %s and start again with the same config: run %s resumes from its newest checkpoint, with the gradients stored before", err, where, cfg.Signature())
+		return fmt.Errorf("%w; make room in %s and %s", err, where, resumes)
 	}
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("interrupted; start again with the same config to resume run %s from its newest checkpoint", cfg.Signature())

@@ -17,16 +17,7 @@ import (
 // stops by itself with one line that names the server and says how the run
 // resumes, where its publishes would otherwise be retried without end.
 func TestNoRoomOnTheNATSServerIsOneClearError(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), JetStreamMaxStore: 1 << 20, MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
+	s := startNATSServer(t, 1<<20)
 	// 1 MB holds the gradients of a few dozen steps of this run, and no
 	// checkpoint comes to trim them.
 	args := []string{"start", "--nats", s.ClientURL(), "--workers", "1", "--quiet", "--data-dir", t.TempDir(), "--s3-listen", freeAddr(t),
@@ -49,4 +40,22 @@ func TestNoRoomOnTheNATSServerIsOneClearError(t *testing.T) {
 	if strings.Contains(msg, "\n") {
 		t.Errorf("error %q is not one line", msg)
 	}
+}
+
+// startNATSServer runs a NATS JetStream server of the test's own (an
+// external one to `coordinator start`) on a random port, with the room of
+// its store capped at maxStore bytes (0: the server's default).
+func startNATSServer(t *testing.T, maxStore int64) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), JetStreamMaxStore: maxStore, MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	return s
 }

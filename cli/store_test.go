@@ -13,13 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/coordinator"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
-	"github.com/jettrain/jettrain/protocol"
 )
 
 // A store the embedded NATS server can no longer write ends `coordinator
@@ -106,16 +103,7 @@ func limitFileSize(t *testing.T, n uint64) (restore func()) {
 func TestUnstoredGradientsOnAStoreThatFailsAreExplained(t *testing.T) {
 	restore := limitFileSize(t, 1<<20)
 	defer restore()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
+	s := startNATSServer(t, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stderr syncbuf.Buffer

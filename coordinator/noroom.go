@@ -31,6 +31,15 @@ func noRoom(refusal error) error {
 	return fmt.Errorf("%w (%v)", ErrNoRoom, refusal)
 }
 
+// asNoRoom returns err as ErrNoRoom if it is the server's refusal for want
+// of room, and err itself otherwise.
+func asNoRoom(err error) error {
+	if apiErr := protocol.NoRoomError(err); apiErr != nil && !errors.Is(err, ErrNoRoom) {
+		return noRoom(apiErr)
+	}
+	return err
+}
+
 // roomGuard decides when refusals for want of room end a run: when no step
 // has been committed for the grace since the first refusal. Refusals come
 // from the step loop's publishes and from the snapshot writer. A server

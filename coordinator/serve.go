@@ -402,16 +402,16 @@ func (n *node) publish(ctx context.Context, commit, state *protocol.Params, task
 		if err == nil || errors.Is(err, ErrFenced) || ctx.Err() != nil || n.js.Conn().IsClosed() {
 			return err
 		}
-		if err := n.room.expired(n.opts.Now(), n.strag.deadline()); err != nil {
-			return err
-		}
 		// Message ids make a retry idempotent: whatever was stored the
 		// first time is dropped as a duplicate.
 		if protocol.NoRoom(err) {
-			n.room.refused(err, n.opts.Now())
+			n.room.refused(err, n.opts.Now()) // warns of the first
 			n.opts.Log.Debug("coordinator: publishing the step found no room; retrying", "run", n.run, "step", n.m.Step(), "err", err)
 		} else {
 			n.opts.Log.Warn("coordinator: publishing the step failed; retrying", "run", n.run, "step", n.m.Step(), "err", err)
+		}
+		if err := n.room.expired(n.opts.Now(), n.strag.deadline()); err != nil {
+			return err
 		}
 		if !pause(ctx, wait) {
 			return ctx.Err()

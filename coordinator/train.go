@@ -60,7 +60,7 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 				wait = 0
 				continue
 			case !transient(err):
-				return res, err
+				return res, asNoRoom(err)
 			}
 			// The broker failed under the run (a cluster electing a new
 			// leader): start over from the newest checkpoint and the stream,
@@ -71,12 +71,10 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 			}
 			continue
 		}
-		if protocol.NoRoom(err) {
-			// Nothing of the run frees room before it starts.
-			return nil, noRoom(protocol.NoRoomError(err))
-		}
 		if !transient(err) || ctx.Err() != nil {
-			return nil, err
+			// A refusal for want of room is not transient: nothing of the
+			// run frees room before it starts.
+			return nil, asNoRoom(err)
 		}
 		// A broker or store restarting while the run starts: try again.
 		opts.Log.Warn("coordinator: start-up failed; retrying", "err", err)
