@@ -26,7 +26,7 @@ func (s *Store) GetBest(ctx context.Context, run string) ([]Tensor, error) {
 		return nil, err
 	}
 	key := bestKey(run)
-	data, err := s.getVerified(ctx, key, "")
+	data, _, err := s.getVerified(ctx, key, "")
 	if err != nil {
 		return nil, err
 	}

@@ -53,5 +53,6 @@ func (s *Store) GetDatasetFile(ctx context.Context, name, digest, file string) (
 	if err := validDataset(name, digest, file); err != nil {
 		return nil, err
 	}
-	return s.getVerified(ctx, DatasetKey(name, digest, file), "")
+	data, _, err := s.getVerified(ctx, DatasetKey(name, digest, file), "")
+	return data, err
 }

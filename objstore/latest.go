@@ -35,10 +35,10 @@ func (s *Store) Latest(ctx context.Context, run string, warn func(string)) (*Che
 	below := uint64(math.MaxUint64)
 	switch {
 	case err == nil:
-		ck, data, err := s.readCheckpoint(ctx, run, m.Key, m.SHA256, m.Step)
+		ck, got, err := s.readCheckpoint(ctx, run, m.Key, m.SHA256, m.Step)
 		if err == nil {
-			if int64(len(data)) != m.Size {
-				err = s.corrupt(m.Key, fmt.Errorf("size %d, manifest says %d", len(data), m.Size))
+			if got.Size != m.Size {
+				err = s.corrupt(m.Key, fmt.Errorf("size %d, manifest says %d", got.Size, m.Size))
 			} else {
 				return s.finish(ctx, ck, m, warn)
 			}
@@ -63,9 +63,9 @@ func (s *Store) Latest(ctx context.Context, run string, warn func(string)) (*Che
 	}
 	for _, step := range steps {
 		key := CheckpointKey(run, step)
-		ck, data, err := s.readCheckpoint(ctx, run, key, "", step)
+		ck, got, err := s.readCheckpoint(ctx, run, key, "", step)
 		if err == nil {
-			return s.finish(ctx, ck, manifestFor(ck, key, data, sha256Hex(data)), warn)
+			return s.finish(ctx, ck, got, warn)
 		}
 		if !fallsBack(err) {
 			return nil, Manifest{}, err
@@ -88,18 +88,19 @@ func (s *Store) finish(ctx context.Context, ck *Checkpoint, m Manifest, warn fun
 }
 
 // readCheckpoint fetches key, verifies its sha256 (want, or the one recorded
-// at put time when want is empty), decodes it and checks run and step.
-func (s *Store) readCheckpoint(ctx context.Context, run, key, want string, step uint64) (*Checkpoint, []byte, error) {
-	data, err := s.getVerified(ctx, key, want)
+// at put time when want is empty), decodes it and checks run and step. It
+// returns the checkpoint and the manifest describing what was read.
+func (s *Store) readCheckpoint(ctx context.Context, run, key, want string, step uint64) (*Checkpoint, Manifest, error) {
+	data, sum, err := s.getVerified(ctx, key, want)
 	if err != nil {
-		return nil, nil, err
+		return nil, Manifest{}, err
 	}
 	ck := new(Checkpoint)
 	if err := ck.UnmarshalBinary(data); err != nil {
-		return nil, nil, s.corrupt(key, err)
+		return nil, Manifest{}, s.corrupt(key, err)
 	}
 	if ck.Run != run || ck.Step != step {
-		return nil, nil, s.corrupt(key, fmt.Errorf("holds run %s step %d", ck.Run, ck.Step))
+		return nil, Manifest{}, s.corrupt(key, fmt.Errorf("holds run %s step %d", ck.Run, ck.Step))
 	}
-	return ck, data, nil
+	return ck, manifestFor(ck, key, data, sum), nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -51,24 +52,34 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	tr.DialContext = (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = cfg.Timeout
 	tr.ResponseHeaderTimeout = 6 * cfg.Timeout // a large PUT is acknowledged only after its body
+	s, err := newStore(cfg, tr)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkBucket(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newStore is a Store for cfg (its defaults applied, its endpoint
+// normalized) whose client sends its requests through rt, unchecked.
+func newStore(cfg Config, rt http.RoundTripper) (*Store, error) {
+	u, _ := cfg.endpointURL()
 	// No TrailingHeaders: a put signs its sha256 as the payload hash
 	// (putSum), which minio-go refuses to combine with a trailing checksum.
 	client, err := minio.New(u.Host, &minio.Options{
 		Creds:        credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:       secure,
+		Secure:       u.Scheme == "https",
 		Region:       cfg.Region,
-		Transport:    tr,
+		Transport:    rt,
 		BucketLookup: minio.BucketLookupPath,
 		MaxRetries:   cfg.MaxRetries,
 	})
 	if err != nil {
 		return nil, &Error{Op: "open", Endpoint: cfg.Endpoint, Bucket: cfg.Bucket, Kind: ErrInvalid, Err: err}
 	}
-	s := &Store{cfg: cfg, client: client, core: minio.Core{Client: client}}
-	if err := s.checkBucket(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return &Store{cfg: cfg, client: client, core: minio.Core{Client: client}}, nil
 }
 
 func (s *Store) checkBucket(ctx context.Context) error {
@@ -181,22 +192,23 @@ func (s *Store) get(ctx context.Context, key string) (object, error) {
 }
 
 // getVerified reads key and checks its bytes against want (hex sha256), or
-// against the sha256 recorded at put time when want is empty.
-func (s *Store) getVerified(ctx context.Context, key, want string) ([]byte, error) {
+// against the sha256 recorded at put time when want is empty. It returns
+// the bytes and their sha256.
+func (s *Store) getVerified(ctx context.Context, key, want string) ([]byte, string, error) {
 	obj, err := s.get(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if want == "" {
 		want = obj.sha256
 	}
 	if want == "" {
-		return nil, s.corrupt(key, errors.New("no sha256 recorded for the object"))
+		return nil, "", s.corrupt(key, errors.New("no sha256 recorded for the object"))
 	}
 	if got := sha256Hex(obj.data); got != want {
-		return nil, s.corrupt(key, fmt.Errorf("sha256 %s…, want %s… (%d bytes)", got[:12], short(want), len(obj.data)))
+		return nil, "", s.corrupt(key, fmt.Errorf("sha256 %s…, want %s… (%d bytes)", got[:12], short(want), len(obj.data)))
 	}
-	return obj.data, nil
+	return obj.data, want, nil
 }
 
 func short(h string) string {

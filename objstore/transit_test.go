@@ -5,12 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
+	"slices"
 	"sync/atomic"
 	"testing"
-
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // Bytes damaged between the client and the server, after the request was
@@ -27,11 +24,17 @@ func TestDamagedInTransitIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		var flipped atomic.Int64
-		damaged := withTransport(t, s, flipFirstBodyByte{base: http.DefaultTransport, flipped: &flipped})
+		var signed []string
+		damaged := withTransport(t, s, flipFirstBodyByte{base: http.DefaultTransport, flipped: &flipped, signed: &signed})
 		next := bytes.Repeat([]byte("newer bytes "), 4096)
 		err := damaged.put(ctx, key, next, "application/octet-stream", false)
 		if flipped.Load() == 0 {
 			t.Fatal("the transport damaged no request body")
+		}
+		// The refusal must come from the signed sha256 of the payload, not
+		// from another check (Content-MD5, a chunk signature).
+		if want := sha256Hex(next); !slices.Equal(signed, []string{want}) {
+			t.Fatalf("PUTs signed payload hashes %q, want [%s]", signed, want)
 		}
 		if !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("put of bytes damaged in transit: %v, want ErrCorrupt", err)
@@ -46,47 +49,41 @@ func TestDamagedInTransitIsRefused(t *testing.T) {
 	})
 }
 
-// withTransport is s on a client that sends its requests through rt.
+// withTransport is s on a client configured as Open configures it, that
+// sends its requests through rt.
 func withTransport(t *testing.T, s *Store, rt http.RoundTripper) *Store {
 	t.Helper()
-	u, err := url.Parse(s.cfg.Endpoint)
+	d, err := newStore(s.cfg, rt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := minio.New(u.Host, &minio.Options{
-		Creds:        credentials.NewStaticV4(s.cfg.AccessKey, s.cfg.SecretKey, ""),
-		Region:       s.cfg.Region,
-		Secure:       u.Scheme == "https",
-		Transport:    rt,
-		BucketLookup: minio.BucketLookupPath,
-		MaxRetries:   1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Store{cfg: s.cfg, client: client, core: minio.Core{Client: client}}
+	return d
 }
 
 // flipFirstBodyByte inverts the first byte of every PUT body on its way to
 // the server: the request's headers, signature included, are untouched.
+// It counts the bodies actually damaged in flipped and records the payload
+// hash each PUT was signed with in signed.
 type flipFirstBodyByte struct {
 	base    http.RoundTripper
 	flipped *atomic.Int64
+	signed  *[]string // RoundTrip runs on the caller's goroutine
 }
 
 func (f flipFirstBodyByte) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodPut || req.Body == nil || req.ContentLength == 0 {
 		return f.base.RoundTrip(req)
 	}
+	*f.signed = append(*f.signed, req.Header.Get("X-Amz-Content-Sha256"))
 	r := req.Clone(req.Context())
-	r.Body = &flipReader{rc: req.Body}
-	f.flipped.Add(1)
+	r.Body = &flipReader{rc: req.Body, flipped: f.flipped}
 	return f.base.RoundTrip(r)
 }
 
 type flipReader struct {
-	rc   io.ReadCloser
-	done bool
+	rc      io.ReadCloser
+	flipped *atomic.Int64
+	done    bool
 }
 
 func (r *flipReader) Read(p []byte) (int, error) {
@@ -94,6 +91,7 @@ func (r *flipReader) Read(p []byte) (int, error) {
 	if n > 0 && !r.done {
 		p[0] ^= 0xff
 		r.done = true
+		r.flipped.Add(1)
 	}
 	return n, err
 }
