@@ -100,13 +100,11 @@ func (w *Worker) publishOne(o outgoing) {
 // or its disk is full), so the worker warns at most once a minute, with a
 // count of the failures since, and notes the rest at debug level.
 func (w *Worker) publishFailed(tasks []heldTask, err error) {
+	var delay time.Duration
 	if protocol.NoRoom(err) {
-		for _, h := range tasks {
-			_ = h.msg.NakWithDelay(retryStoreAfter)
-		}
-	} else {
-		handBack(tasks)
+		delay = retryStoreAfter
 	}
+	handBack(tasks, delay)
 	if warn, unreported := w.pubFails.failed(time.Now()); warn {
 		w.opts.Log.Warn("worker: publishing a gradient failed; its tasks will be redelivered"+w.unstoredHint(err), "worker", w.opts.ID,
 			"task", tasks[0].task.String(), "tasks", len(tasks), "failed_since_last_warning", unreported, "err", err)
@@ -177,9 +175,10 @@ func (p *publishFailures) failing() bool {
 // for want of room wait before they are redelivered.
 const retryStoreAfter = time.Second
 
-// handBack returns tasks for redelivery.
-func handBack(tasks []heldTask) {
+// handBack returns tasks for redelivery after delay (0: at once; a Nak
+// without a delay is what NakWithDelay sends for 0).
+func handBack(tasks []heldTask, delay time.Duration) {
 	for _, h := range tasks {
-		_ = h.msg.Nak()
+		_ = h.msg.NakWithDelay(delay)
 	}
 }

@@ -160,7 +160,7 @@ func (w *Worker) flush() {
 			log = w.opts.Log.Debug
 		}
 		log("worker: the replica moved on before its shards were sent; their tasks will be redelivered", "task", first.String(), "tasks", len(tasks))
-		handBack(tasks)
+		handBack(tasks, 0)
 		return
 	}
 	g := &protocol.Grad{Run: first.Run, Step: first.Step, Shard: 0, Worker: w.opts.ID, Weights: rp.check,

@@ -73,12 +73,12 @@ type Worker struct {
 	tr       trace.Tracer
 	metrics  *telemetry.Metrics
 	idAttr   metric.MeasurementOption
-	versions *versions      // commit records received by subscription
-	streams  streams        // looked up when the streams are ready
-	inflight sync.WaitGroup // gradient publishes awaiting their ack
-	spare    chan []byte    // encode buffers of acknowledged gradients, for reuse
-	pubFails publishFailures
-	out      chan outgoing // computed gradients for the publisher; open while Run runs
+	versions *versions       // commit records received by subscription
+	streams  streams         // looked up when the streams are ready
+	inflight sync.WaitGroup  // gradient publishes awaiting their ack
+	spare    chan []byte     // encode buffers of acknowledged gradients, for reuse
+	pubFails publishFailures // gradients the broker did not store, for publishFailed's warnings
+	out      chan outgoing   // computed gradients for the publisher; open while Run runs
 
 	// Owned by the task loop, while consume runs:
 	it         jetstream.MessagesContext

@@ -88,13 +88,40 @@ func firstSnapshot(t *testing.T, cfg config.Config, ds *model.Dataset, net *mode
 }
 
 // startedRun is a registered run with its first snapshot in place, as a
-// coordinator leaves it when the run starts: its signature.
-func startedRun(t *testing.T, js jetstream.JetStream) string {
+// coordinator leaves it when the run starts: that snapshot (p.Run is the
+// run's signature).
+func startedRun(t *testing.T, js jetstream.JetStream) protocol.Params {
 	t.Helper()
 	cfg, ds, net := registerRun(t, js)
 	p, _ := firstSnapshot(t, cfg, ds, net)
 	putSnapshot(t, js, &p)
-	return cfg.Signature()
+	return p
+}
+
+// publishStep0 publishes both tasks of step 0 of run (of two shards).
+func publishStep0(t *testing.T, js jetstream.JetStream, run string) {
+	t.Helper()
+	for shard := uint16(0); shard < 2; shard++ {
+		publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: shard, Shards: 2, Indices: []int32{int32(4 * shard), int32(4*shard + 1), int32(4*shard + 2), int32(4*shard + 3)}})
+	}
+}
+
+// poll waits up to 15 s for done, and fails the test with what and the
+// worker's logs if it does not come.
+func poll(t *testing.T, logs *syncbuf.Buffer, what string, done func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !done(); time.Sleep(5 * time.Millisecond) { // polling interval
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen\n%s", what, logs.String())
+		}
+	}
+}
+
+// failedPublishes is w's count of gradients not stored since one was.
+func failedPublishes(w *Worker) int {
+	w.pubFails.mu.Lock()
+	defer w.pubFails.mu.Unlock()
+	return w.pubFails.streak
 }
 
 // publish stores m on subject in JetStream.
@@ -264,7 +291,7 @@ func TestMalformedTaskIsTerminated(t *testing.T) {
 func TestEarlierStepTasksBehindALaterOneAreServedFirst(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
-	run := startedRun(t, js)
+	run := startedRun(t, js).Run
 	for _, task := range []protocol.Task{
 		{Run: run, Step: 1, Shard: 0, Shards: 2, Indices: []int32{8, 9, 10, 11}},
 		{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}},
@@ -310,9 +337,7 @@ func TestEarlierStepTasksBehindALaterOneAreServedFirst(t *testing.T) {
 func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 	_, js := startJetStream(t)
 	ctx := context.Background()
-	cfg, ds, net := registerRun(t, js)
-	p, _ := firstSnapshot(t, cfg, ds, net)
-	putSnapshot(t, js, &p)
+	p := startedRun(t, js)
 	obs, _ := js.ObjectStore(ctx, protocol.StateBucket)
 	info, err := obs.GetInfo(ctx, protocol.StateObject(p.Run))
 	if err != nil {
@@ -374,35 +399,24 @@ func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 func TestUnstoredGradientsAreWarnedOfAtMostOnceAMinute(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
-	run := startedRun(t, js)
+	run := startedRun(t, js).Run
 	w, logs, stop := runWorker(t, nc)
 	defer stop()
-	poll := func(what string, done func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); !done(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not happen\n%s", what, logs.String())
-			}
-		}
-	}
-	poll("the worker getting ready", func() bool { return strings.Contains(logs.String(), "worker ready") })
+	poll(t, logs, "the worker getting ready", func() bool { return strings.Contains(logs.String(), "worker ready") })
 	if err := js.DeleteStream(ctx, protocol.GradsStream); err != nil {
 		t.Fatal(err)
 	}
-	for shard := uint16(0); shard < 2; shard++ {
-		publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: shard, Shards: 2, Indices: []int32{int32(4 * shard), int32(4*shard + 1), int32(4*shard + 2), int32(4*shard + 3)}})
-	}
-	failures := func() int { w.pubFails.mu.Lock(); defer w.pubFails.mu.Unlock(); return w.pubFails.streak }
-	poll("four failed publishes", func() bool { return failures() >= 4 })
+	publishStep0(t, js, run)
+	poll(t, logs, "four failed publishes", func() bool { return failedPublishes(w) >= 4 })
 	if n := strings.Count(logs.String(), "publishing a gradient failed"); n != 1 {
-		t.Fatalf("%d warnings for %d failed publishes, want 1\n%s", n, failures(), logs.String())
+		t.Fatalf("%d warnings for %d failed publishes, want 1\n%s", n, failedPublishes(w), logs.String())
 	}
 
 	if err := protocol.Ensure(ctx, js, 1, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	poll("both tasks done", func() bool { return w.Tasks() >= 2 })
-	poll("word that gradients are stored again", func() bool { return strings.Contains(logs.String(), "gradients are stored again") })
+	poll(t, logs, "both tasks done", func() bool { return w.Tasks() >= 2 })
+	poll(t, logs, "word that gradients are stored again", func() bool { return strings.Contains(logs.String(), "gradients are stored again") })
 	// Publishes sent while the stream was gone may still time out now:
 	// they do not warn again within the minute.
 	if n := strings.Count(logs.String(), "publishing a gradient failed"); n != 1 {
@@ -417,10 +431,8 @@ func TestUnstoredGradientsAreWarnedOfAtMostOnceAMinute(t *testing.T) {
 func TestRefusedGradientsAreRetriedAfterADelay(t *testing.T) {
 	nc, js := startJetStreamMaxStore(t, 4<<20)
 	ctx := context.Background()
-	run := startedRun(t, js)
-	for shard := uint16(0); shard < 2; shard++ {
-		publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: shard, Shards: 2, Indices: []int32{int32(4 * shard), int32(4*shard + 1), int32(4*shard + 2), int32(4*shard + 3)}})
-	}
+	run := startedRun(t, js).Run
+	publishStep0(t, js, run)
 	// Fill the store until the server refuses more, then start the worker.
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}}); err != nil {
 		t.Fatal(err)
@@ -436,29 +448,18 @@ func TestRefusedGradientsAreRetriedAfterADelay(t *testing.T) {
 	}
 	w, logs, stop := runWorker(t, nc)
 	defer stop()
-	poll := func(what string, done func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); !done(); time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not happen\n%s", what, logs.String())
-			}
-		}
-	}
-	failures := func() int { w.pubFails.mu.Lock(); defer w.pubFails.mu.Unlock(); return w.pubFails.streak }
-	poll("a refused publish", func() bool { return failures() >= 1 })
-	start, first := time.Now(), failures()
-	for time.Since(start) < 2500*time.Millisecond {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll(t, logs, "a refused publish", func() bool { return failedPublishes(w) >= 1 })
+	first := failedPublishes(w)
+	time.Sleep(2500 * time.Millisecond) // the window to count failures in, not a wait for an event
 	// Two tasks, retried once a second at most: a few more failures, not
 	// one per computation.
-	if n := failures() - first; n > 8 {
+	if n := failedPublishes(w) - first; n > 8 {
 		t.Fatalf("%d refused publishes in 2.5 s after the first, want a few\n%s", n, logs.String())
 	}
 	if err := js.DeleteStream(ctx, "FILL"); err != nil {
 		t.Fatal(err)
 	}
-	poll("both tasks done", func() bool { return w.Tasks() >= 2 })
+	poll(t, logs, "both tasks done", func() bool { return w.Tasks() >= 2 })
 }
 
 // TestPublishFailuresWarnOnceAMinute: the first failure warns; the next
