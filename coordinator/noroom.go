@@ -46,7 +46,8 @@ func asNoRoom(err error) error {
 // past its own limit refuses every message, but one past an account's
 // quota may still take the small ones (tasks, commit records) while it
 // refuses gradients and snapshots, so the test is that the run no longer
-// moves, not that every publish fails.
+// moves, not that every publish fails. Refusals only the workers meet
+// (their gradients) are not heard here: the workers warn of them.
 type roomGuard struct {
 	log   *slog.Logger
 	mu    sync.Mutex
