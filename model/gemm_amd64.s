@@ -94,8 +94,8 @@ tile2store:
 	VZEROUPPER
 	RET
 
-// gemmMask holds the lane masks of gemmTileN: the eight dwords from
-// gemmMask+32-4*n select the first n lanes (none for n = 0).
+// gemmMask holds the lane masks of gemmTileN, sixteen ones then sixteen
+// zeros: the sixteen dwords from gemmMask+64-4*n select the first n lanes.
 DATA gemmMask<>+0(SB)/4, $0xffffffff
 DATA gemmMask<>+4(SB)/4, $0xffffffff
 DATA gemmMask<>+8(SB)/4, $0xffffffff
@@ -104,15 +104,31 @@ DATA gemmMask<>+16(SB)/4, $0xffffffff
 DATA gemmMask<>+20(SB)/4, $0xffffffff
 DATA gemmMask<>+24(SB)/4, $0xffffffff
 DATA gemmMask<>+28(SB)/4, $0xffffffff
-DATA gemmMask<>+32(SB)/4, $0
-DATA gemmMask<>+36(SB)/4, $0
-DATA gemmMask<>+40(SB)/4, $0
-DATA gemmMask<>+44(SB)/4, $0
-DATA gemmMask<>+48(SB)/4, $0
-DATA gemmMask<>+52(SB)/4, $0
-DATA gemmMask<>+56(SB)/4, $0
-DATA gemmMask<>+60(SB)/4, $0
-GLOBL gemmMask<>(SB), RODATA|NOPTR, $64
+DATA gemmMask<>+32(SB)/4, $0xffffffff
+DATA gemmMask<>+36(SB)/4, $0xffffffff
+DATA gemmMask<>+40(SB)/4, $0xffffffff
+DATA gemmMask<>+44(SB)/4, $0xffffffff
+DATA gemmMask<>+48(SB)/4, $0xffffffff
+DATA gemmMask<>+52(SB)/4, $0xffffffff
+DATA gemmMask<>+56(SB)/4, $0xffffffff
+DATA gemmMask<>+60(SB)/4, $0xffffffff
+DATA gemmMask<>+64(SB)/4, $0
+DATA gemmMask<>+68(SB)/4, $0
+DATA gemmMask<>+72(SB)/4, $0
+DATA gemmMask<>+76(SB)/4, $0
+DATA gemmMask<>+80(SB)/4, $0
+DATA gemmMask<>+84(SB)/4, $0
+DATA gemmMask<>+88(SB)/4, $0
+DATA gemmMask<>+92(SB)/4, $0
+DATA gemmMask<>+96(SB)/4, $0
+DATA gemmMask<>+100(SB)/4, $0
+DATA gemmMask<>+104(SB)/4, $0
+DATA gemmMask<>+108(SB)/4, $0
+DATA gemmMask<>+112(SB)/4, $0
+DATA gemmMask<>+116(SB)/4, $0
+DATA gemmMask<>+120(SB)/4, $0
+DATA gemmMask<>+124(SB)/4, $0
+GLOBL gemmMask<>(SB), RODATA|NOPTR, $128
 
 // func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int)
 //
@@ -131,23 +147,12 @@ TEXT ·gemmTileN(SB), NOSPLIT, $0-64
 	VMOVSS   alpha+48(FP), X6
 	MOVQ     n+56(FP), AX
 
-	// Y2 selects lanes min(n, 8) of the first vector, Y3 max(n-8, 0) of
-	// the second: gemmMask+32-4*lanes.
-	MOVQ    $8, R12
-	CMPQ    AX, R12
-	CMOVQLT AX, R12
-	SUBQ    $8, AX
-	XORQ    R13, R13
-	CMPQ    AX, R13
-	CMOVQGT AX, R13
-	LEAQ    gemmMask<>+32(SB), BX
-	SHLQ    $2, R12
-	SHLQ    $2, R13
-	MOVQ    BX, R14
-	SUBQ    R12, BX
-	SUBQ    R13, R14
+	// Y2 and Y3 select the first n of lanes 0-7 and 8-15.
+	LEAQ    gemmMask<>+64(SB), BX
+	SHLQ    $2, AX
+	SUBQ    AX, BX
 	VMOVUPS (BX), Y2
-	VMOVUPS (R14), Y3
+	VMOVUPS 32(BX), Y3
 
 	VXORPS     X7, X7, X7
 	VMASKMOVPS (DI), Y2, Y0

@@ -122,6 +122,41 @@ func TestSgemmPanicsAsGonum(t *testing.T) {
 	}
 }
 
+// TestSgemmRunsHere checks that the products gonum would split across
+// goroutines (C of at least 4 64×64 blocks) run on the calling goroutine:
+// gonum's goroutines and channels allocate, the kernels and dots do not.
+// TestSgemmIsGonums would still pass if every product went to gonum.
+func TestSgemmRunsHere(t *testing.T) {
+	const m, n, k = 64, 256, 96
+	a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+	for _, tc := range []struct {
+		name   string
+		tA, tB blas.Transpose
+		lda    int
+		ldb    int
+		kernel bool // served by the AVX2 kernels
+	}{
+		{"A·B", blas.NoTrans, blas.NoTrans, k, n, true},
+		{"Aᵀ·B", blas.Trans, blas.NoTrans, m, n, true},
+		{"A·Bᵀ", blas.NoTrans, blas.Trans, k, k, false},
+	} {
+		if tc.kernel && !avx2 {
+			continue
+		}
+		run := func(impl blas.Float32Level3) float64 {
+			return testing.AllocsPerRun(5, func() {
+				impl.Sgemm(tc.tA, tc.tB, m, n, k, 1, a, tc.lda, b, tc.ldb, 0, c, n)
+			})
+		}
+		if gonums := run(gonum.Implementation{}); gonums == 0 {
+			t.Fatalf("%s: gonum's Sgemm does not allocate: the check checks nothing", tc.name)
+		}
+		if got := run(gemmBLAS{}); got != 0 {
+			t.Errorf("%s: Sgemm allocates %v times a product: not on this goroutine", tc.name, got)
+		}
+	}
+}
+
 // BenchmarkSgemm compares the two products of the default MLP's first
 // layer for a 32-sample shard with gonum's.
 func BenchmarkSgemm(b *testing.B) {
