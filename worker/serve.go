@@ -121,16 +121,16 @@ func (w *Worker) nextIs(run string, step uint64, shard int) bool {
 // inHand returns the next task the consumer has prefetched, if it has one
 // (or gets one within a millisecond).
 func (w *Worker) inHand() (jetstream.Msg, bool) {
-	msg, err := w.next(jetstream.NextMaxWait(time.Millisecond))
+	msg, err := w.next(time.Millisecond)
 	return msg, err == nil
 }
 
 // next takes the next task from the consumer, counting the time it waits
 // as idle (Idle and the WorkerIdle metric).
-func (w *Worker) next(opts ...jetstream.NextOpt) (jetstream.Msg, error) {
+func (w *Worker) next(maxWait time.Duration) (jetstream.Msg, error) {
 	start := time.Now()
-	msg, err := w.it.Next(opts...)
-	if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+	msg, err := w.feed.next(maxWait)
+	if !errors.Is(err, errFeedClosed) {
 		waited := time.Since(start)
 		w.waited.Add(int64(waited))
 		w.metrics.WorkerIdle.Add(context.Background(), waited.Seconds(), w.idAttr)

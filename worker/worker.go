@@ -81,8 +81,8 @@ type Worker struct {
 	out      chan outgoing   // computed gradients for the publisher; open while Run runs
 
 	// Owned by the task loop, while consume runs:
-	it         jetstream.MessagesContext
-	stash      []jetstream.Msg // tasks taken in hand by idle and nextIs, served before the iterator's
+	feed       *taskFeed
+	stash      []jetstream.Msg // tasks taken in hand by idle and nextIs, served before the feed's
 	kv         jetstream.KeyValue
 	pending    []pendingShard // computed shards 0..k of a step, sent together when the run of them ends
 	pendingRun *run
@@ -171,31 +171,27 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// consume serves tasks from cons until its iterator ends or ctx does. Up to
+// consume serves tasks from cons until its feed closes or ctx ends. Up to
 // a step's worth of tasks (of the default run) is prefetched while one is
 // computed, so the next is in hand when a shard is done. With one task in
 // hand, every task waited for a pull's round trip through a busy scheduler
 // (1.5-2 ms a step). Two steps' worth waited less when the broker, the
 // coordinator and a checkpoint upload kept both cores busy (0.30-0.61 ms a
 // step against 0.45-0.73, one worker alone), but under the chaos harness
-// (seed 11) the run then crawled after faults, to a step every few
-// seconds: once after a broker restart, when two workers' iterators
-// dropped tasks as a slow consumer (the iterator buffers only as many as
-// it asks for, and asks for a full hand again on reconnecting, whatever it
-// holds), and once after a worker holding two steps' worth was killed.
-// With one step's worth, the same faults pass at full speed.
-// More would also let one worker hoard the shards that others could
-// compute. Each task taken asks for one more: by default the iterator asks
-// only once half the prefetch is gone.
+// (seed 11) the run then crawled after a worker holding two steps' worth
+// was killed, its tasks waiting for re-dispatch. More would also let one
+// worker hoard the shards that others could compute.
 func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue) {
-	it, err := cons.Messages(jetstream.PullMaxMessages(prefetch), jetstream.PullThresholdMessages(prefetch-1), jetstream.PullHeartbeat(time.Second))
+	feed, err := openFeed(cons, prefetch, func(err error) {
+		w.opts.Log.Debug("worker: task consumer", "worker", w.opts.ID, "err", err)
+	})
 	if err != nil {
 		return
 	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
+	defer feed.close()
+	stop := context.AfterFunc(ctx, feed.close)
 	defer stop()
-	w.it, w.kv = it, kv
+	w.feed, w.kv = feed, kv
 	defer func() {
 		if len(w.pending) > 0 {
 			w.flush()
@@ -203,7 +199,7 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 		for _, msg := range w.stash {
 			_ = msg.Nak()
 		}
-		w.stash, w.it = nil, nil
+		w.stash, w.feed = nil, nil
 	}()
 	for ctx.Err() == nil {
 		if len(w.stash) > 0 {
@@ -212,8 +208,8 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 			w.serve(ctx, msg)
 			continue
 		}
-		msg, err := w.next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		msg, err := w.next(0)
+		if errors.Is(err, errFeedClosed) {
 			return
 		}
 		if err != nil {
@@ -224,7 +220,7 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 	}
 }
 
-// prefetch is how many tasks a worker's consumer iterator keeps in hand.
+// prefetch is how many tasks a worker's feed keeps in hand.
 const prefetch = 4 // see consume
 
 // idle is called by a replica waiting for the gradients of run's step. The
