@@ -16,11 +16,11 @@ import (
 	"github.com/jettrain/jettrain/protocol"
 )
 
-// TestTasksInHandSurviveABrokerRestart restarts the broker while a worker's
-// feed holds a full hand of tasks it has not taken. On reconnecting, the
-// consumer asks for a full hand again; every task must then reach the loop
-// once, at once, none dropped to come back only after the ack wait (a
-// minute here) as a redelivery.
+// TestTasksInHandSurviveABrokerRestart restarts the broker while a worker
+// computes a task and its feed holds a full hand of others. On
+// reconnecting, the consumer asks for a full hand again; every task must
+// then reach the loop once, at once, none dropped to come back only after
+// the ack wait (a minute here) as a redelivery.
 func TestTasksInHandSurviveABrokerRestart(t *testing.T) {
 	port, err := freeport.Stable()
 	if err != nil {
@@ -61,28 +61,14 @@ func TestTasksInHandSurviveABrokerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed, err := openFeed(cons, prefetch, func(error) {})
+	feed, err := openFeed(nc, cons)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer feed.close()
-	inHand := func() int {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return -1
-		}
-		return info.NumAckPending
-	}
-	poll(t, &syncbuf.Buffer{}, "a full hand delivered", func() bool { return inHand() == prefetch })
-
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	srv = start()
-	poll(t, &syncbuf.Buffer{}, "the reconnection", nc.IsConnected)
-
 	seen := map[string]bool{}
-	deadline := time.Now().Add(20 * time.Second)
-	for len(seen) < tasks {
+	take := func(deadline time.Time) {
+		t.Helper()
 		msg, err := feed.next(time.Until(deadline))
 		if err != nil {
 			t.Fatalf("%d of %d tasks reached the loop (%v): the others were dropped, and come back only after the ack wait", len(seen), tasks, err)
@@ -101,5 +87,25 @@ func TestTasksInHandSurviveABrokerRestart(t *testing.T) {
 		if err := msg.DoubleAck(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+	take(time.Now().Add(10 * time.Second)) // the task being computed
+	inHand := func() int {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return -1
+		}
+		return info.NumAckPending
+	}
+	// The rest of the first hand: one more is asked for at the next take.
+	poll(t, &syncbuf.Buffer{}, "the rest of a hand delivered", func() bool { return inHand() == prefetch-1 })
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	srv = start()
+	poll(t, &syncbuf.Buffer{}, "the reconnection", nc.IsConnected)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for len(seen) < tasks {
+		take(deadline)
 	}
 }

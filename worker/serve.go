@@ -61,7 +61,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		} else {
 			w.opts.Log.Warn("worker: preparing the weights failed; task will be redelivered", "task", t.String(), "err", err)
 		}
-		_ = msg.NakWithDelay(100 * time.Millisecond)
+		_ = msg.NakWithDelay(notYetDelay)
 		return
 	}
 
@@ -117,6 +117,10 @@ func (w *Worker) nextIs(run string, step uint64, shard int) bool {
 	var t protocol.Task
 	return t.UnmarshalBinary(w.stash[0].Data()) == nil && t.Run == run && t.Step == step && int(t.Shard) == shard
 }
+
+// notYetDelay is how long a task handed back because the weights it needs
+// are not there yet waits before it is delivered again.
+const notYetDelay = 100 * time.Millisecond
 
 // inHand returns the next task the consumer has prefetched, if it has one
 // (or gets one within a millisecond).

@@ -182,9 +182,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // was killed, its tasks waiting for re-dispatch. More would also let one
 // worker hoard the shards that others could compute.
 func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue) {
-	feed, err := openFeed(cons, prefetch, func(err error) {
-		w.opts.Log.Debug("worker: task consumer", "worker", w.opts.ID, "err", err)
-	})
+	feed, err := openFeed(w.nc, cons)
 	if err != nil {
 		return
 	}
@@ -227,7 +225,12 @@ const prefetch = 4 // see consume
 // shards it waits for may be tasks this worker holds itself, behind the one
 // it serves (after a redelivery or a re-dispatch the stream no longer has
 // them in step order): it serves those now, and keeps the other tasks it
-// takes in hand for later, up to a bound.
+// takes in hand for later, up to a bound. With its hands full it still
+// looks at the tasks behind: each time it gives back the task of the
+// latest step it holds, up to prefetch of them a call. Before, it stopped
+// looking, and an awaited shard re-dispatched behind a full hand waited
+// there while the worker handed back one task every gatherWait (a run
+// crawled for 17 s after a worker was killed, under the chaos harness).
 //
 // Shards it computes here go out before it returns: the replica applies
 // the step once it has them all, and a run of pending shards must be sent
@@ -242,7 +245,7 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) 
 		var t protocol.Task
 		return t.UnmarshalBinary(msg.Data()) == nil && t.Run == run && t.Step == step
 	}
-	for {
+	for gaveBack := 0; ; {
 		// Tasks already taken out of the consumer first (nextIs keeps one).
 		if i := slices.IndexFunc(w.stash, isStep); i >= 0 {
 			msg := w.stash[i]
@@ -250,7 +253,7 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) 
 			w.serve(ctx, msg)
 			continue
 		}
-		if len(w.stash) >= 2*shards {
+		if len(w.stash) >= 2*shards && gaveBack == prefetch {
 			return
 		}
 		msg, ok := w.inHand()
@@ -262,7 +265,32 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) 
 			continue
 		}
 		w.stash = append(w.stash, msg)
+		if len(w.stash) > 2*shards {
+			i := latestTask(w.stash, run)
+			_ = w.stash[i].NakWithDelay(notYetDelay)
+			w.stash = slices.Delete(w.stash, i, i+1)
+			gaveBack++
+		}
 	}
+}
+
+// latestTask is the index of the task in msgs that run needs last: one of
+// another run, or else the one of the latest step (and shard).
+func latestTask(msgs []jetstream.Msg, run string) int {
+	latest, at := -1, protocol.Task{}
+	for i, msg := range msgs {
+		var t protocol.Task
+		if t.UnmarshalBinary(msg.Data()) != nil {
+			continue // served first, and refused there
+		}
+		if t.Run != run {
+			return i
+		}
+		if latest < 0 || t.Step > at.Step || t.Step == at.Step && t.Shard > at.Shard {
+			latest, at = i, t
+		}
+	}
+	return max(latest, 0)
 }
 
 func (w *Worker) lookupStreams(ctx context.Context) (streams, error) {

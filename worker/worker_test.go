@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,46 @@ func TestEarlierStepTasksBehindALaterOneAreServedFirst(t *testing.T) {
 		if err := g.UnmarshalBinary(raw.Data); err != nil || g.Shards() != 2 {
 			t.Fatalf("step %d: %v, %d shards in one gradient, want both", step, err, g.Shards())
 		}
+	}
+}
+
+// TestAwaitedShardsBehindAFullHandAreFound hands one worker a task of step
+// 1, then tasks of later steps, more than it keeps in hand, and only then
+// both tasks of step 0 (as after a re-dispatch). Waiting for step 0's
+// gradients, it must give back later tasks to reach those of step 0 and
+// serve them within its wait, not hand back the step 1 task when its wait
+// ends, one task every gatherWait.
+func TestAwaitedShardsBehindAFullHandAreFound(t *testing.T) {
+	nc, js := startJetStream(t)
+	run := startedRun(t, js).Run
+	task := func(step uint64, shard uint16) *protocol.Task {
+		i := int32(4 * (2*step + uint64(shard)))
+		return &protocol.Task{Run: run, Step: step, Shard: shard, Shards: 2, Indices: []int32{i, i + 1, i + 2, i + 3}}
+	}
+	tasks := []*protocol.Task{task(1, 0), task(1, 1)}
+	for step := uint64(2); step <= 4; step++ {
+		tasks = append(tasks, task(step, 0), task(step, 1))
+	}
+	tasks = append(tasks, task(0, 0), task(0, 1))
+	for _, tk := range tasks {
+		publish(t, js, protocol.TasksSubject(run), tk)
+	}
+
+	logs := new(syncbuf.Buffer)
+	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	poll(t, logs, "every task done", func() bool { return w.Tasks() == uint64(len(tasks)) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "handing a task back"); n > 0 {
+		t.Fatalf("%d tasks handed back when their wait for the weights ended\n%s", n, logs.String())
 	}
 }
 
