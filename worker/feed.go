@@ -24,8 +24,8 @@ var errFeedClosed = errors.New("worker: task feed closed")
 // again whatever it still holds, and its buffer, only a hand deep, drops
 // the surplus as a slow consumer, to come back only after the ack wait. So
 // once the connection has been lost, the feed drains the iterator — it
-// asks for nothing more, and hands over what it holds — and then opens a
-// new one (TestTasksInHandSurviveABrokerRestart). The consumer's callback
+// asks for nothing more, and hands over what it holds and what was on its
+// way — and then opens a new one (TestTasksInHandSurviveABrokerRestart). The consumer's callback
 // delivery does not drop them, but it asks for more only as tasks arrive,
 // and went silent for two seconds, until its heartbeat check fired, in a
 // third of the benchmark runs.
@@ -34,6 +34,7 @@ type taskFeed struct {
 	nc       *nats.Conn
 	lost     chan nats.Status // the connection's RECONNECTING events
 	draining bool             // it asks for no more tasks; what it holds is taken before a new one opens
+	drainEnd time.Time        // when a new one opens anyway
 
 	mu     sync.Mutex // it and closed: close may come from another goroutine
 	it     jetstream.MessagesContext
@@ -79,13 +80,23 @@ func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
 	case <-f.lost:
 		if !f.draining {
 			it.Drain()
-			f.draining = true
+			f.draining, f.drainEnd = true, time.Now().Add(drainBound)
 		}
 	default:
 	}
 	if f.draining {
-		if msg, err := it.Next(jetstream.NextMaxWait(time.Millisecond)); err == nil {
+		// What the iterator holds, and what was on its way to it when the
+		// broker took the end of its pull, comes before the drain ends.
+		wait := time.Until(f.drainEnd)
+		if maxWait > 0 && maxWait < wait {
+			wait = maxWait
+		}
+		msg, err := it.Next(jetstream.NextMaxWait(max(wait, time.Millisecond)))
+		if err == nil {
 			return msg, nil
+		}
+		if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && time.Now().Before(f.drainEnd) {
+			return nil, err
 		}
 		it.Stop()
 		if err := f.open(); err != nil {
@@ -105,6 +116,11 @@ func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
 	}
 	return msg, err
 }
+
+// drainBound bounds the drain of an iterator after a lost connection: past
+// it, the feed opens a new one whatever the old one may still receive
+// (which then comes back after its ack wait).
+const drainBound = 5 * time.Second
 
 // close stops the deliveries; the tasks in hand the loop did not take go
 // back to the broker once their ack wait ends.

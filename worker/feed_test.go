@@ -17,95 +17,184 @@ import (
 )
 
 // TestTasksInHandSurviveABrokerRestart restarts the broker while a worker
-// computes a task and its feed holds a full hand of others. On
-// reconnecting, the consumer asks for a full hand again; every task must
-// then reach the loop once, at once, none dropped to come back only after
-// the ack wait (a minute here) as a redelivery.
+// computes a task and its feed holds the rest of a hand. On reconnecting,
+// the consumer asks for a full hand again; every task must then reach the
+// loop once, at once, none dropped to come back only after the ack wait (a
+// minute here) as a redelivery.
 func TestTasksInHandSurviveABrokerRestart(t *testing.T) {
+	b := startRestartable(t)
+	const tasks = 3 * prefetch
+	b.publish(t, 0, tasks)
+	feed := b.feed(t)
+	got := taker(t, feed, tasks)
+	got.take(t, time.Now().Add(10*time.Second)) // the task being computed
+	// The rest of the first hand: one more is asked for at the next take.
+	poll(t, &syncbuf.Buffer{}, "the rest of a hand delivered", func() bool { return b.inHand(t) == prefetch-1 })
+
+	b.restart(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got.seen) < tasks {
+		got.take(t, deadline)
+	}
+}
+
+// TestTasksAfterABrokerRestartAreAllTaken: a worker waiting for a task
+// while the broker restarts asks for a full hand on reconnecting; the feed
+// then replaces that iterator, and none of the tasks on their way to it may
+// be lost.
+func TestTasksAfterABrokerRestartAreAllTaken(t *testing.T) {
+	b := startRestartable(t)
+	feed := b.feed(t)
+	const tasks = 3 * prefetch
+	type result struct {
+		msg jetstream.Msg
+		err error
+	}
+	first := make(chan result, 1)
+	go func() {
+		msg, err := feed.next(0) // waiting through the restart
+		first <- result{msg, err}
+	}()
+	poll(t, &syncbuf.Buffer{}, "a pull waiting", func() bool {
+		info, err := b.cons.Info(context.Background())
+		return err == nil && info.NumWaiting > 0
+	})
+	b.restart(t)
+	b.publish(t, 0, tasks)
+	r := <-first
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got := taker(t, feed, tasks)
+	got.accept(t, r.msg)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got.seen) < tasks {
+		got.take(t, deadline)
+	}
+}
+
+// restartable is a JetStream server with the streams in place that a test
+// can restart on the same port and store, and a client that reconnects.
+type restartable struct {
+	opts *server.Options
+	srv  *server.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	cons jetstream.Consumer
+}
+
+func startRestartable(t *testing.T) *restartable {
+	t.Helper()
 	port, err := freeport.Stable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
-		NoSigs: true, NoLog: true, MaxPayload: protocol.MaxPayload}
-	start := func() *server.Server {
-		srv, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Start()
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats-server did not start")
-		}
-		return srv
-	}
-	srv := start()
-	t.Cleanup(func() { srv.Shutdown() })
-	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
+	b := &restartable{opts: &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
+		NoSigs: true, NoLog: true, MaxPayload: protocol.MaxPayload}}
+	b.start(t)
+	t.Cleanup(func() { b.srv.Shutdown() })
+	if b.nc, err = nats.Connect(b.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	t.Cleanup(b.nc.Close)
+	b.js, _ = jetstream.New(b.nc)
 	ctx := context.Background()
-	if err := protocol.Ensure(ctx, js, 1, time.Minute); err != nil {
+	if err := protocol.Ensure(ctx, b.js, 1, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	const tasks = 3 * prefetch
-	for i := range tasks {
-		if _, err := js.Publish(ctx, fmt.Sprintf("jt.tasks.r.%d", i), []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
+	if b.cons, err = b.js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer); err != nil {
+		t.Fatal(err)
 	}
-	cons, err := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
+	return b
+}
+
+func (b *restartable) start(t *testing.T) {
+	t.Helper()
+	srv, err := server.NewServer(b.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed, err := openFeed(nc, cons)
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	b.srv = srv
+}
+
+// restart stops the server and starts it again, and waits for the client
+// to reconnect.
+func (b *restartable) restart(t *testing.T) {
+	t.Helper()
+	b.srv.Shutdown()
+	b.srv.WaitForShutdown()
+	b.start(t)
+	poll(t, &syncbuf.Buffer{}, "the reconnection", b.nc.IsConnected)
+}
+
+// publish stores tasks from..to-1, each its number as its body.
+func (b *restartable) publish(t *testing.T, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, err := b.js.Publish(context.Background(), fmt.Sprintf("jt.tasks.r.%d", i), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (b *restartable) feed(t *testing.T) *taskFeed {
+	t.Helper()
+	feed, err := openFeed(b.nc, b.cons)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer feed.close()
-	seen := map[string]bool{}
-	take := func(deadline time.Time) {
-		t.Helper()
-		msg, err := feed.next(time.Until(deadline))
-		if err != nil {
-			t.Fatalf("%d of %d tasks reached the loop (%v): the others were dropped, and come back only after the ack wait", len(seen), tasks, err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if md.NumDelivered != 1 {
-			t.Fatalf("task %s was delivered %d times", msg.Data(), md.NumDelivered)
-		}
-		if seen[string(msg.Data())] {
-			t.Fatalf("task %s reached the loop twice", msg.Data())
-		}
-		seen[string(msg.Data())] = true
-		if err := msg.DoubleAck(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	take(time.Now().Add(10 * time.Second)) // the task being computed
-	inHand := func() int {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return -1
-		}
-		return info.NumAckPending
-	}
-	// The rest of the first hand: one more is asked for at the next take.
-	poll(t, &syncbuf.Buffer{}, "the rest of a hand delivered", func() bool { return inHand() == prefetch-1 })
+	t.Cleanup(feed.close)
+	return feed
+}
 
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	srv = start()
-	poll(t, &syncbuf.Buffer{}, "the reconnection", nc.IsConnected)
+// inHand is how many tasks the consumer has delivered and not had acked.
+func (b *restartable) inHand(t *testing.T) int {
+	info, err := b.cons.Info(context.Background())
+	if err != nil {
+		return -1
+	}
+	return info.NumAckPending
+}
 
-	deadline := time.Now().Add(20 * time.Second)
-	for len(seen) < tasks {
-		take(deadline)
+// takenTasks takes tasks from a feed as a worker's loop does, checking
+// that each comes once and on its first delivery.
+type takenTasks struct {
+	feed  *taskFeed
+	total int
+	seen  map[string]bool
+}
+
+func taker(t *testing.T, feed *taskFeed, total int) *takenTasks {
+	return &takenTasks{feed: feed, total: total, seen: map[string]bool{}}
+}
+
+func (g *takenTasks) take(t *testing.T, deadline time.Time) {
+	t.Helper()
+	msg, err := g.feed.next(time.Until(deadline))
+	if err != nil {
+		t.Fatalf("%d of %d tasks reached the loop (%v): the others were dropped, and come back only after the ack wait", len(g.seen), g.total, err)
+	}
+	g.accept(t, msg)
+}
+
+func (g *takenTasks) accept(t *testing.T, msg jetstream.Msg) {
+	t.Helper()
+	md, err := msg.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.NumDelivered != 1 {
+		t.Fatalf("task %s was delivered %d times", msg.Data(), md.NumDelivered)
+	}
+	if g.seen[string(msg.Data())] {
+		t.Fatalf("task %s reached the loop twice", msg.Data())
+	}
+	g.seen[string(msg.Data())] = true
+	if err := msg.DoubleAck(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
