@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/model"
@@ -54,6 +55,13 @@ type streams struct {
 // 5 s. (One the coordinator replaces while it is read loses its chunks;
 // protocol.ReadSnapshot sees that and reads the new one.)
 const snapshotWait = 30 * time.Second
+
+// lookupWait bounds a lookup of one message, in place of the JetStream
+// client's 5 s default. A lookup is a round trip to the broker; one asked
+// as the broker went down is never answered, and with the default a
+// replica waited out the 5 s after every broker restart before asking
+// again (the run stalled that long under the chaos harness).
+const lookupWait = time.Second
 
 // gatherWait bounds the wait for the gradients of a step: past it the task
 // goes back to the consumer, so a worker never sits on a task while the
@@ -242,9 +250,14 @@ func (rp *replica) fetch(ctx context.Context, grads jetstream.Stream, shard int,
 func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, covers func(*protocol.Grad) bool) (bool, error) {
 	subject := protocol.GradSubject(rp.run, rp.step, shard)
 	for seq := uint64(1); ; {
-		raw, err := grads.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		lctx, cancel := context.WithTimeout(ctx, lookupWait)
+		raw, err := grads.GetMsg(lctx, seq, jetstream.WithGetMsgSubject(subject))
+		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, nil
+		}
+		if err != nil && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return false, nil // asked again at the next poll
 		}
 		if err != nil {
 			return false, fmt.Errorf("worker: fetching %s: %w", subject, err)

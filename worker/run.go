@@ -170,6 +170,8 @@ func (r *run) committed(ctx context.Context, params jetstream.Stream, vs *versio
 	if vs.get(r.sig, step+1) != nil {
 		return true, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, lookupWait)
+	defer cancel()
 	_, err := params.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step+1))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false, nil
