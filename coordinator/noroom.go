@@ -42,12 +42,12 @@ func asNoRoom(err error) error {
 
 // roomGuard decides when refusals for want of room end a run: when no step
 // has been committed for the grace since the first refusal. Refusals come
-// from the step loop's publishes and from the snapshot writer. A server
+// from the step loop's publishes, from the snapshot writer, and from the
+// workers, whose refused gradients they report on RefusalSubject. A server
 // past its own limit refuses every message, but one past an account's
 // quota may still take the small ones (tasks, commit records) while it
 // refuses gradients and snapshots, so the test is that the run no longer
-// moves, not that every publish fails. Refusals only the workers meet
-// (their gradients) are not heard here: the workers warn of them.
+// moves, not that every publish fails.
 type roomGuard struct {
 	log   *slog.Logger
 	mu    sync.Mutex

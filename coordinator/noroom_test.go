@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +14,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/protocol"
 )
 
 // Refusals for want of room end the run once no step has gone through
@@ -53,21 +59,27 @@ func TestRoomGuard(t *testing.T) {
 	}
 }
 
-// A NATS server whose store runs out of room mid-run ends the run with
-// ErrNoRoom instead of retrying forever; once it has room (here: started
-// again on the same store without the limit), the same config resumes
-// and ends with the in-process loop's weights.
-func TestNoRoomStopsTheRunAndLosesNothing(t *testing.T) {
-	// No checkpoint before the run ends: nothing trims the grads stream.
-	cfg := smallConfig(t, "checkpoint_every=100000", "epochs=1")
+// roomRun is the run the no-room tests fill a store with: its config, its
+// in-process loop's result, the bytes of one gradient and its steps. No
+// checkpoint comes before it ends, so nothing trims the grads stream.
+func roomRun(t *testing.T) (cfg config.Config, want *Result, gradBytes, steps int64) {
+	t.Helper()
+	cfg = smallConfig(t, "checkpoint_every=100000", "epochs=1")
 	want, ds := trainLocal(t, cfg)
 	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gradBytes := int64(net.Layout().Size()) * 4
-	net.Close()
-	steps := int64(model.StepsPerEpoch(ds.Train.N, cfg.BatchSize) * cfg.Epochs)
+	defer net.Close()
+	return cfg, want, int64(net.Layout().Size()) * 4, int64(model.StepsPerEpoch(ds.Train.N, cfg.BatchSize) * cfg.Epochs)
+}
+
+// A NATS server whose store runs out of room mid-run ends the run with
+// ErrNoRoom instead of retrying forever; once it has room (here: started
+// again on the same store without the limit), the same config resumes
+// and ends with the in-process loop's weights.
+func TestNoRoomStopsTheRunAndLosesNothing(t *testing.T) {
+	cfg, want, gradBytes, steps := roomRun(t)
 
 	dir := t.TempDir()
 	// Room for the gradients of about half the run.
@@ -78,7 +90,7 @@ func TestNoRoomStopsTheRunAndLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var last uint64
-	_, err = train(t, ctx, connect(t, srv.ClientURL()), st, cfg, Hooks{Committed: func(step uint64, _ [8]byte) { last = step }})
+	_, err := train(t, ctx, connect(t, srv.ClientURL()), st, cfg, Hooks{Committed: func(step uint64, _ [8]byte) { last = step }})
 	if !errors.Is(err, ErrNoRoom) {
 		t.Fatalf("the run ended with %v, want %v", err, ErrNoRoom)
 	}
@@ -109,5 +121,53 @@ func TestNoRoomStopsTheRunAndLosesNothing(t *testing.T) {
 	}
 	if res.Digest != want.Digest {
 		t.Fatalf("resumed run ended with weights %x, the in-process loop with %x", res.Digest, want.Digest)
+	}
+}
+
+// An account's quota that refuses only the workers' large gradients, while
+// it still takes the coordinator's tasks and commit records, stops the run
+// with ErrNoRoom too: the workers report the refusals, and once no step
+// has gone through for the grace the coordinator ends the run, where it
+// waited without end before.
+func TestAccountQuotaOnGradientsStopsTheRun(t *testing.T) {
+	cfg, _, gradBytes, steps := roomRun(t)
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	// Room in the account for the gradients of about half the run.
+	text := fmt.Sprintf(`listen: "127.0.0.1:-1"
+max_payload: %d
+jetstream { store_dir: %q }
+accounts { TRAIN { jetstream { max_file: %d, max_mem: -1 }, users: [ { user: train, password: pw } ] } }
+`, protocol.MaxPayload, filepath.Join(dir, "js"), steps*gradBytes/2)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := runNATSOpts(t, *o)
+	url := fmt.Sprintf("nats://train:pw@%s", srv.Addr())
+	p := newPool(t, url)
+	p.add(1)
+	defer p.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var last uint64
+	logs := new(syncbuf.Buffer)
+	_, err = Train(ctx, connect(t, url), openStore(t, ""), Options{Config: cfg, Log: logs.Logger(), AckWait: 2 * time.Second,
+		Hooks: Hooks{Committed: func(step uint64, _ [8]byte) { last = step }}})
+	if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), "err_code=10002") {
+		t.Fatalf("the run ended with %v, want %v with the account's refusal\n%s", err, ErrNoRoom, logs)
+	}
+	if last == 0 || last >= uint64(steps) {
+		t.Fatalf("the run stopped after step %d of %d, want part of the way", last, steps)
+	}
+	// The first refusal it heard of was the worker's, before any of its
+	// own (the snapshot it stores when a step stalls).
+	warned := regexp.MustCompile(`no room left in its store;[^\n]*err="([^"]*)"`).FindStringSubmatch(logs.String())
+	if warned == nil || !strings.Contains(warned[1], "the gradients of worker") {
+		t.Fatalf("the first refusal warned of is not the worker's: %q\n%s", warned, logs)
 	}
 }

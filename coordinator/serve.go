@@ -71,6 +71,12 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	if sub, err := n.js.Conn().ChanSubscribe(protocol.HeartbeatSubject, beats); err == nil {
 		defer sub.Unsubscribe()
 	}
+	// Workers' gradients refused for want of room count as refusals of the
+	// coordinator's own: an account's quota may pass its small messages.
+	refusals := make(chan *nats.Msg, 64)
+	if sub, err := n.js.Conn().ChanSubscribe(protocol.RefusalSubject, refusals); err == nil {
+		defer sub.Unsubscribe()
+	}
 
 	in := make(chan delivery, 64)
 	go n.read(ctx, cons, max(cfg.OptStartSeq, 1), in)
@@ -88,6 +94,11 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 			var hb protocol.Heartbeat
 			if hb.UnmarshalBinary(msg.Data) == nil {
 				n.alive[hb.Worker] = time.Now()
+			}
+		case msg := <-refusals:
+			var f protocol.Refusal
+			if f.UnmarshalBinary(msg.Data) == nil && f.Run == n.run {
+				n.room.refused(f.Err(), n.opts.Now())
 			}
 		case <-n.strag.timer.C:
 			if err := n.redispatch(ctx); err != nil {

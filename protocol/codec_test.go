@@ -2,13 +2,21 @@ package protocol
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func sampleTask() *Task {
 	return &Task{Run: "ab12-cd", Step: 42, Epoch: 3, Shard: 2, Shards: 4, Indices: []int32{5, 9, 0, 59999}}
+}
+
+func sampleRefusal() *Refusal {
+	return &Refusal{Run: "ab12-cd", Worker: "w-1", Status: 400, ErrorCode: 10002, Description: "account storage resources exceeded"}
 }
 
 func sampleGrad() *Grad {
@@ -42,6 +50,7 @@ func TestRoundTrip(t *testing.T) {
 		{samplePrefix(), &Grad{}},
 		{sampleParams(), &Params{}},
 		{&Heartbeat{Worker: "w", Tasks: 7}, &Heartbeat{}},
+		{sampleRefusal(), &Refusal{}},
 	} {
 		b, err := tc.in.MarshalBinary()
 		if err != nil {
@@ -110,6 +119,45 @@ func TestRejectsMalformed(t *testing.T) {
 	b, _ = task.MarshalBinary()
 	if err := new(Task).UnmarshalBinary(b); !errors.Is(err, ErrMalformed) {
 		t.Errorf("negative index: %v", err)
+	}
+}
+
+func TestRefusalsNameARunAndAWorker(t *testing.T) {
+	for name, f := range map[string]*Refusal{
+		"no run":    {Worker: "w", ErrorCode: 10002},
+		"bad run":   {Run: "a.b", Worker: "w", ErrorCode: 10002},
+		"no worker": {Run: "ab12", ErrorCode: 10002},
+	} {
+		b, _ := f.MarshalBinary()
+		if err := new(Refusal).UnmarshalBinary(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// TestRefusalOfIsWhatTheCoordinatorHears: a worker reports a refusal for
+// want of room, not another error, and what it reports is that refusal
+// again, for NoRoomError, naming the worker.
+func TestRefusalOfIsWhatTheCoordinatorHears(t *testing.T) {
+	quota := &jetstream.APIError{Code: 400, ErrorCode: 10002, Description: "account storage resources exceeded"}
+	if _, ok := RefusalOf("ab12", "w-1", &jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum messages exceeded"}); ok {
+		t.Fatal("a refusal not for want of room is reported")
+	}
+	f, ok := RefusalOf("ab12", "w-1", fmt.Errorf("publish: %w", quota))
+	if !ok {
+		t.Fatal("an account's quota is not reported")
+	}
+	b, _ := f.MarshalBinary()
+	var got Refusal
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	err := got.Err()
+	if apiErr := NoRoomError(err); apiErr == nil || *apiErr != *quota {
+		t.Fatalf("heard %v, want %v", apiErr, quota)
+	}
+	if !strings.Contains(err.Error(), "worker w-1") {
+		t.Fatalf("%q does not name the worker", err)
 	}
 }
 

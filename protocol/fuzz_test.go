@@ -51,6 +51,7 @@ func FuzzTask(f *testing.F)      { fuzzDecoder[Task](f, sampleTask()) }
 func FuzzGrad(f *testing.F)      { fuzzDecoder[Grad](f, sampleGrad(), samplePrefix()) }
 func FuzzParams(f *testing.F)    { fuzzDecoder[Params](f, sampleParams()) }
 func FuzzHeartbeat(f *testing.F) { fuzzDecoder[Heartbeat](f, &Heartbeat{Worker: "w", Tasks: 1}) }
+func FuzzRefusal(f *testing.F)   { fuzzDecoder[Refusal](f, sampleRefusal()) }
 
 var updateCorpus = flag.Bool("update", false, "rewrite the seed corpus in testdata/fuzz from the sample messages")
 
@@ -64,6 +65,7 @@ func seedCorpus() map[string][]byte {
 		"FuzzParams/valid":    sampleParams(),
 		"FuzzParams/commit":   &Params{Run: "ab12-cd", Step: 44, Epoch: 3, Check: [8]byte{0: 9, 7: 1}},
 		"FuzzHeartbeat/valid": &Heartbeat{Worker: "w", Tasks: 1},
+		"FuzzRefusal/valid":   sampleRefusal(),
 	}
 	seeds := make(map[string][]byte)
 	for name, m := range full {

@@ -12,6 +12,7 @@ const (
 	KindGrad      Kind = 2
 	KindParams    Kind = 3
 	KindHeartbeat Kind = 4
+	KindRefusal   Kind = 5
 )
 
 // Limits enforced by the decoders.

@@ -67,6 +67,10 @@ const StateTTL = 7 * 24 * time.Hour
 // alive for three intervals after its last one.
 const HeartbeatSubject = "jt.heartbeat"
 
+// RefusalSubject carries workers' reports of gradients the broker refused
+// for want of room ([Refusal]; core NATS, not persisted).
+const RefusalSubject = "jt.refused"
+
 // HeartbeatEvery is the interval of worker heartbeats.
 const HeartbeatEvery = 2 * time.Second
 

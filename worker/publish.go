@@ -101,8 +101,9 @@ func (w *Worker) publishOne(o outgoing) {
 // count of the failures since, and notes the rest at debug level.
 func (w *Worker) publishFailed(tasks []heldTask, err error) {
 	var delay time.Duration
-	if protocol.NoRoom(err) {
+	if f, ok := protocol.RefusalOf(tasks[0].task.Run, w.opts.ID, err); ok {
 		delay = retryStoreAfter
+		w.reportRefusal(f)
 	}
 	handBack(tasks, delay)
 	if warn, unreported := w.pubFails.failed(time.Now()); warn {
@@ -111,6 +112,19 @@ func (w *Worker) publishFailed(tasks []heldTask, err error) {
 	} else {
 		w.opts.Log.Debug("worker: publishing a gradient failed again; its tasks will be redelivered", "task", tasks[0].task.String(), "err", err)
 	}
+}
+
+// reportRefusal tells the coordinators of f's run that the broker refused
+// this worker's gradient for want of room, at most once every
+// retryStoreAfter: a coordinator whose own messages are still taken (as
+// under an account's quota that only the large gradients pass) stops the
+// run with one clear line instead of waiting while the workers warn.
+func (w *Worker) reportRefusal(f *protocol.Refusal) {
+	if !w.pubFails.report(time.Now()) {
+		return
+	}
+	b, _ := f.MarshalBinary()
+	_ = w.nc.Publish(protocol.RefusalSubject, b)
 }
 
 // unstoredHint says what a publish that timed out on a live connection
@@ -131,6 +145,7 @@ type publishFailures struct {
 	streak     int // failures since a gradient was last stored
 	unreported int // failures since the last warning
 	warned     time.Time
+	reported   time.Time // when a refusal was last reported to the coordinators
 }
 
 // publishWarnEvery is how often failed publishes are warned of at most,
@@ -151,6 +166,18 @@ func (p *publishFailures) failed(now time.Time) (warn bool, unreported int) {
 	}
 	unreported, p.unreported, p.warned = p.unreported, 0, now
 	return true, unreported
+}
+
+// report reports whether a refusal at now is to be reported to the
+// coordinators: the first one of retryStoreAfter is.
+func (p *publishFailures) report(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reported.IsZero() && now.Sub(p.reported) < retryStoreAfter {
+		return false
+	}
+	p.reported = now
+	return true
 }
 
 // stored ends a streak of failures: it returns its length (0 if there was

@@ -470,23 +470,8 @@ func TestUnstoredGradientsAreWarnedOfAtMostOnceAMinute(t *testing.T) {
 // again and again while nothing can be stored (14,457 refused publishes in
 // 2.5 s, with two tasks). Once there is room, the tasks are done.
 func TestRefusedGradientsAreRetriedAfterADelay(t *testing.T) {
-	nc, js := startJetStreamMaxStore(t, 4<<20)
+	nc, js, _ := fullStore(t)
 	ctx := context.Background()
-	run := startedRun(t, js).Run
-	publishStep0(t, js, run)
-	// Fill the store until the server refuses more, then start the worker.
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		_, err := js.Publish(ctx, "fill", make([]byte, 256<<10))
-		if protocol.NoRoom(err) {
-			break
-		}
-		if err != nil || i > 100 {
-			t.Fatalf("filling a 4 MB store: %v after %d messages", err, i)
-		}
-	}
 	w, logs, stop := runWorker(t, nc)
 	defer stop()
 	poll(t, logs, "a refused publish", func() bool { return failedPublishes(w) >= 1 })
@@ -501,6 +486,60 @@ func TestRefusedGradientsAreRetriedAfterADelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(t, logs, "both tasks done", func() bool { return w.Tasks() >= 2 })
+}
+
+// fullStore is a started run with the tasks of its step 0 out, on a server
+// whose store has no room left for their gradients (a stream FILL holds
+// it; deleting it makes room).
+func fullStore(t *testing.T) (*nats.Conn, jetstream.JetStream, string) {
+	t.Helper()
+	nc, js := startJetStreamMaxStore(t, 4<<20)
+	ctx := context.Background()
+	run := startedRun(t, js).Run
+	publishStep0(t, js, run)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		_, err := js.Publish(ctx, "fill", make([]byte, 256<<10))
+		if protocol.NoRoom(err) {
+			return nc, js, run
+		}
+		if err != nil || i > 100 {
+			t.Fatalf("filling a 4 MB store: %v after %d messages", err, i)
+		}
+	}
+}
+
+// TestRefusedGradientsAreReportedToTheCoordinators: a worker whose
+// gradients the broker refuses for want of room says so on RefusalSubject,
+// naming the run and the refusal, at most once a second.
+func TestRefusedGradientsAreReportedToTheCoordinators(t *testing.T) {
+	nc, _, run := fullStore(t)
+	reports := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe(protocol.RefusalSubject, reports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	w, logs, stop := runWorker(t, nc)
+	defer stop()
+	var first protocol.Refusal
+	select {
+	case msg := <-reports:
+		if err := first.UnmarshalBinary(msg.Data); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no refusal reported\n%s", logs.String())
+	}
+	if first.Run != run || first.Worker != w.opts.ID || protocol.NoRoomError(first.Err()) == nil {
+		t.Fatalf("reported %+v for run %s, worker %s", first, run, w.opts.ID)
+	}
+	time.Sleep(2500 * time.Millisecond) // the window to count reports in, not a wait for an event
+	if n := len(reports); n > 3 {
+		t.Fatalf("%d more reports in 2.5 s, want one a second at most", n)
+	}
 }
 
 // TestPublishFailuresWarnOnceAMinute: the first failure warns; the next
