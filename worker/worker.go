@@ -86,6 +86,11 @@ type Worker struct {
 	kv         jetstream.KeyValue
 	pending    []pendingShard // computed shards 0..k of a step, sent together when the run of them ends
 	pendingRun *run
+	waiting    struct { // the step idle was last called for, and since when
+		run   string
+		step  uint64
+		since time.Time
+	}
 }
 
 // New returns a worker that talks over nc. A connection made with
@@ -225,12 +230,15 @@ const prefetch = 4 // see consume
 // shards it waits for may be tasks this worker holds itself, behind the one
 // it serves (after a redelivery or a re-dispatch the stream no longer has
 // them in step order): it serves those now, and keeps the other tasks it
-// takes in hand for later, up to a bound. With its hands full it still
-// looks at the tasks behind: each time it gives back the task of the
-// latest step it holds, up to prefetch of them a call. Before, it stopped
-// looking, and an awaited shard re-dispatched behind a full hand waited
-// there while the worker handed back one task every gatherWait (a run
-// crawled for 17 s after a worker was killed, under the chaos harness).
+// takes in hand for later, up to a bound. Once it has waited giveBackAfter
+// for the step, with its hands full it still looks at the tasks behind:
+// each time it gives back the task of the latest step it holds, up to
+// prefetch of them a call. Before, it stopped looking, and an awaited
+// shard re-dispatched behind a full hand waited there while the worker
+// handed back one task every gatherWait (a run crawled for 17 s after a
+// worker was killed, under the chaos harness). Giving back at once cost
+// two workers a third of their speed: their hands are full in the
+// ordinary wait for each other's shards.
 //
 // Shards it computes here go out before it returns: the replica applies
 // the step once it has them all, and a run of pending shards must be sent
@@ -253,7 +261,7 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) 
 			w.serve(ctx, msg)
 			continue
 		}
-		if len(w.stash) >= 2*shards && gaveBack == prefetch {
+		if len(w.stash) >= 2*shards && (gaveBack == prefetch || !w.waitedLong(run, step)) {
 			return
 		}
 		msg, ok := w.inHand()
@@ -272,6 +280,20 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) 
 			gaveBack++
 		}
 	}
+}
+
+// giveBackAfter is how long a replica waits for a step's gradients before
+// it gives back tasks of later steps to look for the step's own.
+const giveBackAfter = 500 * time.Millisecond
+
+// waitedLong reports whether the replica has waited giveBackAfter for the
+// gradients of run's step: since the first idle call for it.
+func (w *Worker) waitedLong(run string, step uint64) bool {
+	now := time.Now()
+	if w.waiting.run != run || w.waiting.step != step {
+		w.waiting.run, w.waiting.step, w.waiting.since = run, step, now
+	}
+	return now.Sub(w.waiting.since) >= giveBackAfter
 }
 
 // latestTask is the index of the task in msgs that run needs last: one of
