@@ -25,10 +25,10 @@ var errFeedClosed = errors.New("worker: task feed closed")
 // the surplus as a slow consumer, to come back only after the ack wait. So
 // once the connection has been lost, the feed drains the iterator — it
 // asks for nothing more, and hands over what it holds and what was on its
-// way — and then opens a new one (TestTasksInHandSurviveABrokerRestart). The consumer's callback
-// delivery does not drop them, but it asks for more only as tasks arrive,
-// and went silent for two seconds, until its heartbeat check fired, in a
-// third of the benchmark runs.
+// way — and then opens a new one (TestTasksInHandSurviveABrokerRestart).
+// The consumer's callback delivery does not drop them, but it asks for
+// more only as tasks arrive, and went silent for two seconds, until its
+// heartbeat check fired, in a third of the benchmark runs.
 type taskFeed struct {
 	cons     jetstream.Consumer
 	nc       *nats.Conn
