@@ -96,18 +96,30 @@ func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle func(
 // start loads the run's snapshot, for a task at step. With keep (the
 // replica can step forward to step) it is kept unless the snapshot is newer.
 func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step uint64, keep bool) error {
-	rctx, cancel := context.WithTimeout(ctx, snapshotWait)
-	defer cancel()
-	info, err := state.GetInfo(rctx, protocol.StateObject(rp.run))
+	ictx, cancel := context.WithTimeout(ctx, lookupWait)
+	info, err := state.GetInfo(ictx, protocol.StateObject(rp.run))
+	cancel()
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("%w: no snapshot of run %s yet", errNotYet, rp.run)
 	}
 	if err != nil {
 		return fmt.Errorf("worker: snapshot of run %s: %w", rp.run, err)
 	}
-	if at, ok := protocol.SnapshotStep(info); ok && keep && at <= rp.step {
-		return nil // not newer than the replica: not worth reading
+	if at, ok := protocol.SnapshotStep(info); ok {
+		if keep && at <= rp.step {
+			return nil // not newer than the replica: not worth reading
+		}
+		if at > step {
+			// A task behind the snapshot is stale, whatever the snapshot
+			// holds: no need to read it. (A task left over from long ago,
+			// its commit record trimmed, came here, and its worker read a
+			// snapshot through a broker restart for 30 s while it held
+			// the tasks the run waited for.)
+			return fmt.Errorf("%w: run %s step %d is behind its snapshot at step %d", errStale, rp.run, step, at)
+		}
 	}
+	rctx, cancel := context.WithTimeout(ctx, snapshotWait)
+	defer cancel()
 	raw, err := protocol.ReadSnapshot(rctx, state, rp.run)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("%w: no snapshot of run %s yet", errNotYet, rp.run)

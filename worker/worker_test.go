@@ -166,6 +166,47 @@ func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncbuf.Buffer, st
 	}
 }
 
+// TestTaskBehindTheSnapshotIsDroppedUnread: a task of a step before the
+// run's snapshot (left over from long ago, its commit record trimmed) is
+// stale, which the snapshot's step in its metadata shows without reading
+// it. Here the snapshot's body is not even a snapshot: the task must be
+// dropped all the same, once, not handed back because the body is
+// unreadable.
+func TestTaskBehindTheSnapshotIsDroppedUnread(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	cfg, _, _ := registerRun(t, js)
+	run := cfg.Signature()
+	obs, err := js.ObjectStore(ctx, protocol.StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: protocol.StateObject(run), Metadata: map[string]string{"step": "5"}},
+		strings.NewReader("not a snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	publishStep0(t, js, run)
+
+	_, logs, stop := runWorker(t, nc)
+	defer stop()
+	cons, _ := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
+	poll(t, logs, "both tasks dropped", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Delivered.Consumer != 2 {
+		t.Fatalf("%d deliveries of 2 tasks: a task was handed back\n%s", info.Delivered.Consumer, logs.String())
+	}
+	grads, _ := js.Stream(ctx, protocol.GradsStream)
+	if gi, _ := grads.Info(ctx); gi.State.Msgs != 0 {
+		t.Fatalf("%d gradients published for stale tasks", gi.State.Msgs)
+	}
+}
+
 // TestSnapshotFailingItsCheckIsNotUsed hands the worker a snapshot whose
 // weights do not match their check: no gradient is computed on them, the
 // task goes back for redelivery, and the worker says why.
