@@ -233,7 +233,7 @@ const prefetch = 4 // see consume
 // takes in hand for later, up to a bound. Once it has waited giveBackAfter
 // for the step, with its hands full it still looks at the tasks behind:
 // each time it gives back the task of the latest step it holds, up to
-// prefetch of them a call. Before, it stopped looking, and an awaited
+// giveBackMax of them a call. Before, it stopped looking, and an awaited
 // shard re-dispatched behind a full hand waited there while the worker
 // handed back one task every gatherWait (a run crawled for 17 s after a
 // worker was killed, under the chaos harness). Giving back at once cost
@@ -261,7 +261,7 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) 
 			w.serve(ctx, msg)
 			continue
 		}
-		if len(w.stash) >= 2*shards && (gaveBack == prefetch || !w.waitedLong(run, step)) {
+		if len(w.stash) >= 2*shards && (gaveBack == giveBackMax || !w.waitedLong(run, step)) {
 			return
 		}
 		msg, ok := w.inHand()
@@ -275,7 +275,7 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) 
 		w.stash = append(w.stash, msg)
 		if len(w.stash) > 2*shards {
 			i := latestTask(w.stash, run)
-			_ = w.stash[i].NakWithDelay(notYetDelay)
+			_ = w.stash[i].NakWithDelay(giveBackDelay)
 			w.stash = slices.Delete(w.stash, i, i+1)
 			gaveBack++
 		}
@@ -285,6 +285,20 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) 
 // giveBackAfter is how long a replica waits for a step's gradients before
 // it gives back tasks of later steps to look for the step's own.
 const giveBackAfter = 500 * time.Millisecond
+
+// giveBackMax bounds the tasks one idle call gives back, and giveBackDelay
+// is how long they wait before they are delivered again. A shard
+// re-dispatched near an epoch's end lands behind the tasks of 32 steps
+// (EvalLookahead, about 130 tasks): a look at a hand's worth a call (with
+// the 100 ms delay of other hand-backs, which then came back first) took
+// 11-14 s to reach it under the chaos harness (seed 13), while the killed
+// worker's tasks came back after the 10 s ack wait anyway. The calls are
+// at most half a second apart (the replica's poll), and a call ends within
+// about a millisecond once the feed has no task in hand.
+const (
+	giveBackMax   = 64
+	giveBackDelay = time.Second
+)
 
 // waitedLong reports whether the replica has waited giveBackAfter for the
 // gradients of run's step: since the first idle call for it.
