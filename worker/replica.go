@@ -76,7 +76,7 @@ var errNotYet = errors.New("worker: the gradients of an earlier step are not all
 // when it cannot get there from where it is, or when it is more than a step
 // behind and the snapshot is newer (the gradients it would replay may be
 // trimmed from the stream already).
-func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle func(step uint64)) error {
+func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle idleFunc) error {
 	if !rp.valid || rp.step > step || step-rp.step > 1 {
 		// A replica that can step forward to step goes on when the
 		// snapshot is unusable, unless it shows that step is committed.
@@ -170,17 +170,21 @@ func (rp *replica) add(shard int, grad []float32) (ownPrefix bool) {
 	return false
 }
 
+// idleFunc is called by a replica waiting for the gradients of step, with
+// how long it has waited for them.
+type idleFunc func(step uint64, waited time.Duration)
+
 // advance gathers every shard gradient of the current step — its own, from
 // the inbox, or from the grads stream — and applies their mean. While it
 // waits it calls idle, which may compute some of them (through add).
-func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle func(step uint64)) error {
+func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle idleFunc) error {
 	want := rp.check
-	deadline := time.Now().Add(gatherWait)
+	start := time.Now()
 	for shard := 0; shard < rp.shards; shard++ {
 		if rp.sum.Has(shard) {
 			continue
 		}
-		if err := rp.gather(ctx, grads, shard, want, deadline, idle); err != nil {
+		if err := rp.gather(ctx, grads, shard, want, start, idle); err != nil {
 			return err
 		}
 	}
@@ -195,7 +199,9 @@ func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle fun
 // gather adds the gradient of shard at the current step on the weights
 // whose check is want — or a gradient of shards 0..n-1 past it —
 // unless idle added it meanwhile.
-func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, deadline time.Time, idle func(step uint64)) error {
+// start is when the wait for the step began; it ends gatherWait after.
+func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, start time.Time, idle idleFunc) error {
+	deadline := start.Add(gatherWait)
 	poll := 50 * time.Millisecond
 	for next := time.Now(); ; {
 		if rp.sum.Has(shard) {
@@ -227,7 +233,7 @@ func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int
 			return fmt.Errorf("%w (run %s step %d shard %d)", errNotYet, rp.run, rp.step, shard)
 		}
 		if idle != nil {
-			idle(rp.step)
+			idle(rp.step, time.Since(start))
 			if rp.sum.Has(shard) {
 				continue
 			}

@@ -139,7 +139,7 @@ func (r *run) checkTask(t *protocol.Task) error {
 // prepare brings the replica to weights version step. A task whose step the
 // coordinator has committed already is stale (errStale). idle is called
 // while the replica waits for gradients, with the step they belong to.
-func (r *run) prepare(ctx context.Context, s streams, vs *versions, step uint64, idle func(step uint64)) error {
+func (r *run) prepare(ctx context.Context, s streams, vs *versions, step uint64, idle idleFunc) error {
 	rp := r.rep
 	if rp.valid && rp.step == step {
 		if p := vs.get(r.sig, step); p != nil {

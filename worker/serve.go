@@ -46,7 +46,9 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	}
 	stop := keepAlive(msg, w.ackEvery)
 	_, fetch := w.tr.Start(ctx, telemetry.SpanTaskFetch)
-	err = run.prepare(ctx, w.streams, w.versions, t.Step, func(step uint64) { w.idle(ctx, run.sig, step, run.cfg.Shards) })
+	err = run.prepare(ctx, w.streams, w.versions, t.Step, func(step uint64, waited time.Duration) {
+		w.idle(ctx, run.sig, step, run.cfg.Shards, waited)
+	})
 	fetch.End()
 	if errors.Is(err, errStale) {
 		stop()

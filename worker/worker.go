@@ -86,11 +86,6 @@ type Worker struct {
 	kv         jetstream.KeyValue
 	pending    []pendingShard // computed shards 0..k of a step, sent together when the run of them ends
 	pendingRun *run
-	waiting    struct { // the step idle was last called for, and since when
-		run   string
-		step  uint64
-		since time.Time
-	}
 }
 
 // New returns a worker that talks over nc. A connection made with
@@ -226,10 +221,11 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 // prefetch is how many tasks a worker's feed keeps in hand.
 const prefetch = 4 // see consume
 
-// idle is called by a replica waiting for the gradients of run's step. The
-// shards it waits for may be tasks this worker holds itself, behind the one
-// it serves (after a redelivery or a re-dispatch the stream no longer has
-// them in step order): it serves those now, and keeps the other tasks it
+// idle is called by a replica that has waited, for waited, for the
+// gradients of run's step. The shards it waits for may be tasks this
+// worker holds itself, behind the one it serves (after a redelivery or a
+// re-dispatch the stream no longer has them in step order): it serves
+// those now, and keeps the other tasks it
 // takes in hand for later, up to a bound. Once it has waited giveBackAfter
 // for the step, with its hands full it still looks at the tasks behind:
 // each time it gives back the task of the latest step it holds, up to
@@ -243,7 +239,7 @@ const prefetch = 4 // see consume
 // Shards it computes here go out before it returns: the replica applies
 // the step once it has them all, and a run of pending shards must be sent
 // from the sum before that.
-func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) {
+func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int, waited time.Duration) {
 	defer func() {
 		if len(w.pending) > 0 {
 			w.flush()
@@ -261,7 +257,7 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int) 
 			w.serve(ctx, msg)
 			continue
 		}
-		if len(w.stash) >= 2*shards && (gaveBack == giveBackMax || !w.waitedLong(run, step)) {
+		if len(w.stash) >= 2*shards && (gaveBack == giveBackMax || waited < giveBackAfter) {
 			return
 		}
 		msg, ok := w.inHand()
@@ -299,16 +295,6 @@ const (
 	giveBackMax   = 64
 	giveBackDelay = time.Second
 )
-
-// waitedLong reports whether the replica has waited giveBackAfter for the
-// gradients of run's step: since the first idle call for it.
-func (w *Worker) waitedLong(run string, step uint64) bool {
-	now := time.Now()
-	if w.waiting.run != run || w.waiting.step != step {
-		w.waiting.run, w.waiting.step, w.waiting.since = run, step, now
-	}
-	return now.Sub(w.waiting.since) >= giveBackAfter
-}
 
 // latestTask is the index of the task in msgs that run needs last: one of
 // another run, or else the one of the latest step (and shard).
