@@ -172,15 +172,17 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // consume serves tasks from cons until its feed closes or ctx ends. Up to
-// a step's worth of tasks (of the default run) is prefetched while one is
+// two steps' worth of tasks (of the default run) is prefetched while one is
 // computed, so the next is in hand when a shard is done. With one task in
 // hand, every task waited for a pull's round trip through a busy scheduler
-// (1.5-2 ms a step). Two steps' worth waited less when the broker, the
-// coordinator and a checkpoint upload kept both cores busy (0.30-0.61 ms a
-// step against 0.45-0.73, one worker alone), but under the chaos harness
-// (seed 11) the run then crawled after a worker holding two steps' worth
-// was killed, its tasks waiting for re-dispatch. More would also let one
-// worker hoard the shards that others could compute.
+// (1.5-2 ms a step); with one step's worth a lone worker still waited
+// 0.45-0.73 ms a step whenever the broker, the coordinator and a checkpoint
+// upload kept both cores busy for a few milliseconds, and two steps' worth
+// halve that. Two steps' worth once made a run crawl under the chaos harness
+// after a broker restart, when the nats.go iterator dropped the surplus of a
+// full hand (the feed now drains it; see taskFeed). More would let one
+// worker hoard the shards that others could compute, and leave more tasks
+// behind when it dies.
 func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue) {
 	feed, err := openFeed(w.nc, cons)
 	if err != nil {
@@ -219,7 +221,7 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 }
 
 // prefetch is how many tasks a worker's feed keeps in hand.
-const prefetch = 4 // see consume
+const prefetch = 8 // see consume
 
 // idle is called by a replica that has waited, for waited, for the
 // gradients of run's step. The shards it waits for may be tasks this
