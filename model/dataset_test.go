@@ -109,11 +109,26 @@ func TestLoadFashionMNISTSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ds.Train.N != 3 || ds.Test.N != 3 || len(ds.Train.X) != 3*784 || ds.Train.Y[2] != 2 || ds.Classes != 10 {
+	if ds.Train.N != 3 || ds.Test.N != 3 || len(ds.Train.Levels) != 3*784 || len(ds.Test.X) != 3*784 || ds.Train.Y[2] != 2 || ds.Classes != 10 {
 		t.Fatalf("%+v", ds.Train.Y)
 	}
-	if ds.Train.X[1] != 1.0/255 || ds.Train.X[255] != 1 {
-		t.Errorf("scaling: %v %v", ds.Train.X[1], ds.Train.X[255])
+	if ds.Train.X != nil || ds.Test.Levels != nil {
+		t.Errorf("training images kept as values (%d) or test images as levels (%d)", len(ds.Train.X), len(ds.Test.Levels))
+	}
+	if ds.Test.X[1] != 1.0/255 || ds.Test.X[255] != 1 {
+		t.Errorf("scaling: %v %v", ds.Test.X[1], ds.Test.X[255])
+	}
+	// Gathered training samples are the values the test split holds for
+	// the same levels: float32(v)/255.
+	x, y := make([]float32, 2*784), make([]uint8, 2)
+	ds.Train.Gather([]int32{2, 0}, x, y)
+	for i, v := range ds.Train.Levels[2*784:] {
+		if want := float32(v) / 255; x[i] != want {
+			t.Fatalf("sample 2 value %d: %v, want %v", i, x[i], want)
+		}
+	}
+	if x[784+1] != 1.0/255 || x[784+255] != 1 || y[0] != 2 || y[1] != ds.Train.Y[0] {
+		t.Errorf("gathered %v %v, labels %v", x[784+1], x[784+255], y)
 	}
 	ds2, _ := LoadFashionMNIST(dir)
 	if ds.Digest != ds2.Digest || len(ds.Digest) != 64 {

@@ -49,11 +49,15 @@ func LoadFashionMNIST(dir string) (*Dataset, error) {
 				return nil, fashionErr(lab.path, fmt.Errorf("label %d of sample %d, want 0..9", v, i))
 			}
 		}
-		x := make([]float32, len(img.data))
-		for i, v := range img.data {
-			x[i] = float32(v) / 255
+		splits[s] = Split{Y: append([]uint8(nil), lab.data...), N: img.dims[0]}
+		if s == 0 {
+			// Gathered a shard at a time: kept as grey levels (47 MB, not 188 MB).
+			splits[s].Levels = append([]uint8(nil), img.data...)
+		} else {
+			// Evaluated whole: kept as values.
+			splits[s].X = make([]float32, len(img.data))
+			levelsToValues(splits[s].X, img.data)
 		}
-		splits[s] = Split{X: x, Y: append([]uint8(nil), lab.data...), N: img.dims[0]}
 	}
 	return &Dataset{
 		Name: DatasetFashionMNIST, Shape: [3]int{1, 28, 28}, Classes: 10,
