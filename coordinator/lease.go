@@ -39,15 +39,21 @@ type lease struct {
 	rev uint64
 }
 
-// acquireLease blocks until this coordinator leads run or ctx ends.
-func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, ttl time.Duration, replicas int, log *slog.Logger) (*lease, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// leaseBucket is the configuration of the leases bucket: a lease expires ttl
+// after its holder last refreshed it.
+func leaseBucket(ttl time.Duration, replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:      LeasesBucket,
 		Description: "jettrain run leadership",
 		TTL:         ttl,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
-	})
+	}
+}
+
+// acquireLease blocks until this coordinator leads run or ctx ends.
+func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, ttl time.Duration, replicas int, log *slog.Logger) (*lease, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, leaseBucket(ttl, replicas))
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: lease bucket: %w", err)
 	}

@@ -144,7 +144,9 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	if err := protocol.Ensure(ctx, js, opts.Replicas, opts.AckWait); err != nil {
+	// The leases bucket is created with the streams: on a cluster each
+	// creation waits for an election.
+	if err := protocol.Ensure(ctx, js, opts.Replicas, opts.AckWait, leaseBucket(opts.LeaseTTL, opts.Replicas)); err != nil {
 		return nil, err
 	}
 	lease, err := acquireLease(ctx, js, run, opts.ID, opts.LeaseTTL, opts.Replicas, opts.Log)

@@ -1,0 +1,105 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestEnsureCreatesEverythingOnce: on a real server, Ensure creates the
+// streams, the snapshot store, the workers' consumer, jettrain's buckets
+// and the caller's, and a second call (a restarted coordinator, or its
+// standby) changes nothing and fails nothing.
+func TestEnsureCreatesEverythingOnce(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	extra := jetstream.KeyValueConfig{Bucket: "callers-bucket", TTL: time.Minute}
+	for range 2 {
+		if err := Ensure(ctx, js, 1, 3*time.Second, extra); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{TasksStream, GradsStream, ParamsStream, "OBJ_" + StateBucket, "KV_" + RunsBucket, "KV_" + StatusBucket, "KV_callers-bucket"} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			t.Errorf("stream %s: %v", name, err)
+		}
+	}
+	cons, err := js.Consumer(ctx, TasksStream, WorkersConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cons.CachedInfo().Config.AckWait; got != 3*time.Second {
+		t.Errorf("consumer ack wait %v, want 3s", got)
+	}
+	kv, err := js.KeyValue(ctx, "callers-bucket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := kv.Status(ctx); err != nil || st.TTL() != time.Minute {
+		t.Errorf("the caller's bucket: %v, %v", st, err)
+	}
+}
+
+// TestAllReportsTheFirstFailureInOrder: the creations run at once, and the
+// error reported is that of the first in the order given, whichever failed
+// first, so the same failure gives the same line.
+func TestAllReportsTheFirstFailureInOrder(t *testing.T) {
+	errA, errB := errors.New("a"), errors.New("b")
+	bFailed := make(chan struct{})
+	ran := make([]bool, 3)
+	err := all(
+		func() error { <-bFailed; ran[0] = true; return errA }, // fails after b
+		func() error { defer close(bFailed); ran[1] = true; return errB },
+		func() error { ran[2] = true; return nil },
+	)
+	if !errors.Is(err, errA) {
+		t.Fatalf("got %v, want the first function's error", err)
+	}
+	if !ran[0] || !ran[1] || !ran[2] {
+		t.Fatalf("ran %v: every function runs, whatever fails", ran)
+	}
+	if err := all(func() error { return nil }, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnansweredCreationCountsIfDone: a creation with no answer (as when
+// two coordinators create a stream at once on a cluster) counts as done
+// when the stream is there, and is an error naming it when it is not.
+func TestUnansweredCreationCountsIfDone(t *testing.T) {
+	ctx := context.Background()
+	unanswered := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	there := func(context.Context) error { return nil }
+	missing := func(context.Context) error { return jetstream.ErrStreamNotFound }
+	if err := ensureOne(ctx, 10*time.Millisecond, "stream X", unanswered, there); err != nil {
+		t.Fatalf("created but unanswered: %v", err)
+	}
+	err := ensureOne(ctx, 10*time.Millisecond, "stream X", unanswered, missing)
+	if !errors.Is(err, context.DeadlineExceeded) || err.Error() != "protocol: stream X: context deadline exceeded" {
+		t.Fatalf("unanswered and not there: %v", err)
+	}
+	refused := errors.New("refused")
+	if err := ensureOne(ctx, 10*time.Millisecond, "stream X", func(context.Context) error { return refused }, there); !errors.Is(err, refused) {
+		t.Fatalf("a refusal is reported even if the stream is there: %v", err)
+	}
+}
