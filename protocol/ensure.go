@@ -20,10 +20,10 @@ import (
 // its replicas to elect a leader: the streams and buckets are created at
 // once, not one after another. And when two coordinators (a leader and its
 // standby) create the same stream at once, the cluster may answer neither
-// though it created the stream: a creation that gets no answer within
-// createWait counts as done if the stream is there. One after another, and
-// each unanswered creation retried with the whole start-up, a coordinator
-// on a fresh three-node cluster took 54 s to start.
+// though it created the stream: a creation (of the consumer too) that gets
+// no answer within createWait counts as done if what it creates is there.
+// One after another, and each unanswered creation retried with the whole
+// start-up, a coordinator on a fresh three-node cluster took 54 s to start.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait time.Duration, buckets ...jetstream.KeyValueConfig) error {
 	var creates []func() error
 	for _, cfg := range StreamConfigs(replicas) {
@@ -78,10 +78,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait t
 	if err := all(creates...); err != nil {
 		return err
 	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, TasksStream, WorkersConsumerConfig(ackWait)); err != nil {
-		return fmt.Errorf("protocol: consumer %s: %w", WorkersConsumer, err)
-	}
-	return nil
+	return ensureOne(ctx, createWait, "consumer "+WorkersConsumer, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateConsumer(ctx, TasksStream, WorkersConsumerConfig(ackWait))
+		return err
+	}, func(ctx context.Context) error {
+		_, err := js.Consumer(ctx, TasksStream, WorkersConsumer)
+		return err
+	})
 }
 
 // createWait is how long Ensure waits for the answer to a creation before it
