@@ -244,6 +244,9 @@ func tasksOutTo(step uint64, stepsPerEpoch int) uint64 {
 	return to
 }
 
+// outTo is the last step whose tasks are out.
+func (m *Machine) outTo() uint64 { return tasksOutTo(m.step, m.stepsPerEpoch) }
+
 // tasksFrom returns every task of the steps from step from to
 // tasksOutTo(current step).
 func (m *Machine) tasksFrom(from uint64) []protocol.Task {

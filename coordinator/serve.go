@@ -359,7 +359,7 @@ func (n *node) publishStep(ctx context.Context, r Ready) error {
 // redispatch hands the missing shards of a late step out again.
 func (n *node) redispatch(ctx context.Context) error {
 	missing := n.m.Missing()
-	if len(missing) == 0 || !n.strag.due() {
+	if len(missing) == 0 || !n.strag.due(n.m.outTo()) {
 		return nil
 	}
 	n.opts.Log.Info("re-dispatching straggling shards", "run", n.run, "step", n.m.Step(), "shards", missing)
