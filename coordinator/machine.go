@@ -288,13 +288,12 @@ func (m *Machine) tasks(step uint64, shards []int) []protocol.Task {
 		return nil
 	}
 	epoch := int(step / uint64(m.stepsPerEpoch))
-	batch := model.BatchIndices(m.perm(epoch), int(step%uint64(m.stepsPerEpoch)), m.cfg.BatchSize)
+	perm, inEpoch := m.perm(epoch), int(step%uint64(m.stepsPerEpoch))
 	out := make([]protocol.Task, 0, len(shards))
 	for _, s := range shards {
-		lo, hi := model.ShardRange(m.cfg.BatchSize, m.cfg.Shards, s)
 		out = append(out, protocol.Task{
 			Run: m.run, Step: step, Epoch: uint32(epoch), Shard: uint16(s), Shards: uint16(m.cfg.Shards),
-			Indices: append([]int32(nil), batch[lo:hi]...),
+			Indices: append([]int32(nil), model.ShardIndices(perm, inEpoch, m.cfg.BatchSize, m.cfg.Shards, s)...),
 		})
 	}
 	return out

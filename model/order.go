@@ -51,6 +51,15 @@ func BatchIndices(perm []int32, stepInEpoch, batch int) []int32 {
 	return append([]int32(nil), perm[lo:lo+batch]...)
 }
 
+// ShardIndices is the part of perm, the epoch's sample order, that shard
+// (of shards) of step stepInEpoch trains on at batch size batch: the
+// coordinator's task for it carries a copy. It does not copy.
+func ShardIndices(perm []int32, stepInEpoch, batch, shards, shard int) []int32 {
+	lo, hi := ShardRange(batch, shards, shard)
+	start := stepInEpoch * batch
+	return perm[start+lo : start+hi]
+}
+
 // ShardRange is the half-open range [lo, hi) of shard (0-based) when a batch is split into
 // shards contiguous parts: the first batch%shards shards have one sample more than the rest.
 func ShardRange(batch, shards, shard int) (lo, hi int) {

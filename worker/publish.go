@@ -81,6 +81,9 @@ func (w *Worker) publishOne(o outgoing) {
 		default:
 		}
 		for _, h := range o.tasks {
+			if h.msg == nil {
+				continue // a shard computed without its task (serveMissing)
+			}
 			if err := h.msg.Ack(); err != nil {
 				w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", h.task.String(), "err", err)
 			}
@@ -206,6 +209,8 @@ const retryStoreAfter = time.Second
 // without a delay is what NakWithDelay sends for 0).
 func handBack(tasks []heldTask, delay time.Duration) {
 	for _, h := range tasks {
-		_ = h.msg.NakWithDelay(delay)
+		if h.msg != nil {
+			_ = h.msg.NakWithDelay(delay)
+		}
 	}
 }

@@ -24,6 +24,7 @@ type run struct {
 	data *model.Dataset
 	size int // parameters
 	rep  *replica
+	der  derived
 
 	x    []float32
 	y    []uint8

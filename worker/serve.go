@@ -44,10 +44,11 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		w.reject(msg, "task does not fit its run", err)
 		return
 	}
+	run.note(&t)
 	stop := keepAlive(msg, w.ackEvery)
 	_, fetch := w.tr.Start(ctx, telemetry.SpanTaskFetch)
 	err = run.prepare(ctx, w.streams, w.versions, t.Step, func(step uint64, waited time.Duration) {
-		w.idle(ctx, run.sig, step, run.cfg.Shards, waited)
+		w.idle(ctx, run, step, waited)
 	})
 	fetch.End()
 	if errors.Is(err, errStale) {

@@ -241,12 +241,13 @@ const prefetch = 8 // see consume
 // Shards it computes here go out before it returns: the replica applies
 // the step once it has them all, and a run of pending shards must be sent
 // from the sum before that.
-func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int, waited time.Duration) {
+func (w *Worker) idle(ctx context.Context, r *run, step uint64, waited time.Duration) {
 	defer func() {
 		if len(w.pending) > 0 {
 			w.flush()
 		}
 	}()
+	run, shards := r.sig, r.cfg.Shards
 	isStep := func(msg jetstream.Msg) bool {
 		var t protocol.Task
 		return t.UnmarshalBinary(msg.Data()) == nil && t.Run == run && t.Step == step
@@ -258,6 +259,9 @@ func (w *Worker) idle(ctx context.Context, run string, step uint64, shards int, 
 			w.stash = slices.Delete(w.stash, i, i+1)
 			w.serve(ctx, msg)
 			continue
+		}
+		if waited >= selfServeAfter && w.serveMissing(ctx, r, step, waited) {
+			return
 		}
 		if len(w.stash) >= 2*shards && (gaveBack == giveBackMax || waited < giveBackAfter) {
 			return

@@ -1,0 +1,97 @@
+package worker
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// derived is how a worker knows a run's tasks without receiving them. The
+// coordinator makes each task from the run's config alone — the epoch's
+// sample order (model.Permutation), the step's batch in it and the shard's
+// part of that (model.ShardIndices) — and a worker can make the same. A
+// replica that has waited selfServeAfter for shards of its step computes
+// them from the tasks it makes: the shards of a worker that died, or whose
+// tasks a broker restart left pending, no longer wait for their tasks to
+// come back through the work queue, behind every task out (after a broker
+// restart under the chaos harness the run waited 12.9 s, until the ack
+// wait). What a worker makes is trusted only once a task it received has
+// matched it, and never after one did not.
+type derived struct {
+	verified, refused bool
+	epoch             int
+	perm              []int32 // the sample order of epoch
+}
+
+// selfServeAfter is how long a replica waits for a step's shards before it
+// computes those still missing itself.
+const selfServeAfter = 500 * time.Millisecond
+
+// indices are the sample indices of shard of step, as the run's
+// coordinator hands them out; the slice is the run's and changes with the
+// epoch.
+func (r *run) indices(step uint64, shard int) (epoch int, idx []int32) {
+	spe := uint64(model.StepsPerEpoch(r.data.Train.N, r.cfg.BatchSize))
+	epoch = int(step / spe)
+	if r.der.perm == nil || r.der.epoch != epoch {
+		r.der.epoch, r.der.perm = epoch, model.Permutation(r.cfg.Seed, epoch, r.data.Train.N)
+	}
+	return epoch, model.ShardIndices(r.der.perm, int(step%spe), r.cfg.BatchSize, r.cfg.Shards, shard)
+}
+
+// note compares a task received with the one the worker makes for the same
+// shard.
+func (r *run) note(t *protocol.Task) {
+	if r.der.refused {
+		return
+	}
+	epoch, idx := r.indices(t.Step, int(t.Shard))
+	if uint32(epoch) == t.Epoch && slices.Equal(idx, t.Indices) {
+		r.der.verified = true
+		return
+	}
+	r.der.verified, r.der.refused = false, true
+}
+
+// task is the task of shard of step as the coordinator makes it.
+func (r *run) task(step uint64, shard int) protocol.Task {
+	epoch, idx := r.indices(step, shard)
+	return protocol.Task{Run: r.sig, Step: step, Epoch: uint32(epoch), Shard: uint16(shard), Shards: uint16(r.cfg.Shards),
+		Indices: slices.Clone(idx)}
+}
+
+// serveMissing computes the shards of the replica's step that it still
+// lacks, from the tasks it makes, and publishes their gradients: whoever
+// holds their tasks is dead or late. The tasks, when they come back, are
+// stale. It reports whether it computed any.
+func (w *Worker) serveMissing(ctx context.Context, r *run, step uint64, waited time.Duration) bool {
+	rp := r.rep
+	if !r.der.verified || !rp.valid || rp.step != step {
+		return false
+	}
+	if len(w.pending) > 0 {
+		w.flush()
+	}
+	var shards []int
+	for shard := range r.cfg.Shards {
+		if rp.sum.Has(shard) {
+			continue
+		}
+		t := r.task(step, shard)
+		g, _, err := r.gradient(&t)
+		if err != nil {
+			w.opts.Log.Warn("worker: computing a missing shard failed", "task", t.String(), "err", err)
+			break
+		}
+		g.Worker, g.Weights = w.opts.ID, rp.check
+		w.send([]heldTask{{ctx: ctx, task: t, start: time.Now()}}, g)
+		shards = append(shards, shard)
+	}
+	if len(shards) > 0 {
+		w.opts.Log.Info("worker: computed shards no task brought", "run", r.sig, "step", step, "shards", shards, "waited", waited)
+	}
+	return len(shards) > 0
+}
