@@ -224,12 +224,14 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 const prefetch = 8 // see consume
 
 // idle is called by a replica that has waited, for waited, for the
-// gradients of run's step. The shards it waits for may be tasks this
-// worker holds itself, behind the one it serves (after a redelivery or a
-// re-dispatch the stream no longer has them in step order): it serves
-// those now, and keeps the other tasks it
-// takes in hand for later, up to a bound. Once it has waited giveBackAfter
-// for the step, with its hands full it still looks at the tasks behind:
+// gradients of r's step. The shards it waits for may be tasks this worker
+// holds itself, behind the one it serves (after a redelivery or a
+// re-dispatch the stream no longer has them in step order): it serves those
+// now, and keeps the other tasks it takes in hand for later, up to a bound.
+// Once it has waited selfServeAfter, it computes the shards still missing
+// from the tasks it makes itself (serveMissing), whoever holds their tasks.
+// Where it does not trust the tasks it makes, once it has waited
+// giveBackAfter with its hands full it still looks at the tasks behind:
 // each time it gives back the task of the latest step it holds, up to
 // giveBackMax of them a call. Before, it stopped looking, and an awaited
 // shard re-dispatched behind a full hand waited there while the worker
