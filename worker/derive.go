@@ -27,8 +27,12 @@ type derived struct {
 }
 
 // selfServeAfter is how long a replica waits for a step's shards before it
-// computes those still missing itself.
-const selfServeAfter = 500 * time.Millisecond
+// computes those still missing itself: half a second, or four times as long
+// as a shard takes this worker if that is longer, so that a model whose
+// shards take long is not computed twice for a worker merely slower.
+func (r *run) selfServeAfter() time.Duration {
+	return max(500*time.Millisecond, 4*r.shardTime)
+}
 
 // indices are the sample indices of shard of step, as the run's
 // coordinator hands them out; the slice is the run's and changes with the

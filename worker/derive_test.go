@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/internal/syncbuf"
@@ -108,5 +109,18 @@ func TestTasksMadeOtherwiseTurnSelfServingOff(t *testing.T) {
 	r.note(coordinatorTask(cfg, ds.Train.N, 5, 0))
 	if r.der.verified || !r.der.refused {
 		t.Fatal("still trusted after a task made otherwise")
+	}
+}
+
+// TestSelfServingWaitsForSlowShards: a worker whose shards take long waits
+// four of them before computing another worker's, not half a second.
+func TestSelfServingWaitsForSlowShards(t *testing.T) {
+	r := &run{}
+	if got := r.selfServeAfter(); got != 500*time.Millisecond {
+		t.Fatalf("fast shards: %v", got)
+	}
+	r.shardTime = 300 * time.Millisecond
+	if got := r.selfServeAfter(); got != 1200*time.Millisecond {
+		t.Fatalf("shards of 300 ms: %v", got)
 	}
 }

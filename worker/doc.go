@@ -19,11 +19,11 @@
 // steps ahead (and 32 past an epoch's end, before it evaluates), so a worker
 // goes from one step to the next without waiting for the coordinator. A
 // task whose step still misses gradients waits for them, serving meanwhile
-// any of those shards it holds itself; after half a second it computes the
-// missing ones from tasks it makes itself, as the coordinator makes them
-// from the run's config (see derived), so a shard whose task a dead worker
-// holds, or a broker restart left pending, does not wait for the task to
-// come back through the work queue.
+// any of those shards it holds itself; after half a second (longer for
+// long shards) it computes the missing ones from tasks it makes itself, as
+// the coordinator makes them from the run's config (see derived), so a
+// shard whose task a dead worker holds, or a broker restart left pending,
+// does not wait for the task to come back through the work queue.
 //
 // The task loop never waits on the network between shards: gradients go out
 // from a publisher goroutine in the order they were computed, the next task

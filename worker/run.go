@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,6 +26,8 @@ type run struct {
 	size int // parameters
 	rep  *replica
 	der  derived
+
+	shardTime time.Duration // how long the last shard's gradient took
 
 	x    []float32
 	y    []uint8
@@ -195,10 +198,12 @@ func (r *run) gradient(t *protocol.Task) (g *protocol.Grad, prefix bool, err err
 	if len(r.grad) != r.size {
 		r.grad = make([]float32, r.size)
 	}
+	start := time.Now()
 	st, err := r.net.Gradient(r.rep.weights, x, y, r.grad)
 	if err != nil {
 		return nil, false, err
 	}
+	r.shardTime = time.Since(start)
 	prefix = r.rep.add(int(t.Shard), r.grad)
 	return &protocol.Grad{
 		Run: t.Run, Step: t.Step, Shard: t.Shard,

@@ -228,7 +228,7 @@ const prefetch = 8 // see consume
 // holds itself, behind the one it serves (after a redelivery or a
 // re-dispatch the stream no longer has them in step order): it serves those
 // now, and keeps the other tasks it takes in hand for later, up to a bound.
-// Once it has waited selfServeAfter, it computes the shards still missing
+// Once it has waited r.selfServeAfter(), it computes the shards still missing
 // from the tasks it makes itself (serveMissing), whoever holds their tasks.
 // Where it does not trust the tasks it makes, once it has waited
 // giveBackAfter with its hands full it still looks at the tasks behind:
@@ -262,7 +262,7 @@ func (w *Worker) idle(ctx context.Context, r *run, step uint64, waited time.Dura
 			w.serve(ctx, msg)
 			continue
 		}
-		if waited >= selfServeAfter && w.serveMissing(ctx, r, step, waited) {
+		if waited >= r.selfServeAfter() && w.serveMissing(ctx, r, step, waited) {
 			return
 		}
 		if len(w.stash) >= 2*shards && (gaveBack == giveBackMax || waited < giveBackAfter) {
