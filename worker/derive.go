@@ -22,8 +22,8 @@ import (
 // matched it, and never after one did not.
 type derived struct {
 	verified, refused bool
-	epoch             int
-	perm              []int32 // the sample order of epoch
+	epochs            [2]int     // the two epochs last asked for, latest first
+	perms             [2][]int32 // their sample orders
 }
 
 // selfServeAfter is how long a replica waits for a step's shards before it
@@ -40,10 +40,16 @@ func (r *run) selfServeAfter() time.Duration {
 func (r *run) indices(step uint64, shard int) (epoch int, idx []int32) {
 	spe := uint64(model.StepsPerEpoch(r.data.Train.N, r.cfg.BatchSize))
 	epoch = int(step / spe)
-	if r.der.perm == nil || r.der.epoch != epoch {
-		r.der.epoch, r.der.perm = epoch, model.Permutation(r.cfg.Seed, epoch, r.data.Train.N)
+	d := &r.der
+	switch {
+	case d.perms[0] != nil && d.epochs[0] == epoch:
+	case d.perms[1] != nil && d.epochs[1] == epoch: // tasks of two epochs meet at an epoch's end
+		d.epochs[0], d.epochs[1], d.perms[0], d.perms[1] = d.epochs[1], d.epochs[0], d.perms[1], d.perms[0]
+	default:
+		d.epochs[1], d.perms[1] = d.epochs[0], d.perms[0]
+		d.epochs[0], d.perms[0] = epoch, model.Permutation(r.cfg.Seed, epoch, r.data.Train.N)
 	}
-	return epoch, model.ShardIndices(r.der.perm, int(step%spe), r.cfg.BatchSize, r.cfg.Shards, shard)
+	return epoch, model.ShardIndices(d.perms[0], int(step%spe), r.cfg.BatchSize, r.cfg.Shards, shard)
 }
 
 // note compares a task received with the one the worker makes for the same

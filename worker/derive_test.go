@@ -124,3 +124,27 @@ func TestSelfServingWaitsForSlowShards(t *testing.T) {
 		t.Fatalf("shards of 300 ms: %v", got)
 	}
 }
+
+// TestTasksOfTwoEpochsAreMade: tasks of two epochs meet at an epoch's end
+// (the coordinator hands out the next epoch's before it evaluates); the
+// tasks made for either are the coordinator's.
+func TestTasksOfTwoEpochsAreMade(t *testing.T) {
+	_, js := startJetStream(t)
+	cfg, ds, _ := registerRun(t, js)
+	runs, _ := js.KeyValue(context.Background(), protocol.RunsBucket)
+	cache := newRunCache("", nil, nil)
+	t.Cleanup(cache.close)
+	r, err := cache.get(context.Background(), runs, cfg.Signature())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spe := uint64(model.StepsPerEpoch(ds.Train.N, cfg.BatchSize))
+	for _, step := range []uint64{spe - 1, spe, spe - 1, 2*spe + 3, spe, spe - 2} {
+		for shard := range cfg.Shards {
+			want := coordinatorTask(cfg, ds.Train.N, step, shard)
+			if got := r.task(step, shard); got.Epoch != want.Epoch || !slices.Equal(got.Indices, want.Indices) {
+				t.Fatalf("step %d shard %d: made epoch %d %v, the coordinator's epoch %d %v", step, shard, got.Epoch, got.Indices, want.Epoch, want.Indices)
+			}
+		}
+	}
+}
