@@ -62,7 +62,8 @@
 //     the recovery is measured at the end.
 //
 // The next fault comes once the run has committed its gap of steps past
-// the step of the previous fault and (but for s3) has recovered from it. Recovery time
+// the step of the previous fault and (but for s3) has recovered from it;
+// the gaps leave the run's last sixteenth clear. Recovery time
 // is measured from the kill to the first commit of a step never committed
 // before, and for s3 from the store's return to the next checkpoint saved.
 // A process that exits without being killed is reported as unexpected
