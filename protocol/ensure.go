@@ -27,31 +27,22 @@ import (
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait time.Duration, buckets ...jetstream.KeyValueConfig) error {
 	var creates []func() error
 	for _, cfg := range StreamConfigs(replicas) {
-		creates = append(creates, func() error {
-			return ensureOne(ctx, createWait, "stream "+cfg.Name, func(ctx context.Context) error {
-				_, err := js.CreateOrUpdateStream(ctx, cfg)
-				return err
-			}, func(ctx context.Context) error {
-				_, err := js.Stream(ctx, cfg.Name)
-				return err
-			})
-		})
+		creates = append(creates, creation(ctx, "stream "+cfg.Name,
+			func(ctx context.Context) (jetstream.Stream, error) { return js.CreateOrUpdateStream(ctx, cfg) },
+			func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) }))
 	}
-	creates = append(creates, func() error {
-		return ensureOne(ctx, createWait, "object store "+StateBucket, func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-				Bucket:      StateBucket,
-				Description: "jettrain run snapshots (weights and optimizer state) workers start from",
-				Storage:     jetstream.FileStorage,
-				Replicas:    max(replicas, 1),
-				TTL:         StateTTL,
-			})
-			return err
-		}, func(ctx context.Context) error {
-			_, err := js.ObjectStore(ctx, StateBucket)
-			return err
-		})
-	})
+	state := jetstream.ObjectStoreConfig{
+		Bucket:      StateBucket,
+		Description: "jettrain run snapshots (weights and optimizer state) workers start from",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		TTL:         StateTTL,
+	}
+	creates = append(creates, creation(ctx, "object store "+StateBucket,
+		func(ctx context.Context) (jetstream.ObjectStore, error) {
+			return js.CreateOrUpdateObjectStore(ctx, state)
+		},
+		func(ctx context.Context) (jetstream.ObjectStore, error) { return js.ObjectStore(ctx, StateBucket) }))
 	buckets = append([]jetstream.KeyValueConfig{{
 		Bucket:      RunsBucket,
 		Description: "jettrain resolved run configurations by signature",
@@ -65,26 +56,30 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait t
 		TTL:         time.Hour,
 	}}, buckets...)
 	for _, cfg := range buckets {
-		creates = append(creates, func() error {
-			return ensureOne(ctx, createWait, "bucket "+cfg.Bucket, func(ctx context.Context) error {
-				_, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-				return err
-			}, func(ctx context.Context) error {
-				_, err := js.KeyValue(ctx, cfg.Bucket)
-				return err
-			})
-		})
+		creates = append(creates, creation(ctx, "bucket "+cfg.Bucket,
+			func(ctx context.Context) (jetstream.KeyValue, error) { return js.CreateOrUpdateKeyValue(ctx, cfg) },
+			func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, cfg.Bucket) }))
 	}
 	if err := all(creates...); err != nil {
 		return err
 	}
-	return ensureOne(ctx, createWait, "consumer "+WorkersConsumer, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateConsumer(ctx, TasksStream, WorkersConsumerConfig(ackWait))
-		return err
-	}, func(ctx context.Context) error {
-		_, err := js.Consumer(ctx, TasksStream, WorkersConsumer)
-		return err
-	})
+	return creation(ctx, "consumer "+WorkersConsumer,
+		func(ctx context.Context) (jetstream.Consumer, error) {
+			return js.CreateOrUpdateConsumer(ctx, TasksStream, WorkersConsumerConfig(ackWait))
+		},
+		func(ctx context.Context) (jetstream.Consumer, error) {
+			return js.Consumer(ctx, TasksStream, WorkersConsumer)
+		})()
+}
+
+// creation is ensureOne of what, bounded by createWait, to be run by all:
+// create makes it, lookup finds it after an unanswered creation.
+func creation[T any](ctx context.Context, what string, create, lookup func(context.Context) (T, error)) func() error {
+	return func() error {
+		return ensureOne(ctx, createWait, what,
+			func(ctx context.Context) error { _, err := create(ctx); return err },
+			func(ctx context.Context) error { _, err := lookup(ctx); return err })
+	}
 }
 
 // createWait is how long Ensure waits for the answer to a creation before it

@@ -163,11 +163,11 @@ func (p *publishFailures) failed(now time.Time) (warn bool, unreported int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.streak++
-	if !p.warned.IsZero() && now.Sub(p.warned) < publishWarnEvery {
+	if !due(&p.warned, now, publishWarnEvery) {
 		p.unreported++
 		return false, 0
 	}
-	unreported, p.unreported, p.warned = p.unreported, 0, now
+	unreported, p.unreported = p.unreported, 0
 	return true, unreported
 }
 
@@ -176,10 +176,16 @@ func (p *publishFailures) failed(now time.Time) (warn bool, unreported int) {
 func (p *publishFailures) report(now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.reported.IsZero() && now.Sub(p.reported) < retryStoreAfter {
+	return due(&p.reported, now, retryStoreAfter)
+}
+
+// due reports whether something last done at *last (never, if zero) is due
+// again at now, every apart, and if so records now as its last time.
+func due(last *time.Time, now time.Time, every time.Duration) bool {
+	if !last.IsZero() && now.Sub(*last) < every {
 		return false
 	}
-	p.reported = now
+	*last = now
 	return true
 }
 
