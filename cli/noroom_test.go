@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/jettrain/jettrain/coordinator"
+	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -47,15 +48,5 @@ func TestNoRoomOnTheNATSServerIsOneClearError(t *testing.T) {
 // its store capped at maxStore bytes (0: the server's default).
 func startNATSServer(t *testing.T, maxStore int64) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), JetStreamMaxStore: maxStore, MaxPayload: protocol.MaxPayload, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	return s
+	return natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir(), JetStreamMaxStore: maxStore, MaxPayload: protocol.MaxPayload})
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/internal/freeport"
+	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
@@ -102,17 +103,8 @@ func runNATSOpts(t testing.TB, o server.Options) *server.Server {
 	if o.MaxPayload == 0 {
 		o.MaxPayload = protocol.MaxPayload
 	}
-	o.Host, o.Port, o.JetStream, o.NoSigs, o.NoLog = "127.0.0.1", server.RANDOM_PORT, true, true, true
-	s, err := server.NewServer(&o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	o.JetStream = true
+	return natstest.Start(t, o)
 }
 
 func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {

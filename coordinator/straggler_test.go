@@ -11,17 +11,10 @@ import (
 // rather than stragglerFloor before handing them out again; the steps
 // after those, and a run that has not measured its pace yet, do not.
 func TestStepsAfterARedispatchAreHot(t *testing.T) {
-	s := newStragglers()
-	now := time.Unix(0, 0)
-	if got := s.wait(); got != stragglerCold {
+	if got := newStragglers().wait(); got != stragglerCold {
 		t.Fatalf("before any step: wait %v, want %v", got, stragglerCold)
 	}
-	step := uint64(1)
-	for ; step <= stragglerWarmup; step++ { // steps of 5 ms
-		s.published(step, now)
-		now = now.Add(5 * time.Millisecond)
-		s.committed(now)
-	}
+	s, now, step := paced(5 * time.Millisecond)
 	s.published(step, now)
 	if got := s.wait(); got != stragglerFloor {
 		t.Fatalf("a run at 5 ms a step: wait %v, want the floor %v", got, stragglerFloor)
@@ -53,14 +46,7 @@ func TestStepsAfterARedispatchAreHot(t *testing.T) {
 // TestHotStepsKeepTheirPace: a hot step of a slow run still waits several
 // of its step times, not the hot floor.
 func TestHotStepsKeepTheirPace(t *testing.T) {
-	s := newStragglers()
-	now := time.Unix(0, 0)
-	step := uint64(1)
-	for ; step <= stragglerWarmup; step++ { // steps of 100 ms
-		s.published(step, now)
-		now = now.Add(100 * time.Millisecond)
-		s.committed(now)
-	}
+	s, now, step := paced(100 * time.Millisecond)
 	s.published(step, now)
 	s.due(step + 1)
 	s.published(step+1, now)
@@ -85,4 +71,16 @@ func TestHotStepsOfAColdCoordinator(t *testing.T) {
 	if got := s.wait(); got != stragglerFloor {
 		t.Fatalf("cold and hot: wait %v, want %v", got, stragglerFloor)
 	}
+}
+
+// paced is stragglers that have timed stragglerWarmup steps of d each, at
+// now, with step the next.
+func paced(d time.Duration) (s *stragglers, now time.Time, step uint64) {
+	s, now = newStragglers(), time.Unix(0, 0)
+	for step = 1; step <= stragglerWarmup; step++ {
+		s.published(step, now)
+		now = now.Add(d)
+		s.committed(now)
+	}
+	return s, now, step
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 )
 
@@ -35,21 +36,7 @@ func runServer(t *testing.T, opts *server.Options) *server.Server {
 	if opts == nil {
 		opts = &server.Options{}
 	}
-	opts.Host = "127.0.0.1"
-	if opts.Port == 0 {
-		opts.Port = -1
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return natstest.Start(t, *opts)
 }
 
 // checkFor polls f until it returns nil or the timeout passes.

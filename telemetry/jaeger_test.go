@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/telemetry/jaegertest"
 )
 
@@ -40,15 +41,7 @@ func TestJaegerEndToEnd(t *testing.T) {
 		t.Fatalf("protocols %q %q", coord.Protocol(), work.Protocol())
 	}
 
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	srv := natstest.Start(t, server.Options{})
 	coordNC, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)

@@ -2,14 +2,12 @@ package worker
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jettrain/jettrain/config"
-	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
@@ -40,19 +38,7 @@ func TestShardsNobodyServesAreComputedHere(t *testing.T) {
 		publish(t, js, protocol.TasksSubject(run), tk)
 	}
 
-	logs := new(syncbuf.Buffer)
-	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	poll(t, logs, "the three tasks done", func() bool { return w.Tasks() == 3 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	w, logs := serveUntil(t, nc, "the three tasks done", func(w *Worker) bool { return w.Tasks() == 3 })
 	if !strings.Contains(logs.String(), "computed shards no task brought") {
 		t.Fatalf("step 0's shard 1 was not computed here\n%s", logs.String())
 	}
@@ -86,13 +72,7 @@ func TestShardsNobodyServesAreComputedHere(t *testing.T) {
 func TestTasksMadeOtherwiseTurnSelfServingOff(t *testing.T) {
 	_, js := startJetStream(t)
 	cfg, ds, _ := registerRun(t, js)
-	runs, _ := js.KeyValue(context.Background(), protocol.RunsBucket)
-	cache := newRunCache("", nil, nil)
-	t.Cleanup(cache.close)
-	r, err := cache.get(context.Background(), runs, cfg.Signature())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := runOf(t, js, cfg.Signature())
 	if r.der.verified {
 		t.Fatal("trusted before any task came")
 	}
@@ -131,13 +111,7 @@ func TestSelfServingWaitsForSlowShards(t *testing.T) {
 func TestTasksOfTwoEpochsAreMade(t *testing.T) {
 	_, js := startJetStream(t)
 	cfg, ds, _ := registerRun(t, js)
-	runs, _ := js.KeyValue(context.Background(), protocol.RunsBucket)
-	cache := newRunCache("", nil, nil)
-	t.Cleanup(cache.close)
-	r, err := cache.get(context.Background(), runs, cfg.Signature())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := runOf(t, js, cfg.Signature())
 	spe := uint64(model.StepsPerEpoch(ds.Train.N, cfg.BatchSize))
 	for _, step := range []uint64{spe - 1, spe, spe - 1, 2*spe + 3, spe, spe - 2} {
 		for shard := range cfg.Shards {

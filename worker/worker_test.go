@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
@@ -29,16 +30,7 @@ func startJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 // store takes at most maxStore bytes (0: the server's default).
 func startJetStreamMaxStore(t *testing.T, maxStore int64) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), JetStreamMaxStore: maxStore, NoSigs: true, NoLog: true, MaxPayload: protocol.MaxPayload})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir(), JetStreamMaxStore: maxStore, MaxPayload: protocol.MaxPayload})
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +80,20 @@ func firstSnapshot(t *testing.T, cfg config.Config, ds *model.Dataset, net *mode
 	return protocol.Params{Run: cfg.Signature(), Step: 0, Check: model.Check(w0), Weights: w0, OptState: opt.MarshalState()}, opt
 }
 
+// runOf is the registered run sig as a worker holds it: its config, its
+// dataset and network, and its replica (not started).
+func runOf(t *testing.T, js jetstream.JetStream, sig string) *run {
+	t.Helper()
+	runs, _ := js.KeyValue(context.Background(), protocol.RunsBucket)
+	cache := newRunCache("", nil, nil)
+	t.Cleanup(cache.close)
+	r, err := cache.get(context.Background(), runs, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // startedRun is a registered run with its first snapshot in place, as a
 // coordinator leaves it when the run starts: that snapshot (p.Run is the
 // run's signature).
@@ -105,6 +111,26 @@ func publishStep0(t *testing.T, js jetstream.JetStream, run string) {
 	for shard := uint16(0); shard < 2; shard++ {
 		publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: shard, Shards: 2, Indices: []int32{int32(4 * shard), int32(4*shard + 1), int32(4*shard + 2), int32(4*shard + 3)}})
 	}
+}
+
+// serveUntil runs a worker on nc, logging at debug level, until done says
+// it has done what is asked (what, when it does not), and stops it.
+func serveUntil(t *testing.T, nc *nats.Conn, what string, done func(*Worker) bool) (*Worker, *syncbuf.Buffer) {
+	t.Helper()
+	logs := new(syncbuf.Buffer)
+	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	poll(t, logs, what, func() bool { return done(w) })
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	return w, logs
 }
 
 // poll waits up to 15 s for done, and fails the test with what and the
@@ -393,19 +419,7 @@ func TestAwaitedShardsBehindAFullHandAreFound(t *testing.T) {
 		publish(t, js, protocol.TasksSubject(run), tk)
 	}
 
-	logs := new(syncbuf.Buffer)
-	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	poll(t, logs, "every task done", func() bool { return w.Tasks() == uint64(len(tasks)) })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	_, logs := serveUntil(t, nc, "every task done", func(w *Worker) bool { return w.Tasks() == uint64(len(tasks)) })
 	if n := strings.Count(logs.String(), "handing a task back"); n > 0 {
 		t.Fatalf("%d tasks handed back when their wait for the weights ended\n%s", n, logs.String())
 	}
@@ -435,14 +449,7 @@ func TestSnapshotReplacedWhileReadIsReadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The run's replica, as a worker makes it.
-	runs, _ := js.KeyValue(ctx, protocol.RunsBucket)
-	cache := newRunCache("", nil, nil)
-	t.Cleanup(cache.close)
-	r, err := cache.get(ctx, runs, p.Run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := r.rep
+	rp := runOf(t, js, p.Run).rep
 	done := make(chan error, 1)
 	go func() { done <- rp.start(ctx, obs, 7, false) }()
 	// Once the read waits for chunks (its consumer is on the stream), the
