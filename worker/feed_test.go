@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/internal/freeport"
+	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/protocol"
 )
@@ -76,7 +77,7 @@ func TestTasksAfterABrokerRestartAreAllTaken(t *testing.T) {
 // restartable is a JetStream server with the streams in place that a test
 // can restart on the same port and store, and a client that reconnects.
 type restartable struct {
-	opts *server.Options
+	opts server.Options
 	srv  *server.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -89,10 +90,8 @@ func startRestartable(t *testing.T) *restartable {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &restartable{opts: &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(),
-		NoSigs: true, NoLog: true, MaxPayload: protocol.MaxPayload}}
-	b.start(t)
-	t.Cleanup(func() { b.srv.Shutdown() })
+	b := &restartable{opts: server.Options{Port: port, JetStream: true, StoreDir: t.TempDir(), MaxPayload: protocol.MaxPayload}}
+	b.srv = natstest.Start(t, b.opts)
 	if b.nc, err = nats.Connect(b.srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
@@ -108,26 +107,13 @@ func startRestartable(t *testing.T) *restartable {
 	return b
 }
 
-func (b *restartable) start(t *testing.T) {
-	t.Helper()
-	srv, err := server.NewServer(b.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	b.srv = srv
-}
-
 // restart stops the server and starts it again, and waits for the client
 // to reconnect.
 func (b *restartable) restart(t *testing.T) {
 	t.Helper()
 	b.srv.Shutdown()
 	b.srv.WaitForShutdown()
-	b.start(t)
+	b.srv = natstest.Start(t, b.opts)
 	poll(t, &syncbuf.Buffer{}, "the reconnection", b.nc.IsConnected)
 }
 
