@@ -25,6 +25,17 @@ type inbox struct {
 	slots   [2][]gradSlot // by shard
 	arrived chan struct{} // closed and replaced on every arrival
 	sub     *nats.Subscription
+	nc      *nats.Conn
+
+	// What the subscription has shown (see covers): it received a
+	// gradient of step liveAfter, and newest is the latest step it
+	// received one of; both are forgotten when the connection may have
+	// lost messages, which dropped and reconnects tell.
+	live       bool
+	liveAfter  uint64
+	newest     uint64
+	dropped    int
+	reconnects uint64
 }
 
 type gradSlot struct {
@@ -45,8 +56,33 @@ func (b *inbox) subscribe(nc *nats.Conn) error {
 	// Gradients are large: let a burst of a few steps queue rather than
 	// count as a slow consumer.
 	_ = sub.SetPendingLimits(1024, 256<<20)
-	b.sub = sub
+	b.mu.Lock()
+	b.sub, b.nc, b.reconnects = sub, nc, nc.Stats().Reconnects
+	b.mu.Unlock()
 	return nil
+}
+
+// covers reports whether every gradient of step is known to reach the
+// inbox by subscription, so a replica waiting for one need not look for it
+// in the grads stream at once. A gradient of a step is computed on the
+// weights of that step, which take every gradient of the step before: so
+// once the subscription has received a gradient of step t, every gradient
+// of a later step was published while it listened. That holds only at the
+// run's live edge (a replica catching up waits for steps whose gradients
+// were published before it subscribed, whatever arrives meanwhile), and
+// only while the connection has dropped nothing: a reconnect, or messages
+// dropped as a slow consumer, start the proof over.
+func (b *inbox) covers(step uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sub == nil {
+		return false
+	}
+	dropped, _ := b.sub.Dropped()
+	if reconnects := b.nc.Stats().Reconnects; dropped != b.dropped || reconnects != b.reconnects {
+		b.live, b.dropped, b.reconnects = false, dropped, reconnects
+	}
+	return b.live && step > b.liveAfter && step+1 >= b.newest
 }
 
 func (b *inbox) close() {
@@ -65,6 +101,10 @@ func (b *inbox) receive(msg *nats.Msg) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.live {
+		b.live, b.liveAfter, b.newest = true, step, step
+	}
+	b.newest = max(b.newest, step)
 	i := step - b.base
 	if step < b.base || i > 1 || shard >= len(b.slots[i]) || b.slots[i][shard].have {
 		return

@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -36,5 +38,64 @@ func TestInboxKeepsOnlyGradientsThatFit(t *testing.T) {
 	arrive(1, grad(1, size))
 	if g, _ := b.take(0, 1); g == nil || len(g.Grad) != size {
 		t.Fatalf("a gradient that fits was not kept: %+v", g)
+	}
+}
+
+// A replica waiting at the run's live edge need not look in the grads
+// stream at once: once the inbox's subscription has received a gradient of
+// a step, every gradient of a later step is published while it listens.
+// Not before anything arrived, not for a step whose gradients may predate
+// the subscription (a replica catching up), and not after a reconnect,
+// which may have lost some, until a gradient arrives again.
+func TestInboxCoversOnlyStepsItMustReceive(t *testing.T) {
+	b := startRestartable(t)
+	const run, size = "ab12", 6
+	in := newInbox(run, 2, size)
+	if err := in.subscribe(b.nc); err != nil {
+		t.Fatal(err)
+	}
+	defer in.close()
+	arrive := func(step uint64) {
+		t.Helper()
+		g := protocol.Grad{Run: run, Step: step, Shard: 0, Worker: "peer", Stats: []protocol.ShardStats{{Count: 4}}, Grad: make([]float32, size)}
+		data, err := g.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.nc.Publish(protocol.GradSubject(run, step, 0), data); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, &syncbuf.Buffer{}, fmt.Sprintf("the gradient of step %d", step), func() bool {
+			in.mu.Lock()
+			defer in.mu.Unlock()
+			return in.live && in.newest >= step
+		})
+	}
+	if in.covers(4) {
+		t.Fatal("covers step 4 before the subscription received anything")
+	}
+	arrive(3)
+	for _, c := range []struct {
+		step uint64
+		want bool
+	}{{2, false}, {3, false}, {4, true}, {5, true}} {
+		if got := in.covers(c.step); got != c.want {
+			t.Errorf("after a gradient of step 3: covers(%d) = %v, want %v", c.step, got, c.want)
+		}
+	}
+	arrive(9)
+	if in.covers(4) {
+		t.Error("covers step 4, behind a gradient of step 9 that arrived: a replica there is catching up")
+	}
+	if !in.covers(8) || !in.covers(10) {
+		t.Error("does not cover steps 8 and 10, at the live edge")
+	}
+	b.restart(t)
+	if in.covers(10) {
+		t.Fatal("covers step 10 after a reconnect that may have lost its gradients")
+	}
+	arrive(10)
+	if !in.covers(11) {
+		t.Fatal("does not cover step 11 after a gradient of step 10 arrived on the new connection")
 	}
 }

@@ -203,7 +203,13 @@ func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle idl
 func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, start time.Time, idle idleFunc) error {
 	deadline := start.Add(gatherWait)
 	poll := 50 * time.Millisecond
-	for next := time.Now(); ; {
+	next := time.Now()
+	if rp.inbox.covers(rp.step) {
+		// It will arrive by subscription: look in the stream only if
+		// it has not after a poll's wait.
+		next = start.Add(poll)
+	}
+	for {
 		if rp.sum.Has(shard) {
 			return nil
 		}

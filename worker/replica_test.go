@@ -3,11 +3,14 @@ package worker
 import (
 	"context"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
@@ -103,4 +106,72 @@ func testReplicaSteps(t *testing.T, wholeStep bool) {
 			t.Fatalf("step 1 gradient[%d] = %v, want %v", i, g.Grad[i], want[i])
 		}
 	}
+}
+
+// A replica at the run's live edge waits for a peer's gradient to arrive
+// by subscription instead of looking it up in the grads stream at once,
+// which costs the broker a search of the stream (and, when the peer has
+// just published, a second copy of the gradient) on every step.
+func TestReplicaAtTheLiveEdgeWaitsForItsInbox(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	const run, size = "ab12", 6
+	in := newInbox(run, 2, size)
+	if err := in.subscribe(nc); err != nil {
+		t.Fatal(err)
+	}
+	defer in.close()
+	cfg, err := config.Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := cfg.NewOptimizer(100, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &replica{run: run, size: size, shards: 2, count: 8, opt: opt, sum: model.NewShardSum(2, size), inbox: in,
+		valid: true, step: 5, weights: make([]float32, size)}
+	rp.check = model.Check(rp.weights)
+	in.moveTo(rp.step)
+	peer := func(step uint64, shard uint16) {
+		g := protocol.Grad{Run: run, Step: step, Shard: shard, Worker: "peer", Weights: rp.check,
+			Stats: []protocol.ShardStats{{Count: 4}}, Grad: []float32{1, 2, 3, 4, 5, 6}}
+		publish(t, js, protocol.GradSubject(run, step, int(shard)), &g)
+	}
+	peer(4, 0) // the step before, received while listening
+	poll(t, &syncbuf.Buffer{}, "the gradient of step 4", func() bool { return in.covers(5) })
+
+	rp.add(0, []float32{6, 5, 4, 3, 2, 1})
+	grads, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &lookupCounter{Stream: grads}
+	published := false
+	idle := func(uint64, time.Duration) {
+		if !published { // the peer finishes while this replica waits
+			peer(5, 1)
+			published = true
+		}
+	}
+	if err := rp.advance(ctx, counted, idle); err != nil {
+		t.Fatal(err)
+	}
+	if rp.step != 6 {
+		t.Fatalf("replica at step %d, want 6", rp.step)
+	}
+	if n := counted.lookups.Load(); n != 0 {
+		t.Fatalf("looked in the grads stream %d times for a gradient its inbox received", n)
+	}
+}
+
+// lookupCounter counts the messages looked up in a stream.
+type lookupCounter struct {
+	jetstream.Stream
+	lookups atomic.Int32
+}
+
+func (s *lookupCounter) GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
+	s.lookups.Add(1)
+	return s.Stream.GetMsg(ctx, seq, opts...)
 }
