@@ -53,7 +53,7 @@ func newNATS(bin, dir string, n int) ([]*natsNode, error) {
 }
 
 // writeConfig writes the node's config file. The payload limit is raised
-// to 8 MB: a weights version travels as one message.
+// to 8 MB, as deploy/nats.conf does: a gradient travels as one message.
 func (nd *natsNode) writeConfig(all []*natsNode) error {
 	if err := os.MkdirAll(filepath.Join(nd.dir, "store"), 0o755); err != nil {
 		return err

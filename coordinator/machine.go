@@ -77,6 +77,7 @@ type Machine struct {
 	usedFirsts []int                 // firsts of the step committed last
 	lastSeq    uint64                // grads-stream sequence of the last gradient that completed a step
 	ahead      []uint64              // seqs of later steps' gradients handed back with ErrAhead, not yet taken
+	partsFrom  uint64                // seq of the earliest part of a gradient still being put together (0: none)
 
 	part    partial
 	history []objstore.HistoryEntry
@@ -149,14 +150,25 @@ func (m *Machine) History() []objstore.HistoryEntry { return m.history }
 
 // LastSeq is the grads-stream sequence the current state covers: replay
 // resumes after it. A later step's gradient handed back with ErrAhead and
-// not taken yet holds it below that gradient's sequence.
+// not taken yet holds it below that gradient's sequence (the sequence of
+// its first part, for one sent in parts), and so does a gradient whose
+// parts are still being put together (HoldFrom).
 func (m *Machine) LastSeq() uint64 {
 	seq := m.lastSeq
 	for _, a := range m.ahead {
 		seq = min(seq, a-1)
 	}
+	if m.partsFrom > 0 {
+		seq = min(seq, m.partsFrom-1)
+	}
 	return seq
 }
+
+// HoldFrom tells the machine the sequence of the earliest part of a
+// gradient sent in parts that the reader has not put together yet (0:
+// none), which LastSeq then stays below: a replay from after it would
+// never see that part again.
+func (m *Machine) HoldFrom(seq uint64) { m.partsFrom = seq }
 
 // StepsPerEpoch is the number of optimizer steps in one epoch.
 func (m *Machine) StepsPerEpoch() int { return m.stepsPerEpoch }

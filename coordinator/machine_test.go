@@ -171,6 +171,17 @@ func TestMachineHandsBackNextStepGradients(t *testing.T) {
 	if m.LastSeq() != 11 || len(m.Missing()) != shards-1 {
 		t.Fatalf("after the held gradient: last seq %d, missing %v", m.LastSeq(), m.Missing())
 	}
+	// A gradient whose parts the reader is still putting together, the
+	// first read at seq 8, holds replay back to it; once put together
+	// (or dropped), it does not.
+	m.HoldFrom(8)
+	if m.LastSeq() != 7 || m.Snapshot().GradsSeq != 7 {
+		t.Fatalf("with a part read at seq 8 pending: replay would start after seq %d (snapshot %d), want 7", m.LastSeq(), m.Snapshot().GradsSeq)
+	}
+	m.HoldFrom(0)
+	if m.LastSeq() != 11 {
+		t.Fatalf("with no part pending: last seq %d, want 11", m.LastSeq())
+	}
 }
 
 // TestMachineHoldsGradientsUpToLookaheadSteps: a gradient of any step whose

@@ -308,21 +308,15 @@ func referenceDigest(t *testing.T, cfg config.Config) string {
 	return fmt.Sprintf("%x", res.Digest)
 }
 
-func TestResumeAtTheExactStep(t *testing.T) {
-	cfg := smallConfig(t)
-	ref := referenceDigest(t, cfg)
-
-	srv := runNATS(t, t.TempDir())
-	nc := connect(t, srv.ClientURL())
-	st := openStore(t, "")
-	p := newPool(t, srv.ClientURL())
-	p.add(2)
-
-	// Stop the coordinator right after the checkpoint at step 30 is saved,
-	// while workers keep computing the tasks it already published.
+// trainResumed trains cfg, stopping the coordinator right after the
+// checkpoint at step at is saved (while workers keep computing the tasks
+// it already published), then again to the end; the second run must
+// resume from that checkpoint or a later one.
+func trainResumed(t *testing.T, nc *nats.Conn, st *objstore.Store, cfg config.Config, at uint64) *Result {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	_, err := train(t, ctx, nc, st, cfg, Hooks{Saved: func(step uint64) {
-		if step == 30 {
+		if step == at {
 			cancel()
 		}
 	}})
@@ -333,9 +327,23 @@ func TestResumeAtTheExactStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Resumed < 30 {
-		t.Fatalf("resumed from step %d, want at least the checkpoint at 30", res.Resumed)
+	if res.Resumed < at {
+		t.Fatalf("resumed from step %d, want at least the checkpoint at %d", res.Resumed, at)
 	}
+	return res
+}
+
+func TestResumeAtTheExactStep(t *testing.T) {
+	cfg := smallConfig(t)
+	ref := referenceDigest(t, cfg)
+
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	st := openStore(t, "")
+	p := newPool(t, srv.ClientURL())
+	p.add(2)
+
+	res := trainResumed(t, nc, st, cfg, 30)
 	if got := fmt.Sprintf("%x", res.Digest); got != ref {
 		t.Fatal("a resumed run ended with other weights than an uninterrupted one")
 	}

@@ -22,8 +22,9 @@ import (
 // grad is nil for a malformed message (already logged).
 type delivery struct {
 	grad    *protocol.Grad
-	seq     uint64
+	seq     uint64 // of its first part, for a gradient sent in parts
 	pending uint64 // messages after this one at delivery: 0 = caught up
+	floor   uint64 // the earliest part of a gradient the reader is still putting together (0: none)
 }
 
 // serve replays the grads stream from the checkpoint, then drives the run
@@ -193,22 +194,43 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 			continue
 		}
 		last = md.Sequence.Stream
+		seq := md.Sequence.Stream
 		var g *protocol.Grad
-		select {
-		case g = <-n.spare:
-		default:
-			g = new(protocol.Grad)
+		if protocol.IsGradPart(msg.Data()) {
+			var done bool
+			if g, seq, done = n.assemble(msg, md.Sequence.Stream); !done {
+				continue
+			}
+		} else {
+			select {
+			case g = <-n.spare:
+			default:
+				g = new(protocol.Grad)
+			}
+			if err := g.UnmarshalBinary(msg.Data()); err != nil {
+				n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", seq, "err", err)
+				g = nil
+			}
 		}
-		if err := g.UnmarshalBinary(msg.Data()); err != nil {
-			n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
-			g = nil
-		}
 		select {
-		case out <- delivery{grad: g, seq: md.Sequence.Stream, pending: md.NumPending}:
+		case out <- delivery{grad: g, seq: seq, pending: md.NumPending, floor: n.parts.Floor()}:
 		case <-ctx.Done():
 			return last
 		}
 	}
+}
+
+// assemble adds a part of a gradient read at seq; when that completes the
+// gradient, it returns it with the sequence of its first part. A malformed
+// part is logged and skipped.
+func (n *node) assemble(msg jetstream.Msg, seq uint64) (*protocol.Grad, uint64, bool) {
+	var p protocol.GradPart
+	if err := p.UnmarshalBinary(msg.Data()); err != nil {
+		n.opts.Log.Warn("coordinator: skipping a malformed gradient part", "subject", msg.Subject(), "seq", seq, "err", err)
+		return nil, 0, false
+	}
+	n.parts.DropBefore(n.run, n.step.Load())
+	return n.parts.Add(&p, seq)
 }
 
 // spareGrads is how many decoded gradients the loop hands back to the
@@ -235,6 +257,7 @@ func (n *node) take(ctx context.Context, d delivery, replaying bool) (done bool,
 	if d.grad != nil { // counted once, not again when a held one is handed in
 		n.trace.m.GradientBytes.Add(ctx, int64(4*len(d.grad.Grad)), n.trace.runSet)
 	}
+	n.m.HoldFrom(d.floor)
 	queue := []delivery{d}
 	for len(queue) > 0 {
 		d := queue[0]
@@ -307,6 +330,7 @@ func (n *node) apply(ctx context.Context, d delivery, replaying bool) (committed
 // tasks of replayed steps were done by the workers already.
 func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart time.Time) (bool, error) {
 	if r.Commit != nil {
+		n.step.Store(n.m.Step())
 		n.trace.committed(n.m.Step(), n.cfg.BatchSize, applyStart, r.Epoch)
 		n.lastMove, n.redo = n.opts.Now(), 0
 		n.room.committed()

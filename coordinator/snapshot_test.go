@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -20,13 +19,7 @@ import (
 func TestSnapshotsLargerThanMaxPayload(t *testing.T) {
 	cfg := smallConfig(t)
 	local, ds := trainLocal(t, cfg)
-	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	size := net.Layout().Size()
-	net.Close()
-	maxPayload := int32(4*size + 16<<10) // a gradient and its header
+	maxPayload := int32(4*networkSize(t, cfg, ds) + 16<<10) // a gradient and its header
 	srv := runNATSPayload(t, t.TempDir(), maxPayload)
 	nc := connect(t, srv.ClientURL())
 	p := newPool(t, srv.ClientURL())

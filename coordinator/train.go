@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -132,6 +133,8 @@ type node struct {
 
 	spare chan *protocol.Grad // decoded gradients handed back by the loop for the reader to reuse
 	held  []delivery          // later steps' gradients the machine handed back, fed in after each commit
+	parts *protocol.Assembler // the reader's gradients sent in parts, being put together
+	step  atomic.Uint64       // the machine's step, for the reader: parts of earlier steps are dropped
 }
 
 func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Options) (*node, error) {
@@ -238,7 +241,8 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	}
 	room := &roomGuard{log: opts.Log}
 	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
-		spare: make(chan *protocol.Grad, spareGrads)}
+		spare: make(chan *protocol.Grad, spareGrads), parts: protocol.NewAssembler((holdAhead + 2) * cfg.Shards)}
+	n.step.Store(m.Step())
 	if ck != nil {
 		n.resumed = ck.Step
 	}
@@ -250,16 +254,24 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	return n, nil
 }
 
-// checkPayload refuses a run whose gradients the NATS server would
-// refuse: a gradient (4 bytes a parameter) must fit its max payload.
+// checkPayload refuses a run whose gradients the NATS server's max payload
+// cannot carry: a gradient that does not fit one message goes in parts
+// (protocol.GradPart), each a header and at least minPartValues values.
 // Snapshots go to an object store, which splits them into chunks.
 func checkPayload(max int64, shards, params int) error {
-	const header = 1024 // run, ids, weights check, lengths, shard statistics
-	if grad := int64(header + 16*shards + 4*params); grad > max {
-		return fmt.Errorf("coordinator: a gradient of %d parameters is %d bytes, over the NATS server's max payload of %d: a gradient must fit one message, so use a smaller model, or an external NATS server (--nats) whose max_payload holds it (the embedded one allows %d)", params, grad, max, protocol.MaxPayload)
+	const header = 2048 // NATS headers (the message id), run, ids, weights check, lengths, offsets
+	switch need := int64(header + 16*shards + 4*min(params, minPartValues)); {
+	case params > protocol.MaxParameters:
+		return fmt.Errorf("coordinator: a network of %d parameters is over the %d jettrain takes", params, protocol.MaxParameters)
+	case need > max:
+		return fmt.Errorf("coordinator: the NATS server's max payload of %d bytes is too small: a gradient of %d shards goes in messages of %d bytes at least", max, shards, need)
 	}
 	return nil
 }
+
+// minPartValues is the fewest values a part of a gradient must carry: a
+// max payload that holds fewer is a misconfigured server.
+const minPartValues = 1024
 
 func (n *node) close() {
 	n.lease.release()

@@ -32,6 +32,11 @@ func samplePrefix() *Grad {
 	return g
 }
 
+// samplePart is the second of two parts of a gradient of 7 values.
+func samplePart() *GradPart {
+	return &GradPart{Grad: *sampleGrad(), Offset: 4, Total: 7}
+}
+
 func sampleParams() *Params {
 	return &Params{Run: "ab12-cd", Step: 43, Epoch: 3, Check: [8]byte{7: 7}, Weights: []float32{1, 2, 3}, OptState: []byte{2, 0, 1}}
 }

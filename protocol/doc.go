@@ -23,8 +23,8 @@
 // ([Params] with weights and optimizer state), object StateObject(run) in
 // the StateBucket object store, which the coordinator writes at start and
 // with every checkpoint. The object store splits it into chunks, so a
-// snapshot may be larger than the server's max payload; only a gradient
-// has to fit one message.
+// snapshot may be larger than the server's max payload (and so may a
+// gradient, which then goes in parts: see Limits).
 //
 // The coordinator reads GradsStream in order, drops any (step, shard) it
 // already has, sums the shards in shard order, applies the optimizer and
@@ -52,9 +52,13 @@
 //
 // # Limits
 //
-// A gradient must fit the NATS server's max payload in one message. The
-// embedded server is started with MaxPayload (8 MiB), which holds about two
-// million float32 parameters per gradient; external servers must be
-// configured alike (max_payload in nats-server.conf). Snapshots are stored
-// in the StateBucket object store in chunks, so they may be larger.
+// A gradient goes as one message when it fits the NATS server's max payload.
+// The embedded server is started with MaxPayload (8 MiB), which holds about
+// two million float32 parameters per gradient. A larger one goes in parts
+// (GradPart, see Grad.AppendParts), each a message on the gradient's
+// subject under a message id of its own; readers put them back together
+// with an Assembler, and the coordinator's checkpoints cover a gradient's
+// parts only once it has them all. Networks are bounded by MaxParameters.
+// Snapshots are stored in the StateBucket object store in chunks, so they
+// may be larger than a message too.
 package protocol

@@ -52,6 +52,7 @@ func FuzzGrad(f *testing.F)      { fuzzDecoder[Grad](f, sampleGrad(), samplePref
 func FuzzParams(f *testing.F)    { fuzzDecoder[Params](f, sampleParams()) }
 func FuzzHeartbeat(f *testing.F) { fuzzDecoder[Heartbeat](f, &Heartbeat{Worker: "w", Tasks: 1}) }
 func FuzzRefusal(f *testing.F)   { fuzzDecoder[Refusal](f, sampleRefusal()) }
+func FuzzGradPart(f *testing.F)  { fuzzDecoder[GradPart](f, samplePart()) }
 
 var updateCorpus = flag.Bool("update", false, "rewrite the seed corpus in testdata/fuzz from the sample messages")
 
@@ -66,6 +67,7 @@ func seedCorpus() map[string][]byte {
 		"FuzzParams/commit":   &Params{Run: "ab12-cd", Step: 44, Epoch: 3, Check: [8]byte{0: 9, 7: 1}},
 		"FuzzHeartbeat/valid": &Heartbeat{Worker: "w", Tasks: 1},
 		"FuzzRefusal/valid":   sampleRefusal(),
+		"FuzzGradPart/valid":  samplePart(),
 	}
 	seeds := make(map[string][]byte)
 	for name, m := range full {

@@ -9,6 +9,14 @@ func (g *Grad) MarshalBinary() ([]byte, error) {
 // buffer for every gradient it publishes.
 func (g *Grad) AppendBinary(b []byte) ([]byte, error) {
 	w := appendWriter(b, KindGrad)
+	w.gradHeader(g)
+	w.f32s(g.Grad)
+	return w.b, nil
+}
+
+// gradHeader writes what a gradient and each of its parts carry before
+// their values.
+func (w *writer) gradHeader(g *Grad) {
 	w.str(g.Run)
 	w.u64(g.Step)
 	w.u16(g.Shard)
@@ -20,8 +28,6 @@ func (g *Grad) AppendBinary(b []byte) ([]byte, error) {
 		w.u32(st.Correct)
 		w.u32(st.Count)
 	}
-	w.f32s(g.Grad)
-	return w.b, nil
 }
 
 // UnmarshalBinary decodes and validates a gradient. It decodes the values
@@ -29,6 +35,16 @@ func (g *Grad) AppendBinary(b []byte) ([]byte, error) {
 // reuse one buffer for every gradient it receives.
 func (g *Grad) UnmarshalBinary(b []byte) error {
 	r := newReader(b, KindGrad)
+	r.gradHeader(g)
+	g.Grad = r.f32s("gradient", MaxParameters, g.Grad)
+	if err := r.end(); err != nil {
+		return err
+	}
+	return g.Validate()
+}
+
+// gradHeader reads what writer.gradHeader wrote into g, reusing g.Stats.
+func (r *reader) gradHeader(g *Grad) {
 	g.Run = r.str("run", MaxRunLen)
 	g.Step = r.u64("step")
 	g.Shard = r.u16("shard")
@@ -44,9 +60,4 @@ func (g *Grad) UnmarshalBinary(b []byte) error {
 			g.Stats[i] = ShardStats{LossSum: r.f64("loss sum"), Correct: r.u32("correct"), Count: r.u32("count")}
 		}
 	}
-	g.Grad = r.f32s("gradient", MaxParameters, g.Grad)
-	if err := r.end(); err != nil {
-		return err
-	}
-	return g.Validate()
 }

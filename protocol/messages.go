@@ -13,18 +13,21 @@ const (
 	KindParams    Kind = 3
 	KindHeartbeat Kind = 4
 	KindRefusal   Kind = 5
+	KindGradPart  Kind = 6
 )
 
 // Limits enforced by the decoders.
 const (
-	MaxRunLen     = 64
-	MaxWorkerLen  = 128
-	MaxShards     = 4096
-	MaxIndices    = 1 << 20
-	MaxParameters = MaxPayload / 4
+	MaxRunLen    = 64
+	MaxWorkerLen = 128
+	MaxShards    = 4096
+	MaxIndices   = 1 << 20
+	// MaxParameters bounds a network: the values of a gradient (sent in
+	// parts when it does not fit one message, see GradPart) and the
+	// weights of a snapshot (stored in chunks).
+	MaxParameters = 1 << 28
 	// MaxOptState bounds a snapshot's optimizer state: a few values per
-	// parameter (Adam keeps two) and a header. Snapshots are stored in
-	// chunks, so it is not bound by a message.
+	// parameter (Adam keeps two) and a header.
 	MaxOptState = 4*4*MaxParameters + 1024
 )
 
@@ -51,6 +54,17 @@ type Grad struct {
 	Weights [8]byte      // the check (model.Check) of the weights it was computed on
 	Stats   []ShardStats // one per shard covered, from Shard on; several only from shard 0
 	Grad    []float32    // gradient of the summed loss (of the shards covered, summed in order)
+}
+
+// GradPart is one part of a gradient too large for one message (see
+// Grad.AppendParts): the values Offset..Offset+len(Grad.Grad)-1 of a
+// gradient of Total values, with every other field the whole gradient's.
+// The parts of one gradient go to its subject, each under a message id of
+// its own (GradPartMsgID); an Assembler puts them back together.
+type GradPart struct {
+	Grad          // Grad.Grad holds this part's values only
+	Offset uint32 // index of the first value in the whole gradient
+	Total  uint32 // values in the whole gradient
 }
 
 // ShardStats is what a shard's forward pass measured.

@@ -90,6 +90,13 @@ func GradMsgID(run string, step uint64, shard, shards int, weights [8]byte) stri
 	return fmt.Sprintf("%s/%d/%d+%d/%x", run, step, shard, shards, weights)
 }
 
+// GradPartMsgID is the JetStream message id of the values
+// [offset, offset+n) of the gradient GradMsgID names. Two workers that
+// split one gradient alike send the same parts under the same ids.
+func GradPartMsgID(run string, step uint64, shard, shards int, weights [8]byte, offset, n int) string {
+	return fmt.Sprintf("%s/%d+%d", GradMsgID(run, step, shard, shards, weights), offset, n)
+}
+
 // ParamsMsgID is the JetStream message id of a weights version's commit
 // record. It names the codec version, so a record written again after an
 // upgrade is not dropped as a duplicate of the old one.

@@ -26,6 +26,9 @@ type inbox struct {
 	arrived chan struct{} // closed and replaced on every arrival
 	sub     *nats.Subscription
 	nc      *nats.Conn
+	parts   *protocol.Assembler // gradients arriving in parts
+	part    protocol.GradPart   // the part last received, decoded
+	partSeq uint64              // parts received, their sequence for parts
 
 	// What the subscription has shown (see covers): it received a
 	// gradient of step liveAfter, and newest is the latest step it
@@ -44,7 +47,8 @@ type gradSlot struct {
 }
 
 func newInbox(run string, shards, size int) *inbox {
-	return &inbox{run: run, size: size, slots: [2][]gradSlot{make([]gradSlot, shards), make([]gradSlot, shards)}, arrived: make(chan struct{})}
+	return &inbox{run: run, size: size, slots: [2][]gradSlot{make([]gradSlot, shards), make([]gradSlot, shards)}, arrived: make(chan struct{}),
+		parts: protocol.NewAssembler(2*shards + 2)}
 }
 
 // subscribe starts receiving the run's gradients on nc.
@@ -93,7 +97,8 @@ func (b *inbox) close() {
 
 // receive is the subscription handler. Anything it cannot use — another
 // step, a shard it has, a malformed message — it ignores: the replica
-// fetches what it misses from the grads stream and judges it there.
+// fetches what it misses from the grads stream and judges it there. Parts
+// of a gradient too large for one message are put together as they come.
 func (b *inbox) receive(msg *nats.Msg) {
 	step, shard, ok := gradSubjectStepShard(msg.Subject)
 	if !ok {
@@ -110,7 +115,20 @@ func (b *inbox) receive(msg *nats.Msg) {
 		return
 	}
 	s := &b.slots[i][shard]
-	if s.g.UnmarshalBinary(msg.Data) != nil || !fits(&s.g, b.run, step, shard, len(b.slots[i]), b.size) {
+	if protocol.IsGradPart(msg.Data) {
+		if b.part.UnmarshalBinary(msg.Data) != nil {
+			return
+		}
+		b.partSeq++
+		g, _, done := b.parts.Add(&b.part, b.partSeq)
+		if !done {
+			return
+		}
+		s.g = *g
+	} else if s.g.UnmarshalBinary(msg.Data) != nil {
+		return
+	}
+	if !fits(&s.g, b.run, step, shard, len(b.slots[i]), b.size) {
 		return
 	}
 	s.have = true
@@ -193,6 +211,7 @@ func (b *inbox) moveTo(step uint64) {
 		clearSlots(b.slots[1])
 	}
 	b.base = step
+	b.parts.DropBefore(b.run, step)
 }
 
 func clearSlots(s []gradSlot) {

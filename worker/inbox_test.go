@@ -99,3 +99,40 @@ func TestInboxCoversOnlyStepsItMustReceive(t *testing.T) {
 		t.Fatal("does not cover step 11 after a gradient of step 10 arrived on the new connection")
 	}
 }
+
+// A gradient too large for one message arrives in parts: the inbox puts it
+// together, in whatever order they come, and keeps it like a whole one.
+func TestInboxPutsPartsTogether(t *testing.T) {
+	const run, size = "ab12", 300
+	b := newInbox(run, 2, size)
+	g := protocol.Grad{Run: run, Step: 0, Shard: 1, Worker: "peer", Stats: []protocol.ShardStats{{Count: 4}}, Grad: make([]float32, size)}
+	for i := range g.Grad {
+		g.Grad[i] = float32(i)
+	}
+	data, msgs, err := g.AppendParts(nil, 400)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) < 3 {
+		t.Fatalf("%d messages, want parts", len(msgs))
+	}
+	for i := len(msgs) - 1; i >= 0; i-- {
+		from := 0
+		if i > 0 {
+			from = msgs[i-1].End
+		}
+		if got, _ := b.take(0, 1); got != nil {
+			t.Fatalf("a gradient kept before its part %d came", i)
+		}
+		b.receive(&nats.Msg{Subject: protocol.GradSubject(run, 0, 1), Data: data[from:msgs[i].End]})
+	}
+	got, _ := b.take(0, 1)
+	if got == nil {
+		t.Fatal("the parts were not put together")
+	}
+	for i, v := range got.Grad {
+		if v != g.Grad[i] {
+			t.Fatalf("value %d is %v, want %v", i, v, g.Grad[i])
+		}
+	}
+}

@@ -29,9 +29,10 @@ type heldTask struct {
 // sent as one gradient.
 type outgoing struct {
 	tasks   []heldTask
-	data    []byte  // the encoded gradient
-	shard   int     // the first shard it covers
-	weights [8]byte // the check of the weights it was computed on
+	data    []byte             // the encoded gradient
+	msgs    []protocol.Encoded // its messages in data: one, or its parts
+	shard   int                // the first shard it covers
+	weights [8]byte            // the check of the weights it was computed on
 }
 
 // outgoingQueue is how many computed gradients may wait for the publisher
@@ -52,23 +53,36 @@ func (w *Worker) publishOne(o outgoing) {
 	first := &o.tasks[0]
 	t := &first.task
 	_, pub := w.tr.Start(o.tasks[len(o.tasks)-1].ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(o.data))))
-	fut, err := w.js.PublishAsync(protocol.GradSubject(t.Run, t.Step, o.shard), o.data,
-		jetstream.WithMsgID(protocol.GradMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights)))
-	if err != nil {
-		pub.End()
-		w.publishFailed(o.tasks, err)
-		w.inflight.Done()
-		return
+	subject := protocol.GradSubject(t.Run, t.Step, o.shard)
+	id := protocol.GradMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights)
+	futs := make([]jetstream.PubAckFuture, len(o.msgs))
+	from := 0
+	for i, m := range o.msgs {
+		if len(o.msgs) > 1 {
+			id = protocol.GradPartMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights, m.Offset, m.Values)
+		}
+		var err error
+		futs[i], err = w.js.PublishAsync(subject, o.data[from:m.End], jetstream.WithMsgID(id))
+		if err != nil {
+			pub.End()
+			w.publishFailed(o.tasks, err)
+			w.inflight.Done()
+			return
+		}
+		from = m.End
 	}
-	// The tasks are acknowledged only once the gradient is stored.
+	// The tasks are acknowledged only once the gradient is stored: all of
+	// its parts.
 	go func() {
 		defer w.inflight.Done()
 		defer pub.End()
-		select {
-		case <-fut.Ok():
-		case err := <-fut.Err():
-			w.publishFailed(o.tasks, err)
-			return
+		for _, fut := range futs {
+			select {
+			case <-fut.Ok():
+			case err := <-fut.Err():
+				w.publishFailed(o.tasks, err)
+				return
+			}
 		}
 		if n := w.pubFails.stored(); n > 0 {
 			w.opts.Log.Info("worker: gradients are stored again", "worker", w.opts.ID, "failed_before", n)

@@ -116,23 +116,12 @@ func TestReplicaAtTheLiveEdgeWaitsForItsInbox(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
 	const run, size = "ab12", 6
-	in := newInbox(run, 2, size)
+	rp := stepFiveReplica(t, run, size)
+	in := rp.inbox
 	if err := in.subscribe(nc); err != nil {
 		t.Fatal(err)
 	}
 	defer in.close()
-	cfg, err := config.Load("", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt, err := cfg.NewOptimizer(100, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := &replica{run: run, size: size, shards: 2, count: 8, opt: opt, sum: model.NewShardSum(2, size), inbox: in,
-		valid: true, step: 5, weights: make([]float32, size)}
-	rp.check = model.Check(rp.weights)
-	in.moveTo(rp.step)
 	peer := func(step uint64, shard uint16) {
 		g := protocol.Grad{Run: run, Step: step, Shard: shard, Worker: "peer", Weights: rp.check,
 			Stats: []protocol.ShardStats{{Count: 4}}, Grad: []float32{1, 2, 3, 4, 5, 6}}
@@ -174,4 +163,76 @@ type lookupCounter struct {
 func (s *lookupCounter) GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
 	s.lookups.Add(1)
 	return s.Stream.GetMsg(ctx, seq, opts...)
+}
+
+// A replica that looks a peer's gradient up in the grads stream finds it
+// there in parts, when it was too large for one message, and steps with it.
+func TestReplicaFetchesAGradientInParts(t *testing.T) {
+	_, js := startJetStream(t)
+	ctx := context.Background()
+	const run, size = "ab12", 300
+	rp := stepFiveReplica(t, run, size) // its inbox not subscribed: the stream is all it has
+	g := protocol.Grad{Run: run, Step: 5, Shard: 1, Worker: "peer", Weights: rp.check, Stats: []protocol.ShardStats{{Count: 4}}, Grad: make([]float32, size)}
+	own := make([]float32, size)
+	for i := range g.Grad {
+		g.Grad[i], own[i] = float32(i)/100, 1
+	}
+	data, msgs, err := g.AppendParts(nil, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := 0
+	for _, m := range msgs {
+		if _, err := js.Publish(ctx, protocol.GradSubject(run, 5, 1), data[from:m.End]); err != nil {
+			t.Fatal(err)
+		}
+		from = m.End
+	}
+	// What the coordinator computes from both shards.
+	want := make([]float32, size)
+	sum := model.NewShardSum(2, size)
+	sum.Add(0, own)
+	sum.Add(1, g.Grad)
+	sum.Apply(newTestOptimizer(t, size), want, 8, 5)
+
+	rp.add(0, own)
+	grads, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rp.advance(ctx, grads, nil); err != nil {
+		t.Fatalf("stepping with a gradient in %d parts: %v", len(msgs), err)
+	}
+	for i := range want {
+		if math.Float32bits(rp.weights[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("weight %d is %v, want %v", i, rp.weights[i], want[i])
+		}
+	}
+}
+
+// stepFiveReplica is a valid replica of run at step 5, of 2 shards of 4
+// samples and size zero weights, with the default optimizer and an inbox
+// that is not subscribed yet.
+func stepFiveReplica(t *testing.T, run string, size int) *replica {
+	t.Helper()
+	in := newInbox(run, 2, size)
+	rp := &replica{run: run, size: size, shards: 2, count: 8, opt: newTestOptimizer(t, size), sum: model.NewShardSum(2, size), inbox: in,
+		valid: true, step: 5, weights: make([]float32, size)}
+	rp.check = model.Check(rp.weights)
+	in.moveTo(rp.step)
+	return rp
+}
+
+// newTestOptimizer is the default config's optimizer for size weights.
+func newTestOptimizer(t *testing.T, size int) model.Optimizer {
+	t.Helper()
+	cfg, err := config.Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := cfg.NewOptimizer(100, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opt
 }

@@ -175,16 +175,25 @@ func (w *Worker) flush() {
 	w.send(tasks, g)
 }
 
-// send encodes g and hands it to the publisher with the tasks it answers.
+// headerRoom is what a gradient message leaves of the server's max payload
+// for its NATS headers (the message id), which the limit counts too.
+const headerRoom = 1024
+
+// send encodes g — in parts if it does not fit the server's max payload —
+// and hands it to the publisher with the tasks it answers.
 func (w *Worker) send(tasks []heldTask, g *protocol.Grad) {
 	var buf []byte
 	select {
 	case buf = <-w.spare:
 	default:
 	}
-	b, _ := g.AppendBinary(buf[:0])
+	b, msgs, err := g.AppendParts(buf[:0], int(w.nc.MaxPayload())-headerRoom)
+	if err != nil {
+		w.publishFailed(tasks, err)
+		return
+	}
 	w.inflight.Add(1)
-	w.out <- outgoing{tasks: tasks, data: b, shard: int(g.Shard), weights: g.Weights}
+	w.out <- outgoing{tasks: tasks, data: b, msgs: msgs, shard: int(g.Shard), weights: g.Weights}
 }
 
 // reject logs a task that can never succeed once, with where it came from,
