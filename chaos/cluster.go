@@ -42,7 +42,7 @@ func newCluster(o *Options, dir string) (*cluster, error) {
 		n = 3
 	}
 	var err error
-	if c.nats, err = newNATS(o.NATSServer, dir, n); err != nil {
+	if c.nats, err = newNATS(o.NATSServer, dir, n, o.MaxPayload); err != nil {
 		return nil, err
 	}
 	if c.s3, err = newS3(o.Versitygw, filepath.Join(dir, "s3")); err != nil {

@@ -22,14 +22,16 @@ type natsNode struct {
 	restarts   int
 	proc       *proc
 	configFile string
+	maxPayload int // bytes
 }
 
 // newNATS lays out n nodes (1, or 3 for a cluster with routes between all
-// of them) under dir; nothing is started yet.
-func newNATS(bin, dir string, n int) ([]*natsNode, error) {
+// of them) under dir, taking messages of up to maxPayload bytes; nothing is
+// started yet.
+func newNATS(bin, dir string, n, maxPayload int) ([]*natsNode, error) {
 	nodes := make([]*natsNode, n)
 	for i := range nodes {
-		nd := &natsNode{name: fmt.Sprintf("nats-%d", i), bin: bin, dir: filepath.Join(dir, fmt.Sprintf("nats-%d", i))}
+		nd := &natsNode{name: fmt.Sprintf("nats-%d", i), bin: bin, dir: filepath.Join(dir, fmt.Sprintf("nats-%d", i)), maxPayload: maxPayload}
 		var err error
 		if nd.port, err = freeport.Stable(); err != nil {
 			return nil, err
@@ -52,14 +54,15 @@ func newNATS(bin, dir string, n int) ([]*natsNode, error) {
 	return nodes, nil
 }
 
-// writeConfig writes the node's config file. The payload limit is raised
-// to 8 MB, as deploy/nats.conf does: a gradient travels as one message.
+// writeConfig writes the node's config file, with the node's payload limit
+// (by default 8 MiB, as deploy/nats.conf sets: a gradient travels as one
+// message; a smaller one sends gradients in parts).
 func (nd *natsNode) writeConfig(all []*natsNode) error {
 	if err := os.MkdirAll(filepath.Join(nd.dir, "store"), 0o755); err != nil {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\nmax_payload: 8MB\n", nd.name, nd.port, nd.httpPort)
+	fmt.Fprintf(&b, "server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\nmax_payload: %d\n", nd.name, nd.port, nd.httpPort, nd.maxPayload)
 	fmt.Fprintf(&b, "jetstream {\n  store_dir: %q\n}\n", filepath.Join(nd.dir, "store"))
 	if len(all) > 1 {
 		var routes []string

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/jettrain/jettrain/protocol"
 )
 
 // ErrInvalidOption is wrapped by errors about Options.
@@ -37,6 +39,7 @@ type Options struct {
 	Workers      int      // worker processes; default 3
 	Coordinators int      // coordinator processes: 1, or 2 for leader and hot standby (default)
 	Cluster      bool     // a three-node NATS cluster and R3 streams instead of one server
+	MaxPayload   int      // the NATS servers' max_payload in bytes; default protocol.MaxPayload (8 MiB)
 	Sets         []string // more config overrides, key=value
 
 	Timeout  time.Duration // bound on each of the two runs; default 15m
@@ -68,6 +71,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Coordinators == 0 {
 		o.Coordinators = 2
+	}
+	if o.MaxPayload == 0 {
+		o.MaxPayload = protocol.MaxPayload
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 15 * time.Minute

@@ -36,6 +36,7 @@ func run() int {
 	flag.IntVar(&o.BatchSize, "batch", 32, "global batch size (steps per epoch = samples / batch)")
 	flag.IntVar(&o.Coordinators, "coordinators", 2, "coordinator processes: 1, or 2 (leader and hot standby)")
 	flag.BoolVar(&o.Cluster, "cluster", false, "three-node NATS cluster with R3 streams")
+	flag.IntVar(&o.MaxPayload, "max-payload", 0, "the NATS servers' max_payload in bytes (default 8 MiB; a smaller one sends gradients in parts)")
 	flag.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "bound on each run")
 	flag.Parse()
 
