@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
+	"github.com/jettrain/jettrain/protocol"
 )
 
 // Each distributed benchmark iteration is a fresh run. Its first benchWarm
@@ -55,7 +57,9 @@ const (
 // is this process's).
 // Without the Fashion-MNIST files it runs on the synthetic dataset.
 // JETTRAIN_BENCH_SET takes config overrides, e.g. "model=cnn" or
-// "hidden=[128],batch_size=512".
+// "hidden=[128],batch_size=512"; JETTRAIN_BENCH_MAX_PAYLOAD the broker's
+// max payload in bytes (262144 sends the default MLP's gradients in four
+// parts).
 func BenchmarkThroughput(b *testing.B) {
 	var sets []string
 	if extra := os.Getenv("JETTRAIN_BENCH_SET"); extra != "" {
@@ -79,7 +83,7 @@ func BenchmarkThroughput(b *testing.B) {
 		cfg := cfg
 		cfg.CheckpointEvery = v.every
 		b.Run(fmt.Sprintf("workers=%d/checkpoint_every=%d", v.workers, v.every), func(b *testing.B) {
-			srv := runNATS(b, b.TempDir())
+			srv := runNATSPayload(b, b.TempDir(), benchMaxPayload(b))
 			nc := connect(b, srv.ClientURL(), nats.InProcessServer(srv))
 			st := openStore(b, "")
 			var t benchTimes
@@ -243,4 +247,17 @@ func cpuTime(b testing.TB) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchMaxPayload is JETTRAIN_BENCH_MAX_PAYLOAD, or protocol.MaxPayload.
+func benchMaxPayload(b *testing.B) int32 {
+	v := os.Getenv("JETTRAIN_BENCH_MAX_PAYLOAD")
+	if v == "" {
+		return protocol.MaxPayload
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || n < 1 {
+		b.Fatalf("JETTRAIN_BENCH_MAX_PAYLOAD=%q: want a number of bytes", v)
+	}
+	return int32(n)
 }
