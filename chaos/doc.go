@@ -88,7 +88,8 @@
 //     step logged with the same weights check and seqs by every incarnation that
 //     logged it; exactly one gradient per shard (one message may carry the
 //     sum of shards 0..n-1, logged with first shard 0 for each of them; no
-//     other message counts twice), none used by two steps;
+//     other message counts twice; a gradient sent in parts is logged with
+//     the sequence of its first part), none used by two steps;
 //     steps strictly increasing within an incarnation ([CheckCommits]);
 //   - every fault recovered within Options.Recovery;
 //   - no process of the run is left once the harness stops it.

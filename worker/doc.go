@@ -29,7 +29,10 @@
 // from a publisher goroutine in the order they were computed, the next task
 // is prefetched. A worker that computed shards 0..k of a step itself
 // sends them as one gradient (their sum), which is a quarter of the bytes
-// when one worker serves a run of four shards.
+// when one worker serves a run of four shards. A gradient larger than the
+// server's max payload goes in parts (protocol.GradPart), acknowledged once
+// every part is stored; the inbox and the replica's lookups put peers'
+// parts back together.
 //
 // A malformed task, or one whose step the coordinator has committed already
 // (a stale task from a redelivery or an earlier incarnation of the run), is
