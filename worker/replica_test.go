@@ -2,7 +2,10 @@ package worker
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -235,4 +238,62 @@ func newTestOptimizer(t *testing.T, size int) model.Optimizer {
 		t.Fatal(err)
 	}
 	return opt
+}
+
+// Shards computed on a step the replica has left (their publish came back
+// failed, and the replica moved on with other workers' gradients) are not
+// summed into the wrong step: their tasks go back for redelivery, with a
+// warning — at debug level while publishes fail, when redelivered tasks
+// come back in any order as a matter of course.
+func TestShardsOfAStepTheReplicaLeftGoBack(t *testing.T) {
+	for _, failing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("publishes failing %v", failing), func(t *testing.T) {
+			_, js := startJetStream(t)
+			ctx := context.Background()
+			const sig, size = "ab12", 6
+			task := protocol.Task{Run: sig, Step: 5, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}}
+			publish(t, js, protocol.TasksSubject(sig), &task)
+			cons, err := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fetchTask := func() jetstream.Msg {
+				t.Helper()
+				batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for msg := range batch.Messages() {
+					return msg
+				}
+				t.Fatal("no task delivered")
+				return nil
+			}
+			msg := fetchTask()
+
+			logs := new(syncbuf.Buffer)
+			w := &Worker{opts: Options{ID: "w", Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}}
+			if failing {
+				w.pubFails.failed(time.Now())
+			}
+			rp := stepFiveReplica(t, sig, size)
+			rp.add(0, []float32{1, 2, 3, 4, 5, 6})
+			w.pending = []pendingShard{{held: heldTask{ctx: ctx, msg: msg, task: task, start: time.Now()}, stats: protocol.ShardStats{Count: 4}}}
+			w.pendingRun = &run{rep: rp}
+			rp.step++ // it moved on
+			w.flush()
+
+			want := "level=WARN"
+			if failing {
+				want = "level=DEBUG"
+			}
+			if line := logs.String(); !strings.Contains(line, want) || !strings.Contains(line, "the replica moved on before its shards were sent") {
+				t.Fatalf("logged %q, want the moved-on line at %s", line, want)
+			}
+			again := fetchTask()
+			if md, err := again.Metadata(); err != nil || md.NumDelivered != 2 {
+				t.Fatalf("the task was not handed back: delivered %d times (%v)", md.NumDelivered, err)
+			}
+		})
+	}
 }
