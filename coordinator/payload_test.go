@@ -1,11 +1,14 @@
 package coordinator
 
 import (
+	"context"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/model"
@@ -32,11 +35,11 @@ func TestCheckPayload(t *testing.T) {
 }
 
 // TestGradientsLargerThanMaxPayload trains on a server whose max payload
-// holds a quarter of a gradient: every gradient goes in parts, which two
-// workers put together from each other (by subscription, or from the grads
-// stream) and the coordinator from the stream — also when it stops after a
-// checkpoint and replays the stream from there — and the weights are the
-// in-process loop's, bit for bit.
+// holds a quarter of a gradient: every gradient goes in parts, which each
+// of two workers puts together from the other's (it steps its replica with
+// them) and the coordinator from the stream, also when it stops after a
+// checkpoint and resumes from it; the weights are the in-process loop's,
+// bit for bit.
 func TestGradientsLargerThanMaxPayload(t *testing.T) {
 	cfg := smallConfig(t)
 	local, ds := trainLocal(t, cfg)
@@ -61,6 +64,9 @@ func TestGradientsLargerThanMaxPayload(t *testing.T) {
 	st := openStore(t, "")
 
 	res := trainResumed(t, nc, st, cfg, 30)
+	if p.all[0].Tasks() == 0 || p.all[1].Tasks() == 0 {
+		t.Fatalf("tasks done by the two workers: %d and %d; want both to compute, on weights stepped with each other's parts", p.all[0].Tasks(), p.all[1].Tasks())
+	}
 	if whole.Load() != 0 || parts.Load() < 4*int64(res.Step) {
 		t.Fatalf("%d whole gradients and %d parts for %d steps; want every gradient in 4 parts at least", whole.Load(), parts.Load(), res.Step)
 	}
@@ -78,4 +84,38 @@ func networkSize(t *testing.T, cfg config.Config, ds *model.Dataset) int {
 	}
 	defer net.Close()
 	return net.Layout().Size()
+}
+
+// TestAStrayPartDoesNotHoldUpARun starts a run whose grads stream holds a
+// part of a gradient that never completes (its worker died midway): the
+// coordinator replays the stream, which ends on that part, and goes on.
+// When such a part was not delivered, the replay never ended and no task
+// ever went out.
+func TestAStrayPartDoesNotHoldUpARun(t *testing.T) {
+	cfg := smallConfig(t, "epochs=1")
+	local, ds := trainLocal(t, cfg)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := protocol.Ensure(ctx, js, 1, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	stray := protocol.GradPart{Grad: protocol.Grad{Run: cfg.Signature(), Step: 0, Shard: 0, Worker: "died-midway",
+		Stats: []protocol.ShardStats{{Count: 1}}, Grad: []float32{1}}, Total: uint32(networkSize(t, cfg, ds))}
+	b, _ := stray.MarshalBinary()
+	if _, err := js.Publish(ctx, protocol.GradSubject(cfg.Signature(), 0, 0), b); err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(t, srv.ClientURL())
+	p.add(1)
+	defer p.close()
+	res, err := train(t, ctx, nc, openStore(t, ""), cfg, Hooks{})
+	if err != nil {
+		t.Fatalf("a run whose stream ends on a stray part: %v", err)
+	}
+	if res.Digest != local.Digest {
+		t.Fatalf("weights %x, the in-process loop's %x", res.Digest[:8], local.Digest[:8])
+	}
 }

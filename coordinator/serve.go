@@ -19,7 +19,8 @@ import (
 )
 
 // delivery is one grads-stream message handed from the reader to the loop;
-// grad is nil for a malformed message (already logged).
+// grad is nil for a malformed message (already logged) and for a part that
+// completed no gradient.
 type delivery struct {
 	grad    *protocol.Grad
 	seq     uint64 // of its first part, for a gradient sent in parts
@@ -197,9 +198,12 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 		seq := md.Sequence.Stream
 		var g *protocol.Grad
 		if protocol.IsGradPart(msg.Data()) {
+			// A part that completes no gradient is delivered without
+			// one: the loop learns the new floor, and a replay ending on
+			// parts (of a worker that died midway) ends.
 			var done bool
 			if g, seq, done = n.assemble(msg, md.Sequence.Stream); !done {
-				continue
+				g, seq = nil, md.Sequence.Stream
 			}
 		} else {
 			select {
@@ -222,14 +226,19 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 
 // assemble adds a part of a gradient read at seq; when that completes the
 // gradient, it returns it with the sequence of its first part. A malformed
-// part is logged and skipped.
+// part is logged and skipped, and a part of a step already committed is
+// dropped.
 func (n *node) assemble(msg jetstream.Msg, seq uint64) (*protocol.Grad, uint64, bool) {
 	var p protocol.GradPart
 	if err := p.UnmarshalBinary(msg.Data()); err != nil {
 		n.opts.Log.Warn("coordinator: skipping a malformed gradient part", "subject", msg.Subject(), "seq", seq, "err", err)
 		return nil, 0, false
 	}
-	n.parts.DropBefore(n.run, n.step.Load())
+	step := n.step.Load()
+	n.parts.DropBefore(n.run, step)
+	if p.Run == n.run && p.Step < step {
+		return nil, 0, false
+	}
 	return n.parts.Add(&p, seq)
 }
 

@@ -14,6 +14,7 @@ import "slices"
 // An Assembler is not safe for concurrent use.
 type Assembler struct {
 	max     int
+	size    int        // values in a gradient
 	pending []*partial // in the order their first parts came
 }
 
@@ -27,15 +28,20 @@ type partial struct {
 // span is the values [from, to).
 type span struct{ from, to int }
 
-// NewAssembler returns an assembler keeping at most limit gradients (at
+// NewAssembler returns an assembler of gradients of size values (the
+// network's: parts of gradients of another size are ignored, and so never
+// cost a buffer of the size they claim), keeping at most limit of them (at
 // least 1) in progress.
-func NewAssembler(limit int) *Assembler { return &Assembler{max: max(limit, 1)} }
+func NewAssembler(limit, size int) *Assembler { return &Assembler{max: max(limit, 1), size: size} }
 
 // Add takes a validated part that came with sequence seq (the grads
 // stream's, or any increasing count). When it completes a gradient, Add
 // returns it — the caller's from then on — and the sequence of its first
-// part.
+// part. A part of a gradient of another size is ignored.
 func (a *Assembler) Add(p *GradPart, seq uint64) (*Grad, uint64, bool) {
+	if int(p.Total) != a.size {
+		return nil, 0, false
+	}
 	i := slices.IndexFunc(a.pending, func(q *partial) bool { return q.holds(p) })
 	if i < 0 {
 		if len(a.pending) == a.max {

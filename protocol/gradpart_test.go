@@ -93,7 +93,7 @@ func TestGradientsTooLargeForAMessageGoInParts(t *testing.T) {
 	if len(whole) != 0 || len(parts) < 4 {
 		t.Fatalf("a gradient of 4 KB under a 1 KB max payload: %d whole, %d parts", len(whole), len(parts))
 	}
-	a := NewAssembler(4)
+	a := NewAssembler(4, 1000)
 	for i := len(parts) - 1; i >= 0; i-- { // backwards
 		got, first, done := a.Add(parts[i], uint64(10+i))
 		if done != (i == 0) {
@@ -137,7 +137,7 @@ func TestAssemblerKeepsGradientsApart(t *testing.T) {
 	_, p1 := split(t, base, 400)
 	_, p2 := split(t, otherStep, 400)
 	_, p3 := split(t, otherWeights, 400)
-	a := NewAssembler(2)
+	a := NewAssembler(2, 300)
 	a.Add(p1[0], 5)
 	a.Add(p2[0], 6)
 	if a.Floor() != 5 {
@@ -165,11 +165,17 @@ func TestAssemblerKeepsGradientsApart(t *testing.T) {
 	}
 	sameGrad(t, got, otherStep)
 
-	b := NewAssembler(4)
+	b := NewAssembler(4, 300)
 	for _, p := range p1[1:] {
 		if _, _, done := b.Add(p, 8); done {
 			t.Fatal("a gradient completed without its first part")
 		}
+	}
+	// A part claiming a gradient of another size (here the largest there
+	// may be) is ignored: it would cost a buffer of that size.
+	huge := &GradPart{Grad: *sampleGrad(), Total: MaxParameters}
+	if _, _, done := b.Add(huge, 9); done || b.Pending() != 1 {
+		t.Fatalf("a part of a gradient of another size: done %v, %d in progress, want 1", done, b.Pending())
 	}
 }
 

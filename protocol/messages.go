@@ -25,7 +25,7 @@ const (
 	// MaxParameters bounds a network: the values of a gradient (sent in
 	// parts when it does not fit one message, see GradPart) and the
 	// weights of a snapshot (stored in chunks).
-	MaxParameters = 1 << 28
+	MaxParameters = 1 << 26
 	// MaxOptState bounds a snapshot's optimizer state: a few values per
 	// parameter (Adam keeps two) and a header.
 	MaxOptState = 4*4*MaxParameters + 1024

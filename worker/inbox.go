@@ -48,7 +48,7 @@ type gradSlot struct {
 
 func newInbox(run string, shards, size int) *inbox {
 	return &inbox{run: run, size: size, slots: [2][]gradSlot{make([]gradSlot, shards), make([]gradSlot, shards)}, arrived: make(chan struct{}),
-		parts: protocol.NewAssembler(2*shards + 2)}
+		parts: protocol.NewAssembler(2*shards+2, size)}
 }
 
 // subscribe starts receiving the run's gradients on nc.
@@ -66,9 +66,12 @@ func (b *inbox) subscribe(nc *nats.Conn) error {
 	return nil
 }
 
-// covers reports whether every gradient of step is known to reach the
-// inbox by subscription, so a replica waiting for one need not look for it
-// in the grads stream at once. A gradient of a step is computed on the
+// covers reports whether the gradients of step can be expected to reach
+// the inbox by subscription, so a replica waiting for one need not look
+// for it in the grads stream at once (it looks after a poll's wait all the
+// same: the proof below is good, not perfect — a late duplicate of an old
+// step may be the first gradient received, and messages lost while
+// disconnected count only once the client has reconnected). A gradient of a step is computed on the
 // weights of that step, which take every gradient of the step before: so
 // once the subscription has received a gradient of step t, every gradient
 // of a later step was published while it listened. That holds only at the

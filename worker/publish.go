@@ -62,7 +62,10 @@ func (w *Worker) publishOne(o outgoing) {
 			id = protocol.GradPartMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights, m.Offset, m.Values)
 		}
 		var err error
-		futs[i], err = w.js.PublishAsync(subject, o.data[from:m.End], jetstream.WithMsgID(id))
+		// A gradient in more parts than the client's window of pending
+		// publishes waits for room, as long as for an ack, rather than
+		// failing midway.
+		futs[i], err = w.js.PublishAsync(subject, o.data[from:m.End], jetstream.WithMsgID(id), jetstream.WithStallWait(publishTimeout))
 		if err != nil {
 			pub.End()
 			w.publishFailed(o.tasks, err)

@@ -295,7 +295,7 @@ func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard 
 				continue
 			}
 			if parts == nil {
-				parts = protocol.NewAssembler(4)
+				parts = protocol.NewAssembler(4, rp.size)
 			}
 			whole, _, done := parts.Add(&p, raw.Sequence)
 			if !done {

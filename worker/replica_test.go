@@ -144,6 +144,12 @@ func TestReplicaAtTheLiveEdgeWaitsForItsInbox(t *testing.T) {
 		if !published { // the peer finishes while this replica waits
 			peer(5, 1)
 			published = true
+			// Until it has arrived: the replica would look in the
+			// stream after its 50 ms wait, however slow the delivery.
+			poll(t, &syncbuf.Buffer{}, "the peer's gradient by subscription", func() bool {
+				g, _ := in.take(5, 1)
+				return g != nil
+			})
 		}
 	}
 	if err := rp.advance(ctx, counted, idle); err != nil {
