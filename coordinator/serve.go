@@ -195,26 +195,24 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 			continue
 		}
 		last = md.Sequence.Stream
-		seq := md.Sequence.Stream
 		var g *protocol.Grad
-		if protocol.IsGradPart(msg.Data()) {
-			// A part that completes no gradient is delivered without
-			// one: the loop learns the new floor, and a replay ending on
-			// parts (of a worker that died midway) ends.
-			var done bool
-			if g, seq, done = n.assemble(msg, md.Sequence.Stream); !done {
-				g, seq = nil, md.Sequence.Stream
-			}
-		} else {
-			select {
-			case g = <-n.spare:
-			default:
-				g = new(protocol.Grad)
-			}
-			if err := g.UnmarshalBinary(msg.Data()); err != nil {
-				n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", seq, "err", err)
-				g = nil
-			}
+		select {
+		case g = <-n.spare:
+		default:
+			g = new(protocol.Grad)
+		}
+		// Parts of committed steps are not put together.
+		n.parts.DropBefore(n.run, n.step.Load())
+		seq, ok, err := n.parts.Decode(msg.Data(), md.Sequence.Stream, g)
+		if err != nil {
+			n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
+		}
+		if !ok {
+			// Delivered without a gradient all the same, as a part that
+			// completes none: the loop learns the new floor, and a replay
+			// ending on parts (of a worker that died midway) ends.
+			n.recycle(g)
+			g, seq = nil, md.Sequence.Stream
 		}
 		select {
 		case out <- delivery{grad: g, seq: seq, pending: md.NumPending, floor: n.parts.Floor()}:
@@ -222,24 +220,6 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 			return last
 		}
 	}
-}
-
-// assemble adds a part of a gradient read at seq; when that completes the
-// gradient, it returns it with the sequence of its first part. A malformed
-// part is logged and skipped, and a part of a step already committed is
-// dropped.
-func (n *node) assemble(msg jetstream.Msg, seq uint64) (*protocol.Grad, uint64, bool) {
-	var p protocol.GradPart
-	if err := p.UnmarshalBinary(msg.Data()); err != nil {
-		n.opts.Log.Warn("coordinator: skipping a malformed gradient part", "subject", msg.Subject(), "seq", seq, "err", err)
-		return nil, 0, false
-	}
-	step := n.step.Load()
-	n.parts.DropBefore(n.run, step)
-	if p.Run == n.run && p.Step < step {
-		return nil, 0, false
-	}
-	return n.parts.Add(&p, seq)
 }
 
 // spareGrads is how many decoded gradients the loop hands back to the

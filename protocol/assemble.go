@@ -16,6 +16,9 @@ type Assembler struct {
 	max     int
 	size    int        // values in a gradient
 	pending []*partial // in the order their first parts came
+	run     string     // parts of run's steps before from are ignored (DropBefore)
+	from    uint64
+	part    GradPart // the part Decode read last
 }
 
 type partial struct {
@@ -37,9 +40,10 @@ func NewAssembler(limit, size int) *Assembler { return &Assembler{max: max(limit
 // Add takes a validated part that came with sequence seq (the grads
 // stream's, or any increasing count). When it completes a gradient, Add
 // returns it — the caller's from then on — and the sequence of its first
-// part. A part of a gradient of another size is ignored.
+// part. A part of a gradient of another size, or of a step DropBefore
+// dropped, is ignored.
 func (a *Assembler) Add(p *GradPart, seq uint64) (*Grad, uint64, bool) {
-	if int(p.Total) != a.size {
+	if int(p.Total) != a.size || p.Run == a.run && p.Step < a.from {
 		return nil, 0, false
 	}
 	i := slices.IndexFunc(a.pending, func(q *partial) bool { return q.holds(p) })
@@ -77,10 +81,32 @@ func (a *Assembler) Floor() uint64 {
 	return f
 }
 
-// DropBefore forgets the gradients in progress of run's steps before step:
-// nobody waits for them any more.
+// DropBefore forgets the gradients in progress of run's steps before step,
+// and ignores their parts from then on: nobody waits for them any more.
 func (a *Assembler) DropBefore(run string, step uint64) {
+	a.run, a.from = run, step
 	a.pending = slices.DeleteFunc(a.pending, func(q *partial) bool { return q.g.Run == run && q.g.Step < step })
+}
+
+// Decode decodes a grads-stream message, read at seq, into g: a whole
+// gradient at once (decoded into g's buffers), a part only once it is the
+// last of its gradient's to come. It reports whether g holds a gradient
+// now and the sequence of its first message; err is a malformed message's.
+func (a *Assembler) Decode(b []byte, seq uint64, g *Grad) (first uint64, ok bool, err error) {
+	if !IsGradPart(b) {
+		if err := g.UnmarshalBinary(b); err != nil {
+			return 0, false, err
+		}
+		return seq, true, nil
+	}
+	if err := a.part.UnmarshalBinary(b); err != nil {
+		return 0, false, err
+	}
+	whole, first, done := a.Add(&a.part, seq)
+	if done {
+		*g = *whole
+	}
+	return first, done, nil
 }
 
 // Pending is the number of gradients in progress.

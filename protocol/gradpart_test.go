@@ -151,6 +151,9 @@ func TestAssemblerKeepsGradientsApart(t *testing.T) {
 	if a.Pending() != 1 {
 		t.Fatalf("%d in progress after dropping the steps before %d, want 1 (%d's)", a.Pending(), otherStep.Step, otherStep.Step)
 	}
+	if _, _, done := a.Add(p1[0], 10); done || a.Pending() != 1 {
+		t.Fatalf("a part of a dropped step taken: done %v, %d in progress, want 1", done, a.Pending())
+	}
 	var got *Grad
 	for _, p := range p2[1:] {
 		if g, first, done := a.Add(p, 9); done {
@@ -196,5 +199,42 @@ func TestMalformedParts(t *testing.T) {
 	}
 	if _, _, err := bigGrad("w", 100).AppendParts(nil, 60); err == nil {
 		t.Error("split a gradient for a max payload smaller than a part's header")
+	}
+}
+
+// Decode takes what a reader of the grads stream finds: whole gradients,
+// decoded into the buffer it is given, and parts, which give a gradient
+// with the last of them, named by the sequence of the first; a malformed
+// message of either kind is an error.
+func TestDecodeTakesWholeGradientsAndParts(t *testing.T) {
+	g := bigGrad("w", 300)
+	b, msgs, err := g.AppendParts(nil, 400)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, _ := g.MarshalBinary()
+	a := NewAssembler(2, 300)
+	var got Grad
+	if first, ok, err := a.Decode(whole, 7, &got); err != nil || !ok || first != 7 {
+		t.Fatalf("a whole gradient: first %d, ok %v, err %v", first, ok, err)
+	}
+	sameGrad(t, &got, g)
+	got = Grad{}
+	from := 0
+	for i, m := range msgs {
+		first, ok, err := a.Decode(b[from:m.End], uint64(20+i), &got)
+		from = m.End
+		if err != nil || ok != (i == len(msgs)-1) {
+			t.Fatalf("part %d of %d: ok %v, err %v", i, len(msgs), ok, err)
+		}
+		if ok && first != 20 {
+			t.Fatalf("put together from the part at 20, named %d", first)
+		}
+	}
+	sameGrad(t, &got, g)
+	for _, bad := range [][]byte{whole[:len(whole)-4], b[:msgs[0].End-4]} {
+		if _, ok, err := a.Decode(bad, 1, &got); !errors.Is(err, ErrMalformed) || ok {
+			t.Errorf("a malformed %s: ok %v, err %v", map[bool]string{true: "part", false: "gradient"}[IsGradPart(bad)], ok, err)
+		}
 	}
 }

@@ -26,9 +26,7 @@ type inbox struct {
 	arrived chan struct{} // closed and replaced on every arrival
 	sub     *nats.Subscription
 	nc      *nats.Conn
-	parts   *protocol.Assembler // gradients arriving in parts
-	part    protocol.GradPart   // the part last received, decoded
-	partSeq uint64              // parts received, their sequence for parts
+	parts   *protocol.Assembler // gradients arriving in parts (with no sequences: the inbox asks for no Floor)
 
 	// What the subscription has shown (see covers): it received a
 	// gradient of step liveAfter, and newest is the latest step it
@@ -118,20 +116,7 @@ func (b *inbox) receive(msg *nats.Msg) {
 		return
 	}
 	s := &b.slots[i][shard]
-	if protocol.IsGradPart(msg.Data) {
-		if b.part.UnmarshalBinary(msg.Data) != nil {
-			return
-		}
-		b.partSeq++
-		g, _, done := b.parts.Add(&b.part, b.partSeq)
-		if !done {
-			return
-		}
-		s.g = *g
-	} else if s.g.UnmarshalBinary(msg.Data) != nil {
-		return
-	}
-	if !fits(&s.g, b.run, step, shard, len(b.slots[i]), b.size) {
+	if _, ok, err := b.parts.Decode(msg.Data, 0, &s.g); err != nil || !ok || !fits(&s.g, b.run, step, shard, len(b.slots[i]), b.size) {
 		return
 	}
 	s.have = true

@@ -273,7 +273,7 @@ func (rp *replica) fetch(ctx context.Context, grads jetstream.Stream, shard int,
 
 func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, covers func(*protocol.Grad) bool) (bool, error) {
 	subject := protocol.GradSubject(rp.run, rp.step, shard)
-	var parts *protocol.Assembler // for a gradient stored in parts
+	parts := protocol.NewAssembler(4, rp.size) // for a gradient stored in parts
 	for seq := uint64(1); ; {
 		lctx, cancel := context.WithTimeout(ctx, lookupWait)
 		raw, err := grads.GetMsg(lctx, seq, jetstream.WithGetMsgSubject(subject))
@@ -289,23 +289,7 @@ func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard 
 		}
 		seq = raw.Sequence + 1
 		g := &rp.fetched
-		if protocol.IsGradPart(raw.Data) {
-			var p protocol.GradPart
-			if p.UnmarshalBinary(raw.Data) != nil {
-				continue
-			}
-			if parts == nil {
-				parts = protocol.NewAssembler(4, rp.size)
-			}
-			whole, _, done := parts.Add(&p, raw.Sequence)
-			if !done {
-				continue
-			}
-			*g = *whole
-		} else if g.UnmarshalBinary(raw.Data) != nil {
-			continue
-		}
-		if fits(g, rp.run, rp.step, shard, rp.shards, rp.size) && g.Weights == want && covers(g) {
+		if _, ok, err := parts.Decode(raw.Data, raw.Sequence, g); err == nil && ok && fits(g, rp.run, rp.step, shard, rp.shards, rp.size) && g.Weights == want && covers(g) {
 			return true, nil
 		}
 	}
