@@ -51,9 +51,10 @@ func leaseBucket(ttl time.Duration, replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// acquireLease blocks until this coordinator leads run or ctx ends.
-func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, ttl time.Duration, replicas int, log *slog.Logger) (*lease, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, leaseBucket(ttl, replicas))
+// acquireLease blocks until this coordinator leads run or ctx ends. The
+// leases bucket (leaseBucket, with ttl) exists: protocol.Ensure made it.
+func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, ttl time.Duration, log *slog.Logger) (*lease, error) {
+	kv, err := js.KeyValue(ctx, LeasesBucket)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: lease bucket: %w", err)
 	}

@@ -152,7 +152,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	if err := protocol.Ensure(ctx, js, opts.Replicas, opts.AckWait, leaseBucket(opts.LeaseTTL, opts.Replicas)); err != nil {
 		return nil, err
 	}
-	lease, err := acquireLease(ctx, js, run, opts.ID, opts.LeaseTTL, opts.Replicas, opts.Log)
+	lease, err := acquireLease(ctx, js, run, opts.ID, opts.LeaseTTL, opts.Log)
 	if err != nil {
 		return nil, err
 	}
