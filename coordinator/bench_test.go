@@ -103,6 +103,7 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(t.localCPU.Seconds()*1e3/n, "local-cpu-ms/step")
 			b.ReportMetric(t.local.Seconds()/t.dist.Seconds(), "x-local")
 			b.ReportMetric(t.idle.Seconds()*1e3/n/float64(v.workers), "idle-ms/step")
+			b.ReportMetric(float64(t.grads)/n, "grads/step")
 		})
 	}
 }
@@ -110,7 +111,10 @@ func BenchmarkThroughput(b *testing.B) {
 // benchTimes are the timed windows of a distributed benchmark: the
 // distributed run's wall and CPU time, and the local loop's over as many
 // steps.
-type benchTimes struct{ dist, cpu, s3CPU, local, localCPU, idle time.Duration }
+type benchTimes struct {
+	dist, cpu, s3CPU, local, localCPU, idle time.Duration
+	grads                                   uint64 // gradient messages stored
+}
 
 func (t *benchTimes) add(u benchTimes) {
 	t.dist += u.dist
@@ -119,6 +123,7 @@ func (t *benchTimes) add(u benchTimes) {
 	t.local += u.local
 	t.localCPU += u.localCPU
 	t.idle += u.idle
+	t.grads += u.grads
 }
 
 // benchInterleaved trains one distributed run of cfg with workers fresh
@@ -144,12 +149,14 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	var failed error // the hook runs on the coordinator's goroutine: no b.Fatal there
 	var first time.Time
 	var cpu0, s3CPU0, idle0 time.Duration
+	var grads0 uint64
 	timing, segments, next := false, 0, uint64(benchWarm)
 	committed := func(step uint64, _ [8]byte) {
 		if step != next {
 			return
 		}
 		if !timing {
+			grads0 = gradsStored(srv)
 			first, cpu0, s3CPU0, idle0, timing, next = time.Now(), cpuTime(b), s3CPU(), p.idle(), true, step+benchSegment
 			return
 		}
@@ -157,6 +164,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		t.cpu += cpuTime(b) - cpu0
 		t.s3CPU += s3CPU() - s3CPU0
 		t.idle += p.idle() - idle0
+		t.grads += gradsStored(srv) - grads0
 		timing, segments = false, segments+1
 		// The pause: the workers finish the tasks that are out (those
 		// of every step to tasksOutTo) and wait; then the local loop
@@ -203,6 +211,21 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		b.Fatalf("the run ended after %d of %d timed segments", segments, benchSegments)
 	}
 	return t
+}
+
+// gradsStored is the last sequence of srv's grads stream: how many
+// gradient messages (whole gradients and parts) it has stored.
+func gradsStored(srv *server.Server) uint64 {
+	acc, err := srv.JszAccount(&server.JSzOptions{Account: srv.GlobalAccount().Name, Streams: true})
+	if err != nil {
+		return 0
+	}
+	for _, st := range acc.Streams {
+		if st.Name == protocol.GradsStream {
+			return st.State.LastSeq
+		}
+	}
+	return 0
 }
 
 // benchConfig is the default config with sets applied, on Fashion-MNIST
