@@ -37,6 +37,12 @@ type inbox struct {
 	newest     uint64
 	dropped    int
 	reconnects uint64
+
+	// heard is the latest step of a gradient received from anyone (over a
+	// connection made with nats.NoEcho, from other workers only), and
+	// heardAny whether there was one (see alone).
+	heard    uint64
+	heardAny bool
 }
 
 type gradSlot struct {
@@ -90,6 +96,21 @@ func (b *inbox) covers(step uint64) bool {
 	return b.live && step > b.liveAfter && step+1 >= b.newest
 }
 
+// alone reports whether the inbox has heard no gradient of the steps
+// around step — none of step or the aloneSteps before it, and none later
+// — so that no other worker seems to be computing this run's shards. Over
+// a connection without nats.NoEcho it hears this worker's own gradients,
+// and is never alone. Without a subscription it cannot tell, and says no.
+func (b *inbox) alone(step uint64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sub != nil && (!b.heardAny || b.heard+aloneSteps < step)
+}
+
+// aloneSteps is how many steps without a gradient heard make a worker
+// alone: a peer computing a shard of every step is heard every step.
+const aloneSteps = 2
+
 func (b *inbox) close() {
 	if b.sub != nil {
 		_ = b.sub.Unsubscribe()
@@ -109,6 +130,9 @@ func (b *inbox) receive(msg *nats.Msg) {
 	defer b.mu.Unlock()
 	if !b.live {
 		b.live, b.liveAfter, b.newest = true, step, step
+	}
+	if !b.heardAny || step > b.heard {
+		b.heard, b.heardAny = step, true
 	}
 	b.newest = max(b.newest, step)
 	i := step - b.base

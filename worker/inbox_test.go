@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/protocol"
 )
@@ -97,6 +99,63 @@ func TestInboxCoversOnlyStepsItMustReceive(t *testing.T) {
 	arrive(10)
 	if !in.covers(11) {
 		t.Fatal("does not cover step 11 after a gradient of step 10 arrived on the new connection")
+	}
+}
+
+// A worker is alone while its inbox hears no other worker's gradients
+// around its step: before any arrives, and once the last one heard is more
+// than aloneSteps behind. Over a connection made with nats.NoEcho its own
+// gradients do not count; without a subscription it cannot tell.
+func TestInboxIsAloneUntilItHearsAnotherWorker(t *testing.T) {
+	const run, size = "ab12", 6
+	if newInbox(run, 2, size).alone(0) {
+		t.Fatal("alone without a subscription")
+	}
+	srv := natstest.Start(t, server.Options{})
+	own, err := nats.Connect(srv.ClientURL(), nats.NoEcho())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	peer, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	in := newInbox(run, 2, size)
+	if err := in.subscribe(own); err != nil {
+		t.Fatal(err)
+	}
+	defer in.close()
+	if !in.alone(0) {
+		t.Fatal("not alone before any gradient was heard")
+	}
+	send := func(nc *nats.Conn, step uint64) {
+		t.Helper()
+		g := protocol.Grad{Run: run, Step: step, Shard: 0, Worker: "w", Stats: []protocol.ShardStats{{Count: 4}}, Grad: make([]float32, size)}
+		data, err := g.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Publish(protocol.GradSubject(run, step, 0), data); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil { // the server has it before the next publish
+			t.Fatal(err)
+		}
+	}
+	// Its own gradient of step 10 first, then a peer's of step 3: the
+	// subscription gets them in that order, if it gets its own at all.
+	send(own, 10)
+	send(peer, 3)
+	poll(t, &syncbuf.Buffer{}, "the peer's gradient of step 3", func() bool { return !in.alone(3) })
+	for _, c := range []struct {
+		step uint64
+		want bool
+	}{{2, false}, {4, false}, {5, false}, {6, true}, {12, true}} {
+		if got := in.alone(c.step); got != c.want {
+			t.Errorf("after a peer's gradient of step 3 (and its own of step 10): alone(%d) = %v, want %v", c.step, got, c.want)
+		}
 	}
 }
 

@@ -83,8 +83,9 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		w.pending = append(w.pending, pendingShard{held: held, stats: g.Stats[0]})
 		w.pendingRun = run
 		// The step's last shard ends the run at once; otherwise the next
-		// task in hand decides (a wait of up to a millisecond for one).
-		if int(t.Shard)+1 == int(t.Shards) || !w.nextIs(t.Run, t.Step, int(t.Shard)+1) {
+		// task in hand decides (a wait of up to a millisecond for one, or
+		// longer while no other worker is heard: see nextWait).
+		if int(t.Shard)+1 == int(t.Shards) || !w.nextIs(t.Run, t.Step, int(t.Shard)+1, nextWait(run, t.Step)) {
 			w.flush()
 		}
 		return
@@ -108,11 +109,12 @@ func (w *Worker) extendsPending(t *protocol.Task) bool {
 }
 
 // nextIs reports whether the next task in hand is (run, step, shard). It
-// looks at the task the consumer has prefetched, keeping it for the loop.
-func (w *Worker) nextIs(run string, step uint64, shard int) bool {
+// looks at the task the consumer has prefetched, keeping it for the loop,
+// or waits up to wait for one.
+func (w *Worker) nextIs(run string, step uint64, shard int, wait time.Duration) bool {
 	if len(w.stash) == 0 {
-		msg, ok := w.inHand()
-		if !ok {
+		msg, err := w.next(wait)
+		if err != nil {
 			return false
 		}
 		w.stash = append(w.stash, msg)
@@ -120,6 +122,27 @@ func (w *Worker) nextIs(run string, step uint64, shard int) bool {
 	var t protocol.Task
 	return t.UnmarshalBinary(w.stash[0].Data()) == nil && t.Run == run && t.Step == step && int(t.Shard) == shard
 }
+
+// nextWait is how long a worker holding the first shards of step waits
+// for the next one to reach it before it sends those alone. The next task
+// is almost always in hand already; but on a machine whose cores are busy
+// it can take the client a few milliseconds to hand over a task the broker
+// sent long before, and a gradient sent early means the rest of the step
+// goes as more gradients, each as large as the network. So while the
+// inbox hears no other worker, the next shard can only be this worker's,
+// and it waits aloneWait for it; otherwise another worker may hold it, and
+// waiting longer than a moment would hold that worker up as well.
+func nextWait(r *run, step uint64) time.Duration {
+	if r.rep.inbox.alone(step) {
+		return aloneWait
+	}
+	return time.Millisecond
+}
+
+// aloneWait is nextWait's bound for a worker that hears no other: a few
+// shards' time on the default MLP, far past the hand-over delays measured
+// on two busy cores (up to 8 ms). Tests lengthen it.
+var aloneWait = 20 * time.Millisecond
 
 // notYetDelay is how long a task handed back because the weights it needs
 // are not there yet waits before it is delivered again.

@@ -309,6 +309,51 @@ func TestIdleIsTheWaitForATask(t *testing.T) {
 	}
 }
 
+// TestALoneWorkerSendsTheShardsOfAStepTogether: a worker that hears no
+// other one holds the shards of a step it computed, rather than send them
+// after a millisecond without the next task, and sends the step as one
+// gradient once the next task comes: here tens of milliseconds later, as
+// when a busy machine is slow to hand over a task.
+func TestALoneWorkerSendsTheShardsOfAStepTogether(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	defer func(d time.Duration) { aloneWait = d }(aloneWait)
+	aloneWait = time.Minute
+	run := startedRun(t, js).Run
+	own, err := nats.Connect(nc.ConnectedUrl(), nats.NoEcho())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	w, logs, stop := runWorker(t, own)
+	defer stop()
+	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}})
+	cons, _ := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
+	poll(t, logs, "the delivery of shard 0", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 1
+	})
+	time.Sleep(50 * time.Millisecond) // the time under test: far past the millisecond a worker hearing others waits; not a wait for an event
+	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: 1, Shards: 2, Indices: []int32{4, 5, 6, 7}})
+	poll(t, logs, "both tasks done", func() bool { return w.Tasks() == 2 })
+	grads, _ := js.Stream(ctx, protocol.GradsStream)
+	info, err := grads.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := grads.GetLastMsgForSubject(ctx, protocol.GradSubject(run, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g protocol.Grad
+	if err := g.UnmarshalBinary(raw.Data); err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 || g.Shards() != 2 {
+		t.Fatalf("%d gradients stored, the one of shard 0 covering %d shards: want one gradient of both\n%s", info.State.Msgs, g.Shards(), logs.String())
+	}
+}
+
 // TestMalformedTaskIsTerminated publishes garbage and a task for a run that
 // does not exist: the worker logs each once with its subject and sequence,
 // terminates it so it is never redelivered, and keeps serving.
