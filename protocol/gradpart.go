@@ -7,6 +7,18 @@ import (
 // partSlack covers a part's value count (a uvarint) past its header.
 const partSlack = 16
 
+// HeaderRoom is what a gradient message leaves of the server's max payload
+// for its NATS headers (the message id), which the server counts against
+// the limit too: publishers pass AppendParts the max payload less this.
+const HeaderRoom = 1024
+
+// PartHeaderBudget bounds a part's header (run, worker id, weights check,
+// offsets and partSlack) short of its shard statistics, 16 bytes a shard,
+// for a publisher whose worker id is under 900 bytes: what a max payload
+// must hold besides HeaderRoom and the values, as a coordinator checks at
+// start.
+const PartHeaderBudget = 1024
+
 // Encoded is one message AppendParts wrote: it ends at End in the buffer
 // and carries the values [Offset, Offset+Values) of the gradient (all of
 // them, when it is the only one).

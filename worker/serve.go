@@ -198,10 +198,6 @@ func (w *Worker) flush() {
 	w.send(tasks, g)
 }
 
-// headerRoom is what a gradient message leaves of the server's max payload
-// for its NATS headers (the message id), which the limit counts too.
-const headerRoom = 1024
-
 // send encodes g — in parts if it does not fit the server's max payload —
 // and hands it to the publisher with the tasks it answers.
 func (w *Worker) send(tasks []heldTask, g *protocol.Grad) {
@@ -210,7 +206,7 @@ func (w *Worker) send(tasks []heldTask, g *protocol.Grad) {
 	case buf = <-w.spare:
 	default:
 	}
-	b, msgs, err := g.AppendParts(buf[:0], int(w.nc.MaxPayload())-headerRoom)
+	b, msgs, err := g.AppendParts(buf[:0], int(w.nc.MaxPayload())-protocol.HeaderRoom)
 	if err != nil {
 		w.publishFailed(tasks, err)
 		return
