@@ -41,6 +41,17 @@ type replica struct {
 	weights []float32     // the run's network's own buffer (model.Network.Params): gradients are taken on it without a copy
 	check   [8]byte       // model.Check of weights
 	fetched protocol.Grad // a gradient fetched from the grads stream
+	looks   []streamLook  // how far the lookups of the current step have read, by subject
+}
+
+// streamLook is how far a replica's lookups of one subject in the grads
+// stream have read at the current step, and the parts of gradients they
+// found, so that the next poll reads on from there: what it read stays
+// what it was (a stored message never changes).
+type streamLook struct {
+	subject string
+	next    uint64 // the sequence to look from
+	parts   *protocol.Assembler
 }
 
 // streams are where a replica finds what its inbox does not have.
@@ -147,7 +158,7 @@ func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step 
 		return fmt.Errorf("worker: snapshot of run %s step %d: optimizer state: %w", rp.run, p.Step, err)
 	}
 	copy(rp.weights, p.Weights)
-	rp.step, rp.valid, rp.own = p.Step, true, 0
+	rp.step, rp.valid, rp.own, rp.looks = p.Step, true, 0, rp.looks[:0]
 	rp.check = p.Check
 	rp.sum.Reset()
 	rp.inbox.moveTo(rp.step)
@@ -190,7 +201,7 @@ func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle idl
 	}
 	rp.sum.Apply(rp.opt, rp.weights, rp.count, rp.step)
 	rp.step++
-	rp.own = 0
+	rp.own, rp.looks = 0, rp.looks[:0]
 	rp.inbox.moveTo(rp.step)
 	rp.check = model.Check(rp.weights)
 	return nil
@@ -272,11 +283,11 @@ func (rp *replica) fetch(ctx context.Context, grads jetstream.Stream, shard int,
 }
 
 func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, covers func(*protocol.Grad) bool) (bool, error) {
-	subject := protocol.GradSubject(rp.run, rp.step, shard)
-	parts := protocol.NewAssembler(4, rp.size) // for a gradient stored in parts
-	for seq := uint64(1); ; {
+	l := rp.look(protocol.GradSubject(rp.run, rp.step, shard))
+	subject := l.subject
+	for {
 		lctx, cancel := context.WithTimeout(ctx, lookupWait)
-		raw, err := grads.GetMsg(lctx, seq, jetstream.WithGetMsgSubject(subject))
+		raw, err := grads.GetMsg(lctx, l.next, jetstream.WithGetMsgSubject(subject))
 		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, nil
@@ -287,10 +298,21 @@ func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard 
 		if err != nil {
 			return false, fmt.Errorf("worker: fetching %s: %w", subject, err)
 		}
-		seq = raw.Sequence + 1
+		l.next = raw.Sequence + 1
 		g := &rp.fetched
-		if _, ok, err := parts.Decode(raw.Data, raw.Sequence, g); err == nil && ok && fits(g, rp.run, rp.step, shard, rp.shards, rp.size) && g.Weights == want && covers(g) {
+		if _, ok, err := l.parts.Decode(raw.Data, raw.Sequence, g); err == nil && ok && fits(g, rp.run, rp.step, shard, rp.shards, rp.size) && g.Weights == want && covers(g) {
 			return true, nil
 		}
 	}
+}
+
+// look is where the lookups of subject at the current step stand.
+func (rp *replica) look(subject string) *streamLook {
+	for i := range rp.looks {
+		if rp.looks[i].subject == subject {
+			return &rp.looks[i]
+		}
+	}
+	rp.looks = append(rp.looks, streamLook{subject: subject, next: 1, parts: protocol.NewAssembler(4, rp.size)})
+	return &rp.looks[len(rp.looks)-1]
 }

@@ -219,6 +219,72 @@ func TestReplicaFetchesAGradientInParts(t *testing.T) {
 	}
 }
 
+// A replica polling the grads stream for a gradient whose parts are still
+// being published reads on from where its last poll stopped: the parts it
+// found stay found, and are not fetched again.
+func TestReplicaPollingForPartsReadsOn(t *testing.T) {
+	_, js := startJetStream(t)
+	ctx := context.Background()
+	const run, size = "ab12", 300
+	rp := stepFiveReplica(t, run, size)
+	g := protocol.Grad{Run: run, Step: 5, Shard: 1, Worker: "peer", Weights: rp.check, Stats: []protocol.ShardStats{{Count: 4}}, Grad: make([]float32, size)}
+	for i := range g.Grad {
+		g.Grad[i] = float32(i)
+	}
+	data, msgs, err := g.AppendParts(nil, 400)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) < 4 {
+		t.Fatalf("%d parts, want 4 at least", len(msgs))
+	}
+	publishParts := func(parts []protocol.Encoded, from int) {
+		for _, m := range parts {
+			if _, err := js.Publish(ctx, protocol.GradSubject(run, 5, 1), data[from:m.End]); err != nil {
+				t.Fatal(err)
+			}
+			from = m.End
+		}
+	}
+	stream, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grads := &countingStream{Stream: stream}
+	half := len(msgs) / 2
+	publishParts(msgs[:half], 0)
+	if ok, err := rp.fetch(ctx, grads, 1, rp.check); ok || err != nil {
+		t.Fatalf("with %d of %d parts stored: found %v, %v", half, len(msgs), ok, err)
+	}
+	publishParts(msgs[half:], msgs[half-1].End)
+	grads.gets = 0
+	if ok, err := rp.fetch(ctx, grads, 1, rp.check); !ok || err != nil {
+		t.Fatalf("with every part stored: found %v, %v", ok, err)
+	}
+	if want := len(msgs) - half; grads.gets != want {
+		t.Errorf("the second poll read %d messages, want the %d parts stored since the first", grads.gets, want)
+	}
+	for i, v := range rp.fetched.Grad {
+		if v != g.Grad[i] {
+			t.Fatalf("value %d is %v, want %v", i, v, g.Grad[i])
+		}
+	}
+}
+
+// countingStream is a real stream that counts the messages got from it.
+type countingStream struct {
+	jetstream.Stream
+	gets int
+}
+
+func (s *countingStream) GetMsg(ctx context.Context, seq uint64, opts ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
+	m, err := s.Stream.GetMsg(ctx, seq, opts...)
+	if err == nil {
+		s.gets++
+	}
+	return m, err
+}
+
 // stepFiveReplica is a valid replica of run at step 5, of 2 shards of 4
 // samples and size zero weights, with the default optimizer and an inbox
 // that is not subscribed yet.
