@@ -29,7 +29,9 @@
 // from a publisher goroutine in the order they were computed, the next task
 // is prefetched. A worker that computed shards 0..k of a step itself
 // sends them as one gradient (their sum), which is a quarter of the bytes
-// when one worker serves a run of four shards. A gradient larger than the
+// when one worker serves a run of four shards: between two shards it waits
+// a moment for the next task, longer while its inbox hears no other worker
+// (the next shard can then only be its own). A gradient larger than the
 // server's max payload goes in parts (protocol.GradPart), acknowledged once
 // every part is stored; the inbox and the replica's lookups put peers'
 // parts back together.
