@@ -41,17 +41,19 @@ type replica struct {
 	weights []float32     // the run's network's own buffer (model.Network.Params): gradients are taken on it without a copy
 	check   [8]byte       // model.Check of weights
 	fetched protocol.Grad // a gradient fetched from the grads stream
-	looks   []streamLook  // how far the lookups of the current step have read, by subject
+	looks   []*streamLook // how far the lookups of the current step have read, by the shard of their subject
 }
 
 // streamLook is how far a replica's lookups of one subject in the grads
 // stream have read at the current step, and the parts of gradients they
 // found, so that the next poll reads on from there: what it read stays
-// what it was (a stored message never changes).
+// what it was (a stored message never changes). A step's lookups of a
+// subject only ever want less of what they read (a gradient of shard s,
+// then, of shard 0's subject, a sum of more shards than the sum holds),
+// so none needs a message an earlier one read past.
 type streamLook struct {
-	subject string
-	next    uint64 // the sequence to look from
-	parts   *protocol.Assembler
+	next  uint64 // the sequence to look from
+	parts *protocol.Assembler
 }
 
 // streams are where a replica finds what its inbox does not have.
@@ -158,7 +160,8 @@ func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step 
 		return fmt.Errorf("worker: snapshot of run %s step %d: optimizer state: %w", rp.run, p.Step, err)
 	}
 	copy(rp.weights, p.Weights)
-	rp.step, rp.valid, rp.own, rp.looks = p.Step, true, 0, rp.looks[:0]
+	rp.step, rp.valid, rp.own = p.Step, true, 0
+	rp.forgetLooks()
 	rp.check = p.Check
 	rp.sum.Reset()
 	rp.inbox.moveTo(rp.step)
@@ -201,7 +204,8 @@ func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle idl
 	}
 	rp.sum.Apply(rp.opt, rp.weights, rp.count, rp.step)
 	rp.step++
-	rp.own, rp.looks = 0, rp.looks[:0]
+	rp.own = 0
+	rp.forgetLooks()
 	rp.inbox.moveTo(rp.step)
 	rp.check = model.Check(rp.weights)
 	return nil
@@ -222,6 +226,9 @@ func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int
 	}
 	for {
 		if rp.sum.Has(shard) {
+			if shard > 0 && shard < len(rp.looks) {
+				rp.looks[shard] = nil // only gather(shard) reads its subject
+			}
 			return nil
 		}
 		g, arrived := rp.inbox.take(rp.step, shard)
@@ -247,6 +254,9 @@ func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int
 			next, poll = now.Add(poll), min(2*poll, 500*time.Millisecond)
 		}
 		if now.After(deadline) {
+			// The next try reads the stream from its start: one that was
+			// recreated, or restored, numbers its messages anew.
+			rp.forgetLooks()
 			return fmt.Errorf("%w (run %s step %d shard %d)", errNotYet, rp.run, rp.step, shard)
 		}
 		if idle != nil {
@@ -283,8 +293,8 @@ func (rp *replica) fetch(ctx context.Context, grads jetstream.Stream, shard int,
 }
 
 func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard int, want [8]byte, covers func(*protocol.Grad) bool) (bool, error) {
-	l := rp.look(protocol.GradSubject(rp.run, rp.step, shard))
-	subject := l.subject
+	l := rp.look(shard)
+	subject := protocol.GradSubject(rp.run, rp.step, shard)
 	for {
 		lctx, cancel := context.WithTimeout(ctx, lookupWait)
 		raw, err := grads.GetMsg(lctx, l.next, jetstream.WithGetMsgSubject(subject))
@@ -306,13 +316,16 @@ func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard 
 	}
 }
 
-// look is where the lookups of subject at the current step stand.
-func (rp *replica) look(subject string) *streamLook {
-	for i := range rp.looks {
-		if rp.looks[i].subject == subject {
-			return &rp.looks[i]
-		}
+// look is where the lookups of shard's subject at the current step stand.
+func (rp *replica) look(shard int) *streamLook {
+	if len(rp.looks) != rp.shards {
+		rp.looks = make([]*streamLook, rp.shards)
 	}
-	rp.looks = append(rp.looks, streamLook{subject: subject, next: 1, parts: protocol.NewAssembler(4, rp.size)})
-	return &rp.looks[len(rp.looks)-1]
+	if rp.looks[shard] == nil {
+		rp.looks[shard] = &streamLook{next: 1, parts: protocol.NewAssembler(4, rp.size)}
+	}
+	return rp.looks[shard]
 }
+
+// forgetLooks drops the lookups' state and the parts they hold.
+func (rp *replica) forgetLooks() { clear(rp.looks) }

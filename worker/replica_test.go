@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -268,6 +269,47 @@ func TestReplicaPollingForPartsReadsOn(t *testing.T) {
 		if v != g.Grad[i] {
 			t.Fatalf("value %d is %v, want %v", i, v, g.Grad[i])
 		}
+	}
+}
+
+// A replica that gave up waiting for a step's gradients reads the grads
+// stream from its start at the next try: a stream deleted and created
+// again (or restored) numbers its messages anew, below where the replica
+// had read to.
+func TestReplicaReadsARecreatedStreamAfresh(t *testing.T) {
+	_, js := startJetStream(t)
+	ctx := context.Background()
+	const run, size = "ab12", 6
+	rp := stepFiveReplica(t, run, size)
+	peer := func(weights [8]byte) {
+		t.Helper()
+		g := protocol.Grad{Run: run, Step: 5, Shard: 1, Worker: "peer", Weights: weights, Stats: []protocol.ShardStats{{Count: 4}}, Grad: make([]float32, size)}
+		publish(t, js, protocol.GradSubject(run, 5, 1), &g)
+	}
+	peer([8]byte{1}) // computed on other weights: read, and passed over
+	rp.add(0, make([]float32, size))
+	grads, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rp.advance(ctx, grads, nil); !errors.Is(err, errNotYet) {
+		t.Fatalf("with no usable gradient of shard 1: %v, want errNotYet", err)
+	}
+	if err := js.DeleteStream(ctx, protocol.GradsStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := protocol.Ensure(ctx, js, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	peer(rp.check) // stored at sequence 1 of the new stream
+	if grads, err = js.Stream(ctx, protocol.GradsStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := rp.advance(ctx, grads, nil); err != nil {
+		t.Fatalf("the gradient stored anew at sequence 1 was not found: %v", err)
+	}
+	if rp.step != 6 {
+		t.Fatalf("replica at step %d, want 6", rp.step)
 	}
 }
 

@@ -84,8 +84,8 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		w.pendingRun = run
 		// The step's last shard ends the run at once; otherwise the next
 		// task in hand decides (a wait of up to a millisecond for one, or
-		// longer while no other worker is heard: see nextWait).
-		if int(t.Shard)+1 == int(t.Shards) || !w.nextIs(t.Run, t.Step, int(t.Shard)+1, nextWait(run, t.Step)) {
+		// longer while no other worker is heard: see nextTask).
+		if int(t.Shard)+1 == int(t.Shards) || !w.nextIs(run, t.Step, int(t.Shard)+1) {
 			w.flush()
 		}
 		return
@@ -108,38 +108,45 @@ func (w *Worker) extendsPending(t *protocol.Task) bool {
 	return t.Run == last.Run && t.Step == last.Step && t.Shard == last.Shard+1
 }
 
-// nextIs reports whether the next task in hand is (run, step, shard). It
-// looks at the task the consumer has prefetched, keeping it for the loop,
-// or waits up to wait for one.
-func (w *Worker) nextIs(run string, step uint64, shard int, wait time.Duration) bool {
+// nextIs reports whether the next task in hand is (r's run, step, shard).
+// It looks at the task the consumer has prefetched, keeping it for the
+// loop, or waits for one (see nextTask).
+func (w *Worker) nextIs(r *run, step uint64, shard int) bool {
 	if len(w.stash) == 0 {
-		msg, err := w.next(wait)
-		if err != nil {
+		msg, ok := w.nextTask(r, step)
+		if !ok {
 			return false
 		}
 		w.stash = append(w.stash, msg)
 	}
 	var t protocol.Task
-	return t.UnmarshalBinary(w.stash[0].Data()) == nil && t.Run == run && t.Step == step && int(t.Shard) == shard
+	return t.UnmarshalBinary(w.stash[0].Data()) == nil && t.Run == r.sig && t.Step == step && int(t.Shard) == shard
 }
 
-// nextWait is how long a worker holding the first shards of step waits
-// for the next one to reach it before it sends those alone. The next task
-// is almost always in hand already; but on a machine whose cores are busy
-// it can take the client a few milliseconds to hand over a task the broker
-// sent long before, and a gradient sent early means the rest of the step
-// goes as more gradients, each as large as the network. So while the
-// inbox hears no other worker, the next shard can only be this worker's,
-// and it waits aloneWait for it; otherwise another worker may hold it, and
-// waiting longer than a moment would hold that worker up as well.
-func nextWait(r *run, step uint64) time.Duration {
-	if r.rep.inbox.alone(step) {
-		return aloneWait
+// nextTask waits for the next task while a worker holds the first shards
+// of step. The next task is almost always in hand already; but on a
+// machine whose cores are busy it can take the client a few milliseconds
+// to hand over a task the broker sent long before, and a gradient sent
+// early means the rest of the step goes as more gradients, each as large
+// as the network. So it waits a millisecond, and then on, a millisecond at
+// a time up to aloneWait, while r's inbox hears no other worker: the next
+// shard can then only be this worker's. Another worker may hold it
+// otherwise, and waiting longer than a moment would hold that worker up
+// as well.
+func (w *Worker) nextTask(r *run, step uint64) (jetstream.Msg, bool) {
+	deadline := time.Now().Add(aloneWait)
+	for {
+		msg, err := w.next(time.Millisecond)
+		if err == nil {
+			return msg, true
+		}
+		if errors.Is(err, errFeedClosed) || !r.rep.inbox.alone(step) || !time.Now().Before(deadline) {
+			return nil, false
+		}
 	}
-	return time.Millisecond
 }
 
-// aloneWait is nextWait's bound for a worker that hears no other: a few
+// aloneWait is nextTask's bound for a worker that hears no other: a few
 // shards' time on the default MLP, far past the hand-over delays measured
 // on two busy cores (up to 8 ms). Tests lengthen it.
 var aloneWait = 20 * time.Millisecond

@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -315,43 +317,102 @@ func TestIdleIsTheWaitForATask(t *testing.T) {
 // gradient once the next task comes: here tens of milliseconds later, as
 // when a busy machine is slow to hand over a task.
 func TestALoneWorkerSendsTheShardsOfAStepTogether(t *testing.T) {
-	nc, js := startJetStream(t)
-	ctx := context.Background()
 	defer func(d time.Duration) { aloneWait = d }(aloneWait)
 	aloneWait = time.Minute
+	js, run, w, logs := pastStep0(t)
+	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 1, Shard: 0, Shards: 2, Indices: []int32{8, 9, 10, 11}})
+	time.Sleep(50 * time.Millisecond) // the time under test: far past the millisecond a worker hearing others waits; not a wait for an event
+	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 1, Shard: 1, Shards: 2, Indices: []int32{12, 13, 14, 15}})
+	poll(t, logs, "both tasks of step 1 done", func() bool { return w.Tasks() == 4 })
+	if got := stepOneGradients(t, js, run); got != "0-1" {
+		t.Fatalf("step 1 went as gradients of shards %s, want one of both\n%s", got, logs.String())
+	}
+}
+
+// TestAWorkerHearingAnotherSendsItsShardsWithoutWaiting: a worker whose
+// inbox hears another worker's gradients sends the first shard of a step
+// when the next task is not in hand within a moment, as another worker
+// may hold it.
+func TestAWorkerHearingAnotherSendsItsShardsWithoutWaiting(t *testing.T) {
+	defer func(d time.Duration) { aloneWait = d }(aloneWait)
+	aloneWait = time.Minute
+	js, run, w, logs := pastStep0(t)
+	r := w.runs.runs[0] // the run's first task came before Tasks counted it
+	if err := js.Conn().Publish(protocol.GradSubject(run, 1, 1), []byte("another worker's")); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, logs, "the inbox hearing another worker", func() bool { return !r.rep.inbox.alone(1) })
+	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 1, Shard: 0, Shards: 2, Indices: []int32{8, 9, 10, 11}})
+	grads, _ := js.Stream(context.Background(), protocol.GradsStream)
+	poll(t, logs, "the gradient of shard 0 of step 1", func() bool {
+		_, err := grads.GetLastMsgForSubject(context.Background(), protocol.GradSubject(run, 1, 0))
+		return err == nil
+	})
+	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 1, Shard: 1, Shards: 2, Indices: []int32{12, 13, 14, 15}})
+	poll(t, logs, "both tasks of step 1 done", func() bool { return w.Tasks() == 4 })
+	if got := stepOneGradients(t, js, run); got != "0 1" {
+		t.Fatalf("step 1 went as gradients of shards %s, want one of each\n%s", got, logs.String())
+	}
+	// Held past its ack wait, shard 0's task would have come back.
+	cons, _ := js.Consumer(context.Background(), protocol.TasksStream, protocol.WorkersConsumer)
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Delivered.Consumer != 4 {
+		t.Fatalf("%d deliveries of the 4 tasks: shard 0 of step 1 was held until it came back\n%s", info.Delivered.Consumer, logs.String())
+	}
+}
+
+// pastStep0 runs a worker, on a connection of its own made with NoEcho,
+// through both shards of step 0 of a started run of two shards: the run,
+// its dataset and its snapshot are loaded, and its inbox subscribed.
+func pastStep0(t *testing.T) (jetstream.JetStream, string, *Worker, *syncbuf.Buffer) {
+	t.Helper()
+	nc, js := startJetStream(t)
 	run := startedRun(t, js).Run
 	own, err := nats.Connect(nc.ConnectedUrl(), nats.NoEcho())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer own.Close()
+	t.Cleanup(own.Close)
 	w, logs, stop := runWorker(t, own)
-	defer stop()
-	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}})
-	cons, _ := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
-	poll(t, logs, "the delivery of shard 0", func() bool {
-		info, err := cons.Info(ctx)
-		return err == nil && info.NumAckPending == 1
-	})
-	time.Sleep(50 * time.Millisecond) // the time under test: far past the millisecond a worker hearing others waits; not a wait for an event
-	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 0, Shard: 1, Shards: 2, Indices: []int32{4, 5, 6, 7}})
-	poll(t, logs, "both tasks done", func() bool { return w.Tasks() == 2 })
-	grads, _ := js.Stream(ctx, protocol.GradsStream)
-	info, err := grads.Info(ctx)
+	t.Cleanup(stop)
+	publishStep0(t, js, run)
+	poll(t, logs, "both tasks of step 0 done", func() bool { return w.Tasks() == 2 })
+	return js, run, w, logs
+}
+
+// stepOneGradients lists the gradients of step 1 of run in the grads
+// stream by the shards each covers: "0-1" for one of both, "0 1" for one
+// of each.
+func stepOneGradients(t *testing.T, js jetstream.JetStream, run string) string {
+	t.Helper()
+	ctx := context.Background()
+	grads, err := js.Stream(ctx, protocol.GradsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := grads.GetLastMsgForSubject(ctx, protocol.GradSubject(run, 0, 0))
-	if err != nil {
-		t.Fatal(err)
+	var got []string
+	for shard := range 2 {
+		raw, err := grads.GetLastMsgForSubject(ctx, protocol.GradSubject(run, 1, shard))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g protocol.Grad
+		if err := g.UnmarshalBinary(raw.Data); err != nil {
+			continue // not a gradient (another worker's, as the test has it)
+		}
+		if g.Shards() == 1 {
+			got = append(got, fmt.Sprint(g.Shard))
+		} else {
+			got = append(got, fmt.Sprintf("%d-%d", g.Shard, int(g.Shard)+g.Shards()-1))
+		}
 	}
-	var g protocol.Grad
-	if err := g.UnmarshalBinary(raw.Data); err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 1 || g.Shards() != 2 {
-		t.Fatalf("%d gradients stored, the one of shard 0 covering %d shards: want one gradient of both\n%s", info.State.Msgs, g.Shards(), logs.String())
-	}
+	return strings.Join(got, " ")
 }
 
 // TestMalformedTaskIsTerminated publishes garbage and a task for a run that
