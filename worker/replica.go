@@ -47,10 +47,11 @@ type replica struct {
 // streamLook is how far a replica's lookups of one subject in the grads
 // stream have read at the current step, and the parts of gradients they
 // found, so that the next poll reads on from there: what it read stays
-// what it was (a stored message never changes). A step's lookups of a
-// subject only ever want less of what they read (a gradient of shard s,
-// then, of shard 0's subject, a sum of more shards than the sum holds),
-// so none needs a message an earlier one read past.
+// what it was (a stored message never changes). Within a step, a later
+// lookup of a subject accepts no more than an earlier one did (shard 0's
+// subject is searched first for any gradient of shard 0, then for sums
+// reaching past each later shard), so none needs a message an earlier
+// one passed over.
 type streamLook struct {
 	next  uint64 // the sequence to look from
 	parts *protocol.Assembler
