@@ -259,8 +259,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 // (protocol.GradPart), each a header and at least minPartValues values.
 // Snapshots go to an object store, which splits them into chunks.
 func checkPayload(max int64, shards, params int) error {
-	const header = protocol.HeaderRoom + protocol.PartHeaderBudget
-	switch need := int64(header + 16*shards + 4*min(params, minPartValues)); {
+	switch need := int64(protocol.PartOverhead(shards) + 4*min(params, minPartValues)); {
 	case params > protocol.MaxParameters:
 		return fmt.Errorf("coordinator: a network of %d parameters is over the %d jettrain takes", params, protocol.MaxParameters)
 	case need > max:

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"strings"
 )
 
 // partSlack covers a part's value count (a uvarint) past its header.
@@ -12,12 +13,14 @@ const partSlack = 16
 // the limit too: publishers pass AppendParts the max payload less this.
 const HeaderRoom = 1024
 
-// PartHeaderBudget bounds a part's header (run, worker id, weights check,
-// offsets and partSlack) short of its shard statistics, 16 bytes a shard,
-// for a publisher whose worker id is under 900 bytes: what a max payload
-// must hold besides HeaderRoom and the values, as a coordinator checks at
-// start.
-const PartHeaderBudget = 1024
+// PartOverhead is the most a message carrying a part of a gradient of
+// shards shards takes besides its values: HeaderRoom, and the part's
+// header with a run and a worker id as long as the decoders take. A max
+// payload must hold it and some values, as a coordinator checks at start.
+func PartOverhead(shards int) int {
+	g := Grad{Run: strings.Repeat("r", MaxRunLen), Worker: strings.Repeat("w", MaxWorkerLen), Stats: make([]ShardStats, shards)}
+	return HeaderRoom + g.partHeaderLen() + partSlack
+}
 
 // Encoded is one message AppendParts wrote: it ends at End in the buffer
 // and carries the values [Offset, Offset+Values) of the gradient (all of

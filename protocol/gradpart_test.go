@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -235,6 +236,34 @@ func TestDecodeTakesWholeGradientsAndParts(t *testing.T) {
 	for _, bad := range [][]byte{whole[:len(whole)-4], b[:msgs[0].End-4]} {
 		if _, ok, err := a.Decode(bad, 1, &got); !errors.Is(err, ErrMalformed) || ok {
 			t.Errorf("a malformed %s: ok %v, err %v", map[bool]string{true: "part", false: "gradient"}[IsGradPart(bad)], ok, err)
+		}
+	}
+}
+
+// PartOverhead bounds what a part takes besides its values, whatever the
+// ids: a max payload of it (less HeaderRoom) and room for k values gives
+// parts of k values at least, each within the payload.
+func TestPartOverheadBoundsAPart(t *testing.T) {
+	const k = 100
+	for _, shards := range []int{1, 4, MaxShards} {
+		g := Grad{Run: strings.Repeat("r", MaxRunLen), Worker: strings.Repeat("w", MaxWorkerLen), Stats: make([]ShardStats, shards), Grad: make([]float32, 10*k)}
+		for i := range g.Stats {
+			g.Stats[i].Count = 1
+		}
+		payload := PartOverhead(shards) - HeaderRoom + 4*k
+		b, msgs, err := g.AppendParts(nil, payload)
+		if err != nil {
+			t.Fatalf("%d shards: %v", shards, err)
+		}
+		from := 0
+		for i, m := range msgs {
+			if m.End-from > payload || i < len(msgs)-1 && m.Values < k {
+				t.Fatalf("%d shards: part %d of %d bytes and %d values, in a payload of %d", shards, i, m.End-from, m.Values, payload)
+			}
+			from = m.End
+		}
+		if from != len(b) {
+			t.Fatalf("%d shards: parts end at %d of %d bytes", shards, from, len(b))
 		}
 	}
 }
