@@ -30,19 +30,15 @@ type inbox struct {
 
 	// What the subscription has shown (see covers): it received a
 	// gradient of step liveAfter, and newest is the latest step it
-	// received one of; both are forgotten when the connection may have
-	// lost messages, which dropped and reconnects tell.
+	// received one of; both start over when the connection may have lost
+	// messages, which dropped and reconnects tell. heard is whether it has
+	// received any (see alone).
 	live       bool
 	liveAfter  uint64
 	newest     uint64
 	dropped    int
 	reconnects uint64
-
-	// heard is the latest step of a gradient received from anyone (over a
-	// connection made with nats.NoEcho, from other workers only), and
-	// heardAny whether there was one (see alone).
-	heard    uint64
-	heardAny bool
+	heard      bool
 }
 
 type gradSlot struct {
@@ -104,7 +100,7 @@ func (b *inbox) covers(step uint64) bool {
 func (b *inbox) alone(step uint64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.sub != nil && (!b.heardAny || b.heard+aloneSteps < step)
+	return b.sub != nil && (!b.heard || b.newest+aloneSteps < step)
 }
 
 // aloneSteps is how many steps without a gradient heard make a worker
@@ -129,10 +125,7 @@ func (b *inbox) receive(msg *nats.Msg) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.live {
-		b.live, b.liveAfter, b.newest = true, step, step
-	}
-	if !b.heardAny || step > b.heard {
-		b.heard, b.heardAny = step, true
+		b.live, b.liveAfter, b.newest, b.heard = true, step, step, true
 	}
 	b.newest = max(b.newest, step)
 	i := step - b.base
