@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/protocol"
 )
@@ -111,17 +109,8 @@ func TestInboxIsAloneUntilItHearsAnotherWorker(t *testing.T) {
 	if newInbox(run, 2, size).alone(0) {
 		t.Fatal("alone without a subscription")
 	}
-	srv := natstest.Start(t, server.Options{})
-	own, err := nats.Connect(srv.ClientURL(), nats.NoEcho())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer own.Close()
-	peer, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer, _ := startJetStream(t)
+	own := connectNoEcho(t, peer.ConnectedUrl())
 	in := newInbox(run, 2, size)
 	if err := in.subscribe(own); err != nil {
 		t.Fatal(err)
@@ -164,34 +153,17 @@ func TestInboxIsAloneUntilItHearsAnotherWorker(t *testing.T) {
 func TestInboxPutsPartsTogether(t *testing.T) {
 	const run, size = "ab12", 300
 	b := newInbox(run, 2, size)
-	g := protocol.Grad{Run: run, Step: 0, Shard: 1, Worker: "peer", Stats: []protocol.ShardStats{{Count: 4}}, Grad: make([]float32, size)}
-	for i := range g.Grad {
-		g.Grad[i] = float32(i)
-	}
-	data, msgs, err := g.AppendParts(nil, 400)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(msgs) < 3 {
-		t.Fatalf("%d messages, want parts", len(msgs))
-	}
-	for i := len(msgs) - 1; i >= 0; i-- {
-		from := 0
-		if i > 0 {
-			from = msgs[i-1].End
-		}
+	g := peerGrad(run, 0, [8]byte{}, size)
+	parts := inParts(t, &g, 400, 3)
+	for i := len(parts) - 1; i >= 0; i-- {
 		if got, _ := b.take(0, 1); got != nil {
 			t.Fatalf("a gradient kept before its part %d came", i)
 		}
-		b.receive(&nats.Msg{Subject: protocol.GradSubject(run, 0, 1), Data: data[from:msgs[i].End]})
+		b.receive(&nats.Msg{Subject: protocol.GradSubject(run, 0, 1), Data: parts[i]})
 	}
 	got, _ := b.take(0, 1)
 	if got == nil {
 		t.Fatal("the parts were not put together")
 	}
-	for i, v := range got.Grad {
-		if v != g.Grad[i] {
-			t.Fatalf("value %d is %v, want %v", i, v, g.Grad[i])
-		}
-	}
+	sameBits(t, "the gradient put together", got.Grad, g.Grad)
 }

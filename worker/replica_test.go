@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -105,11 +104,7 @@ func testReplicaSteps(t *testing.T, wholeStep bool) {
 	if g.Weights != model.Check(w1) {
 		t.Fatalf("step 1 gradient names weights %x, want %x", g.Weights, model.Check(w1))
 	}
-	for i := range want {
-		if math.Float32bits(g.Grad[i]) != math.Float32bits(want[i]) {
-			t.Fatalf("step 1 gradient[%d] = %v, want %v", i, g.Grad[i], want[i])
-		}
-	}
+	sameBits(t, "step 1 gradient", g.Grad, want)
 }
 
 // A replica at the run's live edge waits for a peer's gradient to arrive
@@ -182,22 +177,13 @@ func TestReplicaFetchesAGradientInParts(t *testing.T) {
 	ctx := context.Background()
 	const run, size = "ab12", 300
 	rp := stepFiveReplica(t, run, size) // its inbox not subscribed: the stream is all it has
-	g := protocol.Grad{Run: run, Step: 5, Shard: 1, Worker: "peer", Weights: rp.check, Stats: []protocol.ShardStats{{Count: 4}}, Grad: make([]float32, size)}
+	g := peerGrad(run, 5, rp.check, size)
 	own := make([]float32, size)
-	for i := range g.Grad {
-		g.Grad[i], own[i] = float32(i)/100, 1
+	for i := range own {
+		own[i] = 1
 	}
-	data, msgs, err := g.AppendParts(nil, 500)
-	if err != nil {
-		t.Fatal(err)
-	}
-	from := 0
-	for _, m := range msgs {
-		if _, err := js.Publish(ctx, protocol.GradSubject(run, 5, 1), data[from:m.End]); err != nil {
-			t.Fatal(err)
-		}
-		from = m.End
-	}
+	parts := inParts(t, &g, 500, 2)
+	publishAll(t, js, protocol.GradSubject(run, 5, 1), parts)
 	// What the coordinator computes from both shards.
 	want := make([]float32, size)
 	sum := model.NewShardSum(2, size)
@@ -211,13 +197,9 @@ func TestReplicaFetchesAGradientInParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := rp.advance(ctx, grads, nil); err != nil {
-		t.Fatalf("stepping with a gradient in %d parts: %v", len(msgs), err)
+		t.Fatalf("stepping with a gradient in %d parts: %v", len(parts), err)
 	}
-	for i := range want {
-		if math.Float32bits(rp.weights[i]) != math.Float32bits(want[i]) {
-			t.Fatalf("weight %d is %v, want %v", i, rp.weights[i], want[i])
-		}
-	}
+	sameBits(t, "weights", rp.weights, want)
 }
 
 // A replica polling the grads stream for a gradient whose parts are still
@@ -228,48 +210,28 @@ func TestReplicaPollingForPartsReadsOn(t *testing.T) {
 	ctx := context.Background()
 	const run, size = "ab12", 300
 	rp := stepFiveReplica(t, run, size)
-	g := protocol.Grad{Run: run, Step: 5, Shard: 1, Worker: "peer", Weights: rp.check, Stats: []protocol.ShardStats{{Count: 4}}, Grad: make([]float32, size)}
-	for i := range g.Grad {
-		g.Grad[i] = float32(i)
-	}
-	data, msgs, err := g.AppendParts(nil, 400)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(msgs) < 4 {
-		t.Fatalf("%d parts, want 4 at least", len(msgs))
-	}
-	publishParts := func(parts []protocol.Encoded, from int) {
-		for _, m := range parts {
-			if _, err := js.Publish(ctx, protocol.GradSubject(run, 5, 1), data[from:m.End]); err != nil {
-				t.Fatal(err)
-			}
-			from = m.End
-		}
-	}
+	g := peerGrad(run, 5, rp.check, size)
+	parts := inParts(t, &g, 400, 4)
+	subject := protocol.GradSubject(run, 5, 1)
 	stream, err := js.Stream(ctx, protocol.GradsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
 	grads := &countingStream{Stream: stream}
-	half := len(msgs) / 2
-	publishParts(msgs[:half], 0)
+	half := len(parts) / 2
+	publishAll(t, js, subject, parts[:half])
 	if ok, err := rp.fetch(ctx, grads, 1, rp.check); ok || err != nil {
-		t.Fatalf("with %d of %d parts stored: found %v, %v", half, len(msgs), ok, err)
+		t.Fatalf("with %d of %d parts stored: found %v, %v", half, len(parts), ok, err)
 	}
-	publishParts(msgs[half:], msgs[half-1].End)
+	publishAll(t, js, subject, parts[half:])
 	grads.gets = 0
 	if ok, err := rp.fetch(ctx, grads, 1, rp.check); !ok || err != nil {
 		t.Fatalf("with every part stored: found %v, %v", ok, err)
 	}
-	if want := len(msgs) - half; grads.gets != want {
+	if want := len(parts) - half; grads.gets != want {
 		t.Errorf("the second poll read %d messages, want the %d parts stored since the first", grads.gets, want)
 	}
-	for i, v := range rp.fetched.Grad {
-		if v != g.Grad[i] {
-			t.Fatalf("value %d is %v, want %v", i, v, g.Grad[i])
-		}
-	}
+	sameBits(t, "the gradient put together", rp.fetched.Grad, g.Grad)
 }
 
 // A replica that gave up waiting for a step's gradients reads the grads

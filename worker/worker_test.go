@@ -371,12 +371,7 @@ func pastStep0(t *testing.T) (jetstream.JetStream, string, *Worker, *syncbuf.Buf
 	t.Helper()
 	nc, js := startJetStream(t)
 	run := startedRun(t, js).Run
-	own, err := nats.Connect(nc.ConnectedUrl(), nats.NoEcho())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(own.Close)
-	w, logs, stop := runWorker(t, own)
+	w, logs, stop := runWorker(t, connectNoEcho(t, nc.ConnectedUrl()))
 	t.Cleanup(stop)
 	publishStep0(t, js, run)
 	poll(t, logs, "both tasks of step 0 done", func() bool { return w.Tasks() == 2 })
