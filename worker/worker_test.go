@@ -314,15 +314,18 @@ func TestIdleIsTheWaitForATask(t *testing.T) {
 // TestALoneWorkerSendsTheShardsOfAStepTogether: a worker that hears no
 // other one holds the shards of a step it computed, rather than send them
 // after a millisecond without the next task, and sends the step as one
-// gradient once the next task comes: here tens of milliseconds later, as
-// when a busy machine is slow to hand over a task.
+// gradient once the next task comes: here once the worker has waited for
+// it 20 ms, as when a busy machine is slow to hand over a task. The first
+// shard of step 1 comes with step 0, so that all the worker waits for
+// after step 0 is the second (a worker that gave up on it would wait for a
+// task without counting it idle until one came).
 func TestALoneWorkerSendsTheShardsOfAStepTogether(t *testing.T) {
 	defer func(d time.Duration) { aloneWait = d }(aloneWait)
 	aloneWait = time.Minute
-	js, run, w, logs := pastStep0(t)
-	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 1, Shard: 0, Shards: 2, Indices: []int32{8, 9, 10, 11}})
-	time.Sleep(50 * time.Millisecond) // the time under test: far past the millisecond a worker hearing others waits; not a wait for an event
-	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 1, Shard: 1, Shards: 2, Indices: []int32{12, 13, 14, 15}})
+	js, run, w, logs := pastStep0(t, 0)
+	waited := w.Idle()
+	poll(t, logs, "20 ms waiting for shard 1 of step 1, holding shard 0", func() bool { return w.Idle() >= waited+20*time.Millisecond })
+	publish(t, js, protocol.TasksSubject(run), stepOneTask(run, 1))
 	poll(t, logs, "both tasks of step 1 done", func() bool { return w.Tasks() == 4 })
 	if got := stepOneGradients(t, js, run); got != "0-1" {
 		t.Fatalf("step 1 went as gradients of shards %s, want one of both\n%s", got, logs.String())
@@ -342,13 +345,13 @@ func TestAWorkerHearingAnotherSendsItsShardsWithoutWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(t, logs, "the inbox hearing another worker", func() bool { return !r.rep.inbox.alone(1) })
-	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 1, Shard: 0, Shards: 2, Indices: []int32{8, 9, 10, 11}})
+	publish(t, js, protocol.TasksSubject(run), stepOneTask(run, 0))
 	grads, _ := js.Stream(context.Background(), protocol.GradsStream)
 	poll(t, logs, "the gradient of shard 0 of step 1", func() bool {
 		_, err := grads.GetLastMsgForSubject(context.Background(), protocol.GradSubject(run, 1, 0))
 		return err == nil
 	})
-	publish(t, js, protocol.TasksSubject(run), &protocol.Task{Run: run, Step: 1, Shard: 1, Shards: 2, Indices: []int32{12, 13, 14, 15}})
+	publish(t, js, protocol.TasksSubject(run), stepOneTask(run, 1))
 	poll(t, logs, "both tasks of step 1 done", func() bool { return w.Tasks() == 4 })
 	if got := stepOneGradients(t, js, run); got != "0 1" {
 		t.Fatalf("step 1 went as gradients of shards %s, want one of each\n%s", got, logs.String())
@@ -366,16 +369,25 @@ func TestAWorkerHearingAnotherSendsItsShardsWithoutWaiting(t *testing.T) {
 
 // pastStep0 runs a worker, on a connection of its own made with NoEcho,
 // through both shards of step 0 of a started run of two shards: the run,
-// its dataset and its snapshot are loaded, and its inbox subscribed.
-func pastStep0(t *testing.T) (jetstream.JetStream, string, *Worker, *syncbuf.Buffer) {
+// its dataset and its snapshot are loaded, and its inbox subscribed. The
+// tasks of step 1's stepOneShards are published with step 0's.
+func pastStep0(t *testing.T, stepOneShards ...uint16) (jetstream.JetStream, string, *Worker, *syncbuf.Buffer) {
 	t.Helper()
 	nc, js := startJetStream(t)
 	run := startedRun(t, js).Run
 	w, logs, stop := runWorker(t, connectNoEcho(t, nc.ConnectedUrl()))
 	t.Cleanup(stop)
 	publishStep0(t, js, run)
-	poll(t, logs, "both tasks of step 0 done", func() bool { return w.Tasks() == 2 })
+	for _, shard := range stepOneShards {
+		publish(t, js, protocol.TasksSubject(run), stepOneTask(run, shard))
+	}
+	poll(t, logs, "both tasks of step 0 done", func() bool { return w.Tasks() >= 2 })
 	return js, run, w, logs
+}
+
+// stepOneTask is shard's task of step 1 of run, of two shards of 4 samples.
+func stepOneTask(run string, shard uint16) *protocol.Task {
+	return &protocol.Task{Run: run, Step: 1, Shard: shard, Shards: 2, Indices: []int32{int32(8 + 4*shard), int32(9 + 4*shard), int32(10 + 4*shard), int32(11 + 4*shard)}}
 }
 
 // stepOneGradients lists the gradients of step 1 of run in the grads
