@@ -7,6 +7,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,7 +60,8 @@ const (
 // JETTRAIN_BENCH_SET takes config overrides, e.g. "model=cnn" or
 // "hidden=[128],batch_size=512"; JETTRAIN_BENCH_MAX_PAYLOAD the broker's
 // max payload in bytes (262144 sends the default MLP's gradients in four
-// parts).
+// parts); JETTRAIN_BENCH_CPUPROFILE a file for a CPU profile of the timed
+// window alone (see startWindowProfile).
 func BenchmarkThroughput(b *testing.B) {
 	var sets []string
 	if extra := os.Getenv("JETTRAIN_BENCH_SET"); extra != "" {
@@ -150,12 +152,20 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	var first time.Time
 	var cpu0, s3CPU0, idle0 time.Duration
 	var grads0 uint64
+	stopProfile := func() {}
+	defer func() { stopProfile() }()
 	timing, segments, next := false, 0, uint64(benchWarm)
 	committed := func(step uint64, _ [8]byte) {
 		if step != next {
 			return
 		}
 		if !timing {
+			if segments == 0 {
+				if stopProfile, failed = startWindowProfile(); failed != nil {
+					cancel()
+					return
+				}
+			}
 			grads0 = gradsStored(srv)
 			first, cpu0, s3CPU0, idle0, timing, next = time.Now(), cpuTime(b), s3CPU(), p.idle(), true, step+benchSegment
 			return
@@ -196,6 +206,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		t.local += time.Since(start)
 		t.localCPU += cpuTime(b) - cpu1
 		if segments == benchSegments {
+			stopProfile()
 			cancel()
 			return
 		}
@@ -211,6 +222,35 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		b.Fatalf("the run ended after %d of %d timed segments", segments, benchSegments)
 	}
 	return t
+}
+
+// startWindowProfile starts a CPU profile into the file
+// JETTRAIN_BENCH_CPUPROFILE names, if it names one: the timed segments of a
+// distributed run and the local loop's between them (labelled loop=local),
+// without the warm-up, the dataset's loading or the process's other runs
+// (with -test.benchtime 1x and one sub-benchmark, the profile is that run's
+// window).
+// It returns what stops the profile, which may be called more than once.
+func startWindowProfile() (stop func(), err error) {
+	name := os.Getenv("JETTRAIN_BENCH_CPUPROFILE")
+	if name == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return func() {}, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return func() {}, fmt.Errorf("JETTRAIN_BENCH_CPUPROFILE: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		})
+	}, nil
 }
 
 // gradsStored is the last sequence of srv's grads stream: how many
