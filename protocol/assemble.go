@@ -37,12 +37,12 @@ type span struct{ from, to int }
 // least 1) in progress.
 func NewAssembler(limit, size int) *Assembler { return &Assembler{max: max(limit, 1), size: size} }
 
-// Add takes a validated part that came with sequence seq (the grads
-// stream's, or any increasing count). When it completes a gradient, Add
+// add takes a validated part that came with sequence seq (the grads
+// stream's, or any increasing count). When it completes a gradient, add
 // returns it — the caller's from then on — and the sequence of its first
 // part. A part of a gradient of another size, or of a step DropBefore
 // dropped, is ignored.
-func (a *Assembler) Add(p *GradPart, seq uint64) (*Grad, uint64, bool) {
+func (a *Assembler) add(p *GradPart, seq uint64) (*Grad, uint64, bool) {
 	if int(p.Total) != a.size || p.Run == a.run && p.Step < a.from {
 		return nil, 0, false
 	}
@@ -102,15 +102,15 @@ func (a *Assembler) Decode(b []byte, seq uint64, g *Grad) (first uint64, ok bool
 	if err := a.part.UnmarshalBinary(b); err != nil {
 		return 0, false, err
 	}
-	whole, first, done := a.Add(&a.part, seq)
+	whole, first, done := a.add(&a.part, seq)
 	if done {
 		*g = *whole
 	}
 	return first, done, nil
 }
 
-// Pending is the number of gradients in progress.
-func (a *Assembler) Pending() int { return len(a.pending) }
+// inProgress is the number of gradients in progress.
+func (a *Assembler) inProgress() int { return len(a.pending) }
 
 func (q *partial) holds(p *GradPart) bool {
 	return q.g.Run == p.Run && q.g.Step == p.Step && q.g.Shard == p.Shard && len(q.g.Stats) == len(p.Stats) &&

@@ -96,7 +96,7 @@ func TestGradientsTooLargeForAMessageGoInParts(t *testing.T) {
 	}
 	a := NewAssembler(4, 1000)
 	for i := len(parts) - 1; i >= 0; i-- { // backwards
-		got, first, done := a.Add(parts[i], uint64(10+i))
+		got, first, done := a.add(parts[i], uint64(10+i))
 		if done != (i == 0) {
 			t.Fatalf("part %d of %d: done = %v", i, len(parts), done)
 		}
@@ -107,8 +107,8 @@ func TestGradientsTooLargeForAMessageGoInParts(t *testing.T) {
 			}
 		}
 	}
-	if a.Pending() != 0 {
-		t.Fatalf("%d gradients left in progress", a.Pending())
+	if a.inProgress() != 0 {
+		t.Fatalf("%d gradients left in progress", a.inProgress())
 	}
 
 	// Another worker split the same gradient with a 700-byte max payload:
@@ -116,7 +116,7 @@ func TestGradientsTooLargeForAMessageGoInParts(t *testing.T) {
 	_, other := split(t, bigGrad("w-22", 1000), 700)
 	var got *Grad
 	for i, p := range append(parts[:len(parts)/2], other[len(other)/2:]...) {
-		if g2, _, done := a.Add(p, uint64(i)); done {
+		if g2, _, done := a.add(p, uint64(i)); done {
 			got = g2
 		}
 	}
@@ -139,25 +139,25 @@ func TestAssemblerKeepsGradientsApart(t *testing.T) {
 	_, p2 := split(t, otherStep, 400)
 	_, p3 := split(t, otherWeights, 400)
 	a := NewAssembler(2, 300)
-	a.Add(p1[0], 5)
-	a.Add(p2[0], 6)
+	a.add(p1[0], 5)
+	a.add(p2[0], 6)
 	if a.Floor() != 5 {
 		t.Fatalf("floor %d, want 5", a.Floor())
 	}
-	a.Add(p3[0], 7) // drops base's, the earliest
-	if a.Pending() != 2 || a.Floor() != 6 {
-		t.Fatalf("%d in progress from %d, want 2 from 6", a.Pending(), a.Floor())
+	a.add(p3[0], 7) // drops base's, the earliest
+	if a.inProgress() != 2 || a.Floor() != 6 {
+		t.Fatalf("%d in progress from %d, want 2 from 6", a.inProgress(), a.Floor())
 	}
 	a.DropBefore(base.Run, otherStep.Step)
-	if a.Pending() != 1 {
-		t.Fatalf("%d in progress after dropping the steps before %d, want 1 (%d's)", a.Pending(), otherStep.Step, otherStep.Step)
+	if a.inProgress() != 1 {
+		t.Fatalf("%d in progress after dropping the steps before %d, want 1 (%d's)", a.inProgress(), otherStep.Step, otherStep.Step)
 	}
-	if _, _, done := a.Add(p1[0], 10); done || a.Pending() != 1 {
-		t.Fatalf("a part of a dropped step taken: done %v, %d in progress, want 1", done, a.Pending())
+	if _, _, done := a.add(p1[0], 10); done || a.inProgress() != 1 {
+		t.Fatalf("a part of a dropped step taken: done %v, %d in progress, want 1", done, a.inProgress())
 	}
 	var got *Grad
 	for _, p := range p2[1:] {
-		if g, first, done := a.Add(p, 9); done {
+		if g, first, done := a.add(p, 9); done {
 			if first != 6 {
 				t.Fatalf("first sequence %d, want 6", first)
 			}
@@ -171,15 +171,15 @@ func TestAssemblerKeepsGradientsApart(t *testing.T) {
 
 	b := NewAssembler(4, 300)
 	for _, p := range p1[1:] {
-		if _, _, done := b.Add(p, 8); done {
+		if _, _, done := b.add(p, 8); done {
 			t.Fatal("a gradient completed without its first part")
 		}
 	}
 	// A part claiming a gradient of another size (here the largest there
 	// may be) is ignored: it would cost a buffer of that size.
 	huge := &GradPart{Grad: *sampleGrad(), Total: MaxParameters}
-	if _, _, done := b.Add(huge, 9); done || b.Pending() != 1 {
-		t.Fatalf("a part of a gradient of another size: done %v, %d in progress, want 1", done, b.Pending())
+	if _, _, done := b.add(huge, 9); done || b.inProgress() != 1 {
+		t.Fatalf("a part of a gradient of another size: done %v, %d in progress, want 1", done, b.inProgress())
 	}
 }
 
