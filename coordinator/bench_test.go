@@ -106,6 +106,8 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(t.local.Seconds()/t.dist.Seconds(), "x-local")
 			b.ReportMetric(t.idle.Seconds()*1e3/n/float64(v.workers), "idle-ms/step")
 			b.ReportMetric(float64(t.grads)/n, "grads/step")
+			b.ReportMetric(float64(t.faults)/n, "faults/step")
+			b.ReportMetric(float64(t.localFaults)/n, "local-faults/step")
 		})
 	}
 }
@@ -116,6 +118,7 @@ func BenchmarkThroughput(b *testing.B) {
 type benchTimes struct {
 	dist, cpu, s3CPU, local, localCPU, idle time.Duration
 	grads                                   uint64 // gradient messages stored
+	faults, localFaults                     int64  // this process's page faults
 }
 
 func (t *benchTimes) add(u benchTimes) {
@@ -126,6 +129,8 @@ func (t *benchTimes) add(u benchTimes) {
 	t.localCPU += u.localCPU
 	t.idle += u.idle
 	t.grads += u.grads
+	t.faults += u.faults
+	t.localFaults += u.localFaults
 }
 
 // benchInterleaved trains one distributed run of cfg with workers fresh
@@ -152,6 +157,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	var first time.Time
 	var cpu0, s3CPU0, idle0 time.Duration
 	var grads0 uint64
+	var faults0 int64
 	stopProfile := func() {}
 	defer func() { stopProfile() }()
 	timing, segments, next := false, 0, uint64(benchWarm)
@@ -166,7 +172,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 					return
 				}
 			}
-			grads0 = gradsStored(srv)
+			grads0, faults0 = gradsStored(srv), pageFaults(b)
 			first, cpu0, s3CPU0, idle0, timing, next = time.Now(), cpuTime(b), s3CPU(), p.idle(), true, step+benchSegment
 			return
 		}
@@ -175,6 +181,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		t.s3CPU += s3CPU() - s3CPU0
 		t.idle += p.idle() - idle0
 		t.grads += gradsStored(srv) - grads0
+		t.faults += pageFaults(b) - faults0
 		timing, segments = false, segments+1
 		// The pause: the workers finish the tasks that are out (those
 		// of every step to tasksOutTo) and wait; then the local loop
@@ -188,7 +195,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 				return
 			}
 		}
-		start, cpu1 := time.Now(), cpuTime(b)
+		start, cpu1, faults1 := time.Now(), cpuTime(b), pageFaults(b)
 		// Labelled so a CPU profile can leave the local loop out
 		// (go tool pprof -tagignore loop=local), or show it alone
 		// (-tagfocus loop=local) next to the workers (-tagfocus
@@ -205,6 +212,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		}
 		t.local += time.Since(start)
 		t.localCPU += cpuTime(b) - cpu1
+		t.localFaults += pageFaults(b) - faults1
 		if segments == benchSegments {
 			stopProfile()
 			cancel()
@@ -310,6 +318,16 @@ func cpuTime(b testing.TB) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pageFaults is how many page faults this process has taken (minor and
+// major): each a fresh page of memory, costly on a virtual machine.
+func pageFaults(b testing.TB) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Minflt + ru.Majflt
 }
 
 // benchMaxPayload is JETTRAIN_BENCH_MAX_PAYLOAD, or protocol.MaxPayload.
