@@ -557,6 +557,27 @@ func TestStandbyTakesOver(t *testing.T) {
 	t.Logf("leader died after step %d; standby resumed from checkpoint step %d and reused %d gradients", leaderSteps.Load(), out.res.Resumed, out.res.Replayed)
 }
 
+// TestARunKeepsAsManyCheckpointsAsItsConfigSays: the run's keep, not the
+// store's default (3), decides how many checkpoints stay in the bucket.
+func TestARunKeepsAsManyCheckpointsAsItsConfigSays(t *testing.T) {
+	cfg := smallConfig(t, "keep=5", "epochs=1")
+	srv := runNATS(t, t.TempDir())
+	st := openStore(t, "")
+	p := newPool(t, srv.ClientURL())
+	p.add(1)
+	defer p.close()
+	if _, err := train(t, context.Background(), connect(t, srv.ClientURL()), st, cfg, Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := st.Checkpoints(context.Background(), cfg.Signature())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 5 {
+		t.Fatalf("the bucket holds checkpoints %v, want the newest 5", steps)
+	}
+}
+
 // TestCorruptNewestCheckpoint damages the newest checkpoint of an
 // interrupted run: the restart warns, resumes from the previous one, replays
 // the stream from the sequence that one covers, and ends with the weights of

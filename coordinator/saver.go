@@ -123,7 +123,7 @@ func (s *saver) commit(ctx context.Context, ck *objstore.Checkpoint) bool {
 	var man objstore.Manifest
 	ok := s.retry(sctx, "checkpoint", func() error {
 		var err error
-		man, err = s.store.Commit(sctx, ck)
+		man, err = s.store.CommitKeeping(sctx, ck, s.keep)
 		return err
 	})
 	span.SetAttributes(attribute.String(telemetry.AttrCheckpoint, man.Key), attribute.Int64(telemetry.AttrBytes, man.Size))

@@ -23,6 +23,13 @@ import (
 // or its slices afterwards; ck must not be modified while Commit runs.
 // Commits of one run must not run concurrently.
 func (s *Store) Commit(ctx context.Context, ck *Checkpoint) (Manifest, error) {
+	return s.CommitKeeping(ctx, ck, s.cfg.Keep)
+}
+
+// CommitKeeping is Commit keeping keep of the run's checkpoints (at least
+// 1), the committed one among them, rather than the store's Config.Keep: a
+// run's own `keep` setting.
+func (s *Store) CommitKeeping(ctx context.Context, ck *Checkpoint, keep int) (Manifest, error) {
 	data, err := ck.MarshalBinary()
 	if err != nil {
 		return Manifest{}, err
@@ -40,17 +47,17 @@ func (s *Store) Commit(ctx context.Context, ck *Checkpoint) (Manifest, error) {
 	if err := s.put(ctx, historyKey(ck.Run), history, "application/json", false); err != nil {
 		return m, err
 	}
-	return m, s.prune(ctx, ck.Run, ck.Step)
+	return m, s.prune(ctx, ck.Run, ck.Step, keep)
 }
 
 // prune deletes checkpoints of run older than committed, keeping the
-// newest Keep-1 of them besides the committed one.
-func (s *Store) prune(ctx context.Context, run string, committed uint64) error {
+// newest keep-1 of them besides the committed one.
+func (s *Store) prune(ctx context.Context, run string, committed uint64, keep int) error {
 	older, err := s.checkpointSteps(ctx, run, committed)
 	if err != nil {
 		return err
 	}
-	keep := s.cfg.Keep - 1
+	keep = max(keep, 1) - 1
 	if len(older) <= keep {
 		return nil
 	}

@@ -194,6 +194,29 @@ func TestRetention(t *testing.T) {
 	})
 }
 
+// TestCommitKeepingKeepsWhatTheRunAsks: a run's own keep overrides the
+// store's Keep (3 here), both ways.
+func TestCommitKeepingKeepsWhatTheRunAsks(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		for _, keep := range []int{5, 2} {
+			for step := uint64(10); step <= 60; step += 10 {
+				if _, err := s.CommitKeeping(ctx, testCheckpoint(step, 1), keep); err != nil {
+					t.Fatal(err)
+				}
+			}
+			steps, err := s.Checkpoints(ctx, testRun)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(steps) != keep || steps[0] != 60 {
+				t.Fatalf("keep %d: checkpoints %v, want the newest %d", keep, steps, keep)
+			}
+		}
+	})
+}
+
 func TestPutConfig(t *testing.T) {
 	servers(t, func(t *testing.T, endpoint string) {
 		s := openTest(t, endpoint)

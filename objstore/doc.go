@@ -36,7 +36,8 @@
 //     overwritten or pruned;
 //  3. history.json, rewritten whole from the checkpoint's history, so it is
 //     never ahead of the commit and never loses or duplicates an entry;
-//  4. pruning: checkpoints older than the newest Config.Keep are deleted.
+//  4. pruning: checkpoints older than the newest Config.Keep (or the
+//     run's own keep, with CommitKeeping) are deleted.
 //     The committed one is never deleted, nor anything newer than it, and
 //     nothing is deleted before its successor is committed.
 //
