@@ -12,7 +12,10 @@
 // computed), then publishes the tasks still missing and serves the run until
 // its last epoch: it reads gradients in stream order, publishes each new
 // weights version and its tasks, and saves checkpoints in the background so a
-// slow or unavailable object store never stalls training. A broker that
+// slow or unavailable object store never stalls training. The grads stream
+// keeps only the gradients since the newest checkpoint (trimmer); a restart
+// that has to fall back to an older checkpoint recomputes the steps to the
+// newest one in this process before it replays the rest. A broker that
 // restarts is ridden out; one that refuses to store for want of room ends
 // the run with [ErrNoRoom] once no step has gone through for a grace, and
 // the same config started again resumes it once there is room.

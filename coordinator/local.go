@@ -36,7 +36,8 @@ type localLoop struct {
 	y      []uint8
 	grads  [][]float32
 	shards []int
-	seq    uint64
+	seq    uint64 // the sequence the machine is given with each gradient
+	oneSeq bool   // every gradient at seq (a catch-up's, which are in no stream)
 }
 
 func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
@@ -57,7 +58,12 @@ func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
 		net.Close()
 		return nil, err
 	}
-	l := &localLoop{net: net, m: m, ds: ds, runID: run, shards: m.allShards(),
+	return loopOn(m, net, ds, cfg), nil
+}
+
+// loopOn is a local loop driving m with net's gradients.
+func loopOn(m *Machine, net *model.Network, ds *model.Dataset, cfg config.Config) *localLoop {
+	l := &localLoop{net: net, m: m, ds: ds, runID: cfg.Signature(), shards: m.allShards(),
 		x:     make([]float32, (cfg.BatchSize/cfg.Shards+1)*ds.SampleSize()),
 		y:     make([]uint8, cfg.BatchSize/cfg.Shards+1),
 		grads: make([][]float32, cfg.Shards),
@@ -65,7 +71,23 @@ func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
 	for i := range l.grads {
 		l.grads[i] = make([]float32, net.Layout().Size())
 	}
-	return l, nil
+	return l
+}
+
+// catchUp trains m, resumed from a checkpoint older than the run's newest,
+// in this process up to step to: the grads stream no longer holds the
+// gradients between the two (see trimmer), and tasks for them would come
+// back as gradients under the message ids of the trimmed ones, which the
+// stream drops as duplicates. The gradients are the workers' bytes (the
+// same machine, shards and combine order), so the weights are too. The
+// machine is given seq, the last sequence its checkpoint covered, with
+// each of them: they are in no stream, and its next checkpoint must not
+// claim stream messages it never read. Its other actions (checkpoints,
+// commit records) are dropped: those steps were committed before.
+func catchUp(ctx context.Context, m *Machine, net *model.Network, ds *model.Dataset, cfg config.Config, to, seq uint64) error {
+	l := loopOn(m, net, ds, cfg)
+	l.seq, l.oneSeq = seq, true
+	return l.run(ctx, to)
 }
 
 // run trains until the run is done or, with until > 0, until step until
@@ -85,7 +107,9 @@ func (l *localLoop) run(ctx context.Context, until uint64) error {
 			if err != nil {
 				return err
 			}
-			l.seq++
+			if !l.oneSeq {
+				l.seq++
+			}
 			g := &protocol.Grad{Run: l.runID, Step: t.Step, Shard: t.Shard, Worker: "local", Weights: check,
 				Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: l.grads[t.Shard]}
 			if _, err := l.m.Grad(g, l.seq, time.Now()); err != nil {

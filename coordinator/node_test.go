@@ -579,9 +579,10 @@ func TestARunKeepsAsManyCheckpointsAsItsConfigSays(t *testing.T) {
 }
 
 // TestCorruptNewestCheckpoint damages the newest checkpoint of an
-// interrupted run: the restart warns, resumes from the previous one, replays
-// the stream from the sequence that one covers, and ends with the weights of
-// an uninterrupted run.
+// interrupted run: the restart warns, resumes from the previous one,
+// recomputes the steps to the damaged one itself (the grads stream no
+// longer holds their gradients), replays the stream from there, and ends
+// with the weights of an uninterrupted run.
 func TestCorruptNewestCheckpoint(t *testing.T) {
 	cfg := smallConfig(t)
 	ref := referenceDigest(t, cfg)
@@ -614,14 +615,34 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The stream holds none of the gradients the previous checkpoint would
+	// replay: the restart cannot wait for them.
+	prev, _, err := st.Latest(context.Background(), cfg.Signature(), nil)
+	if err != nil || prev.Step != steps[1] {
+		t.Fatalf("the previous checkpoint: %v", err)
+	}
+	js, _ := jetstream.New(nc)
+	grads, err := js.Stream(context.Background(), protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := grads.Info(context.Background()); err != nil || info.State.FirstSeq <= prev.GradsSeq+1 {
+		t.Fatalf("the grads stream still holds the gradients after the previous checkpoint's sequence %d (%v)", prev.GradsSeq, err)
+	}
+
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	res, err := Train(context.Background(), nc, st, Options{Config: cfg, Log: log, AckWait: 2 * time.Second})
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer rcancel()
+	res, err := Train(rctx, nc, st, Options{Config: cfg, Log: log, AckWait: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), key) {
 		t.Fatalf("no warning names the corrupt checkpoint %s:\n%s", key, logs.String())
+	}
+	if !strings.Contains(logs.String(), "recomputing the steps to the newest checkpoint's") {
+		t.Fatalf("no warning tells of the steps recomputed:\n%s", logs.String())
 	}
 	if res.Resumed != steps[1] {
 		t.Fatalf("resumed from step %d, want the previous checkpoint at %d", res.Resumed, steps[1])

@@ -6,24 +6,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
-	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
 
 // saver persists checkpoints in the background, newest first: while one
 // commit is in flight, a newer snapshot replaces any older one waiting, so a
 // slow store costs checkpoints, never training time. Failed commits retry
-// with backoff and a warning; the grads stream is purged only below what the
-// oldest retained checkpoint covers, so any retained checkpoint can replay.
+// with backoff and a warning. Each commit keeps the run's keep newest
+// checkpoints and lets the trimmer purge the grads stream below it.
 type saver struct {
 	store  *objstore.Store
-	grads  jetstream.Stream
+	trim   *trimmer
 	run    string
 	keep   int
 	layout model.Layout
@@ -37,12 +35,11 @@ type saver struct {
 	best    *objstore.Checkpoint
 	busy    bool
 	flushed chan struct{} // closed and replaced whenever the saver goes idle
-	seqs    []uint64      // GradsSeq of the checkpoints committed by this process
 	failing error         // the last save's error while saves fail; nil once one succeeds
 }
 
-func newSaver(store *objstore.Store, grads jetstream.Stream, run string, keep int, layout model.Layout, log *slog.Logger, hook func(uint64)) *saver {
-	return &saver{store: store, grads: grads, run: run, keep: keep, layout: layout, log: log, hook: hook,
+func newSaver(store *objstore.Store, trim *trimmer, run string, keep int, layout model.Layout, log *slog.Logger, hook func(uint64)) *saver {
+	return &saver{store: store, trim: trim, run: run, keep: keep, layout: layout, log: log, hook: hook,
 		wake: make(chan struct{}, 1), flushed: make(chan struct{})}
 }
 
@@ -134,20 +131,7 @@ func (s *saver) commit(ctx context.Context, ck *objstore.Checkpoint) bool {
 	s.trace.m.CheckpointDuration.Record(ctx, time.Since(start).Seconds(), s.trace.runSet)
 	s.trace.m.CheckpointBytes.Add(ctx, man.Size, s.trace.runSet)
 	s.log.Debug("checkpoint committed", "run", s.run, "step", ck.Step, "took", time.Since(start))
-	s.mu.Lock()
-	s.seqs = append(s.seqs, ck.GradsSeq)
-	var purge uint64
-	if len(s.seqs) >= s.keep {
-		purge = s.seqs[len(s.seqs)-s.keep] + 1
-		s.seqs = s.seqs[len(s.seqs)-s.keep:]
-	}
-	s.mu.Unlock()
-	if purge > 1 && s.grads != nil {
-		err := s.grads.Purge(ctx, jetstream.WithPurgeSubject(protocol.GradsFilter(s.run)), jetstream.WithPurgeSequence(purge))
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("coordinator: trimming the grads stream failed; it will be retried after the next checkpoint", "err", err)
-		}
-	}
+	s.trim.checkpointed(ctx, ck.Step, ck.GradsSeq)
 	if s.hook != nil {
 		s.hook(ck.Step)
 	}

@@ -21,12 +21,13 @@ type snapshots struct {
 	maxPayload int64 // the server's: chunks must fit it
 	log        *slog.Logger
 	room       *roomGuard // hears of refusals for want of room
+	trim       *trimmer   // hears of every snapshot stored
 	now        func() time.Time
 	next       chan *protocol.Params // the newest snapshot not yet written
 }
 
-func newSnapshots(obs jetstream.ObjectStore, maxPayload int64, log *slog.Logger, room *roomGuard, now func() time.Time) *snapshots {
-	return &snapshots{obs: obs, maxPayload: maxPayload, log: log, room: room, now: now, next: make(chan *protocol.Params, 1)}
+func newSnapshots(obs jetstream.ObjectStore, maxPayload int64, log *slog.Logger, room *roomGuard, trim *trimmer, now func() time.Time) *snapshots {
+	return &snapshots{obs: obs, maxPayload: maxPayload, log: log, room: room, trim: trim, now: now, next: make(chan *protocol.Params, 1)}
 }
 
 // offer hands p to the writer, in place of any snapshot still waiting. It
@@ -58,7 +59,12 @@ func (s *snapshots) loop(ctx context.Context) {
 }
 
 func (s *snapshots) write(ctx context.Context, p *protocol.Params) {
-	if err := protocol.PutSnapshot(ctx, s.obs, p, s.maxPayload); err != nil && ctx.Err() == nil {
+	err := protocol.PutSnapshot(ctx, s.obs, p, s.maxPayload)
+	if err == nil {
+		s.trim.snapshotStored(ctx, p.Step)
+		return
+	}
+	if ctx.Err() == nil {
 		s.log.Warn("coordinator: storing the snapshot workers start from failed; they replay from the previous one", "run", p.Run, "step", p.Step, "err", err)
 		s.room.refused(err, s.now())
 	}

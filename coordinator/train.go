@@ -224,6 +224,17 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, err
 	}
+	if ck != nil {
+		if to := newestCheckpoint(ctx, store, run); to > ck.Step {
+			opts.Log.Warn("coordinator: recomputing the steps to the newest checkpoint's here: the grads stream keeps only the gradients since that one", "run", run, "from_step", ck.Step, "to_step", to)
+			start := time.Now()
+			if err := catchUp(ctx, m, net, ds, cfg, to, ck.GradsSeq); err != nil {
+				net.Close()
+				return nil, err
+			}
+			opts.Log.Info("recomputed the steps to the newest checkpoint's", "run", run, "step", m.Step(), "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
 	grads, err := js.Stream(ctx, protocol.GradsStream)
 	if err != nil {
 		net.Close()
@@ -240,18 +251,34 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	room := &roomGuard{log: opts.Log}
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
+	trim := newTrimmer(grads, run, opts.Log)
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
 		spare: make(chan *protocol.Grad, spareGrads), parts: protocol.NewAssembler((holdAhead+2)*cfg.Shards, net.Layout().Size())}
 	n.step.Store(m.Step())
 	if ck != nil {
 		n.resumed = ck.Step
 	}
 	n.trace = newTracing(tr, metrics, run)
-	n.saver = newSaver(store, grads, run, cfg.Keep, net.Layout(), opts.Log, opts.Hooks.Saved)
+	n.saver = newSaver(store, trim, run, cfg.Keep, net.Layout(), opts.Log, opts.Hooks.Saved)
 	n.saver.trace = n.trace
 	n.prog = newProgress(opts.Progress, m.StepsPerEpoch(), cfg.BatchSize)
 	ok = true
 	return n, nil
+}
+
+// newestCheckpoint is the step of the run's newest checkpoint, valid or
+// not: the newer of the manifest's and the newest checkpoint object's (0
+// if neither can be read). A resume from an older one recomputes the steps
+// to it (catchUp).
+func newestCheckpoint(ctx context.Context, store *objstore.Store, run string) uint64 {
+	var newest uint64
+	if m, err := store.Manifest(ctx, run); err == nil {
+		newest = m.Step
+	}
+	if steps, err := store.Checkpoints(ctx, run); err == nil && len(steps) > 0 {
+		newest = max(newest, steps[0])
+	}
+	return newest
 }
 
 // checkPayload refuses a run whose gradients the NATS server's max payload

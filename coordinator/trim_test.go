@@ -1,0 +1,82 @@
+package coordinator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed runs the trimmer on
+// a real grads stream holding two runs' messages: it purges its run's below
+// the newest committed checkpoint whose snapshot is stored too, never
+// backwards, and leaves the other run's alone.
+func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
+	srv := runNATS(t, t.TempDir())
+	js, err := jetstream.New(connect(t, srv.ClientURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := protocol.Ensure(ctx, js, 1, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	const run, other = "trimmed", "other"
+	// Sequences 1-10 are run's, 11 the other run's.
+	for step := range uint64(10) {
+		if _, err := js.Publish(ctx, protocol.GradSubject(run, step, 0), []byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, protocol.GradSubject(other, 0, 0), []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	grads, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// first is the first sequence the stream holds of name's run.
+	first := func(name string) uint64 {
+		t.Helper()
+		c, err := grads.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{protocol.GradsFilter(name)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return md.Sequence.Stream
+	}
+	tr := newTrimmer(grads, run, quietLog())
+	steps := []struct {
+		what string
+		do   func()
+		want uint64
+	}{
+		{"a checkpoint without its snapshot", func() { tr.checkpointed(ctx, 4, 4) }, 1},
+		{"its snapshot", func() { tr.snapshotStored(ctx, 4) }, 5},
+		{"a later snapshot, no later checkpoint", func() { tr.snapshotStored(ctx, 8) }, 5},
+		{"a checkpoint the snapshot covers", func() { tr.checkpointed(ctx, 6, 6) }, 7},
+		{"a checkpoint past the snapshot", func() { tr.checkpointed(ctx, 10, 9) }, 7},
+		{"an older snapshot stored late", func() { tr.snapshotStored(ctx, 2) }, 7},
+		{"the snapshot of the last checkpoint", func() { tr.snapshotStored(ctx, 10) }, 10},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := first(run); got != s.want {
+			t.Fatalf("after %s the stream holds the run's gradients from sequence %d, want %d", s.what, got, s.want)
+		}
+	}
+	if got := first(other); got != 11 {
+		t.Fatalf("the other run's gradient went: the stream holds its gradients from sequence %d", got)
+	}
+}
