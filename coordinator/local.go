@@ -38,6 +38,7 @@ type localLoop struct {
 	shards []int
 	seq    uint64 // the sequence the machine is given with each gradient
 	oneSeq bool   // every gradient at seq (a catch-up's, which are in no stream)
+	ready  func(Ready)
 }
 
 func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
@@ -82,12 +83,40 @@ func loopOn(m *Machine, net *model.Network, ds *model.Dataset, cfg config.Config
 // same machine, shards and combine order), so the weights are too. The
 // machine is given seq, the last sequence its checkpoint covered, with
 // each of them: they are in no stream, and its next checkpoint must not
-// claim stream messages it never read. Its other actions (checkpoints,
-// commit records) are dropped: those steps were committed before.
-func catchUp(ctx context.Context, m *Machine, net *model.Network, ds *model.Dataset, cfg config.Config, to, seq uint64) error {
+// claim stream messages it never read. Each action the machine returns
+// goes to ready (the caller saves its checkpoints again: the newest may be
+// the corrupt one); nothing is published, those steps were committed
+// before.
+func catchUp(ctx context.Context, m *Machine, net *model.Network, ds *model.Dataset, cfg config.Config, to, seq uint64, ready func(Ready)) error {
 	l := loopOn(m, net, ds, cfg)
-	l.seq, l.oneSeq = seq, true
+	l.seq, l.oneSeq, l.ready = seq, true, ready
 	return l.run(ctx, to)
+}
+
+// recompute brings the machine to the newest checkpoint's step (catchUp),
+// saving the checkpoints it passes, the newest one again among them. It
+// runs with the lease kept alive, and ends the run if the lease is lost
+// meanwhile.
+func (n *node) recompute(ctx context.Context, lost <-chan error) error {
+	from, to := n.m.Step(), n.catchUp
+	n.opts.Log.Warn("coordinator: recomputing the steps to the newest checkpoint's here: the grads stream keeps only the gradients since that one", "run", n.run, "from_step", from, "to_step", to)
+	start := time.Now()
+	err := catchUp(ctx, n.m, n.net, n.ds, n.cfg, to, n.m.LastSeq(), func(r Ready) {
+		if r.Checkpoint != nil {
+			n.saver.save(r.Checkpoint, r.Best)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-lost:
+		return err
+	default:
+	}
+	n.step.Store(n.m.Step())
+	n.opts.Log.Info("recomputed the steps to the newest checkpoint's", "run", n.run, "steps", n.m.Step()-from, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // run trains until the run is done or, with until > 0, until step until
@@ -112,8 +141,12 @@ func (l *localLoop) run(ctx context.Context, until uint64) error {
 			}
 			g := &protocol.Grad{Run: l.runID, Step: t.Step, Shard: t.Shard, Worker: "local", Weights: check,
 				Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: l.grads[t.Shard]}
-			if _, err := l.m.Grad(g, l.seq, time.Now()); err != nil {
+			r, err := l.m.Grad(g, l.seq, time.Now())
+			if err != nil {
 				return err
+			}
+			if l.ready != nil {
+				l.ready(r)
 			}
 		}
 	}

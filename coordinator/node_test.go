@@ -560,14 +560,20 @@ func TestStandbyTakesOver(t *testing.T) {
 // TestARunKeepsAsManyCheckpointsAsItsConfigSays: the run's keep, not the
 // store's default (3), decides how many checkpoints stay in the bucket.
 func TestARunKeepsAsManyCheckpointsAsItsConfigSays(t *testing.T) {
-	cfg := smallConfig(t, "keep=5", "epochs=1")
+	cfg := smallConfig(t, "keep=5", "checkpoint_every=5")
 	srv := runNATS(t, t.TempDir())
 	st := openStore(t, "")
 	p := newPool(t, srv.ClientURL())
 	p.add(1)
 	defer p.close()
-	if _, err := train(t, context.Background(), connect(t, srv.ClientURL()), st, cfg, Hooks{}); err != nil {
+	// The saver commits the newest checkpoint waiting, skipping older
+	// ones: count those it committed.
+	var saved atomic.Int64
+	if _, err := train(t, context.Background(), connect(t, srv.ClientURL()), st, cfg, Hooks{Saved: func(uint64) { saved.Add(1) }}); err != nil {
 		t.Fatal(err)
+	}
+	if saved.Load() <= 5 {
+		t.Fatalf("only %d checkpoints were committed: too few to tell 5 kept from more", saved.Load())
 	}
 	steps, err := st.Checkpoints(context.Background(), cfg.Signature())
 	if err != nil {
@@ -593,11 +599,31 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 	p := newPool(t, srv.ClientURL())
 	p.add(2)
 
+	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithCancel(context.Background())
+	var once sync.Once
 	if _, err := train(t, ctx, nc, st, cfg, Hooks{Saved: func(step uint64) {
-		if step == 50 {
-			cancel()
+		if step < 50 {
+			return
 		}
+		// The run stops once the stream is trimmed to this checkpoint,
+		// which waits for the workers' snapshot of its step too.
+		once.Do(func() {
+			defer cancel()
+			ck, _, err := st.Latest(context.Background(), cfg.Signature(), nil)
+			if err != nil {
+				return
+			}
+			grads, err := js.Stream(context.Background(), protocol.GradsStream)
+			if err != nil {
+				return
+			}
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if info, err := grads.Info(context.Background()); err == nil && info.State.FirstSeq > ck.GradsSeq {
+					return
+				}
+			}
+		})
 	}}); err == nil {
 		t.Fatal("the interrupted run reported success")
 	}
@@ -621,7 +647,6 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 	if err != nil || prev.Step != steps[1] {
 		t.Fatalf("the previous checkpoint: %v", err)
 	}
-	js, _ := jetstream.New(nc)
 	grads, err := js.Stream(context.Background(), protocol.GradsStream)
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,11 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	// lease at the revision the last refresh left.
 	defer func() { cancel(); <-saverDone; <-snapsDone; <-keepDone }()
 
+	if n.catchUp > n.m.Step() {
+		if err := n.recompute(ctx, lost); err != nil {
+			return nil, err
+		}
+	}
 	if n.m.Done() {
 		return n.finish(ctx)
 	}

@@ -64,6 +64,9 @@ func (s *snapshots) write(ctx context.Context, p *protocol.Params) {
 		s.trim.snapshotStored(ctx, p.Step)
 		return
 	}
+	if protocol.NoRoom(err) {
+		s.trim.snapshotRefused(ctx, p.Step)
+	}
 	if ctx.Err() == nil {
 		s.log.Warn("coordinator: storing the snapshot workers start from failed; they replay from the previous one", "run", p.Run, "step", p.Step, "err", err)
 		s.room.refused(err, s.now())

@@ -115,6 +115,7 @@ type node struct {
 	store  *objstore.Store
 	m      *Machine
 	net    *model.Network
+	ds     *model.Dataset
 	saver  *saver
 	lease  *lease
 	params jetstream.Stream
@@ -127,6 +128,7 @@ type node struct {
 	prog   *progress
 
 	resumed  uint64
+	catchUp  uint64 // the newest checkpoint's step, when the one resumed from is older (see catchUp)
 	replayed int
 	redo     int // re-dispatch rounds of the current step
 	lastMove time.Time
@@ -224,15 +226,15 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, err
 	}
+	var catchUpTo uint64
 	if ck != nil {
-		if to := newestCheckpoint(ctx, store, run); to > ck.Step {
-			opts.Log.Warn("coordinator: recomputing the steps to the newest checkpoint's here: the grads stream keeps only the gradients since that one", "run", run, "from_step", ck.Step, "to_step", to)
-			start := time.Now()
-			if err := catchUp(ctx, m, net, ds, cfg, to, ck.GradsSeq); err != nil {
-				net.Close()
-				return nil, err
-			}
-			opts.Log.Info("recomputed the steps to the newest checkpoint's", "run", run, "step", m.Step(), "took", time.Since(start).Round(time.Millisecond))
+		newest, err := newestCheckpoint(ctx, store, run)
+		if err != nil {
+			net.Close()
+			return nil, err
+		}
+		if newest > ck.Step {
+			catchUpTo = newest
 		}
 	}
 	grads, err := js.Stream(ctx, protocol.GradsStream)
@@ -252,7 +254,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	}
 	room := &roomGuard{log: opts.Log}
 	trim := newTrimmer(grads, run, opts.Log)
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
+	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, ds: ds, catchUp: catchUpTo, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
 		spare: make(chan *protocol.Grad, spareGrads), parts: protocol.NewAssembler((holdAhead+2)*cfg.Shards, net.Layout().Size())}
 	n.step.Store(m.Step())
 	if ck != nil {
@@ -267,18 +269,28 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 }
 
 // newestCheckpoint is the step of the run's newest checkpoint, valid or
-// not: the newer of the manifest's and the newest checkpoint object's (0
-// if neither can be read). A resume from an older one recomputes the steps
-// to it (catchUp).
-func newestCheckpoint(ctx context.Context, store *objstore.Store, run string) uint64 {
+// not: the newer of the manifest's (unless it is missing or corrupt) and
+// the newest checkpoint object's. A resume from an older one recomputes the
+// steps to it (catchUp). An unreachable store is an error: a resume that
+// skipped the recomputing would wait for gradients the stream no longer
+// holds.
+func newestCheckpoint(ctx context.Context, store *objstore.Store, run string) (uint64, error) {
 	var newest uint64
-	if m, err := store.Manifest(ctx, run); err == nil {
+	m, err := store.Manifest(ctx, run)
+	switch {
+	case err == nil:
 		newest = m.Step
+	case !errors.Is(err, objstore.ErrNotFound) && !errors.Is(err, objstore.ErrCorrupt):
+		return 0, err
 	}
-	if steps, err := store.Checkpoints(ctx, run); err == nil && len(steps) > 0 {
+	steps, err := store.Checkpoints(ctx, run)
+	if err != nil {
+		return 0, err
+	}
+	if len(steps) > 0 {
 		newest = max(newest, steps[0])
 	}
-	return newest
+	return newest, nil
 }
 
 // checkPayload refuses a run whose gradients the NATS server's max payload

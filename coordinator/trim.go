@@ -62,6 +62,14 @@ func (t *trimmer) snapshotStored(ctx context.Context, step uint64) {
 	t.purge(ctx, below)
 }
 
+// snapshotRefused records that the snapshot of step was refused for want of
+// room: trimming goes on as if it were stored, since the room a purge frees
+// is what the run needs to go on at all. A worker that must start from a
+// snapshot meanwhile may have to wait for the next one to be stored.
+func (t *trimmer) snapshotRefused(ctx context.Context, step uint64) {
+	t.snapshotStored(ctx, step)
+}
+
 // advance returns the sequence to purge below, if it moved: just past the
 // newest committed checkpoint no newer than the newest stored snapshot.
 // Checkpoints older than that one are forgotten.

@@ -12,8 +12,9 @@ import (
 
 // TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed runs the trimmer on
 // a real grads stream holding two runs' messages: it purges its run's below
-// the newest committed checkpoint whose snapshot is stored too, never
-// backwards, and leaves the other run's alone.
+// the newest committed checkpoint whose snapshot is stored too (or refused
+// for want of room: the purge makes room), never backwards, and leaves the
+// other run's alone.
 func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
 	srv := runNATS(t, t.TempDir())
 	js, err := jetstream.New(connect(t, srv.ClientURL()))
@@ -34,6 +35,12 @@ func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
 	}
 	if _, err := js.Publish(ctx, protocol.GradSubject(other, 0, 0), []byte{1}); err != nil {
 		t.Fatal(err)
+	}
+	// Sequences 12 and 13 are run's again.
+	for step := uint64(10); step < 12; step++ {
+		if _, err := js.Publish(ctx, protocol.GradSubject(run, step, 0), []byte{1}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	grads, err := js.Stream(ctx, protocol.GradsStream)
 	if err != nil {
@@ -69,6 +76,8 @@ func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
 		{"a checkpoint past the snapshot", func() { tr.checkpointed(ctx, 10, 9) }, 7},
 		{"an older snapshot stored late", func() { tr.snapshotStored(ctx, 2) }, 7},
 		{"the snapshot of the last checkpoint", func() { tr.snapshotStored(ctx, 10) }, 10},
+		{"a checkpoint whose snapshot is to come", func() { tr.checkpointed(ctx, 12, 12) }, 10},
+		{"its snapshot refused for want of room", func() { tr.snapshotRefused(ctx, 12) }, 13},
 	}
 	for _, s := range steps {
 		s.do()
