@@ -95,24 +95,35 @@ func catchUp(ctx context.Context, m *Machine, net *model.Network, ds *model.Data
 
 // recompute brings the machine to the newest checkpoint's step (catchUp),
 // saving the checkpoints it passes, the newest one again among them. It
-// runs with the lease kept alive, and ends the run if the lease is lost
-// meanwhile.
+// runs with the lease kept alive, and stops as soon as the lease is lost:
+// another coordinator has the run.
 func (n *node) recompute(ctx context.Context, lost <-chan error) error {
 	from, to := n.m.Step(), n.catchUp
 	n.opts.Log.Warn("coordinator: recomputing the steps to the newest checkpoint's here: the grads stream keeps only the gradients since that one", "run", n.run, "from_step", from, "to_step", to)
 	start := time.Now()
-	err := catchUp(ctx, n.m, n.net, n.ds, n.cfg, to, n.m.LastSeq(), func(r Ready) {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done, leaseLost := make(chan struct{}), make(chan error, 1)
+	go func() {
+		select {
+		case err := <-lost:
+			leaseLost <- err
+			cancel()
+		case <-done:
+			leaseLost <- nil
+		}
+	}()
+	err := catchUp(cctx, n.m, n.net, n.ds, n.cfg, to, n.m.LastSeq(), func(r Ready) {
 		if r.Checkpoint != nil {
 			n.saver.save(r.Checkpoint, r.Best)
 		}
 	})
+	close(done)
+	if lerr := <-leaseLost; lerr != nil {
+		return lerr
+	}
 	if err != nil {
 		return err
-	}
-	select {
-	case err := <-lost:
-		return err
-	default:
 	}
 	n.step.Store(n.m.Step())
 	n.opts.Log.Info("recomputed the steps to the newest checkpoint's", "run", n.run, "steps", n.m.Step()-from, "took", time.Since(start).Round(time.Millisecond))

@@ -567,9 +567,19 @@ func TestARunKeepsAsManyCheckpointsAsItsConfigSays(t *testing.T) {
 	p.add(1)
 	defer p.close()
 	// The saver commits the newest checkpoint waiting, skipping older
-	// ones: count those it committed.
-	var saved atomic.Int64
-	if _, err := train(t, context.Background(), connect(t, srv.ClientURL()), st, cfg, Hooks{Saved: func(uint64) { saved.Add(1) }}); err != nil {
+	// ones: the step after each checkpoint waits for it to be committed.
+	var saved, newest atomic.Uint64
+	hooks := Hooks{
+		Saved: func(step uint64) { saved.Add(1); newest.Store(max(newest.Load(), step)) },
+		Committed: func(step uint64, _ [8]byte) {
+			if ck := step - 1; ck > 0 && ck%5 == 0 {
+				for deadline := time.Now().Add(time.Minute); newest.Load() < ck && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		},
+	}
+	if _, err := train(t, context.Background(), connect(t, srv.ClientURL()), st, cfg, hooks); err != nil {
 		t.Fatal(err)
 	}
 	if saved.Load() <= 5 {
@@ -674,6 +684,64 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 	}
 	if fmt.Sprintf("%x", res.Digest) != ref {
 		t.Fatal("resuming past a corrupt checkpoint changed the weights")
+	}
+}
+
+// TestCorruptFinalCheckpoint damages the last checkpoint of a finished run:
+// started again, the coordinator falls back to the previous one,
+// recomputes the steps to the end itself and saves the final checkpoint
+// again, so a third start finds the run finished with nothing to repair.
+func TestCorruptFinalCheckpoint(t *testing.T) {
+	cfg := smallConfig(t, "epochs=1")
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	bucket := fmt.Sprintf("t%d-final-%d", os.Getpid(), bucketSeq.Add(1))
+	st := openStore(t, bucket)
+	p := newPool(t, srv.ClientURL())
+	p.add(1)
+	defer p.close()
+	first, err := train(t, context.Background(), nc, st, cfg, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := st.Checkpoints(context.Background(), cfg.Signature())
+	if err != nil || len(steps) < 2 {
+		t.Fatalf("checkpoints %v: %v", steps, err)
+	}
+	mc, err := minio.New(strings.TrimPrefix(s3URL, "http://"), &minio.Options{Creds: credentials.NewStaticV4(objstore.DefaultAccessKey, objstore.DefaultSecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := objstore.CheckpointKey(cfg.Signature(), steps[0])
+	junk := []byte("not a checkpoint")
+	if _, err := mc.PutObject(context.Background(), bucket, key, bytes.NewReader(junk), int64(len(junk)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*Result, string) {
+		t.Helper()
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		res, err := Train(ctx, nc, st, Options{Config: cfg, Log: log, AckWait: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, logs.String()
+	}
+	res, logs := start()
+	if !strings.Contains(logs, key) || !strings.Contains(logs, "recomputing the steps to the newest checkpoint's") {
+		t.Fatalf("the restart did not fall back past %s and recompute:\n%s", key, logs)
+	}
+	if !bytes.Equal(res.Digest[:], first.Digest[:]) {
+		t.Fatal("the recomputed run ended with other weights")
+	}
+	res, logs = start()
+	if logs != "" {
+		t.Fatalf("the final checkpoint was not saved again; a third start warned:\n%s", logs)
+	}
+	if !bytes.Equal(res.Digest[:], first.Digest[:]) || res.Step != first.Step {
+		t.Fatalf("the third start reports step %d, want the finished run's %d with its weights", res.Step, first.Step)
 	}
 }
 
