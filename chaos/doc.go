@@ -60,6 +60,11 @@
 //     from the stream meanwhile; then start it again on the same port and
 //     data. The plan goes on at once (waiting would only use up steps);
 //     the recovery is measured at the end.
+//   - checkpoint (only with -kinds): overwrite the run's newest checkpoint
+//     object with junk, then kill the leading coordinator as above. The
+//     next one falls back to the previous checkpoint and recomputes the
+//     steps to the damaged one itself, since the grads stream keeps only
+//     the gradients since the newest checkpoint, and saves them again.
 //
 // The next fault comes once the run has committed its gap of steps past
 // the step of the previous fault and (but for s3) has recovered from it;

@@ -23,12 +23,21 @@ const (
 	// S3Outage SIGKILLs versitygw, keeps it down for a few seconds while
 	// training goes on, and starts it again on the same port and data.
 	S3Outage
+	// CheckpointDamage overwrites the run's newest checkpoint object with
+	// junk and then SIGKILLs the leading coordinator: the next one falls
+	// back to the previous checkpoint and recomputes the steps to the
+	// damaged one (the grads stream no longer holds their gradients). It
+	// is drawn only when asked for (-kinds).
+	CheckpointDamage
 )
 
 // Kinds lists every fault kind, in table order.
-var Kinds = []Kind{WorkerKill, CoordinatorKill, NATSRestart, S3Outage}
+var Kinds = []Kind{WorkerKill, CoordinatorKill, NATSRestart, S3Outage, CheckpointDamage}
 
-var kindNames = [...]string{"worker", "coordinator", "nats", "s3"}
+// defaultKinds are the kinds drawn from when none are asked for.
+var defaultKinds = []Kind{WorkerKill, CoordinatorKill, NATSRestart, S3Outage}
+
+var kindNames = [...]string{"worker", "coordinator", "nats", "s3", "checkpoint"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -86,10 +95,11 @@ func (f fault) gap(stepsLeft uint64, faultsLeft int) uint64 {
 // while the server is down; the store also stays down until a checkpoint
 // save has failed.
 var downRange = [...][2]time.Duration{
-	WorkerKill:      {100 * time.Millisecond, 3 * time.Second},
-	CoordinatorKill: {0, 3 * time.Second},
-	NATSRestart:     {200 * time.Millisecond, 2 * time.Second},
-	S3Outage:        {0, 500 * time.Millisecond},
+	WorkerKill:       {100 * time.Millisecond, 3 * time.Second},
+	CoordinatorKill:  {0, 3 * time.Second},
+	NATSRestart:      {200 * time.Millisecond, 2 * time.Second},
+	S3Outage:         {0, 500 * time.Millisecond},
+	CheckpointDamage: {0, 3 * time.Second},
 }
 
 // plan draws n faults from a PCG seeded with seed: kinds in shuffled

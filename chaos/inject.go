@@ -63,8 +63,15 @@ func (c *cluster) pause(ctx context.Context, d time.Duration) error {
 func (c *cluster) inject(ctx context.Context, f fault, outageSteps uint64) (Record, error) {
 	r := Record{Kind: f.Kind, Step: c.tl.progress(), Down: f.Down}
 	after := r.Step // recovered once a step above this one is committed
+	if f.Kind == CheckpointDamage {
+		note, err := c.damageNewestCheckpoint(ctx)
+		if err != nil {
+			return r, err
+		}
+		r.Note = note
+	}
 	switch f.Kind {
-	case WorkerKill, CoordinatorKill:
+	case WorkerKill, CoordinatorKill, CheckpointDamage:
 		// The slot comes back after f.Down in the background (see tick):
 		// a dead worker or coordinator does not stop the others, so the
 		// plan goes on meanwhile and faults may overlap.
@@ -180,7 +187,7 @@ func (c *cluster) inject(ctx context.Context, f fault, outageSteps uint64) (Reco
 // otherwise a live one chosen by the plan.
 func (c *cluster) victim(f fault) *node {
 	nodes := c.workers
-	if f.Kind == CoordinatorKill {
+	if f.Kind == CoordinatorKill || f.Kind == CheckpointDamage {
 		nodes = c.coords
 		name, inc := c.tl.leading()
 		for _, n := range nodes {

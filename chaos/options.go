@@ -31,7 +31,7 @@ type Options struct {
 
 	Seed   uint64 // seeds the fault plan
 	Faults int    // faults to inject in the chaos run
-	Kinds  []Kind // kinds to draw from; default all of Kinds
+	Kinds  []Kind // kinds to draw from; default all of Kinds but CheckpointDamage
 
 	Epochs       int      // default 3
 	Shards       int      // default 4
@@ -55,7 +55,7 @@ func (o *Options) defaults() error {
 		o.Versitygw = os.Getenv(EnvVersitygw)
 	}
 	if len(o.Kinds) == 0 {
-		o.Kinds = Kinds
+		o.Kinds = defaultKinds
 	}
 	if o.Epochs == 0 {
 		o.Epochs = 3

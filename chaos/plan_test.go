@@ -20,7 +20,7 @@ func TestPlanIsSeeded(t *testing.T) {
 }
 
 func TestPlanCoversKindsAndFits(t *testing.T) {
-	p := plan(7, 8, Kinds, 50*time.Millisecond)
+	p := plan(7, 2*len(Kinds), Kinds, 50*time.Millisecond)
 	count := map[Kind]int{}
 	left := uint64(100)
 	for i, f := range p {
@@ -40,7 +40,7 @@ func TestPlanCoversKindsAndFits(t *testing.T) {
 	}
 	for _, k := range Kinds {
 		if count[k] != 2 {
-			t.Errorf("%v: %d faults in 8, want 2 (two shuffled rounds)", k, count[k])
+			t.Errorf("%v: %d faults in %d, want 2 (two shuffled rounds)", k, count[k], len(p))
 		}
 	}
 }
