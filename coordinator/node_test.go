@@ -594,6 +594,27 @@ func TestARunKeepsAsManyCheckpointsAsItsConfigSays(t *testing.T) {
 	}
 }
 
+// damageNewestCheckpoint overwrites the newest of the run's checkpoints
+// (there must be two at least) in bucket with junk. It returns the run's
+// checkpoint steps, newest first, and the damaged object's key.
+func damageNewestCheckpoint(t *testing.T, st *objstore.Store, bucket string, cfg config.Config) ([]uint64, string) {
+	t.Helper()
+	steps, err := st.Checkpoints(context.Background(), cfg.Signature())
+	if err != nil || len(steps) < 2 {
+		t.Fatalf("checkpoints %v: %v", steps, err)
+	}
+	mc, err := minio.New(strings.TrimPrefix(s3URL, "http://"), &minio.Options{Creds: credentials.NewStaticV4(objstore.DefaultAccessKey, objstore.DefaultSecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := objstore.CheckpointKey(cfg.Signature(), steps[0])
+	junk := []byte("not a checkpoint")
+	if _, err := mc.PutObject(context.Background(), bucket, key, bytes.NewReader(junk), int64(len(junk)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return steps, key
+}
+
 // TestCorruptNewestCheckpoint damages the newest checkpoint of an
 // interrupted run: the restart warns, resumes from the previous one,
 // recomputes the steps to the damaged one itself (the grads stream no
@@ -637,19 +658,7 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 	}}); err == nil {
 		t.Fatal("the interrupted run reported success")
 	}
-	steps, err := st.Checkpoints(context.Background(), cfg.Signature())
-	if err != nil || len(steps) < 2 {
-		t.Fatalf("checkpoints %v: %v", steps, err)
-	}
-	mc, err := minio.New(strings.TrimPrefix(s3URL, "http://"), &minio.Options{Creds: credentials.NewStaticV4(objstore.DefaultAccessKey, objstore.DefaultSecretKey, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := objstore.CheckpointKey(cfg.Signature(), steps[0])
-	junk := []byte("not a checkpoint")
-	if _, err := mc.PutObject(context.Background(), bucket, key, bytes.NewReader(junk), int64(len(junk)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	steps, key := damageNewestCheckpoint(t, st, bucket, cfg)
 
 	// The stream holds none of the gradients the previous checkpoint would
 	// replay: the restart cannot wait for them.
@@ -704,19 +713,7 @@ func TestCorruptFinalCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps, err := st.Checkpoints(context.Background(), cfg.Signature())
-	if err != nil || len(steps) < 2 {
-		t.Fatalf("checkpoints %v: %v", steps, err)
-	}
-	mc, err := minio.New(strings.TrimPrefix(s3URL, "http://"), &minio.Options{Creds: credentials.NewStaticV4(objstore.DefaultAccessKey, objstore.DefaultSecretKey, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := objstore.CheckpointKey(cfg.Signature(), steps[0])
-	junk := []byte("not a checkpoint")
-	if _, err := mc.PutObject(context.Background(), bucket, key, bytes.NewReader(junk), int64(len(junk)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	_, key := damageNewestCheckpoint(t, st, bucket, cfg)
 	start := func() (*Result, string) {
 		t.Helper()
 		var logs bytes.Buffer
