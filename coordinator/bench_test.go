@@ -70,7 +70,7 @@ func BenchmarkThroughput(b *testing.B) {
 	cfg, ds := benchConfig(b, sets)
 	b.Run("local", func(b *testing.B) {
 		steps := uint64(benchWarm + benchSteps)
-		cpu0 := cpuTime(b)
+		u0 := usage(b)
 		for b.Loop() {
 			if _, err := TrainLocal(context.Background(), cfg, ds, steps); err != nil {
 				b.Fatal(err)
@@ -79,7 +79,7 @@ func BenchmarkThroughput(b *testing.B) {
 		n := float64(b.N) * float64(steps)
 		b.ReportMetric(n*float64(cfg.BatchSize)/b.Elapsed().Seconds(), "samples/s")
 		b.ReportMetric(b.Elapsed().Seconds()*1e3/n, "ms/step")
-		b.ReportMetric((cpuTime(b)-cpu0).Seconds()*1e3/n, "cpu-ms/step")
+		b.ReportMetric(usage(b).since(u0).cpu.Seconds()*1e3/n, "cpu-ms/step")
 	})
 	for _, v := range []struct{ workers, every int }{{1, cfg.CheckpointEvery}, {2, cfg.CheckpointEvery}, {2, 10}} {
 		cfg := cfg
@@ -155,9 +155,9 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	var t benchTimes
 	var failed error // the hook runs on the coordinator's goroutine: no b.Fatal there
 	var first time.Time
-	var cpu0, s3CPU0, idle0 time.Duration
+	var s3CPU0, idle0 time.Duration
+	var u0 procUsage
 	var grads0 uint64
-	var faults0 int64
 	stopProfile := func() {}
 	defer func() { stopProfile() }()
 	timing, segments, next := false, 0, uint64(benchWarm)
@@ -172,16 +172,17 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 					return
 				}
 			}
-			grads0, faults0 = gradsStored(srv), pageFaults(b)
-			first, cpu0, s3CPU0, idle0, timing, next = time.Now(), cpuTime(b), s3CPU(), p.idle(), true, step+benchSegment
+			grads0 = gradsStored(srv)
+			first, u0, s3CPU0, idle0, timing, next = time.Now(), usage(b), s3CPU(), p.idle(), true, step+benchSegment
 			return
 		}
 		t.dist += time.Since(first)
-		t.cpu += cpuTime(b) - cpu0
+		u := usage(b).since(u0)
+		t.cpu += u.cpu
+		t.faults += u.faults
 		t.s3CPU += s3CPU() - s3CPU0
 		t.idle += p.idle() - idle0
 		t.grads += gradsStored(srv) - grads0
-		t.faults += pageFaults(b) - faults0
 		timing, segments = false, segments+1
 		// The pause: the workers finish the tasks that are out (those
 		// of every step to tasksOutTo) and wait; then the local loop
@@ -195,7 +196,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 				return
 			}
 		}
-		start, cpu1, faults1 := time.Now(), cpuTime(b), pageFaults(b)
+		start, u1 := time.Now(), usage(b)
 		// Labelled so a CPU profile can leave the local loop out
 		// (go tool pprof -tagignore loop=local), or show it alone
 		// (-tagfocus loop=local) next to the workers (-tagfocus
@@ -211,8 +212,9 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 			return
 		}
 		t.local += time.Since(start)
-		t.localCPU += cpuTime(b) - cpu1
-		t.localFaults += pageFaults(b) - faults1
+		u = usage(b).since(u1)
+		t.localCPU += u.cpu
+		t.localFaults += u.faults
 		if segments == benchSegments {
 			stopProfile()
 			cancel()
@@ -309,25 +311,27 @@ func s3CPU() time.Duration {
 	return d
 }
 
-// cpuTime is the CPU time this process has used, user and system: a step's
-// cost on a machine whose cores the broker, the coordinator and the workers
-// share.
-func cpuTime(b testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// procUsage is what this process has used: CPU time, user and system (a
+// step's cost on a machine whose cores the broker, the coordinator and the
+// workers share), and page faults, minor and major (each a fresh page of
+// memory, costly on a virtual machine).
+type procUsage struct {
+	cpu    time.Duration
+	faults int64
 }
 
-// pageFaults is how many page faults this process has taken (minor and
-// major): each a fresh page of memory, costly on a virtual machine.
-func pageFaults(b testing.TB) int64 {
+// usage is this process's use so far, from one getrusage.
+func usage(b testing.TB) procUsage {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	return ru.Minflt + ru.Majflt
+	return procUsage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), faults: ru.Minflt + ru.Majflt}
+}
+
+// since is what was used between v and u.
+func (u procUsage) since(v procUsage) procUsage {
+	return procUsage{cpu: u.cpu - v.cpu, faults: u.faults - v.faults}
 }
 
 // benchMaxPayload is JETTRAIN_BENCH_MAX_PAYLOAD, or protocol.MaxPayload.
