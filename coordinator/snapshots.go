@@ -21,7 +21,7 @@ type snapshots struct {
 	maxPayload int64 // the server's: chunks must fit it
 	log        *slog.Logger
 	room       *roomGuard // hears of refusals for want of room
-	trim       *trimmer   // hears of every snapshot stored
+	trim       *trimmer   // hears how every snapshot write ended
 	now        func() time.Time
 	next       chan *protocol.Params // the newest snapshot not yet written
 }
@@ -60,14 +60,8 @@ func (s *snapshots) loop(ctx context.Context) {
 
 func (s *snapshots) write(ctx context.Context, p *protocol.Params) {
 	err := protocol.PutSnapshot(ctx, s.obs, p, s.maxPayload)
-	if err == nil {
-		s.trim.snapshotStored(ctx, p.Step)
-		return
-	}
-	if protocol.NoRoom(err) {
-		s.trim.snapshotRefused(ctx, p.Step)
-	}
-	if ctx.Err() == nil {
+	s.trim.snapshotWritten(ctx, p.Step, err)
+	if err != nil && ctx.Err() == nil {
 		s.log.Warn("coordinator: storing the snapshot workers start from failed; they replay from the previous one", "run", p.Run, "step", p.Step, "err", err)
 		s.room.refused(err, s.now())
 	}

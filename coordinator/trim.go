@@ -53,21 +53,20 @@ func (t *trimmer) checkpointed(ctx context.Context, step, seq uint64) {
 	t.purge(ctx, below)
 }
 
-// snapshotStored records that the snapshot of step is stored.
-func (t *trimmer) snapshotStored(ctx context.Context, step uint64) {
+// snapshotWritten records how the write of the snapshot of step ended:
+// stored (err nil), or refused for want of room, which counts as stored
+// here since the room a purge frees is what the run needs to go on at all
+// (a worker that must start from a snapshot meanwhile may have to wait for
+// the next one). Any other failure holds trimming back.
+func (t *trimmer) snapshotWritten(ctx context.Context, step uint64, err error) {
+	if err != nil && !protocol.NoRoom(err) {
+		return
+	}
 	t.mu.Lock()
 	t.snapped = max(t.snapped, step+1)
 	below := t.advance()
 	t.mu.Unlock()
 	t.purge(ctx, below)
-}
-
-// snapshotRefused records that the snapshot of step was refused for want of
-// room: trimming goes on as if it were stored, since the room a purge frees
-// is what the run needs to go on at all. A worker that must start from a
-// snapshot meanwhile may have to wait for the next one to be stored.
-func (t *trimmer) snapshotRefused(ctx context.Context, step uint64) {
-	t.snapshotStored(ctx, step)
 }
 
 // advance returns the sequence to purge below, if it moved: just past the

@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,20 +66,22 @@ func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
 		return md.Sequence.Stream
 	}
 	tr := newTrimmer(grads, run, quietLog())
+	noRoom := fmt.Errorf("putting the snapshot: %w", &jetstream.APIError{Code: 503, ErrorCode: 10023, Description: "insufficient resources"})
 	steps := []struct {
 		what string
 		do   func()
 		want uint64
 	}{
 		{"a checkpoint without its snapshot", func() { tr.checkpointed(ctx, 4, 4) }, 1},
-		{"its snapshot", func() { tr.snapshotStored(ctx, 4) }, 5},
-		{"a later snapshot, no later checkpoint", func() { tr.snapshotStored(ctx, 8) }, 5},
+		{"a failed write of its snapshot", func() { tr.snapshotWritten(ctx, 4, errors.New("timeout")) }, 1},
+		{"its snapshot", func() { tr.snapshotWritten(ctx, 4, nil) }, 5},
+		{"a later snapshot, no later checkpoint", func() { tr.snapshotWritten(ctx, 8, nil) }, 5},
 		{"a checkpoint the snapshot covers", func() { tr.checkpointed(ctx, 6, 6) }, 7},
 		{"a checkpoint past the snapshot", func() { tr.checkpointed(ctx, 10, 9) }, 7},
-		{"an older snapshot stored late", func() { tr.snapshotStored(ctx, 2) }, 7},
-		{"the snapshot of the last checkpoint", func() { tr.snapshotStored(ctx, 10) }, 10},
+		{"an older snapshot stored late", func() { tr.snapshotWritten(ctx, 2, nil) }, 7},
+		{"the snapshot of the last checkpoint", func() { tr.snapshotWritten(ctx, 10, nil) }, 10},
 		{"a checkpoint whose snapshot is to come", func() { tr.checkpointed(ctx, 12, 12) }, 10},
-		{"its snapshot refused for want of room", func() { tr.snapshotRefused(ctx, 12) }, 13},
+		{"its snapshot refused for want of room", func() { tr.snapshotWritten(ctx, 12, noRoom) }, 13},
 	}
 	for _, s := range steps {
 		s.do()
