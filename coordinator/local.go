@@ -26,7 +26,8 @@ func TrainLocal(ctx context.Context, cfg config.Config, ds *model.Dataset, maxSt
 }
 
 // localLoop is TrainLocal's state, so that it can be run a few steps at a
-// time (the benchmarks interleave it with a distributed run).
+// time (the benchmarks interleave it with a distributed run), and what a
+// coordinator recomputes trimmed steps with (recompute).
 type localLoop struct {
 	net    *model.Network
 	m      *Machine
@@ -36,9 +37,8 @@ type localLoop struct {
 	y      []uint8
 	grads  [][]float32
 	shards []int
-	seq    uint64 // the sequence the machine is given with each gradient
-	oneSeq bool   // every gradient at seq (a catch-up's, which are in no stream)
-	ready  func(Ready)
+	seq    uint64      // the grads-stream sequence the machine is given with every gradient: they are in no stream
+	ready  func(Ready) // takes the machine's actions, if set
 }
 
 func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
@@ -75,28 +75,19 @@ func loopOn(m *Machine, net *model.Network, ds *model.Dataset, cfg config.Config
 	return l
 }
 
-// catchUp trains m, resumed from a checkpoint older than the run's newest,
-// in this process up to step to: the grads stream no longer holds the
-// gradients between the two (see trimmer), and tasks for them would come
-// back as gradients under the message ids of the trimmed ones, which the
-// stream drops as duplicates. The gradients are the workers' bytes (the
-// same machine, shards and combine order), so the weights are too. The
-// machine is given seq, the last sequence its checkpoint covered, with
-// each of them: they are in no stream, and its next checkpoint must not
-// claim stream messages it never read. Each action the machine returns
-// goes to ready (the caller saves its checkpoints again: the newest may be
-// the corrupt one); nothing is published, those steps were committed
-// before.
-func catchUp(ctx context.Context, m *Machine, net *model.Network, ds *model.Dataset, cfg config.Config, to, seq uint64, ready func(Ready)) error {
-	l := loopOn(m, net, ds, cfg)
-	l.seq, l.oneSeq, l.ready = seq, true, ready
-	return l.run(ctx, to)
-}
-
-// recompute brings the machine to the newest checkpoint's step (catchUp),
-// saving the checkpoints it passes, the newest one again among them. It
-// runs with the lease kept alive, and stops as soon as the lease is lost:
-// another coordinator has the run.
+// recompute trains the machine, resumed from a checkpoint older than the
+// run's newest, in this process up to the newest checkpoint's step: the
+// grads stream no longer holds the gradients between the two (see
+// trimmer), and tasks for them would come back as gradients under the
+// message ids of the trimmed ones, which the stream drops as duplicates.
+// The gradients are the workers' bytes (the same machine, shards and
+// combine order), so the weights are too. The machine is given the last
+// sequence its checkpoint covered with each of them, so that its next
+// checkpoint claims no stream message it never read. Nothing is published
+// (those steps were committed before), but the checkpoints it passes are
+// saved again: the newest may be the damaged one. It runs with the lease
+// kept alive, and stops as soon as the lease is lost: another coordinator
+// has the run.
 func (n *node) recompute(ctx context.Context, lost <-chan error) error {
 	from, to := n.m.Step(), n.catchUp
 	n.opts.Log.Warn("coordinator: recomputing the steps to the newest checkpoint's here: the grads stream keeps only the gradients since that one", "run", n.run, "from_step", from, "to_step", to)
@@ -113,11 +104,13 @@ func (n *node) recompute(ctx context.Context, lost <-chan error) error {
 			leaseLost <- nil
 		}
 	}()
-	err := catchUp(cctx, n.m, n.net, n.ds, n.cfg, to, n.m.LastSeq(), func(r Ready) {
+	l := loopOn(n.m, n.net, n.ds, n.cfg)
+	l.seq, l.ready = n.m.LastSeq(), func(r Ready) {
 		if r.Checkpoint != nil {
 			n.saver.save(r.Checkpoint, r.Best)
 		}
-	})
+	}
+	err := l.run(cctx, to)
 	close(done)
 	if lerr := <-leaseLost; lerr != nil {
 		return lerr
@@ -146,9 +139,6 @@ func (l *localLoop) run(ctx context.Context, until uint64) error {
 			st, err := l.net.Gradient(l.m.Weights(), x, y, l.grads[t.Shard])
 			if err != nil {
 				return err
-			}
-			if !l.oneSeq {
-				l.seq++
 			}
 			g := &protocol.Grad{Run: l.runID, Step: t.Step, Shard: t.Shard, Worker: "local", Weights: check,
 				Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: l.grads[t.Shard]}

@@ -128,7 +128,7 @@ type node struct {
 	prog   *progress
 
 	resumed  uint64
-	catchUp  uint64 // the newest checkpoint's step, when the one resumed from is older (see catchUp)
+	catchUp  uint64 // the newest checkpoint's step, when the one resumed from is older (see node.recompute)
 	replayed int
 	redo     int // re-dispatch rounds of the current step
 	lastMove time.Time
@@ -271,7 +271,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 // newestCheckpoint is the step of the run's newest checkpoint, valid or
 // not: the newer of the manifest's (unless it is missing or corrupt) and
 // the newest checkpoint object's. A resume from an older one recomputes the
-// steps to it (catchUp). An unreachable store is an error: a resume that
+// steps to it (node.recompute). An unreachable store is an error: a resume that
 // skipped the recomputing would wait for gradients the stream no longer
 // holds.
 func newestCheckpoint(ctx context.Context, store *objstore.Store, run string) (uint64, error) {

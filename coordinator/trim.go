@@ -19,9 +19,9 @@ import (
 // kept checkpoint: three intervals by default, and with a sparse
 // checkpoint_every the Go heap of an embedded broker grew into fresh pages
 // at every step). A restart that must fall back to an older checkpoint
-// recomputes the steps up to the newest one in the coordinator (catchUp):
-// their gradients are gone, and sent again under the same message ids they
-// would be dropped as duplicates.
+// recomputes the steps up to the newest one in the coordinator
+// (node.recompute): their gradients are gone, and sent again under the
+// same message ids they would be dropped as duplicates.
 //
 // The saver and the snapshot writer call it from their own goroutines.
 type trimmer struct {
