@@ -615,6 +615,22 @@ func damageNewestCheckpoint(t *testing.T, st *objstore.Store, bucket string, cfg
 	return steps, key
 }
 
+// restart trains cfg to its end (within two minutes: a restart that
+// waits for gradients the stream no longer holds fails) and returns the
+// result and what it warned of.
+func restart(t *testing.T, nc *nats.Conn, st *objstore.Store, cfg config.Config) (*Result, string) {
+	t.Helper()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Train(ctx, nc, st, Options{Config: cfg, Log: log, AckWait: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, logs.String()
+}
+
 // TestCorruptNewestCheckpoint damages the newest checkpoint of an
 // interrupted run: the restart warns, resumes from the previous one,
 // recomputes the steps to the damaged one itself (the grads stream no
@@ -674,19 +690,12 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 		t.Fatalf("the grads stream still holds the gradients after the previous checkpoint's sequence %d (%v)", prev.GradsSeq, err)
 	}
 
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer rcancel()
-	res, err := Train(rctx, nc, st, Options{Config: cfg, Log: log, AckWait: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+	res, logs := restart(t, nc, st, cfg)
+	if !strings.Contains(logs, key) {
+		t.Fatalf("no warning names the corrupt checkpoint %s:\n%s", key, logs)
 	}
-	if !strings.Contains(logs.String(), key) {
-		t.Fatalf("no warning names the corrupt checkpoint %s:\n%s", key, logs.String())
-	}
-	if !strings.Contains(logs.String(), "recomputing the steps to the newest checkpoint's") {
-		t.Fatalf("no warning tells of the steps recomputed:\n%s", logs.String())
+	if !strings.Contains(logs, "recomputing the steps to the newest checkpoint's") {
+		t.Fatalf("no warning tells of the steps recomputed:\n%s", logs)
 	}
 	if res.Resumed != steps[1] {
 		t.Fatalf("resumed from step %d, want the previous checkpoint at %d", res.Resumed, steps[1])
@@ -714,26 +723,14 @@ func TestCorruptFinalCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, key := damageNewestCheckpoint(t, st, bucket, cfg)
-	start := func() (*Result, string) {
-		t.Helper()
-		var logs bytes.Buffer
-		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		res, err := Train(ctx, nc, st, Options{Config: cfg, Log: log, AckWait: 2 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res, logs.String()
-	}
-	res, logs := start()
+	res, logs := restart(t, nc, st, cfg)
 	if !strings.Contains(logs, key) || !strings.Contains(logs, "recomputing the steps to the newest checkpoint's") {
 		t.Fatalf("the restart did not fall back past %s and recompute:\n%s", key, logs)
 	}
 	if !bytes.Equal(res.Digest[:], first.Digest[:]) {
 		t.Fatal("the recomputed run ended with other weights")
 	}
-	res, logs = start()
+	res, logs = restart(t, nc, st, cfg)
 	if logs != "" {
 		t.Fatalf("the final checkpoint was not saved again; a third start warned:\n%s", logs)
 	}
