@@ -98,7 +98,7 @@ func transient(err error) bool {
 	for _, e := range []error{
 		nats.ErrTimeout, nats.ErrNoResponders, nats.ErrDisconnected, nats.ErrConnectionReconnecting,
 		context.DeadlineExceeded, jetstream.ErrJetStreamNotEnabled, jetstream.ErrNoStreamResponse, jetstream.ErrBucketNotFound,
-		jetstream.ErrStreamNotFound, jetstream.ErrConsumerNotFound, objstore.ErrUnreachable,
+		jetstream.ErrStreamNotFound, jetstream.ErrConsumerNotFound, objstore.ErrUnreachable, objstore.ErrUnavailable,
 	} {
 		if errors.Is(err, e) {
 			return true

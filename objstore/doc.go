@@ -54,8 +54,9 @@
 // Errors are *[Error] values whose message is one line naming the operation,
 // endpoint, bucket and key, and which match the sentinels with errors.Is:
 // [ErrUnreachable], [ErrCredentials], [ErrNoBucket], [ErrReadOnly],
-// [ErrCorrupt], [ErrNotFound], [ErrConflict], [ErrInvalid]. An unreachable
-// endpoint fails within about Config.Timeout × (Config.MaxRetries+1).
+// [ErrCorrupt], [ErrNotFound], [ErrConflict], [ErrUnavailable], [ErrInvalid].
+// An unreachable endpoint fails within about Config.Timeout ×
+// (Config.MaxRetries+1); a server answering 5xx, after as many tries.
 //
 // # Embedded server
 //

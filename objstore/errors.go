@@ -35,6 +35,10 @@ var (
 	ErrNotFound = errors.New("objstore: not found")
 	// ErrConflict means a write-once object already holds different bytes.
 	ErrConflict = errors.New("objstore: conflict")
+	// ErrUnavailable means the server answered with an error of its own
+	// (HTTP 5xx: starting, overloaded, failing) after the client's retries:
+	// the request was fine, and may succeed later.
+	ErrUnavailable = errors.New("objstore: server unavailable")
 	// ErrInvalid means an argument was rejected before anything was sent:
 	// a bad Config, run name or Checkpoint field.
 	ErrInvalid = errors.New("objstore: invalid argument")
@@ -106,6 +110,8 @@ func hint(kind error) string {
 		return "create the bucket or use credentials allowed to create it"
 	case ErrReadOnly:
 		return "use credentials with write access to the bucket"
+	case ErrUnavailable:
+		return "the S3 server is starting, busy or failing; try again"
 	}
 	return ""
 }
@@ -156,16 +162,24 @@ func classify(kind opKind, err error) error {
 		// The server refused a body that does not match its signed hash
 		// or its length: damaged or cut short on the way.
 		return ErrCorrupt
+	case "SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized":
+		return ErrUnavailable
 	case "":
 		// not an S3 answer: look for a transport failure
 	default:
 		if resp.StatusCode == 403 {
 			return denied(kind)
 		}
+		if resp.StatusCode >= 500 {
+			return ErrUnavailable
+		}
 		return nil
 	}
 	if resp.StatusCode == 403 {
 		return denied(kind)
+	}
+	if resp.StatusCode >= 500 {
+		return ErrUnavailable // a 5xx without an S3 error body (a proxy's)
 	}
 	var ne net.Error
 	var ue *url.Error

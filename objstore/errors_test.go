@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jettrain/jettrain/internal/faultproxy"
 )
 
 func oneLineNaming(t *testing.T, err error, parts ...string) {
@@ -221,5 +223,49 @@ func TestServerDiesWithParent(t *testing.T) {
 			t.Fatalf("server at %s still answers 10s after its parent was killed", url)
 		}
 		time.Sleep(20 * time.Millisecond) // polling a port, not synchronizing
+	}
+}
+
+// A server answering 5xx (starting, overloaded, failing) gives
+// ErrUnavailable once the client's retries are spent, with or without an S3
+// error document; the store reads and writes again once it answers.
+func TestServerErrorsAreUnavailable(t *testing.T) {
+	ctx := testCtx(t)
+	p, err := faultproxy.New(embedded.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cfg := testConfig(p.URL())
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(ctx, testCheckpoint(10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		status int
+		code   string
+	}{{503, "ServiceUnavailable"}, {503, "SlowDown"}, {500, "InternalError"}, {502, ""}, {504, ""}} {
+		p.Fail(tc.status, tc.code)
+		before := p.Refused()
+		_, _, err := s.Latest(ctx, testRun, nil)
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Latest from a server answering %d %q: %v, want ErrUnavailable", tc.status, tc.code, err)
+		}
+		oneLineNaming(t, err, p.URL(), cfg.Bucket)
+		if n := p.Refused() - before; n < 2 {
+			t.Fatalf("the client asked %d times before giving up, want its retries too", n)
+		}
+		_, err = s.Commit(ctx, testCheckpoint(20, 1))
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Commit to a server answering %d %q: %v, want ErrUnavailable", tc.status, tc.code, err)
+		}
+		t.Log(err)
+	}
+	p.Pass()
+	if ck, _, err := s.Latest(ctx, testRun, nil); err != nil || ck.Step != 10 {
+		t.Fatalf("Latest once the server answers again: step %v, %v; want the checkpoint of step 10", ck, err)
 	}
 }
