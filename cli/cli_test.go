@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,7 @@ func TestBadInputIsOneClearError(t *testing.T) {
 		is   error
 	}{
 		{[]string{"start", "--bogus"}, "unknown flag: --bogus", nil},
+		{[]string{"start", "--sched", "fast", "--data-dir", dir}, `unknown scheduling policy "fast"`, nil},
 		{[]string{"start", "--set", "lerning_rate=0.1", "--data-dir", dir}, `unknown key "lerning_rate"`, nil},
 		{[]string{"start", "--nats", "nats://127.0.0.1:1", "--s3-listen", freeAddr(t), "--data-dir", dir}, "127.0.0.1:1", natsconn.ErrUnreachable},
 		{[]string{"start", "--s3", "http://127.0.0.1:1", "--data-dir", dir}, "127.0.0.1:1", objstore.ErrUnreachable},
@@ -134,4 +136,15 @@ func TestStatusShowsLiveProgress(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestWorkerRefusesAnUnknownSchedulingPolicy(t *testing.T) {
+	cmd := Worker()
+	cmd.SetArgs([]string{"--sched", "fast", "--nats", "nats://127.0.0.1:1"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `unknown scheduling policy "fast"`) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error %q, want one line naming the policy", err)
+	}
 }

@@ -42,6 +42,7 @@ type startFlags struct {
 	logLevel string
 	quiet    bool
 	metrics  string
+	sched    string
 }
 
 func startCommand() *cobra.Command {
@@ -64,12 +65,16 @@ func startCommand() *cobra.Command {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	fs.StringVar(&f.metrics, "metrics-listen", os.Getenv("JETTRAIN_METRICS_ADDR"), "serve Prometheus metrics and /healthz at this address, e.g. :9464 (env JETTRAIN_METRICS_ADDR)")
+	schedFlag(fs, &f.sched)
 	return cmd
 }
 
 func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error {
 	log, err := newLogger(stderr, f.logLevel)
 	if err != nil {
+		return err
+	}
+	if err := applySched(f.sched, log); err != nil {
 		return err
 	}
 	cfg, err := config.Load(f.file, f.sets)

@@ -20,6 +20,7 @@ func Worker() *cobra.Command {
 		logLevel string
 		id       string
 		metrics  string
+		sched    string
 	)
 	cmd := &cobra.Command{
 		Use:           "worker",
@@ -30,6 +31,9 @@ func Worker() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd.ErrOrStderr(), logLevel)
 			if err != nil {
+				return err
+			}
+			if err := applySched(sched, log); err != nil {
 				return err
 			}
 			o := e.natsOptions("worker")
@@ -62,5 +66,6 @@ func Worker() *cobra.Command {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&id, "id", "", "worker id (default host-pid-n)")
 	fs.StringVar(&metrics, "metrics-listen", os.Getenv("JETTRAIN_METRICS_ADDR"), "serve Prometheus metrics at this address (env JETTRAIN_METRICS_ADDR)")
+	schedFlag(fs, &sched)
 	return cmd
 }

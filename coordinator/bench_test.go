@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/cpusched"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/protocol"
@@ -63,6 +65,20 @@ const (
 // parts); JETTRAIN_BENCH_CPUPROFILE a file for a CPU profile of the timed
 // window alone (see startWindowProfile).
 func BenchmarkThroughput(b *testing.B) {
+	// As `coordinator start` and `worker` do by default (--sched batch);
+	// JETTRAIN_BENCH_SCHED=normal leaves the policy as it is. The S3
+	// server, started before, keeps the default, as an object store on
+	// its own would.
+	sched := cpusched.PolicyBatch
+	if s := os.Getenv("JETTRAIN_BENCH_SCHED"); s != "" {
+		var err error
+		if sched, err = cpusched.ParsePolicy(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := cpusched.Apply(sched); err != nil && !errors.Is(err, cpusched.ErrUnsupported) {
+		b.Fatal(err)
+	}
 	var sets []string
 	if extra := os.Getenv("JETTRAIN_BENCH_SET"); extra != "" {
 		sets = strings.Split(extra, ",")
