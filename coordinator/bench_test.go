@@ -55,9 +55,11 @@ const (
 // checkpoint overhead). The distributed runs also report the ratio of the
 // local loop's step time to theirs, over the same number of steps timed
 // interleaved with theirs (x-local: 1 is as fast as the local loop), the
-// time a worker waited for tasks (idle-ms/step, per worker), and the CPU
+// time a worker waited for tasks (idle-ms/step, per worker), the CPU
 // the S3 server process spent on checkpoints (s3-cpu-ms/step; cpu-ms/step
-// is this process's).
+// is this process's) and the time this process's threads waited for a core
+// (runq-ms/step, and local-runq-ms/step in the local loop's segments; see
+// runQueueWait).
 // Without the Fashion-MNIST files it runs on the synthetic dataset.
 // JETTRAIN_BENCH_SET takes config overrides, e.g. "model=cnn" or
 // "hidden=[128],batch_size=512"; JETTRAIN_BENCH_MAX_PAYLOAD the broker's
@@ -121,6 +123,8 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(t.localCPU.Seconds()*1e3/n, "local-cpu-ms/step")
 			b.ReportMetric(t.local.Seconds()/t.dist.Seconds(), "x-local")
 			b.ReportMetric(t.idle.Seconds()*1e3/n/float64(v.workers), "idle-ms/step")
+			b.ReportMetric(t.runq.Seconds()*1e3/n, "runq-ms/step")
+			b.ReportMetric(t.localRunq.Seconds()*1e3/n, "local-runq-ms/step")
 			b.ReportMetric(float64(t.grads)/n, "grads/step")
 			b.ReportMetric(float64(t.faults)/n, "faults/step")
 			b.ReportMetric(float64(t.localFaults)/n, "local-faults/step")
@@ -133,8 +137,9 @@ func BenchmarkThroughput(b *testing.B) {
 // steps.
 type benchTimes struct {
 	dist, cpu, s3CPU, local, localCPU, idle time.Duration
-	grads                                   uint64 // gradient messages stored
-	faults, localFaults                     int64  // this process's page faults
+	runq, localRunq                         time.Duration // threads' run-queue waits
+	grads                                   uint64        // gradient messages stored
+	faults, localFaults                     int64         // this process's page faults
 }
 
 func (t *benchTimes) add(u benchTimes) {
@@ -144,6 +149,8 @@ func (t *benchTimes) add(u benchTimes) {
 	t.local += u.local
 	t.localCPU += u.localCPU
 	t.idle += u.idle
+	t.runq += u.runq
+	t.localRunq += u.localRunq
 	t.grads += u.grads
 	t.faults += u.faults
 	t.localFaults += u.localFaults
@@ -195,6 +202,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		t.dist += time.Since(first)
 		u := usage(b).since(u0)
 		t.cpu += u.cpu
+		t.runq += u.runq
 		t.faults += u.faults
 		t.s3CPU += s3CPU() - s3CPU0
 		t.idle += p.idle() - idle0
@@ -230,6 +238,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		t.local += time.Since(start)
 		u = usage(b).since(u1)
 		t.localCPU += u.cpu
+		t.localRunq += u.runq
 		t.localFaults += u.faults
 		if segments == benchSegments {
 			stopProfile()
@@ -334,20 +343,48 @@ func s3CPU() time.Duration {
 type procUsage struct {
 	cpu    time.Duration
 	faults int64
+	runq   time.Duration // time its threads waited, ready to run, for a core
 }
 
-// usage is this process's use so far, from one getrusage.
+// usage is this process's use so far, from one getrusage, and the run-queue
+// wait of its threads (Linux).
 func usage(b testing.TB) procUsage {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	return procUsage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), faults: ru.Minflt + ru.Majflt}
+	return procUsage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), faults: ru.Minflt + ru.Majflt, runq: runQueueWait()}
 }
 
 // since is what was used between v and u.
 func (u procUsage) since(v procUsage) procUsage {
-	return procUsage{cpu: u.cpu - v.cpu, faults: u.faults - v.faults}
+	return procUsage{cpu: u.cpu - v.cpu, faults: u.faults - v.faults, runq: u.runq - v.runq}
+}
+
+// runQueueWait sums how long the process's threads have waited, ready to
+// run, for a core: the second field of each /proc/self/task/TID/schedstat
+// (0 where there is none). On two cores, the time the broker's, the
+// coordinator's and the S3 server's work took from the threads computing
+// gradients, or kept from each other. A thread that ended takes its share
+// with it; the Go runtime rarely ends one.
+func runQueueWait() time.Duration {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0
+	}
+	var sum time.Duration
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				sum += time.Duration(ns)
+			}
+		}
+	}
+	return sum
 }
 
 // benchMaxPayload is JETTRAIN_BENCH_MAX_PAYLOAD, or protocol.MaxPayload.
