@@ -29,7 +29,7 @@ func applySched(name string, log *slog.Logger) error {
 	case errors.Is(err, cpusched.ErrUnsupported):
 		log.Debug("scheduling policy left as it is", "err", err)
 	case err != nil:
-		log.Warn("scheduling policy left as it is; --sched normal says nothing of it", "err", err)
+		log.Warn("scheduling policy left as it is (--sched normal does not try)", "err", err)
 	}
 	return nil
 }

@@ -61,8 +61,12 @@ func TestAStoreAnsweringServerErrorsIsWaitedFor(t *testing.T) {
 		err error
 	}
 	done := make(chan result, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-finished }) // a failed test leaves no run retrying behind it
 	go func() {
-		res, err := train(t, context.Background(), connect(t, srv.ClientURL()), st, cfg, Hooks{})
+		defer close(finished)
+		res, err := train(t, ctx, connect(t, srv.ClientURL()), st, cfg, Hooks{})
 		done <- result{res, err}
 	}()
 	// Two rounds of the client's tries at least: the coordinator came back

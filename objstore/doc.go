@@ -56,7 +56,8 @@
 // [ErrUnreachable], [ErrCredentials], [ErrNoBucket], [ErrReadOnly],
 // [ErrCorrupt], [ErrNotFound], [ErrConflict], [ErrUnavailable], [ErrInvalid].
 // An unreachable endpoint fails within about Config.Timeout ×
-// (Config.MaxRetries+1); a server answering 5xx, after as many tries.
+// (Config.MaxRetries+1); a server answering 500, 502, 503 or 504, after as
+// many tries.
 //
 // # Embedded server
 //

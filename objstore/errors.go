@@ -35,9 +35,10 @@ var (
 	ErrNotFound = errors.New("objstore: not found")
 	// ErrConflict means a write-once object already holds different bytes.
 	ErrConflict = errors.New("objstore: conflict")
-	// ErrUnavailable means the server answered with an error of its own
-	// (HTTP 5xx: starting, overloaded, failing) after the client's retries:
-	// the request was fine, and may succeed later.
+	// ErrUnavailable means the server answered that it cannot take the
+	// request now (HTTP 429, 500, 502, 503 or 504: starting, throttling,
+	// overloaded, failing), after the client's retries: the request was
+	// fine, and may succeed later.
 	ErrUnavailable = errors.New("objstore: server unavailable")
 	// ErrInvalid means an argument was rejected before anything was sent:
 	// a bad Config, run name or Checkpoint field.
@@ -162,15 +163,13 @@ func classify(kind opKind, err error) error {
 		// The server refused a body that does not match its signed hash
 		// or its length: damaged or cut short on the way.
 		return ErrCorrupt
-	case "SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized":
-		return ErrUnavailable
 	case "":
 		// not an S3 answer: look for a transport failure
 	default:
 		if resp.StatusCode == 403 {
 			return denied(kind)
 		}
-		if resp.StatusCode >= 500 {
+		if unavailable(resp.StatusCode) {
 			return ErrUnavailable
 		}
 		return nil
@@ -178,8 +177,8 @@ func classify(kind opKind, err error) error {
 	if resp.StatusCode == 403 {
 		return denied(kind)
 	}
-	if resp.StatusCode >= 500 {
-		return ErrUnavailable // a 5xx without an S3 error body (a proxy's)
+	if unavailable(resp.StatusCode) {
+		return ErrUnavailable // without an S3 error body (a proxy's answer)
 	}
 	var ne net.Error
 	var ue *url.Error
@@ -190,6 +189,18 @@ func classify(kind opKind, err error) error {
 		return ErrUnreachable
 	}
 	return nil
+}
+
+// unavailable reports whether an HTTP status says the server cannot take
+// the request now but may later: 429 (throttling: SlowDown and the like),
+// 500, 502, 503, 504. Not 501 (a feature the store lacks), 505 or 507 (a
+// full store), which do not pass by themselves.
+func unavailable(status int) bool {
+	switch status {
+	case 429, 500, 502, 503, 504:
+		return true
+	}
+	return false
 }
 
 func denied(kind opKind) error {

@@ -226,9 +226,10 @@ func TestServerDiesWithParent(t *testing.T) {
 	}
 }
 
-// A server answering 5xx (starting, overloaded, failing) gives
-// ErrUnavailable once the client's retries are spent, with or without an S3
-// error document; the store reads and writes again once it answers.
+// A server answering 429, 500, 502, 503 or 504 (starting, throttling,
+// overloaded, failing) gives ErrUnavailable once the client's retries are
+// spent, with or without an S3 error document; 501, 505 and 507 do not. The
+// store reads and writes again once the server answers.
 func TestServerErrorsAreUnavailable(t *testing.T) {
 	ctx := testCtx(t)
 	p, err := faultproxy.New(embedded.URL())
@@ -247,7 +248,7 @@ func TestServerErrorsAreUnavailable(t *testing.T) {
 	for _, tc := range []struct {
 		status int
 		code   string
-	}{{503, "ServiceUnavailable"}, {503, "SlowDown"}, {500, "InternalError"}, {502, ""}, {504, ""}} {
+	}{{503, "ServiceUnavailable"}, {503, "SlowDown"}, {500, "InternalError"}, {429, "TooManyRequests"}, {502, ""}, {504, ""}} {
 		p.Fail(tc.status, tc.code)
 		before := p.Refused()
 		_, _, err := s.Latest(ctx, testRun, nil)
@@ -263,6 +264,17 @@ func TestServerErrorsAreUnavailable(t *testing.T) {
 			t.Fatalf("Commit to a server answering %d %q: %v, want ErrUnavailable", tc.status, tc.code, err)
 		}
 		t.Log(err)
+	}
+	// A store that lacks a feature, or is full, does not get better by
+	// itself: not ErrUnavailable.
+	for _, tc := range []struct {
+		status int
+		code   string
+	}{{501, "NotImplemented"}, {507, "XMinioStorageFull"}, {505, ""}} {
+		p.Fail(tc.status, tc.code)
+		if _, err := s.Commit(ctx, testCheckpoint(20, 1)); err == nil || errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Commit to a server answering %d %q: %v, want an error other than ErrUnavailable", tc.status, tc.code, err)
+		}
 	}
 	p.Pass()
 	if ck, _, err := s.Latest(ctx, testRun, nil); err != nil || ck.Step != 10 {

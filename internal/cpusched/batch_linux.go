@@ -8,7 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Batch sets SCHED_BATCH on every thread of the process. The Go runtime
+// Batch sets SCHED_BATCH on every thread of the process under the default
+// policy (SCHED_OTHER); a thread someone put under another policy keeps it.
+// An error matches ErrUnsupported where the system lacks the call. The Go runtime
 // starts threads at any time, each inheriting the policy of the thread that
 // starts it, so it goes over the process's threads until a pass finds them
 // all batch already: a thread started meanwhile by one not yet set is set
@@ -27,8 +29,9 @@ func Batch() error {
 // during the one before it.
 const maxPasses = 10
 
-// batchPass sets SCHED_BATCH on each thread that lacks it and reports
-// whether there was one.
+// batchPass sets SCHED_BATCH on each thread under the default policy and
+// reports whether there was one. Threads under another policy (real-time,
+// idle, or batch already) are left as they are: someone chose it.
 func batchPass() (changed bool, err error) {
 	tids, err := threads()
 	if err != nil {
@@ -36,22 +39,34 @@ func batchPass() (changed bool, err error) {
 	}
 	for _, tid := range tids {
 		a, err := unix.SchedGetAttr(tid, 0)
-		if err != nil {
-			if err == unix.ESRCH { // the thread ended
-				continue
-			}
-			return changed, fmt.Errorf("cpusched: reading the policy of thread %d: %w", tid, err)
+		if err == unix.ESRCH { // the thread ended
+			continue
 		}
-		if a.Policy == unix.SCHED_BATCH {
+		if err != nil {
+			return changed, unsupported(fmt.Errorf("cpusched: reading the policy of thread %d: %w", tid, err), err)
+		}
+		if a.Policy != unix.SCHED_NORMAL {
 			continue
 		}
 		a.Policy = unix.SCHED_BATCH
-		if err := unix.SchedSetAttr(tid, a, 0); err != nil && err != unix.ESRCH {
-			return changed, fmt.Errorf("cpusched: setting SCHED_BATCH on thread %d: %w", tid, err)
+		switch err := unix.SchedSetAttr(tid, a, 0); err {
+		case nil:
+			changed = true
+		case unix.ESRCH:
+		default:
+			return changed, unsupported(fmt.Errorf("cpusched: setting SCHED_BATCH on thread %d: %w", tid, err), err)
 		}
-		changed = true
 	}
 	return changed, nil
+}
+
+// unsupported adds ErrUnsupported to err when the system lacks the call
+// (errno ENOSYS: an old kernel, a sandbox such as gVisor, a seccomp filter).
+func unsupported(err error, errno error) error {
+	if errno == unix.ENOSYS {
+		return fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	return err
 }
 
 // threads lists the ids of the process's threads.

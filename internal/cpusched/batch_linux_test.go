@@ -41,13 +41,24 @@ func notBatch(pols map[int]uint32) []int {
 }
 
 // TestBatchCoversEveryThreadAndWhatFollows sets the policy in this process
-// (the tests after it run under it, which they do not mind) and checks every
-// thread, then threads the runtime starts afterwards and a child process.
+// and checks every thread, then threads the runtime starts afterwards and a
+// child process. It needs a process under the default policy (not one
+// started with chrt).
 func TestBatchCoversEveryThreadAndWhatFollows(t *testing.T) {
 	before := policies(t)
-	if len(notBatch(before)) == 0 {
-		t.Fatal("every thread is batch before Batch: the test would show nothing")
+	for tid, p := range before {
+		if p != unix.SCHED_NORMAL {
+			t.Fatalf("thread %d has policy %d before Batch, want SCHED_OTHER: the test would show nothing", tid, p)
+		}
 	}
+	// The threads go back to the default policy afterwards, so the test can
+	// run again in this process (-count).
+	t.Cleanup(func() {
+		tids, _ := threads()
+		for _, tid := range tids {
+			_ = unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
+		}
+	})
 	if err := Batch(); err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +66,9 @@ func TestBatchCoversEveryThreadAndWhatFollows(t *testing.T) {
 		t.Fatalf("threads %v are not SCHED_BATCH after Batch", tids)
 	}
 
-	// Goroutines locked to their threads and blocked in a system call make
-	// the runtime start threads for the rest.
-	const blocked = 4
+	// Goroutines locked to their threads and blocked in a system call, more
+	// of them than the process has threads, make the runtime start threads.
+	blocked := len(before) + 2
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -79,11 +90,17 @@ func TestBatchCoversEveryThreadAndWhatFollows(t *testing.T) {
 		<-started
 	}
 	after := policies(t)
-	if len(after) <= len(before) {
-		t.Fatalf("%d threads after blocking %d of them, %d before: no new thread to check", len(after), blocked, len(before))
+	var fresh []int
+	for tid := range after {
+		if _, ok := before[tid]; !ok {
+			fresh = append(fresh, tid)
+		}
+	}
+	if len(fresh) == 0 {
+		t.Fatalf("no thread started after blocking %d of them: nothing to check", blocked)
 	}
 	if tids := notBatch(after); len(tids) > 0 {
-		t.Fatalf("threads %v started after Batch are not SCHED_BATCH", tids)
+		t.Fatalf("threads %v are not SCHED_BATCH after threads %v started", tids, fresh)
 	}
 	if _, err := w.Write(make([]byte, blocked)); err != nil {
 		t.Fatal(err)
@@ -104,5 +121,32 @@ func TestBatchCoversEveryThreadAndWhatFollows(t *testing.T) {
 	}
 	if a.Policy != unix.SCHED_BATCH {
 		t.Fatalf("a child process has policy %d, want SCHED_BATCH (%d)", a.Policy, unix.SCHED_BATCH)
+	}
+}
+
+// TestBatchKeepsAPolicySomeoneChose leaves a thread put under SCHED_IDLE as
+// it is.
+func TestBatchKeepsAPolicySomeoneChose(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		tids, _ := threads()
+		for _, tid := range tids {
+			_ = unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
+		}
+	})
+	if err := Batch(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := unix.SchedGetAttr(tid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Policy != unix.SCHED_IDLE {
+		t.Fatalf("a thread under SCHED_IDLE has policy %d after Batch, want it kept", a.Policy)
 	}
 }

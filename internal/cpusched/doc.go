@@ -11,7 +11,9 @@
 // idle core, or at the next tick. Nice values and fairness between
 // processes are unchanged, and no privilege is needed.
 //
-// Batch sets the policy of every thread of the process; threads started
-// afterwards, and child processes, inherit it. On other systems it does
-// nothing and reports ErrUnsupported.
+// Batch sets the policy of every thread of the process that runs under the
+// default one (a real-time or idle policy someone chose is kept); threads
+// started afterwards, and child processes, inherit it. On other systems, and
+// on Linux systems without the call, it does nothing and reports
+// ErrUnsupported.
 package cpusched
