@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -180,6 +181,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	var s3CPU0, idle0 time.Duration
 	var u0 procUsage
 	var grads0 uint64
+	var evaluated atomic.Uint64 // epochs whose evaluations are computed
 	stopProfile := func() {}
 	defer func() { stopProfile() }()
 	timing, segments, next := false, 0, uint64(benchWarm)
@@ -220,6 +222,15 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 				return
 			}
 		}
+		// An epoch's evaluation runs in the background, paced: it
+		// finishes before the pause's loop runs, not beside it.
+		for deadline := time.Now().Add(time.Minute); evaluated.Load() < step/uint64(spe); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				failed = fmt.Errorf("the evaluation of epoch %d was not done in a minute", evaluated.Load())
+				cancel()
+				return
+			}
+		}
 		u1 := usage(b)
 		start := time.Now()
 		// Labelled so a CPU profile can leave the local loop out
@@ -249,7 +260,8 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		next = max(step+benchSkip, out+2)
 	}
 	pprof.Do(ctx, pprof.Labels("coordinator", "bench"), func(ctx context.Context) {
-		_, _ = Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: Hooks{Committed: committed}})
+		_, _ = Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: Hooks{Committed: committed,
+			Evaluated: func(int) { evaluated.Add(1) }}})
 	})
 	if failed != nil {
 		b.Fatal(failed)

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jettrain/jettrain/config"
@@ -146,8 +147,22 @@ func (l *localLoop) run(ctx context.Context, until uint64) error {
 			if err != nil {
 				return err
 			}
+			rs := []Ready{r}
+			if e := r.Evaluate; e != nil { // a machine that evaluates later (the node's): at once, here
+				st, err := l.net.Evaluate(e.Weights, l.ds.Test.X, l.ds.Test.Y)
+				if err != nil {
+					return fmt.Errorf("coordinator: evaluating epoch %d: %w", e.Epoch, err)
+				}
+				more, err := l.m.Evaluated(e.Epoch, st)
+				if err != nil {
+					return err
+				}
+				rs = append(rs, more...)
+			}
 			if l.ready != nil {
-				l.ready(r)
+				for _, r := range rs {
+					l.ready(r)
+				}
 			}
 		}
 	}

@@ -47,7 +47,8 @@ type Ready struct {
 	Epoch      *objstore.HistoryEntry // an epoch just finished
 	Best       bool                   // Epoch improved the best validation accuracy: save the weights
 	Checkpoint *objstore.Checkpoint   // a snapshot to persist (owns its slices)
-	Done       bool                   // the run has finished every epoch
+	Evaluate   *EvalRequest           // an epoch's evaluation to run, then hand to Evaluated (with EvaluateLater)
+	Done       bool                   // the run has finished every epoch (its last evaluation may still be out)
 }
 
 // Machine is a run as a pure state machine: decoded gradients go in, the
@@ -81,6 +82,10 @@ type Machine struct {
 
 	part    partial
 	history []objstore.HistoryEntry
+
+	evalLater bool                   // epochs' evaluations are handed out (EvaluateLater)
+	pending   []pendingEpoch         // ended epochs waiting for their evaluations, oldest first
+	held      []*objstore.Checkpoint // checkpoints waiting for those evaluations' history entries
 }
 
 // NewMachine starts run from init, or from ck when it is not nil. The
@@ -230,11 +235,13 @@ func (m *Machine) state(ck *objstore.Checkpoint) *protocol.Params {
 const Lookahead = 2
 
 // EvalLookahead is how many steps past an epoch's end have their tasks out
-// by the time the coordinator commits the epoch's last step and evaluates
-// the test set (at most an epoch's steps less one): the workers train on
-// meanwhile instead of waiting for the next tasks. The default run
-// evaluates in 150-250 ms on 2 cores, and while it does a step takes
-// longer: 16 steps ahead still left a worker waiting 90 ms, 32 do not.
+// by the time the coordinator commits the epoch's last step (at most an
+// epoch's steps less one): the workers train on through the epoch's end
+// instead of waiting for the next tasks. When the coordinator evaluated the
+// test set inside that commit (150-250 ms for the default run on 2 cores),
+// 16 steps ahead still left a worker waiting 90 ms, 32 did not; a node's
+// machine now hands the evaluation out (EvaluateLater) and commits on, but
+// the commits are slower while it runs.
 const EvalLookahead = 32
 
 // holdAhead is how far past the current step the tasks out can reach, in
@@ -404,23 +411,34 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	m.usedFirsts = append(m.usedFirsts[:0], m.firsts...)
 
 	var r Ready
-	if m.step%uint64(m.stepsPerEpoch) == 0 {
+	epochEnd := m.step%uint64(m.stepsPerEpoch) == 0
+	if epochEnd && m.evalLater {
+		e := m.endEpoch(now)
+		m.pending = append(m.pending, pendingEpoch{entry: e})
+		r.Evaluate = &EvalRequest{Epoch: e.Epoch, Step: m.step, Weights: append([]float32(nil), m.weights...)}
+	} else if epochEnd {
 		entry, best, err := m.finishEpoch(now)
 		if err != nil {
 			return Ready{}, err
 		}
 		r.Epoch, r.Best = entry, best
 	}
-	if r.Epoch != nil || m.step%uint64(m.cfg.CheckpointEvery) == 0 || m.Done() {
-		r.Checkpoint = m.Snapshot()
+	var ck *objstore.Checkpoint
+	if epochEnd || m.step%uint64(m.cfg.CheckpointEvery) == 0 || m.Done() {
+		ck = m.Snapshot()
+		if len(m.pending) > 0 {
+			m.held = append(m.held, ck) // it goes out with the history it must hold (Evaluated)
+		} else {
+			r.Checkpoint = ck
+		}
 	}
 	r.Commit = m.commitRecord()
 	if m.Done() {
 		r.Done = true
 		return r, nil
 	}
-	if r.Checkpoint != nil {
-		r.State = m.state(r.Checkpoint)
+	if ck != nil {
+		r.State = m.state(ck)
 	}
 	r.Tasks = m.tasksFrom(tasksOutTo(m.step-1, m.stepsPerEpoch) + 1) // the steps before went out already
 	return r, nil
@@ -431,31 +449,8 @@ func (m *Machine) finishEpoch(now time.Time) (*objstore.HistoryEntry, bool, erro
 	if err != nil {
 		return nil, false, fmt.Errorf("coordinator: evaluating epoch %d: %w", m.Epoch()-1, err)
 	}
-	d := time.Duration(now.UnixNano() - m.part.EpochStart).Seconds()
-	e := objstore.HistoryEntry{
-		Epoch:     m.Epoch() - 1,
-		Step:      m.step,
-		TrainLoss: m.part.LossSum / float64(m.part.Count),
-		TrainAcc:  float64(m.part.Correct) / float64(m.part.Count),
-	}
-	if st.Count > 0 {
-		e.ValidLoss = st.LossSum / float64(st.Count)
-		e.ValidAcc = float64(st.Correct) / float64(st.Count)
-	}
-	if d > 0 {
-		e.DurationS = d
-		e.SamplesPerS = float64(m.part.Count) / d
-	}
-	best := true
-	for _, h := range m.history {
-		if h.ValidAcc >= e.ValidAcc {
-			best = false
-		}
-	}
-	e.Best = best
-	m.history = append(m.history, e)
-	m.part = partial{EpochStart: now.UnixNano()}
-	return &m.history[len(m.history)-1], best, nil
+	e, best := m.addEntry(m.endEpoch(now), st)
+	return e, best, nil
 }
 
 // Snapshot returns a checkpoint of the state after the last committed step.

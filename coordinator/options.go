@@ -37,6 +37,10 @@ type Hooks struct {
 	Committed func(step uint64, check [8]byte) // after a step is applied (live or replayed)
 	Saved     func(step uint64)                // after a checkpoint is committed
 	EpochDone func(epoch int, trainLoss, validAcc float64)
+	// Evaluated reports, from the evaluating goroutine, that an epoch's
+	// evaluation has been computed; EpochDone follows once the node's loop
+	// takes it in.
+	Evaluated func(epoch int)
 	// Redispatched reports shards of step handed out again as stragglers.
 	Redispatched func(step uint64, shards []int)
 }

@@ -25,12 +25,16 @@ func newProgress(w io.Writer, stepsPerEpoch, batch int) *progress {
 }
 
 // step records that the weights reached version step.
-func (p *progress) step(step uint64, finished *objstore.HistoryEntry) {
+func (p *progress) step(step uint64) {
 	if p.w == nil {
 		return
 	}
 	epoch := int((step - 1) / uint64(p.spe))
 	if p.bar == nil || epoch != p.epoch {
+		if p.bar != nil {
+			_ = p.bar.Finish()
+			fmt.Fprintln(p.w) // the ended epoch's bar keeps its line
+		}
 		p.epoch = epoch
 		p.bar = progressbar.NewOptions(p.spe,
 			progressbar.OptionSetWriter(p.w),
@@ -43,12 +47,17 @@ func (p *progress) step(step uint64, finished *objstore.HistoryEntry) {
 		_ = p.bar.Set(int((step - 1) % uint64(p.spe)))
 	}
 	_ = p.bar.Add(1)
-	if finished != nil {
-		_ = p.bar.Finish()
-		fmt.Fprintf(p.w, "\nepoch %d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.0f samples/s%s\n",
-			finished.Epoch, finished.TrainLoss, finished.TrainAcc, finished.ValidLoss, finished.ValidAcc, finished.SamplesPerS, bestMark(finished.Best))
-		p.bar = nil
+}
+
+// epochDone prints an epoch's results, which come once its evaluation is
+// in, while the next epoch's bar may be under way: they get a line of their
+// own, and the bar goes on below them.
+func (p *progress) epochDone(e *objstore.HistoryEntry) {
+	if p.w == nil {
+		return
 	}
+	fmt.Fprintf(p.w, "\nepoch %d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.0f samples/s%s\n",
+		e.Epoch, e.TrainLoss, e.TrainAcc, e.ValidLoss, e.ValidAcc, e.SamplesPerS, bestMark(e.Best))
 }
 
 func (p *progress) finish() {

@@ -37,12 +37,14 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	go func() { n.saver.loop(ctx); close(saverDone) }()
 	snapsDone := make(chan struct{})
 	go func() { n.snaps.loop(ctx); close(snapsDone) }()
+	evalsDone := make(chan struct{})
+	go func() { n.evals.loop(ctx); close(evalsDone) }()
 	lost := make(chan error, 1)
 	keepDone := make(chan struct{})
 	go func() { n.lease.keep(ctx, lost); close(keepDone) }()
 	// Every goroutine ends before serve returns: close then releases the
 	// lease at the revision the last refresh left.
-	defer func() { cancel(); <-saverDone; <-snapsDone; <-keepDone }()
+	defer func() { cancel(); <-saverDone; <-snapsDone; <-evalsDone; <-keepDone }()
 
 	if n.catchUp > n.m.Step() {
 		if err := n.recompute(ctx, lost); err != nil {
@@ -121,6 +123,10 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 				if err := n.checkStalled(ctx); err != nil {
 					return nil, err
 				}
+			}
+		case res := <-n.evals.results:
+			if err := n.evaluated(ctx, res, replaying); err != nil {
+				return nil, err
 			}
 		case d := <-in:
 			done, err := n.take(ctx, d, replaying)
@@ -323,13 +329,16 @@ func (n *node) apply(ctx context.Context, d delivery, replaying bool) (committed
 // perform carries out a Ready. While replaying, nothing is published: the
 // tasks of replayed steps were done by the workers already.
 func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart time.Time) (bool, error) {
+	if r.Evaluate != nil {
+		n.evals.submit(r.Evaluate)
+	}
 	if r.Commit != nil {
 		n.step.Store(n.m.Step())
-		n.trace.committed(n.m.Step(), n.cfg.BatchSize, applyStart, r.Epoch)
+		n.trace.committed(n.m.Step(), n.cfg.BatchSize, applyStart, r.Evaluate != nil || r.Epoch != nil)
 		n.lastMove, n.redo = n.opts.Now(), 0
 		n.room.committed()
 		n.strag.committed(time.Now())
-		n.prog.step(n.m.Step(), r.Epoch)
+		n.prog.step(n.m.Step())
 		if n.opts.Log.Enabled(ctx, slog.LevelDebug) { // the audit line costs formatting: only when asked for
 			c := n.m.Check()
 			n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "check", hex.EncodeToString(c[:]),
@@ -341,6 +350,8 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 	}
 	if r.Epoch != nil {
 		e := r.Epoch
+		n.trace.epochDone(e)
+		n.prog.epochDone(e)
 		n.opts.Log.Info("epoch finished", "run", n.run, "epoch", e.Epoch, "train_loss", e.TrainLoss, "train_acc", e.TrainAcc,
 			"valid_loss", e.ValidLoss, "valid_acc", e.ValidAcc, "samples_per_s", int(e.SamplesPerS), "best", e.Best)
 		if h := n.opts.Hooks.EpochDone; h != nil {
@@ -362,6 +373,25 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 		return true, n.publish(ctx, r.Commit, nil, nil, "")
 	}
 	return false, n.publishStep(ctx, r)
+}
+
+// evaluated hands a finished evaluation to the machine and carries out what
+// it releases: the epoch's results, and the checkpoints that waited for
+// them.
+func (n *node) evaluated(ctx context.Context, res evalResult, replaying bool) error {
+	if res.err != nil {
+		return fmt.Errorf("coordinator: evaluating epoch %d: %w", res.epoch, res.err)
+	}
+	rs, err := n.m.Evaluated(res.epoch, res.stats)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if _, err := n.perform(ctx, r, replaying, time.Now()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // publishStep publishes a step's commit record, snapshot and tasks and
@@ -506,6 +536,17 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 // than finishQuiet is said, with why when the object store refuses the
 // saves (a full disk), so a run done training does not seem to hang.
 func (n *node) finish(ctx context.Context) (*Result, error) {
+	// The last epochs' evaluations, and the checkpoints waiting for them.
+	for n.m.Evaluating() {
+		select {
+		case res := <-n.evals.results:
+			if err := n.evaluated(ctx, res, false); err != nil {
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("coordinator: waiting for the last evaluation: %w", ctx.Err())
+		}
+	}
 	// Said once, and once more if a save fails after that (the first
 	// attempt may still be under way).
 	said, saidWhy := false, false

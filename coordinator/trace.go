@@ -23,12 +23,13 @@ type tracing struct {
 	runAttr attribute.KeyValue
 	runSet  metric.MeasurementOption
 
-	epochCtx  context.Context
-	epochSpan trace.Span
-	stepCtx   context.Context
-	stepSpan  trace.Span
-	waitSpan  trace.Span
-	stepStart time.Time
+	epochCtx   context.Context
+	epochSpan  trace.Span
+	evaluating []trace.Span // spans of ended epochs whose evaluations are out, oldest first
+	stepCtx    context.Context
+	stepSpan   trace.Span
+	waitSpan   trace.Span
+	stepStart  time.Time
 }
 
 func newTracing(tr trace.Tracer, m *telemetry.Metrics, run string) *tracing {
@@ -70,8 +71,10 @@ func (t *tracing) published(publishStart time.Time, tasks int) {
 }
 
 // committed ends the current step's spans; applyStart is when the gradient
-// that completed it was handed to the machine.
-func (t *tracing) committed(step uint64, samples int, applyStart time.Time, epoch *objstore.HistoryEntry) {
+// that completed it was handed to the machine. A step that ends an epoch
+// leaves the epoch's span open until the epoch's evaluation is in
+// (epochDone); the next step opens the next epoch's.
+func (t *tracing) committed(step uint64, samples int, applyStart time.Time, epochEnded bool) {
 	bg := context.Background()
 	if t.stepSpan != nil {
 		if t.waitSpan != nil {
@@ -85,13 +88,22 @@ func (t *tracing) committed(step uint64, samples int, applyStart time.Time, epoc
 	t.stepSpan, t.waitSpan = nil, nil
 	t.m.Samples.Add(bg, int64(samples), t.runSet)
 	t.m.Step.Record(bg, int64(step), t.runSet)
-	if epoch == nil {
-		return
-	}
-	if t.epochSpan != nil {
-		t.epochSpan.SetAttributes(attribute.Float64("jettrain.valid_acc", epoch.ValidAcc), attribute.Float64("jettrain.train_loss", epoch.TrainLoss))
-		t.epochSpan.End()
+	if epochEnded && t.epochSpan != nil {
+		t.evaluating = append(t.evaluating, t.epochSpan)
 		t.epochSpan = nil
+	}
+}
+
+// epochDone ends the oldest epoch span waiting for its evaluation, with the
+// epoch's results, and records them as metrics.
+func (t *tracing) epochDone(epoch *objstore.HistoryEntry) {
+	bg := context.Background()
+	if len(t.evaluating) > 0 {
+		s := t.evaluating[0]
+		t.evaluating[0] = nil
+		t.evaluating = t.evaluating[1:]
+		s.SetAttributes(attribute.Float64("jettrain.valid_acc", epoch.ValidAcc), attribute.Float64("jettrain.train_loss", epoch.TrainLoss))
+		s.End()
 	}
 	split := func(s string) metric.MeasurementOption {
 		return metric.WithAttributes(t.runAttr, attribute.String(telemetry.AttrSplit, s))
@@ -106,10 +118,10 @@ func (t *tracing) committed(step uint64, samples int, applyStart time.Time, epoc
 
 // end closes any open span when the node stops.
 func (t *tracing) end() {
-	for _, s := range []trace.Span{t.waitSpan, t.stepSpan, t.epochSpan} {
+	for _, s := range append([]trace.Span{t.waitSpan, t.stepSpan, t.epochSpan}, t.evaluating...) {
 		if s != nil {
 			s.End()
 		}
 	}
-	t.stepSpan, t.waitSpan, t.epochSpan = nil, nil, nil
+	t.stepSpan, t.waitSpan, t.epochSpan, t.evaluating = nil, nil, nil, nil
 }

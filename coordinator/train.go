@@ -117,6 +117,7 @@ type node struct {
 	net    *model.Network
 	ds     *model.Dataset
 	saver  *saver
+	evals  *evaluations // the epochs' evaluations, in the background
 	lease  *lease
 	params jetstream.Stream
 	snaps  *snapshots
@@ -226,6 +227,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		net.Close()
 		return nil, err
 	}
+	m.EvaluateLater() // the node evaluates in the background (evaluations)
 	var catchUpTo uint64
 	if ck != nil {
 		newest, err := newestCheckpoint(ctx, store, run)
@@ -254,7 +256,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	}
 	room := &roomGuard{log: opts.Log}
 	trim := newTrimmer(grads, run, opts.Log)
-	n := &node{opts: opts, cfg: cfg, run: run, js: js, store: store, m: m, net: net, lease: lease, params: params, ds: ds, catchUp: catchUpTo, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
+	n := &node{opts: opts, cfg: cfg, run: run, evals: newEvaluations(net, &ds.Test, opts.Hooks.Evaluated), js: js, store: store, m: m, net: net, lease: lease, params: params, ds: ds, catchUp: catchUpTo, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
 		spare: make(chan *protocol.Grad, spareGrads), parts: protocol.NewAssembler((holdAhead+2)*cfg.Shards, net.Layout().Size())}
 	n.step.Store(m.Step())
 	if ck != nil {

@@ -172,6 +172,13 @@ func (n *Network) Gradient(params, x []float32, y []uint8, grad []float32) (Stat
 // Evaluate runs the forward pass over x in chunks of at most 500 samples and returns the
 // summed Stats. Any number of samples is fine.
 func (n *Network) Evaluate(params, x []float32, y []uint8) (Stats, error) {
+	return n.EvaluateWith(params, x, y, nil)
+}
+
+// EvaluateWith is Evaluate calling between, if not nil, after each chunk
+// of the samples but the last: a caller that evaluates in the background
+// can pace itself there. The result is Evaluate's, bit for bit.
+func (n *Network) EvaluateWith(params, x []float32, y []uint8, between func()) (Stats, error) {
 	if err := n.check(params, x, y); err != nil {
 		return Stats{}, err
 	}
@@ -193,6 +200,9 @@ func (n *Network) Evaluate(params, x []float32, y []uint8) (Stats, error) {
 			return Stats{}, err
 		}
 		total = total.Add(st)
+		if between != nil && hi < len(y) {
+			between()
+		}
 	}
 	return total, nil
 }

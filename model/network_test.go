@@ -296,3 +296,25 @@ func TestGradientNoStaleState(t *testing.T) {
 		}
 	}
 }
+
+// TestEvaluateWithPausesBetweenChunks: EvaluateWith calls between after
+// every chunk but the last, and gives Evaluate's stats bit for bit.
+func TestEvaluateWithPausesBetweenChunks(t *testing.T) {
+	input := [3]int{1, 28, 28}
+	net, _ := New(Spec{Kind: KindMLP, Hidden: []int{16}}, input, 10)
+	params := net.Init(2)
+	n := 2*evalChunk + 7 // three chunks
+	x, y := randomBatch(9, n, input, 10)
+	want, err := net.Evaluate(params, x, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	got, err := net.EvaluateWith(params, x, y, func() { calls++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || calls != 2 {
+		t.Fatalf("EvaluateWith: %+v after %d pauses; Evaluate %+v, want 2 pauses", got, calls, want)
+	}
+}

@@ -1,0 +1,108 @@
+package coordinator
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/jettrain/jettrain/objstore"
+)
+
+// commitStep feeds m the current step's shards in order and returns what
+// the last one made it do.
+func commitStep(t *testing.T, m *Machine) Ready {
+	t.Helper()
+	var r Ready
+	for _, task := range m.Tasks(m.allShards()) {
+		var err error
+		if r, err = m.Grad(fakeGrad(task, m.Weights()), m.Step()+1, time.Unix(0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Commit == nil {
+		t.Fatalf("step %d did not commit", m.Step())
+	}
+	return r
+}
+
+// TestEvaluatingLaterGivesTheSameCheckpoints drives two machines with the
+// same gradients, one evaluating inside its commits and one handing the
+// evaluations out and getting them back two steps later. The second holds
+// every checkpoint taken meanwhile and releases them with the epoch's entry:
+// the same checkpoints, byte for byte, as the first's.
+func TestEvaluatingLaterGivesTheSameCheckpoints(t *testing.T) {
+	cfg := testConfig()
+	cfg.CheckpointEvery = 2 // 5 steps an epoch: checkpoints at 2, 4, 5, 6, 8, 10
+	now, later := newMachineWith(t, cfg, nil), newMachineWith(t, cfg, nil)
+	later.EvaluateLater()
+
+	var want, got []*objstore.Checkpoint
+	var out []*EvalRequest // handed out, not yet given back
+	evaluate := func() {
+		t.Helper()
+		req := out[0]
+		out = out[1:]
+		st, _ := zeroEval{}.Evaluate(req.Weights)
+		if _, err := later.Evaluated(req.Epoch+1, st); err == nil {
+			t.Fatal("Evaluated took the evaluation of an epoch that is not the next waiting")
+		}
+		rs, err := later.Evaluated(req.Epoch, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs[0].Epoch == nil || rs[0].Epoch.Epoch != req.Epoch || rs[0].Checkpoint == nil || rs[0].Checkpoint.Step != req.Step {
+			t.Fatalf("evaluation of epoch %d released %+v first, want the epoch's entry with its checkpoint", req.Epoch, rs[0])
+		}
+		for _, r := range rs {
+			if r.Checkpoint != nil {
+				got = append(got, r.Checkpoint)
+			}
+		}
+	}
+	for !now.Done() {
+		a, b := commitStep(t, now), commitStep(t, later)
+		if a.Checkpoint != nil {
+			want = append(want, a.Checkpoint)
+		}
+		if b.Epoch != nil {
+			t.Fatalf("step %d: an epoch's entry out of a commit of a machine that evaluates later", later.Step())
+		}
+		if (b.Evaluate != nil) != (a.Epoch != nil) {
+			t.Fatalf("step %d: evaluation handed out %v, the other machine ended an epoch %v", later.Step(), b.Evaluate != nil, a.Epoch != nil)
+		}
+		if b.Evaluate != nil {
+			if !reflect.DeepEqual(b.Evaluate.Weights, now.Weights()) || &b.Evaluate.Weights[0] == &later.Weights()[0] {
+				t.Fatalf("step %d: the evaluation was handed out without its own copy of the weights", later.Step())
+			}
+			out = append(out, b.Evaluate)
+		}
+		if b.Checkpoint != nil {
+			if len(out) > 0 {
+				t.Fatalf("step %d: a checkpoint went out while the evaluation of epoch %d was out", later.Step(), out[0].Epoch)
+			}
+			got = append(got, b.Checkpoint)
+		}
+		if len(out) > 0 && later.Step() >= out[0].Step+2 {
+			evaluate()
+		}
+	}
+	if !later.Done() || !later.Evaluating() || len(out) != 1 {
+		t.Fatalf("at the end: done %v, evaluating %v, %d evaluations out; want the last one out", later.Done(), later.Evaluating(), len(out))
+	}
+	evaluate()
+	if later.Evaluating() {
+		t.Fatal("still evaluating after every evaluation came back")
+	}
+	if !reflect.DeepEqual(got, want) {
+		steps := func(cks []*objstore.Checkpoint) (s []uint64) {
+			for _, ck := range cks {
+				s = append(s, ck.Step)
+			}
+			return s
+		}
+		t.Fatalf("checkpoints at steps %v differ from those evaluating at once, at steps %v", steps(got), steps(want))
+	}
+	if !reflect.DeepEqual(later.History(), now.History()) {
+		t.Fatalf("history %+v, evaluating at once %+v", later.History(), now.History())
+	}
+}
