@@ -1,10 +1,14 @@
 package coordinator
 
 import (
+	"fmt"
+	"math"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 )
 
@@ -25,84 +29,131 @@ func commitStep(t *testing.T, m *Machine) Ready {
 	return r
 }
 
+// weightEval's accuracy depends on the weights, so epochs differ and some,
+// not all, are the best so far.
+type weightEval struct{}
+
+func (weightEval) Evaluate(w []float32) (model.Stats, error) {
+	return model.Stats{LossSum: float64(w[1] * w[1]), Correct: int(math.Abs(float64(w[3]))*1e4) % 7, Count: 7}, nil
+}
+
+func newMachineEval(t *testing.T, cfg config.Config, eval Evaluator) *Machine {
+	t.Helper()
+	opt, err := model.NewOptimizer(cfg.OptimizerSpec(0), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := make([]float32, 16)
+	for i := range init {
+		init[i] = float32(i) / 16
+	}
+	m, err := NewMachine("run-1", cfg, 40, opt, eval, init, nil, time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // TestEvaluatingLaterGivesTheSameCheckpoints drives two machines with the
 // same gradients, one evaluating inside its commits and one handing the
-// evaluations out and getting them back two steps later. The second holds
-// every checkpoint taken meanwhile and releases them with the epoch's entry:
-// the same checkpoints, byte for byte, as the first's.
+// evaluations out and getting them back lag steps later (1000: only after
+// the last step, every epoch's out at once). The second holds every
+// checkpoint taken meanwhile and releases them with the epochs' entries:
+// the same checkpoints, byte for byte, and the same best epochs as the
+// first's.
 func TestEvaluatingLaterGivesTheSameCheckpoints(t *testing.T) {
-	cfg := testConfig()
-	cfg.CheckpointEvery = 2 // 5 steps an epoch: checkpoints at 2, 4, 5, 6, 8, 10
-	now, later := newMachineWith(t, cfg, nil), newMachineWith(t, cfg, nil)
-	later.EvaluateLater()
+	for _, lag := range []uint64{1, 3, 7, 1000} {
+		t.Run(fmt.Sprintf("lag=%d", lag), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Epochs = 6
+			cfg.CheckpointEvery = 2 // 5 steps an epoch: checkpoints at 2, 4, 5, 6, 8, 10, ...
+			now, later := newMachineEval(t, cfg, weightEval{}), newMachineEval(t, cfg, weightEval{})
+			later.EvaluateLater()
 
-	var want, got []*objstore.Checkpoint
-	var out []*EvalRequest // handed out, not yet given back
-	evaluate := func() {
-		t.Helper()
-		req := out[0]
-		out = out[1:]
-		st, _ := zeroEval{}.Evaluate(req.Weights)
-		if _, err := later.Evaluated(req.Epoch+1, st); err == nil {
-			t.Fatal("Evaluated took the evaluation of an epoch that is not the next waiting")
-		}
-		rs, err := later.Evaluated(req.Epoch, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rs[0].Epoch == nil || rs[0].Epoch.Epoch != req.Epoch || rs[0].Checkpoint == nil || rs[0].Checkpoint.Step != req.Step {
-			t.Fatalf("evaluation of epoch %d released %+v first, want the epoch's entry with its checkpoint", req.Epoch, rs[0])
-		}
-		for _, r := range rs {
-			if r.Checkpoint != nil {
-				got = append(got, r.Checkpoint)
+			var want, got []*objstore.Checkpoint
+			var wantBest, gotBest []int
+			var out []*EvalRequest // handed out, not yet given back
+			evaluate := func() {
+				t.Helper()
+				req := out[0]
+				out = out[1:]
+				st, _ := weightEval{}.Evaluate(req.Weights)
+				if _, err := later.Evaluated(req.Epoch+1, st); err == nil {
+					t.Fatal("Evaluated took the evaluation of an epoch that is not the next waiting")
+				}
+				rs, err := later.Evaluated(req.Epoch, st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rs[0].Epoch == nil || rs[0].Epoch.Epoch != req.Epoch || rs[0].Checkpoint == nil || rs[0].Checkpoint.Step != req.Step {
+					t.Fatalf("evaluation of epoch %d released %+v first, want the epoch's entry with its checkpoint", req.Epoch, rs[0])
+				}
+				if rs[0].Best {
+					gotBest = append(gotBest, req.Epoch)
+				}
+				for i, r := range rs {
+					if i > 0 && (r.Epoch != nil || r.Best) {
+						t.Fatalf("evaluation of epoch %d released a second entry or best flag: %+v", req.Epoch, r)
+					}
+					if r.Checkpoint != nil {
+						got = append(got, r.Checkpoint)
+					}
+				}
 			}
-		}
-	}
-	for !now.Done() {
-		a, b := commitStep(t, now), commitStep(t, later)
-		if a.Checkpoint != nil {
-			want = append(want, a.Checkpoint)
-		}
-		if b.Epoch != nil {
-			t.Fatalf("step %d: an epoch's entry out of a commit of a machine that evaluates later", later.Step())
-		}
-		if (b.Evaluate != nil) != (a.Epoch != nil) {
-			t.Fatalf("step %d: evaluation handed out %v, the other machine ended an epoch %v", later.Step(), b.Evaluate != nil, a.Epoch != nil)
-		}
-		if b.Evaluate != nil {
-			if !reflect.DeepEqual(b.Evaluate.Weights, now.Weights()) || &b.Evaluate.Weights[0] == &later.Weights()[0] {
-				t.Fatalf("step %d: the evaluation was handed out without its own copy of the weights", later.Step())
+			for !now.Done() {
+				a, b := commitStep(t, now), commitStep(t, later)
+				if a.Checkpoint != nil {
+					want = append(want, a.Checkpoint)
+				}
+				if a.Best {
+					wantBest = append(wantBest, a.Epoch.Epoch)
+				}
+				if b.Epoch != nil {
+					t.Fatalf("step %d: an epoch's entry out of a commit of a machine that evaluates later", later.Step())
+				}
+				if (b.Evaluate != nil) != (a.Epoch != nil) {
+					t.Fatalf("step %d: evaluation handed out %v, the other machine ended an epoch %v", later.Step(), b.Evaluate != nil, a.Epoch != nil)
+				}
+				if b.Evaluate != nil {
+					if !reflect.DeepEqual(b.Evaluate.Weights, now.Weights()) || &b.Evaluate.Weights[0] == &later.Weights()[0] {
+						t.Fatalf("step %d: the evaluation was handed out without its own copy of the weights", later.Step())
+					}
+					out = append(out, b.Evaluate)
+				}
+				if b.Checkpoint != nil {
+					if len(out) > 0 {
+						t.Fatalf("step %d: a checkpoint went out while the evaluation of epoch %d was out", later.Step(), out[0].Epoch)
+					}
+					got = append(got, b.Checkpoint)
+				}
+				for len(out) > 0 && later.Step() >= out[0].Step+lag {
+					evaluate()
+				}
 			}
-			out = append(out, b.Evaluate)
-		}
-		if b.Checkpoint != nil {
-			if len(out) > 0 {
-				t.Fatalf("step %d: a checkpoint went out while the evaluation of epoch %d was out", later.Step(), out[0].Epoch)
+			if !later.Done() || !later.Evaluating() || len(out) == 0 {
+				t.Fatalf("at the end: done %v, evaluating %v, %d evaluations out; want the last one out at least", later.Done(), later.Evaluating(), len(out))
 			}
-			got = append(got, b.Checkpoint)
-		}
-		if len(out) > 0 && later.Step() >= out[0].Step+2 {
-			evaluate()
-		}
-	}
-	if !later.Done() || !later.Evaluating() || len(out) != 1 {
-		t.Fatalf("at the end: done %v, evaluating %v, %d evaluations out; want the last one out", later.Done(), later.Evaluating(), len(out))
-	}
-	evaluate()
-	if later.Evaluating() {
-		t.Fatal("still evaluating after every evaluation came back")
-	}
-	if !reflect.DeepEqual(got, want) {
-		steps := func(cks []*objstore.Checkpoint) (s []uint64) {
-			for _, ck := range cks {
-				s = append(s, ck.Step)
+			for len(out) > 0 {
+				evaluate()
 			}
-			return s
-		}
-		t.Fatalf("checkpoints at steps %v differ from those evaluating at once, at steps %v", steps(got), steps(want))
-	}
-	if !reflect.DeepEqual(later.History(), now.History()) {
-		t.Fatalf("history %+v, evaluating at once %+v", later.History(), now.History())
+			if later.Evaluating() {
+				t.Fatal("still evaluating after every evaluation came back")
+			}
+			if !reflect.DeepEqual(got, want) {
+				steps := func(cks []*objstore.Checkpoint) (s []uint64) {
+					for _, ck := range cks {
+						s = append(s, ck.Step)
+					}
+					return s
+				}
+				t.Fatalf("checkpoints at steps %v differ from those evaluating at once, at steps %v", steps(got), steps(want))
+			}
+			if !reflect.DeepEqual(later.History(), now.History()) {
+				t.Fatalf("history %+v, evaluating at once %+v", later.History(), now.History())
+			}
+			if !reflect.DeepEqual(gotBest, wantBest) || len(wantBest) < 2 || len(wantBest) == cfg.Epochs {
+				t.Fatalf("best epochs %v, evaluating at once %v; want the same, some but not all epochs", gotBest, wantBest)
+			}
+		})
 	}
 }

@@ -56,6 +56,10 @@ func (p *progress) epochDone(e *objstore.HistoryEntry) {
 	if p.w == nil {
 		return
 	}
+	if p.bar != nil && p.epoch == e.Epoch { // no next epoch's bar (the last epoch): this one is done
+		_ = p.bar.Finish()
+		p.bar = nil
+	}
 	fmt.Fprintf(p.w, "\nepoch %d: train loss %.4f acc %.4f | valid loss %.4f acc %.4f | %.0f samples/s%s\n",
 		e.Epoch, e.TrainLoss, e.TrainAcc, e.ValidLoss, e.ValidAcc, e.SamplesPerS, bestMark(e.Best))
 }

@@ -536,7 +536,9 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 // than finishQuiet is said, with why when the object store refuses the
 // saves (a full disk), so a run done training does not seem to hang.
 func (n *node) finish(ctx context.Context) (*Result, error) {
-	// The last epochs' evaluations, and the checkpoints waiting for them.
+	// The last epochs' evaluations, and the checkpoints waiting for them;
+	// nothing else runs now, so they rest no more.
+	n.evals.rush()
 	for n.m.Evaluating() {
 		select {
 		case res := <-n.evals.results:

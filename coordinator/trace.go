@@ -25,7 +25,8 @@ type tracing struct {
 
 	epochCtx   context.Context
 	epochSpan  trace.Span
-	evaluating []trace.Span // spans of ended epochs whose evaluations are out, oldest first
+	epochNum   int                // the epoch epochSpan covers
+	evaluating map[int]trace.Span // spans of ended epochs whose evaluations are out, by epoch
 	stepCtx    context.Context
 	stepSpan   trace.Span
 	waitSpan   trace.Span
@@ -46,6 +47,7 @@ func (t *tracing) stepContext(ctx context.Context, step uint64, epoch int) conte
 	if t.epochSpan == nil {
 		t.epochCtx, t.epochSpan = t.tr.Start(context.WithoutCancel(ctx), telemetry.SpanEpoch,
 			trace.WithAttributes(t.runAttr, attribute.Int(telemetry.AttrEpoch, epoch)))
+		t.epochNum = epoch
 	}
 	t.stepStart = time.Now()
 	// Each step is a trace of its own, linked to its epoch's span, so a
@@ -89,19 +91,21 @@ func (t *tracing) committed(step uint64, samples int, applyStart time.Time, epoc
 	t.m.Samples.Add(bg, int64(samples), t.runSet)
 	t.m.Step.Record(bg, int64(step), t.runSet)
 	if epochEnded && t.epochSpan != nil {
-		t.evaluating = append(t.evaluating, t.epochSpan)
+		if t.evaluating == nil {
+			t.evaluating = map[int]trace.Span{}
+		}
+		t.evaluating[t.epochNum] = t.epochSpan
 		t.epochSpan = nil
 	}
 }
 
-// epochDone ends the oldest epoch span waiting for its evaluation, with the
+// epochDone ends the span of an epoch waiting for its evaluation, if it has
+// one (a node that replayed across an epoch's end has none), with the
 // epoch's results, and records them as metrics.
 func (t *tracing) epochDone(epoch *objstore.HistoryEntry) {
 	bg := context.Background()
-	if len(t.evaluating) > 0 {
-		s := t.evaluating[0]
-		t.evaluating[0] = nil
-		t.evaluating = t.evaluating[1:]
+	if s, ok := t.evaluating[epoch.Epoch]; ok {
+		delete(t.evaluating, epoch.Epoch)
 		s.SetAttributes(attribute.Float64("jettrain.valid_acc", epoch.ValidAcc), attribute.Float64("jettrain.train_loss", epoch.TrainLoss))
 		s.End()
 	}
@@ -118,10 +122,13 @@ func (t *tracing) epochDone(epoch *objstore.HistoryEntry) {
 
 // end closes any open span when the node stops.
 func (t *tracing) end() {
-	for _, s := range append([]trace.Span{t.waitSpan, t.stepSpan, t.epochSpan}, t.evaluating...) {
+	for _, s := range []trace.Span{t.waitSpan, t.stepSpan, t.epochSpan} {
 		if s != nil {
 			s.End()
 		}
+	}
+	for _, s := range t.evaluating { // ending spans: the order is of no matter
+		s.End()
 	}
 	t.stepSpan, t.waitSpan, t.epochSpan, t.evaluating = nil, nil, nil, nil
 }

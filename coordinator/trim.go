@@ -15,7 +15,9 @@ import (
 // for that step (or a later one) too: a restart resumes from that
 // checkpoint and replays what is left, a worker starts from that snapshot
 // and replays the same. So the broker holds the gradients of one
-// checkpoint interval, whatever keep says (it held those since the oldest
+// checkpoint interval (and, at an epoch's end, of the steps committed while
+// the epoch's evaluation runs, as its checkpoint waits for it), whatever
+// keep says (it held those since the oldest
 // kept checkpoint: three intervals by default, and with a sparse
 // checkpoint_every the Go heap of an embedded broker grew into fresh pages
 // at every step). A restart that must fall back to an older checkpoint

@@ -177,8 +177,9 @@ func (n *Network) Evaluate(params, x []float32, y []uint8) (Stats, error) {
 
 // EvaluateWith is Evaluate calling between, if not nil, after each chunk
 // of the samples but the last: a caller that evaluates in the background
-// can pace itself there. The result is Evaluate's, bit for bit.
-func (n *Network) EvaluateWith(params, x []float32, y []uint8, between func()) (Stats, error) {
+// can pace itself there, and stop the evaluation by returning an error,
+// which EvaluateWith returns. The result is Evaluate's, bit for bit.
+func (n *Network) EvaluateWith(params, x []float32, y []uint8, between func() error) (Stats, error) {
 	if err := n.check(params, x, y); err != nil {
 		return Stats{}, err
 	}
@@ -201,7 +202,9 @@ func (n *Network) EvaluateWith(params, x []float32, y []uint8, between func()) (
 		}
 		total = total.Add(st)
 		if between != nil && hi < len(y) {
-			between()
+			if err := between(); err != nil {
+				return Stats{}, err
+			}
 		}
 	}
 	return total, nil

@@ -310,11 +310,16 @@ func TestEvaluateWithPausesBetweenChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
-	got, err := net.EvaluateWith(params, x, y, func() { calls++ })
+	got, err := net.EvaluateWith(params, x, y, func() error { calls++; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want || calls != 2 {
 		t.Fatalf("EvaluateWith: %+v after %d pauses; Evaluate %+v, want 2 pauses", got, calls, want)
+	}
+	stop := errors.New("stop")
+	calls = 0
+	if _, err := net.EvaluateWith(params, x, y, func() error { calls++; return stop }); err != stop || calls != 1 {
+		t.Fatalf("EvaluateWith stopped at the first pause: %v after %d pauses, want the pause's error after 1", err, calls)
 	}
 }
