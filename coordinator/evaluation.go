@@ -10,8 +10,9 @@ import (
 
 // An epoch's evaluation on the test set is the longest piece of the
 // coordinator's work (150-250 ms for the default run on two cores, seconds
-// for larger models or test sets). A machine told to EvaluateLater hands it
-// out as work instead of doing it inside the commit that ends the epoch:
+// for larger models or test sets). The commit that ends an epoch hands it
+// out as an EvalRequest; a machine evaluates it at once (EvaluateNow)
+// unless told to EvaluateLater, and then hands it out as work instead:
 // the commit returns an EvalRequest with a copy of the weights, the caller
 // evaluates them when and how it likes, and Evaluated completes the
 // epoch's history entry. Meanwhile the machine commits on. Every checkpoint
@@ -67,6 +68,18 @@ func (m *Machine) Evaluated(epoch int, st model.Stats) ([]Ready, error) {
 	clear(m.held[len(kept):])
 	m.held = kept
 	return out, nil
+}
+
+// EvaluateNow runs the machine's Evaluator on r, handed out by its commit,
+// and completes the epoch with it (Evaluated). A machine that does not
+// EvaluateLater does so inside the commit; a local loop driving a node's
+// machine (recompute) does so at once.
+func (m *Machine) EvaluateNow(r *EvalRequest) ([]Ready, error) {
+	st, err := m.eval.Evaluate(r.Weights)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: evaluating epoch %d: %w", r.Epoch, err)
+	}
+	return m.Evaluated(r.Epoch, st)
 }
 
 // endEpoch closes the epoch that the step just committed ended: its

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jettrain/jettrain/config"
@@ -147,17 +146,16 @@ func (l *localLoop) run(ctx context.Context, until uint64) error {
 			if err != nil {
 				return err
 			}
-			rs := []Ready{r}
-			if e := r.Evaluate; e != nil { // a machine that evaluates later (the node's): at once, here
-				st, err := l.net.Evaluate(e.Weights, l.ds.Test.X, l.ds.Test.Y)
-				if err != nil {
-					return fmt.Errorf("coordinator: evaluating epoch %d: %w", e.Epoch, err)
-				}
-				more, err := l.m.Evaluated(e.Epoch, st)
-				if err != nil {
-					return err
-				}
-				rs = append(rs, more...)
+			if l.ready != nil {
+				l.ready(r)
+			}
+			if r.Evaluate == nil {
+				continue
+			}
+			// A machine that evaluates later (the node's): at once, here.
+			rs, err := l.m.EvaluateNow(r.Evaluate)
+			if err != nil {
+				return err
 			}
 			if l.ready != nil {
 				for _, r := range rs {

@@ -412,16 +412,10 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 
 	var r Ready
 	epochEnd := m.step%uint64(m.stepsPerEpoch) == 0
-	if epochEnd && m.evalLater {
+	if epochEnd {
 		e := m.endEpoch(now)
 		m.pending = append(m.pending, pendingEpoch{entry: e})
 		r.Evaluate = &EvalRequest{Epoch: e.Epoch, Step: m.step, Weights: append([]float32(nil), m.weights...)}
-	} else if epochEnd {
-		entry, best, err := m.finishEpoch(now)
-		if err != nil {
-			return Ready{}, err
-		}
-		r.Epoch, r.Best = entry, best
 	}
 	var ck *objstore.Checkpoint
 	if epochEnd || m.step%uint64(m.cfg.CheckpointEvery) == 0 || m.Done() {
@@ -431,6 +425,15 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 		} else {
 			r.Checkpoint = ck
 		}
+	}
+	if r.Evaluate != nil && !m.evalLater {
+		// Evaluated here and now: nothing else is out, so what it releases
+		// is the epoch's entry with the checkpoint of its end.
+		rs, err := m.EvaluateNow(r.Evaluate)
+		if err != nil {
+			return Ready{}, err
+		}
+		r.Evaluate, r.Epoch, r.Best, r.Checkpoint = nil, rs[0].Epoch, rs[0].Best, rs[0].Checkpoint
 	}
 	r.Commit = m.commitRecord()
 	if m.Done() {
@@ -442,15 +445,6 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	}
 	r.Tasks = m.tasksFrom(tasksOutTo(m.step-1, m.stepsPerEpoch) + 1) // the steps before went out already
 	return r, nil
-}
-
-func (m *Machine) finishEpoch(now time.Time) (*objstore.HistoryEntry, bool, error) {
-	st, err := m.eval.Evaluate(m.weights)
-	if err != nil {
-		return nil, false, fmt.Errorf("coordinator: evaluating epoch %d: %w", m.Epoch()-1, err)
-	}
-	e, best := m.addEntry(m.endEpoch(now), st)
-	return e, best, nil
 }
 
 // Snapshot returns a checkpoint of the state after the last committed step.
