@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 )
@@ -37,23 +36,6 @@ func (weightEval) Evaluate(w []float32) (model.Stats, error) {
 	return model.Stats{LossSum: float64(w[1] * w[1]), Correct: int(math.Abs(float64(w[3]))*1e4) % 7, Count: 7}, nil
 }
 
-func newMachineEval(t *testing.T, cfg config.Config, eval Evaluator) *Machine {
-	t.Helper()
-	opt, err := model.NewOptimizer(cfg.OptimizerSpec(0), 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	init := make([]float32, 16)
-	for i := range init {
-		init[i] = float32(i) / 16
-	}
-	m, err := NewMachine("run-1", cfg, 40, opt, eval, init, nil, time.Unix(0, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // TestEvaluatingLaterGivesTheSameCheckpoints drives two machines with the
 // same gradients, one evaluating inside its commits and one handing the
 // evaluations out and getting them back lag steps later (1000: only after
@@ -67,7 +49,7 @@ func TestEvaluatingLaterGivesTheSameCheckpoints(t *testing.T) {
 			cfg := testConfig()
 			cfg.Epochs = 6
 			cfg.CheckpointEvery = 2 // 5 steps an epoch: checkpoints at 2, 4, 5, 6, 8, 10, ...
-			now, later := newMachineEval(t, cfg, weightEval{}), newMachineEval(t, cfg, weightEval{})
+			now, later := newMachineEval(t, cfg, weightEval{}, nil), newMachineEval(t, cfg, weightEval{}, nil)
 			later.EvaluateLater()
 
 			var want, got []*objstore.Checkpoint

@@ -53,6 +53,13 @@ func newTestMachine(t *testing.T, ck *objstore.Checkpoint) *Machine {
 
 func newMachineWith(t *testing.T, cfg config.Config, ck *objstore.Checkpoint) *Machine {
 	t.Helper()
+	return newMachineEval(t, cfg, zeroEval{}, ck)
+}
+
+// newMachineEval is a machine of cfg over 40 samples and 16 weights,
+// evaluated by eval, resumed from ck if not nil.
+func newMachineEval(t *testing.T, cfg config.Config, eval Evaluator, ck *objstore.Checkpoint) *Machine {
+	t.Helper()
 	opt, err := model.NewOptimizer(cfg.OptimizerSpec(0), 16)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +68,7 @@ func newMachineWith(t *testing.T, cfg config.Config, ck *objstore.Checkpoint) *M
 	for i := range init {
 		init[i] = float32(i) / 16
 	}
-	m, err := NewMachine("run-1", cfg, 40, opt, zeroEval{}, init, ck, time.Unix(0, 0))
+	m, err := NewMachine("run-1", cfg, 40, opt, eval, init, ck, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,17 @@ func policies(t *testing.T) map[int]uint32 {
 	return out
 }
 
+// resetAfter puts every thread back under the default policy when t ends,
+// so the tests can run again in this process (-count).
+func resetAfter(t *testing.T) {
+	t.Cleanup(func() {
+		tids, _ := threads()
+		for _, tid := range tids {
+			_ = unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
+		}
+	})
+}
+
 func notBatch(pols map[int]uint32) []int {
 	var tids []int
 	for tid, p := range pols {
@@ -51,14 +62,7 @@ func TestBatchCoversEveryThreadAndWhatFollows(t *testing.T) {
 			t.Fatalf("thread %d has policy %d before Batch, want SCHED_OTHER: the test would show nothing", tid, p)
 		}
 	}
-	// The threads go back to the default policy afterwards, so the test can
-	// run again in this process (-count).
-	t.Cleanup(func() {
-		tids, _ := threads()
-		for _, tid := range tids {
-			_ = unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
-		}
-	})
+	resetAfter(t)
 	if err := Batch(); err != nil {
 		t.Fatal(err)
 	}
@@ -133,20 +137,15 @@ func TestBatchKeepsAPolicySomeoneChose(t *testing.T) {
 	if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		tids, _ := threads()
-		for _, tid := range tids {
-			_ = unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
-		}
-	})
+	resetAfter(t)
 	if err := Batch(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := unix.SchedGetAttr(tid, 0)
-	if err != nil {
-		t.Fatal(err)
+	pols := policies(t)
+	if pols[tid] != unix.SCHED_IDLE {
+		t.Fatalf("a thread under SCHED_IDLE has policy %d after Batch, want it kept", pols[tid])
 	}
-	if a.Policy != unix.SCHED_IDLE {
-		t.Fatalf("a thread under SCHED_IDLE has policy %d after Batch, want it kept", a.Policy)
+	if others := notBatch(pols); len(others) != 1 {
+		t.Fatalf("threads %v are not SCHED_BATCH after Batch, want only the idle one, %d", others, tid)
 	}
 }
