@@ -15,6 +15,7 @@ import (
 
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/coordinator"
+	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/telemetry"
 	"github.com/jettrain/jettrain/worker"
@@ -113,18 +114,22 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 	wctx, stopWorkers := context.WithCancel(ctx)
 	defer stopWorkers()
 	done := make(chan error, f.workers)
+	// The in-process workers hand their gradients to the coordinator in
+	// memory; the broker stores them all the same.
+	var exchange *handoff.Exchange
 	if f.workers > 0 {
+		exchange = handoff.New()
 		wtp, err := telemetry.Setup(ctx, telemetry.Options{Service: "worker"})
 		if err != nil {
 			return err
 		}
 		defer wtp.Shutdown(context.WithoutCancel(ctx))
 		for i := 0; i < f.workers; i++ {
-			go func() { done <- runWorker(wctx, svc.opts, worker.Options{Log: log, Telemetry: wtp}) }()
+			go func() { done <- runWorker(wctx, svc.opts, worker.Options{Log: log, Telemetry: wtp, Handoff: exchange}) }()
 		}
 	}
 
-	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log, Telemetry: tp}
+	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log, Telemetry: tp, Handoff: exchange}
 	if !f.quiet {
 		opts.Progress = stderr
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/internal/cpusched"
+	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/protocol"
@@ -165,6 +166,11 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	// In-process connections, as `coordinator start` makes to its
 	// embedded server.
 	p.opts = append(p.opts, nats.InProcessServer(srv))
+	// And, as it does, the workers hand their gradients over in memory,
+	// unless JETTRAIN_BENCH_HANDOFF=off.
+	if os.Getenv("JETTRAIN_BENCH_HANDOFF") != "off" {
+		p.handoff = handoff.New()
+	}
 	p.add(workers)
 	defer p.close()
 	local, err := newLocalLoop(cfg, ds)
@@ -260,7 +266,7 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 		next = max(step+benchSkip, out+2)
 	}
 	pprof.Do(ctx, pprof.Labels("coordinator", "bench"), func(ctx context.Context) {
-		_, _ = Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: Hooks{Committed: committed,
+		_, _ = Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Handoff: p.handoff, Hooks: Hooks{Committed: committed,
 			Evaluated: func(int) { evaluated.Add(1) }}})
 	})
 	if failed != nil {

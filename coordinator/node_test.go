@@ -24,6 +24,7 @@ import (
 
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/internal/freeport"
+	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/model"
@@ -123,10 +124,13 @@ type pool struct {
 	t    testing.TB
 	url  string
 	opts []nats.Option // connection options of every worker
-	mu   sync.Mutex
-	stop []context.CancelFunc
-	all  []*worker.Worker // every worker started, running or not
-	wg   sync.WaitGroup
+	// handoff, if set, is where the workers hand their gradients to a
+	// coordinator in this process (its Options.Handoff).
+	handoff *handoff.Exchange
+	mu      sync.Mutex
+	stop    []context.CancelFunc
+	all     []*worker.Worker // every worker started, running or not
+	wg      sync.WaitGroup
 }
 
 func newPool(t testing.TB, url string) *pool {
@@ -138,7 +142,7 @@ func newPool(t testing.TB, url string) *pool {
 func (p *pool) add(n int) {
 	for i := 0; i < n; i++ {
 		nc := connect(p.t, p.url, p.opts...)
-		w, err := worker.New(nc, worker.Options{Log: quietLog()})
+		w, err := worker.New(nc, worker.Options{Log: quietLog(), Handoff: p.handoff})
 		if err != nil {
 			p.t.Fatal(err)
 		}

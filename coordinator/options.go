@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/telemetry"
 )
 
@@ -30,6 +31,13 @@ type Options struct {
 
 	// Telemetry traces and measures the run; nil = none.
 	Telemetry *telemetry.Provider
+
+	// Handoff, when set, is shared with the workers in the same process
+	// (worker.Options.Handoff): the node reads the grads stream's headers
+	// only and takes those workers' gradients from it, sparing the broker
+	// sending them back and the node reading them. Other gradients it
+	// fetches from the stream one by one.
+	Handoff *handoff.Exchange
 }
 
 // Hooks observe the node; every field may be nil.

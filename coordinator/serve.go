@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -54,11 +56,8 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	if n.m.Done() {
 		return n.finish(ctx)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{protocol.GradsFilter(n.run)}}
-	if seq := n.m.LastSeq(); seq > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
-	}
-	cons, err := n.js.OrderedConsumer(ctx, protocol.GradsStream, cfg)
+	from := n.m.LastSeq() + 1
+	cons, err := n.gradsConsumer(ctx, from)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: reading the grads stream: %w", err)
 	}
@@ -69,7 +68,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	replaying := info.NumPending > 0
 	var replaySpan trace.Span
 	if replaying {
-		n.opts.Log.Info("replaying the grads stream", "run", n.run, "from_seq", cfg.OptStartSeq, "messages", info.NumPending)
+		n.opts.Log.Info("replaying the grads stream", "run", n.run, "from_seq", from, "messages", info.NumPending)
 		_, replaySpan = n.trace.tr.Start(ctx, telemetry.SpanRecoveryReplay, trace.WithAttributes(n.trace.runAttr,
 			attribute.Int64(telemetry.AttrStep, int64(n.m.Step())), attribute.Int64("jettrain.replay.messages", int64(info.NumPending))))
 	} else if err := n.resume(ctx); err != nil {
@@ -88,7 +87,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	}
 
 	in := make(chan delivery, 64)
-	go n.read(ctx, cons, max(cfg.OptStartSeq, 1), in)
+	go n.read(ctx, cons, from, in)
 	tick := time.NewTicker(n.opts.AckWait)
 	defer tick.Stop()
 	report := time.NewTicker(statusEvery)
@@ -170,15 +169,23 @@ func (n *node) read(ctx context.Context, cons jetstream.Consumer, next uint64, o
 				return
 			}
 			var err error
-			cons, err = n.js.OrderedConsumer(ctx, protocol.GradsStream, jetstream.OrderedConsumerConfig{
-				FilterSubjects: []string{protocol.GradsFilter(n.run)},
-				DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: next,
-			})
+			cons, err = n.gradsConsumer(ctx, next)
 			if err == nil {
 				break
 			}
 		}
 	}
+}
+
+// gradsConsumer reads the run's gradients in the grads stream from
+// sequence from on: their headers only when in-process workers hand their
+// bytes over (Options.Handoff).
+func (n *node) gradsConsumer(ctx context.Context, from uint64) (jetstream.Consumer, error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{protocol.GradsFilter(n.run)}, HeadersOnly: n.opts.Handoff != nil}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	return n.js.OrderedConsumer(ctx, protocol.GradsStream, cfg)
 }
 
 // readFrom delivers messages from cons until its iterator ends, and returns
@@ -205,7 +212,6 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 			n.opts.Log.Warn("coordinator: grads message without metadata", "subject", msg.Subject(), "err", err)
 			continue
 		}
-		last = md.Sequence.Stream
 		var g *protocol.Grad
 		select {
 		case g = <-n.spare:
@@ -213,8 +219,16 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 			g = new(protocol.Grad)
 		}
 		// Parts of committed steps are not put together.
-		n.parts.DropBefore(n.run, n.step.Load())
-		seq, ok, err := n.parts.Decode(msg.Data(), md.Sequence.Stream, g)
+		step := n.step.Load()
+		n.parts.DropBefore(n.run, step)
+		data, done, ok := n.body(ctx, msg, md.Sequence.Stream, step)
+		if !ok {
+			n.recycle(g)
+			return last // the context ended
+		}
+		last = md.Sequence.Stream
+		seq, ok, err := n.parts.Decode(data, md.Sequence.Stream, g)
+		done()
 		if err != nil {
 			n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
 		}
@@ -232,6 +246,51 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 		}
 	}
 }
+
+// body returns the bytes of the grads-stream message msg, stored at seq
+// when the node's step was step, and what to call once done with them:
+// msg's own, unless the consumer delivers headers only (Options.Handoff).
+// Then they are the bytes an in-process worker handed over under msg's id
+// and worker, or else the stored message, fetched from the stream until
+// that succeeds or ctx ends (ok false). A message gone from the stream
+// comes back empty, for the decoder to skip as malformed.
+func (n *node) body(ctx context.Context, msg jetstream.Msg, seq, step uint64) (data []byte, done func(), ok bool) {
+	x := n.opts.Handoff
+	if x == nil {
+		return msg.Data(), func() {}, true
+	}
+	// What in-process workers sent for committed steps will not be read.
+	x.DropBefore(step)
+	h := msg.Headers()
+	k := handoff.Key{MsgID: h.Get(jetstream.MsgIDHeader), Worker: h.Get(protocol.WorkerHeader)}
+	if data, done, ok := x.Take(k); ok {
+		if strconv.Itoa(len(data)) == h.Get(nats.MsgSize) {
+			return data, done, true
+		}
+		done()
+	}
+	for warned := false; ; warned = true {
+		gctx, cancel := context.WithTimeout(ctx, fetchWait)
+		raw, err := n.grads.GetMsg(gctx, seq)
+		cancel()
+		switch {
+		case err == nil:
+			return raw.Data, func() {}, true
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, func() {}, true
+		case ctx.Err() != nil:
+			return nil, nil, false
+		case !warned:
+			n.opts.Log.Warn("coordinator: fetching a gradient from the grads stream failed; retrying", "seq", seq, "err", err)
+		}
+		if !pause(ctx, 100*time.Millisecond) {
+			return nil, nil, false
+		}
+	}
+}
+
+// fetchWait bounds one fetch of a gradient from the grads stream.
+const fetchWait = 5 * time.Second
 
 // spareGrads is how many decoded gradients the loop hands back to the
 // reader: decoding into buffers already in use spares the allocation and

@@ -119,6 +119,7 @@ type node struct {
 	saver  *saver
 	evals  *evaluations // the epochs' evaluations, in the background
 	lease  *lease
+	grads  jetstream.Stream // read message by message when its consumer delivers headers only (Options.Handoff)
 	params jetstream.Stream
 	snaps  *snapshots
 	room   *roomGuard // ends a run its NATS server has no room for
@@ -256,7 +257,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	}
 	room := &roomGuard{log: opts.Log}
 	trim := newTrimmer(grads, run, opts.Log)
-	n := &node{opts: opts, cfg: cfg, run: run, evals: newEvaluations(net, &ds.Test, opts.Hooks.Evaluated), js: js, store: store, m: m, net: net, lease: lease, params: params, ds: ds, catchUp: catchUpTo, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
+	n := &node{opts: opts, cfg: cfg, run: run, grads: grads, evals: newEvaluations(net, &ds.Test, opts.Hooks.Evaluated), js: js, store: store, m: m, net: net, lease: lease, params: params, ds: ds, catchUp: catchUpTo, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
 		spare: make(chan *protocol.Grad, spareGrads), parts: protocol.NewAssembler((holdAhead+2)*cfg.Shards, net.Layout().Size())}
 	n.step.Store(m.Step())
 	if ck != nil {

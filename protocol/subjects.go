@@ -90,6 +90,13 @@ func GradMsgID(run string, step uint64, shard, shards int, weights [8]byte) stri
 	return fmt.Sprintf("%s/%d/%d+%d/%x", run, step, shard, shards, weights)
 }
 
+// WorkerHeader is the header of a gradient message that names the worker
+// that published it, as the gradient's Worker field does: a reader of the
+// stream's headers alone (a coordinator taking in-process workers'
+// gradients from memory) learns from it, with the message id, whose
+// bytes the message holds.
+const WorkerHeader = "Jettrain-Worker"
+
 // GradPartMsgID is the JetStream message id of the values
 // [offset, offset+n) of the gradient GradMsgID names. Two workers that
 // split one gradient alike send the same parts under the same ids.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -55,19 +57,33 @@ func (w *Worker) publishOne(o outgoing) {
 	_, pub := w.tr.Start(o.tasks[len(o.tasks)-1].ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(o.data))))
 	subject := protocol.GradSubject(t.Run, t.Step, o.shard)
 	id := protocol.GradMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights)
+	// The buffer carries the next gradient once the broker has stored
+	// this one and the coordinator in this process, if handed it, is done
+	// with it.
+	buf := &sentBuffer{data: o.data, spare: w.spare}
+	buf.holds.Store(1)
+	keys := make([]handoff.Key, 0, len(o.msgs))
 	futs := make([]jetstream.PubAckFuture, len(o.msgs))
 	from := 0
 	for i, m := range o.msgs {
 		if len(o.msgs) > 1 {
 			id = protocol.GradPartMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights, m.Offset, m.Values)
 		}
+		msg := &nats.Msg{Subject: subject, Data: o.data[from:m.End], Header: nats.Header{protocol.WorkerHeader: []string{w.opts.ID}}}
+		if x := w.opts.Handoff; x != nil {
+			k := handoff.Key{MsgID: id, Worker: w.opts.ID}
+			buf.holds.Add(1)
+			x.Put(k, t.Step, msg.Data, buf.release)
+			keys = append(keys, k)
+		}
 		var err error
 		// A gradient in more parts than the client's window of pending
 		// publishes waits for room, as long as for an ack, rather than
 		// failing midway.
-		futs[i], err = w.js.PublishAsync(subject, o.data[from:m.End], jetstream.WithMsgID(id), jetstream.WithStallWait(publishTimeout))
+		futs[i], err = w.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithStallWait(publishTimeout))
 		if err != nil {
 			pub.End()
+			w.dropHandedOff(keys)
 			w.publishFailed(o.tasks, err)
 			w.inflight.Done()
 			return
@@ -83,6 +99,7 @@ func (w *Worker) publishOne(o outgoing) {
 			select {
 			case <-fut.Ok():
 			case err := <-fut.Err():
+				w.dropHandedOff(keys)
 				w.publishFailed(o.tasks, err)
 				return
 			}
@@ -92,11 +109,8 @@ func (w *Worker) publishOne(o outgoing) {
 		}
 		// Acknowledged: the client will not send the bytes again, so they
 		// can carry the next gradient. (After an error it might still
-		// retry: those are dropped.)
-		select {
-		case w.spare <- o.data:
-		default:
-		}
+		// retry: those are never reused.)
+		buf.release()
 		for _, h := range o.tasks {
 			if h.msg == nil {
 				continue // a shard computed without its task (serveMissing)
@@ -111,6 +125,35 @@ func (w *Worker) publishOne(o outgoing) {
 		}
 		w.metrics.GradientBytes.Add(first.ctx, int64(len(o.data)), w.idAttr)
 	}()
+}
+
+// dropHandedOff takes back the messages of a gradient the broker did not
+// store from the coordinator's exchange: if the broker stored them after
+// all, the coordinator reads them from the stream.
+func (w *Worker) dropHandedOff(keys []handoff.Key) {
+	for _, k := range keys {
+		w.opts.Handoff.Drop(k)
+	}
+}
+
+// sentBuffer is the encoding of a gradient on its way out, held by its
+// publish until the broker acknowledges it and by the exchange (or the
+// coordinator that took them) for each of its messages handed off; the
+// last release hands it back for the next gradient.
+type sentBuffer struct {
+	data  []byte
+	holds atomic.Int32
+	spare chan<- []byte
+}
+
+func (b *sentBuffer) release() {
+	if b.holds.Add(-1) != 0 {
+		return
+	}
+	select {
+	case b.spare <- b.data:
+	default:
+	}
 }
 
 // publishFailed returns the tasks of a gradient the broker did not store

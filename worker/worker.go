@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -40,6 +41,11 @@ type Options struct {
 	// Telemetry traces tasks as children of the coordinator's step spans
 	// and records task metrics; nil = none.
 	Telemetry *telemetry.Provider
+
+	// Handoff, when set, is shared with a coordinator in the same process:
+	// the worker puts every gradient message it publishes there, and that
+	// coordinator takes the bytes from it instead of from the broker.
+	Handoff *handoff.Exchange
 }
 
 var seq atomic.Int64

@@ -174,8 +174,15 @@ func runWorker(t *testing.T, nc *nats.Conn) (w *Worker, logs *syncbuf.Buffer, st
 // runWorkerAt is runWorker logging from level on.
 func runWorkerAt(t *testing.T, nc *nats.Conn, level slog.Level) (w *Worker, logs *syncbuf.Buffer, stop func()) {
 	t.Helper()
+	return runWorkerWith(t, nc, level, Options{})
+}
+
+// runWorkerWith is runWorkerAt with opts (their Log set to the buffer's).
+func runWorkerWith(t *testing.T, nc *nats.Conn, level slog.Level, opts Options) (w *Worker, logs *syncbuf.Buffer, stop func()) {
+	t.Helper()
 	logs = new(syncbuf.Buffer)
-	w, err := New(nc, Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))})
+	opts.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
+	w, err := New(nc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

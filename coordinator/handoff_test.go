@@ -1,0 +1,83 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/internal/handoff"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// TestHandedOffGradientsGiveTheSameWeights trains with a coordinator that
+// reads the grads stream's headers only and takes the gradients of the
+// workers in its process from memory. A worker of another pool, which
+// hands nothing over, computes the first steps alone: the coordinator
+// fetches its gradients from the stream, and a malformed one slipped in
+// among them. The coordinator stops after a checkpoint, and the next one
+// replays the stream from there. The weights are the in-process loop's.
+func TestHandedOffGradientsGiveTheSameWeights(t *testing.T) {
+	cfg := smallConfig(t)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	st := openStore(t, "")
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := handoff.New()
+	inProcess := newPool(t, srv.ClientURL())
+	inProcess.handoff = x
+	other := newPool(t, srv.ClientURL())
+	other.add(1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	first, stop := context.WithCancel(ctx)
+	defer stop()
+	opts := Options{Config: cfg, Log: quietLog(), AckWait: 2 * time.Second, Handoff: x}
+	var fromOther uint64
+	opts.Hooks = Hooks{
+		Committed: func(step uint64, _ [8]byte) {
+			switch step {
+			case 1:
+				if _, err := js.Publish(ctx, protocol.GradSubject(cfg.Signature(), 2, 0), []byte("garbage")); err != nil {
+					t.Error(err)
+				}
+			case 3:
+				fromOther = other.tasks()
+				inProcess.add(2)
+			}
+		},
+		Saved: func(step uint64) {
+			if step == 20 {
+				stop()
+			}
+		},
+	}
+	if _, err := Train(first, nc, st, opts); err == nil {
+		t.Fatal("the stopped run reported success")
+	}
+	taken := x.Taken()
+	opts.Hooks = Hooks{}
+	res, err := Train(ctx, nc, st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed < 20 {
+		t.Fatalf("resumed from step %d, want the checkpoint at 20 or a later one", res.Resumed)
+	}
+	if fromOther < 3*uint64(cfg.Shards) {
+		t.Fatalf("the worker that hands nothing over computed %d tasks by step 3, want the first three steps' %d", fromOther, 3*cfg.Shards)
+	}
+	if taken == 0 {
+		t.Fatal("the coordinator took no gradient from the in-process workers")
+	}
+	local, _ := trainLocal(t, cfg)
+	if got, want := fmt.Sprintf("%x", res.Digest), fmt.Sprintf("%x", local.Digest); got != want {
+		t.Fatalf("weights %s, want the in-process loop's %s", got, want)
+	}
+}

@@ -1,0 +1,85 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/internal/handoff"
+	"github.com/jettrain/jettrain/protocol"
+)
+
+// TestHandedOffMessagesAreTheStoredOnes: a worker given an exchange puts
+// every gradient message it publishes there, under the message's id and
+// the worker header it sends with it, and the bytes are those the stream
+// stored. The encoding's buffer carries the next gradient only once the
+// exchange's taker is done with it.
+func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	run := startedRun(t, js).Run
+	publishStep0(t, js, run)
+	x := handoff.New()
+	w, logs, stop := runWorkerWith(t, nc, slog.LevelInfo, Options{Handoff: x})
+	defer stop()
+	poll(t, logs, "both tasks of step 0 done", func() bool { return w.Tasks() == 2 })
+
+	grads, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := grads.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs == 0 || uint64(x.Len()) != info.State.Msgs {
+		t.Fatalf("the exchange holds %d messages, the stream %d", x.Len(), info.State.Msgs)
+	}
+	var dones []func()
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		raw, err := grads.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := handoff.Key{MsgID: raw.Header.Get(jetstream.MsgIDHeader), Worker: raw.Header.Get(protocol.WorkerHeader)}
+		if k.Worker != w.ID() {
+			t.Fatalf("message %d names worker %q, want %q", seq, k.Worker, w.ID())
+		}
+		data, done, ok := x.Take(k)
+		if !ok {
+			t.Fatalf("the exchange holds nothing under message %d's %+v", seq, k)
+		}
+		if !bytes.Equal(data, raw.Data) {
+			t.Fatalf("the exchange's bytes of message %d differ from the stored ones", seq)
+		}
+		dones = append(dones, done)
+	}
+	if n := len(w.spare); n != 0 {
+		t.Fatalf("%d encoding buffers back for reuse while the exchange's taker still reads them", n)
+	}
+	for _, done := range dones {
+		done()
+	}
+	if n := len(w.spare); n != 1 {
+		t.Fatalf("%d encoding buffers back for reuse once the taker is done, want 1", n)
+	}
+}
+
+// TestGradientsNotStoredAreTakenBack: the messages of a gradient the
+// broker refused leave the exchange, where nobody would take them.
+func TestGradientsNotStoredAreTakenBack(t *testing.T) {
+	nc, _, _ := fullStore(t)
+	x := handoff.New()
+	w, logs, stop := runWorkerWith(t, nc, slog.LevelInfo, Options{Handoff: x})
+	poll(t, logs, "a refused publish", func() bool { return failedPublishes(w) >= 1 })
+	stop() // waits for every publish to end
+	if n := x.Len(); n != 0 {
+		t.Fatalf("the exchange holds %d messages of refused gradients", n)
+	}
+	if n := len(w.spare); n != 0 {
+		t.Fatalf("%d buffers of refused gradients back for reuse: the client may still send them", n)
+	}
+}
