@@ -15,7 +15,8 @@ var (
 	flagFaults   = flag.Int("chaos.kills", 8, "faults to inject (the long run: 30 or more)")
 	flagSeed     = flag.Uint64("chaos.seed", 7, "seed of the fault plan (fixed so CI replays one plan); 0 = from the clock")
 	flagEpochs   = flag.Int("chaos.epochs", 3, "epochs of the run")
-	flagWorkers  = flag.Int("chaos.workers", 3, "worker processes")
+	flagWorkers  = flag.Int("chaos.workers", 1, "worker processes")
+	flagInProc   = flag.Int("chaos.in-process", 1, "workers each coordinator runs in its own process, handing it their gradients in memory")
 	flagBatch    = flag.Int("chaos.batch", 16, "global batch size (steps per epoch = samples / batch)")
 	flagCluster  = flag.Bool("chaos.cluster", false, "three-node NATS cluster with R3 streams")
 	flagKinds    = flag.String("chaos.kinds", "worker,coordinator,nats,s3", "fault kinds to draw from")
@@ -53,7 +54,7 @@ func TestChaos(t *testing.T) {
 	}
 	rep, err := Run(ctx, Options{
 		NATSServer: nats, Versitygw: vgw, Coordinator: coord, Worker: worker, Dir: dir,
-		Seed: seed, Faults: *flagFaults, Kinds: kinds, Epochs: *flagEpochs, BatchSize: *flagBatch, Workers: *flagWorkers, Cluster: *flagCluster,
+		Seed: seed, Faults: *flagFaults, Kinds: kinds, Epochs: *flagEpochs, BatchSize: *flagBatch, Workers: *flagWorkers, InProcess: *flagInProc, Cluster: *flagCluster,
 		Timeout: *flagTimeout, Recovery: *flagRecovery, Log: testWriter{t},
 	})
 	if err != nil {

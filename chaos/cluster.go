@@ -60,6 +60,9 @@ func newCluster(o *Options, dir string) (*cluster, error) {
 		if o.Cluster {
 			args = append(args, "--replicas", "3")
 		}
+		if o.InProcess > 0 {
+			args = append(args, "--workers", fmt.Sprint(o.InProcess))
+		}
 		c.coords = append(c.coords, &node{name: name, role: coordinatorRole, bin: o.Coordinator, args: args, env: c.s3.env(),
 			dir: filepath.Join(dir, "logs"), onOut: func(n *node, inc int, line string, at time.Time) { c.tl.line(n.name, inc, line, at) }})
 	}

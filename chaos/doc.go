@@ -33,7 +33,12 @@
 // directory of its own: first without faults (the reference), then with
 // Options.Faults faults. Each run has one NATS server (or three), one
 // versitygw, two coordinators (the leader and a hot standby waiting on the
-// run's lease) and three workers. Every child runs in a process group of
+// run's lease) and three workers (Options.Workers). With
+// Options.InProcess each coordinator also runs that many workers in its
+// own process (coordinator start --workers), which hand it their
+// gradients in memory while it leads and die with it; the test suite's
+// short run has one worker process and one worker in each coordinator.
+// Every child runs in a process group of
 // its own and is killed with its group; on Linux the kernel also kills it
 // if the harness dies (Pdeathsig).
 //

@@ -37,6 +37,7 @@ type Options struct {
 	Shards       int      // default 4
 	BatchSize    int      // global batch; default 32 (more steps, so more moments to strike)
 	Workers      int      // worker processes; default 3
+	InProcess    int      // workers each coordinator runs in its own process (coordinator start --workers); default none
 	Coordinators int      // coordinator processes: 1, or 2 for leader and hot standby (default)
 	Cluster      bool     // a three-node NATS cluster and R3 streams instead of one server
 	MaxPayload   int      // the NATS servers' max_payload in bytes; default protocol.MaxPayload (8 MiB)
@@ -100,6 +101,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("%w: no directory", ErrInvalidOption)
 	case o.Faults < 0 || o.Epochs < 1 || o.Shards < 1 || o.Workers < 1 || o.BatchSize < o.Shards:
 		return fmt.Errorf("%w: faults %d, epochs %d, shards %d, batch size %d, workers %d", ErrInvalidOption, o.Faults, o.Epochs, o.Shards, o.BatchSize, o.Workers)
+	case o.InProcess < 0:
+		return fmt.Errorf("%w: %d in-process workers", ErrInvalidOption, o.InProcess)
 	case o.Coordinators != 1 && o.Coordinators != 2:
 		return fmt.Errorf("%w: %d coordinators, want 1 or 2", ErrInvalidOption, o.Coordinators)
 	}

@@ -110,6 +110,9 @@ func (e *evaluations) loop(ctx context.Context) {
 		if e.hook != nil {
 			e.hook(r.Epoch)
 		}
+		if ctx.Err() != nil {
+			return // a stopping node takes in no more evaluations
+		}
 		select {
 		case e.results <- res:
 		case <-ctx.Done():

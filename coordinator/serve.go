@@ -56,6 +56,10 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	if n.m.Done() {
 		return n.finish(ctx)
 	}
+	if x := n.opts.Handoff; x != nil {
+		detach := x.Attach() // the in-process workers hand their gradients over while the node reads
+		defer detach()
+	}
 	from := n.m.LastSeq() + 1
 	cons, err := n.gradsConsumer(ctx, from)
 	if err != nil {

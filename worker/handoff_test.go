@@ -23,6 +23,7 @@ func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
 	run := startedRun(t, js).Run
 	publishStep0(t, js, run)
 	x := handoff.New()
+	t.Cleanup(x.Attach()) // as a reading coordinator does
 	w, logs, stop := runWorkerWith(t, nc, slog.LevelInfo, Options{Handoff: x})
 	defer stop()
 	poll(t, logs, "both tasks of step 0 done", func() bool { return w.Tasks() == 2 })
@@ -73,6 +74,7 @@ func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
 func TestGradientsNotStoredAreTakenBack(t *testing.T) {
 	nc, _, _ := fullStore(t)
 	x := handoff.New()
+	t.Cleanup(x.Attach())
 	w, logs, stop := runWorkerWith(t, nc, slog.LevelInfo, Options{Handoff: x})
 	poll(t, logs, "a refused publish", func() bool { return failedPublishes(w) >= 1 })
 	stop() // waits for every publish to end

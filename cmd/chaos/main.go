@@ -33,6 +33,7 @@ func run() int {
 	flag.IntVar(&o.Faults, "kills", 30, "faults to inject")
 	flag.IntVar(&o.Epochs, "epochs", 3, "epochs of the run")
 	flag.IntVar(&o.Workers, "workers", 3, "worker processes")
+	flag.IntVar(&o.InProcess, "in-process", 0, "workers each coordinator runs in its own process (coordinator start --workers)")
 	flag.IntVar(&o.BatchSize, "batch", 32, "global batch size (steps per epoch = samples / batch)")
 	flag.IntVar(&o.Coordinators, "coordinators", 2, "coordinator processes: 1, or 2 (leader and hot standby)")
 	flag.BoolVar(&o.Cluster, "cluster", false, "three-node NATS cluster with R3 streams")

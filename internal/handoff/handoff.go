@@ -16,10 +16,12 @@
 // the same bytes from them every time, so what the Exchange holds under a
 // key is what the stream stored under it.
 //
-// Entries are few and short-lived: the coordinator takes them as the
-// stream delivers their headers and drops those of steps it committed
-// without them; the Exchange holds at most Capacity and lets the oldest go
-// past that.
+// Entries are few and short-lived. The Exchange takes them only while a
+// coordinator reads it (Attach): a standby waiting for the run's lease, or
+// a process whose coordinator stopped, holds no gradient its workers
+// publish. The coordinator takes them as the stream delivers their headers
+// and drops those of steps it committed without them; the Exchange holds
+// at most Capacity and lets the oldest go past that.
 package handoff
 
 import "sync"
@@ -30,14 +32,16 @@ type Key struct {
 	Worker string // the id of the worker that published it
 }
 
-// Capacity is how many messages an Exchange holds at most.
-const Capacity = 256
+// Capacity is how many messages an Exchange holds at most: more than a
+// run has out ahead of its coordinator (tasks go out a few steps ahead).
+const Capacity = 64
 
 // Exchange holds messages published by workers until their coordinator
 // takes them. Its methods may be called from any goroutine.
 type Exchange struct {
 	mu      sync.Mutex
 	entries []entry // in the order they were put
+	readers int     // attached readers: messages are put only while there is one
 	taken   uint64
 }
 
@@ -51,14 +55,46 @@ type entry struct {
 // New returns an empty Exchange.
 func New() *Exchange { return &Exchange{} }
 
+// Attach tells the Exchange that a reader takes messages from it, until
+// the returned detach is called; detach lets go of every message held
+// once no reader is attached.
+func (x *Exchange) Attach() (detach func()) {
+	x.mu.Lock()
+	x.readers++
+	x.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			var gone []func()
+			x.mu.Lock()
+			x.readers--
+			if x.readers == 0 {
+				for _, e := range x.entries {
+					gone = append(gone, e.done)
+				}
+				clear(x.entries)
+				x.entries = x.entries[:0]
+			}
+			x.mu.Unlock()
+			call(gone)
+		})
+	}
+}
+
 // Put holds data, a message of the step named, under k, until it is taken
 // or dropped; done, if not nil, is called once the Exchange no longer
-// holds it (by whoever takes it, once it is done with data). The sender
-// must not change data until then. An entry already under k is replaced
-// (and let go).
+// holds it (by whoever takes it, once it is done with data), and at once
+// when no reader is attached, as nothing is held then. The sender must
+// not change data until done is called. An entry already under k is
+// replaced (and let go).
 func (x *Exchange) Put(k Key, step uint64, data []byte, done func()) {
 	var gone []func()
 	x.mu.Lock()
+	if x.readers == 0 {
+		x.mu.Unlock()
+		call([]func(){done})
+		return
+	}
 	if i := x.find(k); i >= 0 {
 		gone = append(gone, x.entries[i].done)
 		x.remove(i)

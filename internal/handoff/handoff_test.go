@@ -5,13 +5,20 @@ import (
 	"testing"
 )
 
+// attached is a new Exchange with a reader attached for the test's time.
+func attached(t *testing.T) *Exchange {
+	x := New()
+	t.Cleanup(x.Attach())
+	return x
+}
+
 // counter counts the calls of the done functions it makes, by name.
 type counter map[string]int
 
 func (c counter) done(name string) func() { return func() { c[name]++ } }
 
 func TestTakeReturnsWhatWasPutUnderTheSameKey(t *testing.T) {
-	x := New()
+	x := attached(t)
 	c := counter{}
 	a := Key{MsgID: "run/3/0+4/ab", Worker: "w1"}
 	x.Put(a, 3, []byte("gradient"), c.done("a"))
@@ -35,7 +42,7 @@ func TestTakeReturnsWhatWasPutUnderTheSameKey(t *testing.T) {
 }
 
 func TestADoneFunctionIsNeverNil(t *testing.T) {
-	x := New()
+	x := attached(t)
 	k := Key{MsgID: "m", Worker: "w"}
 	x.Put(k, 1, nil, nil)
 	_, done, ok := x.Take(k)
@@ -46,7 +53,7 @@ func TestADoneFunctionIsNeverNil(t *testing.T) {
 }
 
 func TestEveryMessageLetGoIsDoneOnce(t *testing.T) {
-	x := New()
+	x := attached(t)
 	c := counter{}
 	k := func(i int) Key { return Key{MsgID: fmt.Sprint(i), Worker: "w"} }
 	x.Put(k(1), 1, nil, c.done("1"))
@@ -70,7 +77,7 @@ func TestEveryMessageLetGoIsDoneOnce(t *testing.T) {
 }
 
 func TestTheOldestGoPastCapacity(t *testing.T) {
-	x := New()
+	x := attached(t)
 	c := counter{}
 	for i := range Capacity + 2 {
 		x.Put(Key{MsgID: fmt.Sprint(i), Worker: "w"}, uint64(i), nil, c.done(fmt.Sprint(i)))
@@ -93,11 +100,37 @@ func TestTheOldestGoPastCapacity(t *testing.T) {
 
 // TestADoneFunctionMayPutTheNextMessage: done runs outside the lock.
 func TestADoneFunctionMayPutTheNextMessage(t *testing.T) {
-	x := New()
+	x := attached(t)
 	next := Key{MsgID: "next", Worker: "w"}
 	x.Put(Key{MsgID: "first", Worker: "w"}, 1, nil, func() { x.Put(next, 2, nil, nil) })
 	x.DropBefore(2)
 	if _, _, ok := x.Take(next); !ok {
 		t.Fatal("the message put by a done function is not held")
+	}
+}
+
+func TestNothingIsHeldWithoutAReader(t *testing.T) {
+	x := New()
+	c := counter{}
+	k := Key{MsgID: "m", Worker: "w"}
+	x.Put(k, 1, nil, c.done("before"))
+	if c["before"] != 1 || x.Len() != 0 {
+		t.Fatalf("put with no reader attached: done called %d times, %d held; want 1, 0", c["before"], x.Len())
+	}
+	detach := x.Attach()
+	second := x.Attach() // a second reader: the first one leaving lets nothing go
+	x.Put(k, 1, nil, c.done("attached"))
+	detach()
+	detach() // a second call does nothing
+	if c["attached"] != 0 || x.Len() != 1 {
+		t.Fatalf("one of two readers detached: done called %d times, %d held; want 0, 1", c["attached"], x.Len())
+	}
+	second()
+	if c["attached"] != 1 || x.Len() != 0 {
+		t.Fatalf("the last reader detached: done called %d times, %d held; want 1, 0", c["attached"], x.Len())
+	}
+	x.Put(k, 1, nil, c.done("after"))
+	if c["after"] != 1 || x.Len() != 0 {
+		t.Fatalf("put after the readers left: done called %d times, %d held; want 1, 0", c["after"], x.Len())
 	}
 }
