@@ -54,7 +54,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 		}
 	}
 	if n.m.Done() {
-		return n.finish(ctx)
+		return n.finish(ctx, lost)
 	}
 	if x := n.opts.Handoff; x != nil {
 		detach := x.Attach() // the in-process workers hand their gradients over while the node reads
@@ -137,7 +137,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 				return nil, err
 			}
 			if done {
-				return n.finish(ctx)
+				return n.finish(ctx, lost)
 			}
 			if replaying && d.pending == 0 {
 				replaying = false
@@ -598,7 +598,19 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 // finish waits for the final checkpoint and reports the run. A wait longer
 // than finishQuiet is said, with why when the object store refuses the
 // saves (a full disk), so a run done training does not seem to hang.
-func (n *node) finish(ctx context.Context) (*Result, error) {
+//
+// It stops, as the loop does, when the node loses the run's lease: the
+// coordinator that took the run over writes the same final checkpoint.
+func (n *node) finish(ctx context.Context, lost <-chan error) (*Result, error) {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		select {
+		case err := <-lost:
+			stop(err)
+		case <-ctx.Done():
+		}
+	}()
 	// The last epochs' evaluations, and the checkpoints waiting for them;
 	// nothing else runs now, so they rest no more.
 	n.evals.rush()
@@ -606,10 +618,10 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 		select {
 		case res := <-n.evals.results:
 			if err := n.evaluated(ctx, res, false); err != nil {
-				return nil, err
+				return nil, finishStopped(ctx, err)
 			}
 		case <-ctx.Done():
-			return nil, fmt.Errorf("coordinator: waiting for the last evaluation: %w", ctx.Err())
+			return nil, finishStopped(ctx, fmt.Errorf("coordinator: waiting for the last evaluation: %w", ctx.Err()))
 		}
 	}
 	// Said once, and once more if a save fails after that (the first
@@ -623,7 +635,7 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 			break
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("coordinator: waiting for the final checkpoint: %w", ctx.Err())
+			return nil, finishStopped(ctx, fmt.Errorf("coordinator: waiting for the final checkpoint: %w", ctx.Err()))
 		}
 		failing := n.saver.lastError()
 		if said && (saidWhy || failing == nil) {
@@ -641,6 +653,15 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 		Run: n.run, Step: n.m.Step(), Epoch: n.m.Epoch(), Digest: n.m.Digest(),
 		History: n.m.History(), Resumed: n.resumed, Replayed: n.replayed,
 	}, nil
+}
+
+// finishStopped is the error of a finish stopped by err: the lease's loss
+// if that is what ended ctx.
+func finishStopped(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
+		return cause
+	}
+	return err
 }
 
 // finishQuiet is how long finish waits for the final checkpoint before it
