@@ -70,6 +70,25 @@ func (m *Machine) Evaluated(epoch int, st model.Stats) ([]Ready, error) {
 	return out, nil
 }
 
+// hold keeps ck until the evaluations it waits for are in. It replaces the
+// checkpoint held before it if that one would go out at the same time and
+// does not end an epoch: of checkpoints released together only the newest
+// is saved (the saver lets older ones waiting go), so holding both would
+// only cost memory — a full copy of the weights and the optimizer's state
+// each, while a slow evaluation is out. Epochs' end checkpoints are kept:
+// each goes out with its epoch's entry, and with the epoch's best weights.
+func (m *Machine) hold(ck *objstore.Checkpoint) {
+	if n := len(m.held); n > 0 {
+		prev := m.held[n-1]
+		spe := uint64(m.stepsPerEpoch)
+		if prev.Step%spe != 0 && prev.Step/spe == ck.Step/spe {
+			m.held[n-1] = ck
+			return
+		}
+	}
+	m.held = append(m.held, ck)
+}
+
 // EvaluateNow runs the machine's Evaluator on r, handed out by its commit,
 // and completes the epoch with it (Evaluated). A machine that does not
 // EvaluateLater does so inside the commit; a local loop driving a node's

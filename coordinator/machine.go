@@ -421,7 +421,7 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	if epochEnd || m.step%uint64(m.cfg.CheckpointEvery) == 0 || m.Done() {
 		ck = m.Snapshot()
 		if len(m.pending) > 0 {
-			m.held = append(m.held, ck) // it goes out with the history it must hold (Evaluated)
+			m.hold(ck) // it goes out with the history it must hold (Evaluated)
 		} else {
 			r.Checkpoint = ck
 		}
