@@ -172,6 +172,12 @@ func statusCommand() *cobra.Command {
 			step, workers, leader := "-", "-", "-"
 			if l := s.Live; l != nil {
 				step, workers, leader = fmt.Sprint(l.Step), fmt.Sprint(l.Workers), l.Coordinator
+				switch {
+				case l.Recomputing:
+					step += " (recomputing)"
+				case l.Replaying:
+					step += " (replaying)"
+				}
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.4f\t%s\t%s\t%s\n", s.Run, s.Step, s.Epoch, s.Epochs, s.BestAcc, step, workers, leader)
 		}

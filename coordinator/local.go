@@ -104,10 +104,19 @@ func (n *node) recompute(ctx context.Context, lost <-chan error) error {
 			leaseLost <- nil
 		}
 	}()
+	// `coordinator status` shows the steps go by, as it does live.
+	n.recomputing = true
+	defer func() { n.recomputing = false }()
+	n.reportStatus(cctx, false)
+	reported := time.Now()
 	l := loopOn(n.m, n.net, n.ds, n.cfg)
 	l.seq, l.ready = n.m.LastSeq(), func(r Ready) {
 		if r.Checkpoint != nil {
 			n.saver.save(r.Checkpoint, r.Best)
+		}
+		if r.Commit != nil && time.Since(reported) >= statusEvery {
+			n.reportStatus(cctx, false)
+			reported = time.Now()
 		}
 	}
 	err := l.run(cctx, to)

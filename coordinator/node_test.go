@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -643,6 +644,39 @@ func restart(t *testing.T, nc *nats.Conn, st *objstore.Store, cfg config.Config)
 	return res, logs.String()
 }
 
+// watchStatus collects every live status written for run from now on;
+// the returned function reports those so far.
+func watchStatus(t *testing.T, js jetstream.JetStream, run string) func() []protocol.Status {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	kv, err := js.KeyValue(ctx, protocol.StatusBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(ctx, run, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []protocol.Status
+	go func() {
+		for e := range w.Updates() {
+			var s protocol.Status
+			if e != nil && json.Unmarshal(e.Value(), &s) == nil {
+				mu.Lock()
+				seen = append(seen, s)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []protocol.Status {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]protocol.Status(nil), seen...)
+	}
+}
+
 // TestCorruptNewestCheckpoint damages the newest checkpoint of an
 // interrupted run: the restart warns, resumes from the previous one,
 // recomputes the steps to the damaged one itself (the grads stream no
@@ -702,9 +736,17 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 		t.Fatalf("the grads stream still holds the gradients after the previous checkpoint's sequence %d (%v)", prev.GradsSeq, err)
 	}
 
+	statuses := watchStatus(t, js, cfg.Signature())
 	res, logs := restart(t, nc, st, cfg)
 	if !strings.Contains(logs, key) {
 		t.Fatalf("no warning names the corrupt checkpoint %s:\n%s", key, logs)
+	}
+	recomputing := false
+	for _, s := range statuses() {
+		recomputing = recomputing || s.Recomputing && s.Step >= prev.Step && s.Step < steps[0]
+	}
+	if !recomputing {
+		t.Fatalf("no live status said the steps from %d to %d were being recomputed: %+v", prev.Step, steps[0], statuses())
 	}
 	if !strings.Contains(logs, "recomputing the steps to the newest checkpoint's") {
 		t.Fatalf("no warning tells of the steps recomputed:\n%s", logs)

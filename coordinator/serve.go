@@ -706,7 +706,7 @@ func (n *node) reportStatus(ctx context.Context, replaying bool) {
 		return
 	}
 	b, _ := json.Marshal(protocol.Status{Run: n.run, Coordinator: n.opts.ID, Step: n.m.Step(), Epoch: n.m.Epoch(),
-		Workers: len(n.alive), Replaying: replaying, UnixMilli: now.UnixMilli()})
+		Workers: len(n.alive), Replaying: replaying, Recomputing: n.recomputing, UnixMilli: now.UnixMilli()})
 	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	_, _ = n.status.Put(sctx, n.run, b)

@@ -12,7 +12,8 @@ type Status struct {
 	Epoch       int    `json:"epoch"`
 	Workers     int    `json:"workers"`
 	Replaying   bool   `json:"replaying"`
-	UnixMilli   int64  `json:"unix_ms"` // when it was written
+	Recomputing bool   `json:"recomputing,omitempty"` // the steps to the newest checkpoint, when an older one was resumed from
+	UnixMilli   int64  `json:"unix_ms"`               // when it was written
 }
 
 // DatasetRef tells workers where to fetch a run's dataset files when they
