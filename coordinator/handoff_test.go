@@ -39,7 +39,6 @@ func TestHandedOffGradientsGiveTheSameWeights(t *testing.T) {
 	first, stop := context.WithCancel(ctx)
 	defer stop()
 	opts := Options{Config: cfg, Log: quietLog(), AckWait: 2 * time.Second, Handoff: x}
-	var fromOther uint64
 	opts.Hooks = Hooks{
 		Committed: func(step uint64, _ [8]byte) {
 			switch step {
@@ -48,7 +47,6 @@ func TestHandedOffGradientsGiveTheSameWeights(t *testing.T) {
 					t.Error(err)
 				}
 			case 3:
-				fromOther = other.tasks()
 				inProcess.add(2)
 			}
 		},
@@ -70,8 +68,8 @@ func TestHandedOffGradientsGiveTheSameWeights(t *testing.T) {
 	if res.Resumed < 20 {
 		t.Fatalf("resumed from step %d, want the checkpoint at 20 or a later one", res.Resumed)
 	}
-	if fromOther < 3*uint64(cfg.Shards) {
-		t.Fatalf("the worker that hands nothing over computed %d tasks by step 3, want the first three steps' %d", fromOther, 3*cfg.Shards)
+	if n := other.tasks(); n < 3*uint64(cfg.Shards) {
+		t.Fatalf("the worker that hands nothing over computed %d tasks, want the first three steps' %d at least", n, 3*cfg.Shards)
 	}
 	if taken == 0 {
 		t.Fatal("the coordinator took no gradient from the in-process workers")

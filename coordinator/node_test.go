@@ -235,7 +235,14 @@ func trainLocal(t *testing.T, cfg config.Config) (*Result, *model.Dataset) {
 
 func train(t *testing.T, ctx context.Context, nc *nats.Conn, st *objstore.Store, cfg config.Config, hooks Hooks) (*Result, error) {
 	t.Helper()
-	return Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: hooks, AckWait: 2 * time.Second})
+	return trainHandingOff(t, ctx, nc, st, cfg, hooks, nil)
+}
+
+// trainHandingOff is train with the gradients of the workers x is given to
+// taken from it (none: nil).
+func trainHandingOff(t *testing.T, ctx context.Context, nc *nats.Conn, st *objstore.Store, cfg config.Config, hooks Hooks, x *handoff.Exchange) (*Result, error) {
+	t.Helper()
+	return Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: hooks, AckWait: 2 * time.Second, Handoff: x})
 }
 
 func TestSameWeightsWithAnyNumberOfWorkers(t *testing.T) {
@@ -318,18 +325,18 @@ func referenceDigest(t *testing.T, cfg config.Config) string {
 // checkpoint at step at is saved (while workers keep computing the tasks
 // it already published), then again to the end; the second run must
 // resume from that checkpoint or a later one.
-func trainResumed(t *testing.T, nc *nats.Conn, st *objstore.Store, cfg config.Config, at uint64) *Result {
+func trainResumed(t *testing.T, nc *nats.Conn, st *objstore.Store, cfg config.Config, at uint64, x *handoff.Exchange) *Result {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err := train(t, ctx, nc, st, cfg, Hooks{Saved: func(step uint64) {
+	_, err := trainHandingOff(t, ctx, nc, st, cfg, Hooks{Saved: func(step uint64) {
 		if step == at {
 			cancel()
 		}
-	}})
+	}}, x)
 	if err == nil {
 		t.Fatal("the interrupted run reported success")
 	}
-	res, err := train(t, context.Background(), nc, st, cfg, Hooks{})
+	res, err := trainHandingOff(t, context.Background(), nc, st, cfg, Hooks{}, x)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +356,7 @@ func TestResumeAtTheExactStep(t *testing.T) {
 	p := newPool(t, srv.ClientURL())
 	p.add(2)
 
-	res := trainResumed(t, nc, st, cfg, 30)
+	res := trainResumed(t, nc, st, cfg, 30, nil)
 	if got := fmt.Sprintf("%x", res.Digest); got != ref {
 		t.Fatal("a resumed run ended with other weights than an uninterrupted one")
 	}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
@@ -41,6 +43,14 @@ func TestCheckPayload(t *testing.T) {
 // checkpoint and resumes from it; the weights are the in-process loop's,
 // bit for bit.
 func TestGradientsLargerThanMaxPayload(t *testing.T) {
+	for _, handOff := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handoff=%v", handOff), func(t *testing.T) { testGradientsInParts(t, handOff) })
+	}
+}
+
+// testGradientsInParts is TestGradientsLargerThanMaxPayload, with the
+// workers handing their parts to the coordinator in memory or not.
+func testGradientsInParts(t *testing.T, handOff bool) {
 	cfg := smallConfig(t)
 	local, ds := trainLocal(t, cfg)
 	maxPayload := int32(networkSize(t, cfg, ds)) // 4 bytes a value: a quarter of a gradient
@@ -59,16 +69,22 @@ func TestGradientsLargerThanMaxPayload(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 	p := newPool(t, srv.ClientURL())
+	if handOff {
+		p.handoff = handoff.New()
+	}
 	p.add(2)
 	defer p.close()
 	st := openStore(t, "")
 
-	res := trainResumed(t, nc, st, cfg, 30)
+	res := trainResumed(t, nc, st, cfg, 30, p.handoff)
 	if p.all[0].Tasks() == 0 || p.all[1].Tasks() == 0 {
 		t.Fatalf("tasks done by the two workers: %d and %d; want both to compute, on weights stepped with each other's parts", p.all[0].Tasks(), p.all[1].Tasks())
 	}
 	if whole.Load() != 0 || parts.Load() < 4*int64(res.Step) {
 		t.Fatalf("%d whole gradients and %d parts for %d steps; want every gradient in 4 parts at least", whole.Load(), parts.Load(), res.Step)
+	}
+	if handOff && p.handoff.Taken() < 4*res.Step/2 {
+		t.Fatalf("the coordinator took %d parts from the workers, want most of the %d", p.handoff.Taken(), parts.Load())
 	}
 	if res.Digest != local.Digest {
 		t.Fatalf("weights %x, the in-process loop's %x", res.Digest[:8], local.Digest[:8])

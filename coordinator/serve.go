@@ -57,7 +57,10 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 		return n.finish(ctx, lost)
 	}
 	if x := n.opts.Handoff; x != nil {
-		detach := x.Attach() // the in-process workers hand their gradients over while the node reads
+		// The in-process workers hand this run's gradients over while the
+		// node reads. (The reader may outlive this by a message: what it
+		// takes, it lets go itself.)
+		detach := x.Attach(n.run)
 		defer detach()
 	}
 	from := n.m.LastSeq() + 1
@@ -222,19 +225,35 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 		default:
 			g = new(protocol.Grad)
 		}
-		// Parts of committed steps are not put together.
+		// Parts of committed steps are not put together, nor are the
+		// gradients of those steps that in-process workers handed over
+		// kept.
 		step := n.step.Load()
 		n.parts.DropBefore(n.run, step)
-		data, done, ok := n.body(ctx, msg, md.Sequence.Stream, step)
-		if !ok {
+		if x := n.opts.Handoff; x != nil {
+			x.DropBefore(n.run, step)
+		}
+		data, done, err := n.body(ctx, msg, md.Sequence.Stream, step)
+		if ctx.Err() != nil {
+			if err == nil {
+				done()
+			}
 			n.recycle(g)
-			return last // the context ended
+			return last
 		}
 		last = md.Sequence.Stream
-		seq, ok, err := n.parts.Decode(data, md.Sequence.Stream, g)
-		done()
-		if err != nil {
-			n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
+		var seq uint64
+		var ok bool
+		switch {
+		case errors.Is(err, errStale):
+		case err != nil:
+			n.opts.Log.Warn("coordinator: skipping a gradient", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
+		default:
+			seq, ok, err = n.parts.Decode(data, md.Sequence.Stream, g)
+			done()
+			if err != nil {
+				n.opts.Log.Warn("coordinator: skipping a malformed gradient", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
+			}
 		}
 		if !ok {
 			// Delivered without a gradient all the same, as a part that
@@ -251,50 +270,90 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 	}
 }
 
-// body returns the bytes of the grads-stream message msg, stored at seq
-// when the node's step was step, and what to call once done with them:
-// msg's own, unless the consumer delivers headers only (Options.Handoff).
-// Then they are the bytes an in-process worker handed over under msg's id
-// and worker, or else the stored message, fetched from the stream until
-// that succeeds or ctx ends (ok false). A message gone from the stream
-// comes back empty, for the decoder to skip as malformed.
-func (n *node) body(ctx context.Context, msg jetstream.Msg, seq, step uint64) (data []byte, done func(), ok bool) {
+// body returns the bytes of the grads-stream message msg, stored at seq,
+// and what to call once done with them: msg's own, unless the consumer
+// delivers headers only (Options.Handoff). Then they are the bytes an
+// in-process worker handed over under msg's id and worker; else, for a
+// gradient of a step the node has not committed (step is its next), the
+// stored message, fetched from the stream until that succeeds or ctx ends.
+// A gradient of a committed step, which the machine would drop unread, is
+// errStale, and is not fetched.
+func (n *node) body(ctx context.Context, msg jetstream.Msg, seq, step uint64) (data []byte, done func(), err error) {
 	x := n.opts.Handoff
 	if x == nil {
-		return msg.Data(), func() {}, true
+		return msg.Data(), func() {}, nil
 	}
-	// What in-process workers sent for committed steps will not be read.
-	x.DropBefore(step)
 	h := msg.Headers()
 	k := handoff.Key{MsgID: h.Get(jetstream.MsgIDHeader), Worker: h.Get(protocol.WorkerHeader)}
 	if data, done, ok := x.Take(k); ok {
 		if strconv.Itoa(len(data)) == h.Get(nats.MsgSize) {
-			return data, done, true
+			return data, done, nil
 		}
 		done()
 	}
-	for warned := false; ; warned = true {
+	if s, ok := protocol.GradSubjectStep(msg.Subject()); ok && s < step {
+		return nil, nil, errStale
+	}
+	raw, err := n.fetch(ctx, seq)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The stored message is the one the header came from, unless the
+	// broker lost the stream's tail and stored others under its sequences.
+	if raw.Subject != msg.Subject() || raw.Header.Get(jetstream.MsgIDHeader) != k.MsgID {
+		return nil, nil, fmt.Errorf("%w: the message at sequence %d is now %s %q", errGone, seq, raw.Subject, raw.Header.Get(jetstream.MsgIDHeader))
+	}
+	return raw.Data, func() {}, nil
+}
+
+var (
+	// errStale is a gradient of a step already committed.
+	errStale = errors.New("coordinator: a gradient of a committed step")
+	// errGone is a gradient no longer in the grads stream.
+	errGone = errors.New("coordinator: the gradient is gone from the grads stream")
+)
+
+// fetch reads the grads stream's message at seq, trying until it succeeds
+// or ctx ends, warning of failures once a minute. On a cluster a replica
+// that has not stored the message yet answers that it has none: it is
+// gone only once the stream's first sequence has passed it (it was
+// trimmed), or after fetchGone of such answers (deleted).
+func (n *node) fetch(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	var warned time.Time
+	notFound := 0
+	for {
 		gctx, cancel := context.WithTimeout(ctx, fetchWait)
 		raw, err := n.grads.GetMsg(gctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			notFound++
+			if info, ierr := n.grads.Info(gctx); ierr == nil && info.State.FirstSeq > seq || notFound >= fetchGone {
+				err = fmt.Errorf("%w: sequence %d", errGone, seq)
+			}
+		}
 		cancel()
 		switch {
-		case err == nil:
-			return raw.Data, func() {}, true
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			return nil, func() {}, true
+		case err == nil || errors.Is(err, errGone):
+			return raw, err
 		case ctx.Err() != nil:
-			return nil, nil, false
-		case !warned:
+			return nil, ctx.Err()
+		case time.Since(warned) >= time.Minute:
 			n.opts.Log.Warn("coordinator: fetching a gradient from the grads stream failed; retrying", "seq", seq, "err", err)
+			warned = time.Now()
 		}
 		if !pause(ctx, 100*time.Millisecond) {
-			return nil, nil, false
+			return nil, ctx.Err()
 		}
 	}
 }
 
-// fetchWait bounds one fetch of a gradient from the grads stream.
-const fetchWait = 5 * time.Second
+const (
+	// fetchWait bounds one fetch of a gradient from the grads stream.
+	fetchWait = 5 * time.Second
+	// fetchGone is how many times in a row the stream must answer that it
+	// has no message at a sequence it still covers for the message to
+	// count as gone: 5 s, at a fetch every 100 ms.
+	fetchGone = 50
+)
 
 // spareGrads is how many decoded gradients the loop hands back to the
 // reader: decoding into buffers already in use spares the allocation and

@@ -261,3 +261,14 @@ func BenchmarkGradDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestGradSubjectStep(t *testing.T) {
+	if step, ok := GradSubjectStep(GradSubject("7c68a83c0dcdfe4f", 1234, 3)); !ok || step != 1234 {
+		t.Fatalf("GradSubjectStep(GradSubject(run, 1234, 3)) = %d, %v", step, ok)
+	}
+	for _, s := range []string{"jt.grads.run.12", "jt.grads.run.12.3.4", "jt.grads..12.3", "jt.grads.run.x.3", "jt.grads.run.12.x", "jt.tasks.run", "jt.grads.run.-1.0"} {
+		if step, ok := GradSubjectStep(s); ok {
+			t.Errorf("GradSubjectStep(%q) = %d, true; want not a gradient subject", s, step)
+		}
+	}
+}

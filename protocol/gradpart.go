@@ -9,8 +9,9 @@ import (
 const partSlack = 16
 
 // HeaderRoom is what a gradient message leaves of the server's max payload
-// for its NATS headers (the message id), which the server counts against
-// the limit too: publishers pass AppendParts the max payload less this.
+// for its NATS headers (the message id and WorkerHeader, a few hundred
+// bytes at most), which the server counts against the limit too:
+// publishers pass AppendParts the max payload less this.
 const HeaderRoom = 1024
 
 // PartOverhead is the most a message carrying a part of a gradient of

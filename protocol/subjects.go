@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,6 +37,24 @@ func TasksSubject(run string) string { return "jt.tasks." + run }
 // subject with a direct get. A gradient of shards 0..n-1 goes on shard 0's.
 func GradSubject(run string, step uint64, shard int) string {
 	return fmt.Sprintf("jt.grads.%s.%d.%d", run, step, shard)
+}
+
+// GradSubjectStep is the step of a GradSubject; ok is false for any
+// other subject.
+func GradSubjectStep(subject string) (step uint64, ok bool) {
+	rest, ok := strings.CutPrefix(subject, "jt.grads.")
+	if !ok {
+		return 0, false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 || parts[0] == "" {
+		return 0, false
+	}
+	if _, err := strconv.ParseUint(parts[2], 10, 16); err != nil {
+		return 0, false
+	}
+	step, err := strconv.ParseUint(parts[1], 10, 64)
+	return step, err == nil
 }
 
 // GradsFilter matches every gradient of run.

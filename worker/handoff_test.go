@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -20,10 +21,12 @@ import (
 func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
+	defer func(d time.Duration) { aloneWait = d }(aloneWait)
+	aloneWait = time.Minute // both shards go as one gradient
 	run := startedRun(t, js).Run
 	publishStep0(t, js, run)
 	x := handoff.New()
-	t.Cleanup(x.Attach()) // as a reading coordinator does
+	t.Cleanup(x.Attach(run)) // as a reading coordinator does
 	w, logs, stop := runWorkerWith(t, nc, slog.LevelInfo, Options{Handoff: x})
 	defer stop()
 	poll(t, logs, "both tasks of step 0 done", func() bool { return w.Tasks() == 2 })
@@ -72,12 +75,15 @@ func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
 // TestGradientsNotStoredAreTakenBack: the messages of a gradient the
 // broker refused leave the exchange, where nobody would take them.
 func TestGradientsNotStoredAreTakenBack(t *testing.T) {
-	nc, _, _ := fullStore(t)
+	nc, _, run := fullStore(t)
 	x := handoff.New()
-	t.Cleanup(x.Attach())
+	t.Cleanup(x.Attach(run))
 	w, logs, stop := runWorkerWith(t, nc, slog.LevelInfo, Options{Handoff: x})
 	poll(t, logs, "a refused publish", func() bool { return failedPublishes(w) >= 1 })
 	stop() // waits for every publish to end
+	if x.Puts() == 0 {
+		t.Fatal("the worker put nothing in the exchange")
+	}
 	if n := x.Len(); n != 0 {
 		t.Fatalf("the exchange holds %d messages of refused gradients", n)
 	}

@@ -73,7 +73,7 @@ func (w *Worker) publishOne(o outgoing) {
 		if x := w.opts.Handoff; x != nil {
 			k := handoff.Key{MsgID: id, Worker: w.opts.ID}
 			buf.holds.Add(1)
-			x.Put(k, t.Step, msg.Data, buf.release)
+			x.Put(t.Run, t.Step, k, msg.Data, buf.release)
 			keys = append(keys, k)
 		}
 		var err error

@@ -8,20 +8,23 @@
 // Exchange, under its message id and its own id (a header of the message).
 // The coordinator reads the stream with a consumer that delivers headers
 // only, in stream order as before, and takes each message's bytes from the
-// Exchange; a message the Exchange does not hold (another process's worker,
-// a replay, a publish it lost track of) it fetches from the stream.
+// Exchange; a message the Exchange does not hold (a gradient of a worker in
+// another process, a message it let go, every message of a replay after a
+// restart) the coordinator fetches from the stream.
 //
 // The key names the bytes exactly: the message id names the run, step,
 // shards and weights a gradient was computed on, and one worker computes
 // the same bytes from them every time, so what the Exchange holds under a
 // key is what the stream stored under it.
 //
-// Entries are few and short-lived. The Exchange takes them only while a
-// coordinator reads it (Attach): a standby waiting for the run's lease, or
-// a process whose coordinator stopped, holds no gradient its workers
-// publish. The coordinator takes them as the stream delivers their headers
-// and drops those of steps it committed without them; the Exchange holds
-// at most Capacity and lets the oldest go past that.
+// The Exchange holds messages only of runs a coordinator reads (Attach): a
+// standby waiting for a run's lease, a process whose coordinator stopped,
+// or workers serving another run hold nothing. A reading coordinator takes
+// each message as the stream delivers its header, milliseconds after the
+// worker put it, and drops those of steps it committed without them; only
+// a reader that lags (a replay, a stall) lets messages pile up, and past
+// Capacity messages or CapacityBytes the oldest go (the coordinator then
+// fetches them).
 package handoff
 
 import "sync"
@@ -32,48 +35,51 @@ type Key struct {
 	Worker string // the id of the worker that published it
 }
 
-// Capacity is how many messages an Exchange holds at most: more than a
-// run has out ahead of its coordinator (tasks go out a few steps ahead).
-const Capacity = 64
+// An Exchange holds at most Capacity messages of at most CapacityBytes in
+// all.
+const (
+	Capacity      = 64
+	CapacityBytes = 256 << 20
+)
 
 // Exchange holds messages published by workers until their coordinator
 // takes them. Its methods may be called from any goroutine.
 type Exchange struct {
 	mu      sync.Mutex
-	entries []entry // in the order they were put
-	readers int     // attached readers: messages are put only while there is one
+	entries []entry        // in the order they were put
+	bytes   int            // of the entries' data
+	readers map[string]int // attached readers by run: a run's messages are held only while it has one
+	puts    uint64
 	taken   uint64
 }
 
 type entry struct {
-	key  Key
+	run  string
 	step uint64
+	key  Key
 	data []byte
 	done func()
 }
 
 // New returns an empty Exchange.
-func New() *Exchange { return &Exchange{} }
+func New() *Exchange { return &Exchange{readers: map[string]int{}} }
 
-// Attach tells the Exchange that a reader takes messages from it, until
-// the returned detach is called; detach lets go of every message held
-// once no reader is attached.
-func (x *Exchange) Attach() (detach func()) {
+// Attach tells the Exchange that a reader takes the messages of run from
+// it, until the returned detach is called; detach lets go of every message
+// of run held once no reader of it is attached.
+func (x *Exchange) Attach(run string) (detach func()) {
 	x.mu.Lock()
-	x.readers++
+	x.readers[run]++
 	x.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			var gone []func()
 			x.mu.Lock()
-			x.readers--
-			if x.readers == 0 {
-				for _, e := range x.entries {
-					gone = append(gone, e.done)
-				}
-				clear(x.entries)
-				x.entries = x.entries[:0]
+			x.readers[run]--
+			var gone []func()
+			if x.readers[run] == 0 {
+				delete(x.readers, run)
+				gone = x.removeIf(func(e *entry) bool { return e.run == run })
 			}
 			x.mu.Unlock()
 			call(gone)
@@ -81,29 +87,26 @@ func (x *Exchange) Attach() (detach func()) {
 	}
 }
 
-// Put holds data, a message of the step named, under k, until it is taken
-// or dropped; done, if not nil, is called once the Exchange no longer
-// holds it (by whoever takes it, once it is done with data), and at once
-// when no reader is attached, as nothing is held then. The sender must
-// not change data until done is called. An entry already under k is
+// Put holds data, a message of the step named of run, under k, until it
+// is taken or dropped. done, if not nil, is called once the Exchange no
+// longer holds it (by whoever takes it, once done with data), and at once
+// when no reader of run is attached, as nothing is held then. The sender
+// must not change data until done is called. An entry already under k is
 // replaced (and let go).
-func (x *Exchange) Put(k Key, step uint64, data []byte, done func()) {
-	var gone []func()
+func (x *Exchange) Put(run string, step uint64, k Key, data []byte, done func()) {
 	x.mu.Lock()
-	if x.readers == 0 {
+	if x.readers[run] == 0 {
 		x.mu.Unlock()
 		call([]func(){done})
 		return
 	}
-	if i := x.find(k); i >= 0 {
-		gone = append(gone, x.entries[i].done)
-		x.remove(i)
+	gone := x.removeIf(func(e *entry) bool { return e.key == k })
+	for len(x.entries) > 0 && (len(x.entries) >= Capacity || x.bytes+len(data) > CapacityBytes) {
+		gone = append(gone, x.removeAt(0).done)
 	}
-	for len(x.entries) >= Capacity {
-		gone = append(gone, x.entries[0].done)
-		x.remove(0)
-	}
-	x.entries = append(x.entries, entry{key: k, step: step, data: data, done: done})
+	x.entries = append(x.entries, entry{run: run, step: step, key: k, data: data, done: done})
+	x.bytes += len(data)
+	x.puts++
 	x.mu.Unlock()
 	call(gone)
 }
@@ -114,54 +117,34 @@ func (x *Exchange) Put(k Key, step uint64, data []byte, done func()) {
 func (x *Exchange) Take(k Key) (data []byte, done func(), ok bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	i := x.find(k)
-	if i < 0 {
-		return nil, nil, false
+	for i := range x.entries {
+		if x.entries[i].key != k {
+			continue
+		}
+		e := x.removeAt(i)
+		x.taken++
+		if e.done == nil {
+			e.done = func() {}
+		}
+		return e.data, e.done, true
 	}
-	e := x.entries[i]
-	x.remove(i)
-	x.taken++
-	if e.done == nil {
-		e.done = func() {}
-	}
-	return e.data, e.done, true
+	return nil, nil, false
 }
 
 // Drop lets go of the message under k, if the Exchange holds one.
 func (x *Exchange) Drop(k Key) {
 	x.mu.Lock()
-	var gone []func()
-	if i := x.find(k); i >= 0 {
-		gone = append(gone, x.entries[i].done)
-		x.remove(i)
-	}
+	gone := x.removeIf(func(e *entry) bool { return e.key == k })
 	x.mu.Unlock()
 	call(gone)
 }
 
-// DropBefore lets go of the messages of every step before step.
-func (x *Exchange) DropBefore(step uint64) {
-	var gone []func()
+// DropBefore lets go of the messages of run's steps before step.
+func (x *Exchange) DropBefore(run string, step uint64) {
 	x.mu.Lock()
-	kept := x.entries[:0]
-	for _, e := range x.entries {
-		if e.step < step {
-			gone = append(gone, e.done)
-			continue
-		}
-		kept = append(kept, e)
-	}
-	clear(x.entries[len(kept):])
-	x.entries = kept
+	gone := x.removeIf(func(e *entry) bool { return e.run == run && e.step < step })
 	x.mu.Unlock()
 	call(gone)
-}
-
-// Taken is how many messages have been taken from the Exchange.
-func (x *Exchange) Taken() uint64 {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.taken
 }
 
 // Len is how many messages the Exchange holds.
@@ -171,19 +154,47 @@ func (x *Exchange) Len() int {
 	return len(x.entries)
 }
 
-func (x *Exchange) find(k Key) int {
-	for i := range x.entries {
-		if x.entries[i].key == k {
-			return i
-		}
-	}
-	return -1
+// Puts is how many messages the Exchange has held (taken in by Put).
+func (x *Exchange) Puts() uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.puts
 }
 
-func (x *Exchange) remove(i int) {
+// Taken is how many messages have been taken from the Exchange.
+func (x *Exchange) Taken() uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.taken
+}
+
+// removeAt removes and returns entry i. x.mu is held.
+func (x *Exchange) removeAt(i int) entry {
+	e := x.entries[i]
 	copy(x.entries[i:], x.entries[i+1:])
 	x.entries[len(x.entries)-1] = entry{}
 	x.entries = x.entries[:len(x.entries)-1]
+	x.bytes -= len(e.data)
+	return e
+}
+
+// removeIf removes the entries f selects, keeping the others in order, and
+// returns their done functions. x.mu is held.
+func (x *Exchange) removeIf(f func(*entry) bool) []func() {
+	var gone []func()
+	kept := x.entries[:0]
+	for i := range x.entries {
+		e := &x.entries[i]
+		if f(e) {
+			gone = append(gone, e.done)
+			x.bytes -= len(e.data)
+			continue
+		}
+		kept = append(kept, *e)
+	}
+	clear(x.entries[len(kept):])
+	x.entries = kept
+	return gone
 }
 
 // call calls every non-nil function in fs, outside the Exchange's lock: a
