@@ -72,10 +72,11 @@ func (m *Machine) Evaluated(epoch int, st model.Stats) ([]Ready, error) {
 
 // hold keeps ck until the evaluations it waits for are in. It replaces the
 // checkpoint held before it if that one would go out at the same time and
-// does not end an epoch: of checkpoints released together only the newest
-// is saved (the saver lets older ones waiting go), so holding both would
-// only cost memory — a full copy of the weights and the optimizer's state
-// each, while a slow evaluation is out. Epochs' end checkpoints are kept:
+// does not end an epoch: of checkpoints released together at most the
+// first (an epoch's end) and the newest are saved (the saver lets those
+// waiting in between go), so holding the others would only cost memory —
+// a full copy of the weights and the optimizer's state each, while a slow
+// evaluation is out. Epochs' end checkpoints are kept:
 // each goes out with its epoch's entry, and with the epoch's best weights.
 func (m *Machine) hold(ck *objstore.Checkpoint) {
 	if n := len(m.held); n > 0 {

@@ -88,10 +88,24 @@ func TestALeaseLostWhileFinishingIsGivenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Put(ctx, cfg.Signature(), []byte("coordinator-b")); err != nil {
-		t.Fatal(err)
-	}
+	// Coordinator b holds the lease, refreshing it (its TTL is a second)
+	// until a has given the run up.
+	taken, stopTaking := context.WithCancel(ctx)
+	tookOver := make(chan struct{})
+	go func() {
+		defer close(tookOver)
+		for {
+			if _, err := kv.Put(taken, cfg.Signature(), []byte("coordinator-b")); err != nil && taken.Err() == nil {
+				t.Error(err)
+			}
+			if !pause(taken, 200*time.Millisecond) { // b's refresh period
+				return
+			}
+		}
+	}()
 	waitFor("giving the run up", "waiting as a standby")
+	stopTaking()
+	<-tookOver
 	proxy.Pass()
 	select {
 	case r := <-done:
@@ -100,6 +114,9 @@ func TestALeaseLostWhileFinishingIsGivenUp(t *testing.T) {
 		}
 		if r.res.Digest != local.Digest {
 			t.Fatalf("weights %x, want the in-process loop's %x", r.res.Digest, local.Digest)
+		}
+		if len(r.res.History) != cfg.Epochs {
+			t.Fatalf("%d history entries, want one for each of the %d epochs", len(r.res.History), cfg.Epochs)
 		}
 	case <-time.After(time.Minute):
 		t.Fatalf("the run did not end in a minute once the lease was free and the store answered\n%s", logs.String())

@@ -68,6 +68,8 @@ func TestHandedOffGradientsGiveTheSameWeights(t *testing.T) {
 	if res.Resumed < 20 {
 		t.Fatalf("resumed from step %d, want the checkpoint at 20 or a later one", res.Resumed)
 	}
+	// It computed the first three steps alone: the coordinator fetched
+	// those gradients.
 	if n := other.tasks(); n < 3*uint64(cfg.Shards) {
 		t.Fatalf("the worker that hands nothing over computed %d tasks, want the first three steps' %d at least", n, 3*cfg.Shards)
 	}

@@ -104,10 +104,17 @@ func (n *node) recompute(ctx context.Context, lost <-chan error) error {
 			leaseLost <- nil
 		}
 	}()
-	// `coordinator status` shows the steps go by, as it does live.
-	n.recomputing = true
-	defer func() { n.recomputing = false }()
-	n.reportStatus(cctx, false)
+	// `coordinator status` shows the steps go by, as it does live, and
+	// their end. The status is written only while the broker is
+	// connected: a write would wait out its timeout on the computing
+	// goroutine otherwise.
+	report := func(recomputing bool) {
+		n.recomputing = recomputing
+		if n.js.Conn().IsConnected() {
+			n.reportStatus(cctx, false)
+		}
+	}
+	report(true)
 	reported := time.Now()
 	l := loopOn(n.m, n.net, n.ds, n.cfg)
 	l.seq, l.ready = n.m.LastSeq(), func(r Ready) {
@@ -115,11 +122,12 @@ func (n *node) recompute(ctx context.Context, lost <-chan error) error {
 			n.saver.save(r.Checkpoint, r.Best)
 		}
 		if r.Commit != nil && time.Since(reported) >= statusEvery {
-			n.reportStatus(cctx, false)
+			report(true)
 			reported = time.Now()
 		}
 	}
 	err := l.run(cctx, to)
+	report(false)
 	close(done)
 	if lerr := <-leaseLost; lerr != nil {
 		return lerr

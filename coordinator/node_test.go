@@ -665,6 +665,7 @@ func watchStatus(t *testing.T, js jetstream.JetStream, run string) func() []prot
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = w.Stop() })
 	var mu sync.Mutex
 	var seen []protocol.Status
 	go func() {
@@ -784,9 +785,24 @@ func TestCorruptFinalCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, key := damageNewestCheckpoint(t, st, bucket, cfg)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses := watchStatus(t, js, cfg.Signature())
 	res, logs := restart(t, nc, st, cfg)
 	if !strings.Contains(logs, key) || !strings.Contains(logs, "recomputing the steps to the newest checkpoint's") {
 		t.Fatalf("the restart did not fall back past %s and recompute:\n%s", key, logs)
+	}
+	// The live status ends with the run's last step, recomputed.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		seen := statuses()
+		if n := len(seen); n > 0 && !seen[n-1].Recomputing && seen[n-1].Step == first.Step {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live status does not end at step %d, recomputed: %+v", first.Step, seen)
+		}
 	}
 	if !bytes.Equal(res.Digest[:], first.Digest[:]) {
 		t.Fatal("the recomputed run ended with other weights")

@@ -83,8 +83,8 @@ func testGradientsInParts(t *testing.T, handOff bool) {
 	if whole.Load() != 0 || parts.Load() < 4*int64(res.Step) {
 		t.Fatalf("%d whole gradients and %d parts for %d steps; want every gradient in 4 parts at least", whole.Load(), parts.Load(), res.Step)
 	}
-	if handOff && p.handoff.Taken() < 4*res.Step/2 {
-		t.Fatalf("the coordinator took %d parts from the workers, want most of the %d", p.handoff.Taken(), parts.Load())
+	if handOff && p.handoff.Taken() < 2*res.Step {
+		t.Fatalf("the coordinator took %d parts from the workers, want half of the 4 a step at least (%d)", p.handoff.Taken(), 2*res.Step)
 	}
 	if res.Digest != local.Digest {
 		t.Fatalf("weights %x, the in-process loop's %x", res.Digest[:8], local.Digest[:8])

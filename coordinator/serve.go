@@ -58,8 +58,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	}
 	if x := n.opts.Handoff; x != nil {
 		// The in-process workers hand this run's gradients over while the
-		// node reads. (The reader may outlive this by a message: what it
-		// takes, it lets go itself.)
+		// node reads (the reader has ended when this runs).
 		detach := x.Attach(n.run)
 		defer detach()
 	}
@@ -94,7 +93,9 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	}
 
 	in := make(chan delivery, 64)
-	go n.read(ctx, cons, from, in)
+	readDone := make(chan struct{})
+	go func() { n.read(ctx, cons, from, in); close(readDone) }()
+	defer func() { cancel(); <-readDone }()
 	tick := time.NewTicker(n.opts.AckWait)
 	defer tick.Stop()
 	report := time.NewTicker(statusEvery)
@@ -294,7 +295,7 @@ func (n *node) body(ctx context.Context, msg jetstream.Msg, seq, step uint64) (d
 	if s, ok := protocol.GradSubjectStep(msg.Subject()); ok && s < step {
 		return nil, nil, errStale
 	}
-	raw, err := n.fetch(ctx, seq)
+	raw, err := n.fetch(ctx, seq, msg.Subject())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -313,12 +314,12 @@ var (
 	errGone = errors.New("coordinator: the gradient is gone from the grads stream")
 )
 
-// fetch reads the grads stream's message at seq, trying until it succeeds
-// or ctx ends, warning of failures once a minute. On a cluster a replica
-// that has not stored the message yet answers that it has none: it is
-// gone only once the stream's first sequence has passed it (it was
-// trimmed), or after fetchGone of such answers (deleted).
-func (n *node) fetch(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+// fetch reads the grads stream's message at seq, on subject, trying until
+// it succeeds or ctx ends, warning of failures once a minute. On a cluster
+// a replica that has not stored the message yet answers that it has none:
+// it is gone only when the next message on its subject comes after it (it
+// was trimmed), or after fetchGone such answers (it was deleted).
+func (n *node) fetch(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
 	var warned time.Time
 	notFound := 0
 	for {
@@ -326,7 +327,8 @@ func (n *node) fetch(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, 
 		raw, err := n.grads.GetMsg(gctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			notFound++
-			if info, ierr := n.grads.Info(gctx); ierr == nil && info.State.FirstSeq > seq || notFound >= fetchGone {
+			next, nerr := n.grads.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subject))
+			if nerr == nil && next.Sequence > seq || notFound >= fetchGone {
 				err = fmt.Errorf("%w: sequence %d", errGone, seq)
 			}
 		}
@@ -349,9 +351,9 @@ func (n *node) fetch(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, 
 const (
 	// fetchWait bounds one fetch of a gradient from the grads stream.
 	fetchWait = 5 * time.Second
-	// fetchGone is how many times in a row the stream must answer that it
-	// has no message at a sequence it still covers for the message to
-	// count as gone: 5 s, at a fetch every 100 ms.
+	// fetchGone is how many answers that the stream has no message at a
+	// sequence it may still hold make the message count as gone: 5 s of
+	// them at least, at a fetch every 100 ms.
 	fetchGone = 50
 )
 
