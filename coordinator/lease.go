@@ -106,9 +106,9 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 	}
 }
 
-// keep refreshes the lease every ttl/3 until ctx ends, and reports on lost
-// once if a refresh fails or finds another holder.
-func (l *lease) keep(ctx context.Context, lost chan<- error) {
+// keep refreshes the lease every ttl/3 until ctx ends, and calls lost with
+// the error once if a refresh fails or finds another holder.
+func (l *lease) keep(ctx context.Context, lost func(error)) {
 	t := time.NewTicker(l.ttl / 3)
 	defer t.Stop()
 	for {
@@ -119,7 +119,7 @@ func (l *lease) keep(ctx context.Context, lost chan<- error) {
 		}
 		if err := l.refresh(ctx); err != nil {
 			if ctx.Err() == nil {
-				lost <- err
+				lost(err)
 			}
 			return
 		}

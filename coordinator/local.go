@@ -86,32 +86,19 @@ func loopOn(m *Machine, net *model.Network, ds *model.Dataset, cfg config.Config
 // checkpoint claims no stream message it never read. Nothing is published
 // (those steps were committed before), but the checkpoints it passes are
 // saved again: the newest may be the damaged one. It runs with the lease
-// kept alive, and stops as soon as the lease is lost: another coordinator
-// has the run.
-func (n *node) recompute(ctx context.Context, lost <-chan error) error {
+// kept alive, and stops as soon as the lease is lost (ctx ends): another
+// coordinator has the run.
+func (n *node) recompute(ctx context.Context) error {
 	from, to := n.m.Step(), n.catchUp
 	n.opts.Log.Warn("coordinator: recomputing the steps to the newest checkpoint's here: the grads stream keeps only the gradients since that one", "run", n.run, "from_step", from, "to_step", to)
 	start := time.Now()
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done, leaseLost := make(chan struct{}), make(chan error, 1)
-	go func() {
-		select {
-		case err := <-lost:
-			leaseLost <- err
-			cancel()
-		case <-done:
-			leaseLost <- nil
-		}
-	}()
 	// `coordinator status` shows the steps go by, as it does live, and
 	// their end. The status is written only while the broker is
 	// connected: a write would wait out its timeout on the computing
 	// goroutine otherwise.
 	report := func(recomputing bool) {
-		n.recomputing = recomputing
 		if n.js.Conn().IsConnected() {
-			n.reportStatus(cctx, false)
+			n.reportStatus(ctx, false, recomputing)
 		}
 	}
 	report(true)
@@ -126,12 +113,8 @@ func (n *node) recompute(ctx context.Context, lost <-chan error) error {
 			reported = time.Now()
 		}
 	}
-	err := l.run(cctx, to)
+	err := l.run(ctx, to)
 	report(false)
-	close(done)
-	if lerr := <-leaseLost; lerr != nil {
-		return lerr
-	}
 	if err != nil {
 		return err
 	}

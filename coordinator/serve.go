@@ -32,29 +32,36 @@ type delivery struct {
 
 // serve replays the grads stream from the checkpoint, then drives the run
 // live until it is done.
-func (n *node) serve(ctx context.Context) (*Result, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+//
+// The lease's loss ends its context, with ErrLeaseLost as the cause: the
+// recompute, the loop and the finish stop at once, whatever they wait for,
+// and serve returns that error (another coordinator has the run).
+func (n *node) serve(ctx context.Context) (res *Result, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer func() {
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrLeaseLost) {
+			res, err = nil, cause
+		}
+	}()
 	saverDone := make(chan struct{})
 	go func() { n.saver.loop(ctx); close(saverDone) }()
 	snapsDone := make(chan struct{})
 	go func() { n.snaps.loop(ctx); close(snapsDone) }()
 	evalsDone := make(chan struct{})
 	go func() { n.evals.loop(ctx); close(evalsDone) }()
-	lost := make(chan error, 1)
 	keepDone := make(chan struct{})
-	go func() { n.lease.keep(ctx, lost); close(keepDone) }()
+	go func() { n.lease.keep(ctx, cancel); close(keepDone) }()
 	// Every goroutine ends before serve returns: close then releases the
 	// lease at the revision the last refresh left.
-	defer func() { cancel(); <-saverDone; <-snapsDone; <-evalsDone; <-keepDone }()
+	defer func() { cancel(nil); <-saverDone; <-snapsDone; <-evalsDone; <-keepDone }()
 
 	if n.catchUp > n.m.Step() {
-		if err := n.recompute(ctx, lost); err != nil {
+		if err := n.recompute(ctx); err != nil {
 			return nil, err
 		}
 	}
 	if n.m.Done() {
-		return n.finish(ctx, lost)
+		return n.finish(ctx)
 	}
 	if x := n.opts.Handoff; x != nil {
 		// The in-process workers hand this run's gradients over while the
@@ -95,7 +102,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 	in := make(chan delivery, 64)
 	readDone := make(chan struct{})
 	go func() { n.read(ctx, cons, from, in); close(readDone) }()
-	defer func() { cancel(); <-readDone }()
+	defer func() { cancel(nil); <-readDone }()
 	tick := time.NewTicker(n.opts.AckWait)
 	defer tick.Stop()
 	report := time.NewTicker(statusEvery)
@@ -104,8 +111,6 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case err := <-lost:
-			return nil, err
 		case msg := <-beats:
 			var hb protocol.Heartbeat
 			if hb.UnmarshalBinary(msg.Data) == nil {
@@ -121,7 +126,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 				return nil, err
 			}
 		case <-report.C:
-			n.reportStatus(ctx, replaying)
+			n.reportStatus(ctx, replaying, false)
 			if err := n.room.expired(n.opts.Now(), n.strag.deadline()); err != nil {
 				return nil, err
 			}
@@ -141,7 +146,7 @@ func (n *node) serve(ctx context.Context) (*Result, error) {
 				return nil, err
 			}
 			if done {
-				return n.finish(ctx, lost)
+				return n.finish(ctx)
 			}
 			if replaying && d.pending == 0 {
 				replaying = false
@@ -485,7 +490,7 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 	if r.Checkpoint != nil {
 		// Live status first: `coordinator status` then never shows a
 		// committed checkpoint ahead of the live step.
-		n.reportStatus(ctx, replaying)
+		n.reportStatus(ctx, replaying, false)
 		n.saver.save(r.Checkpoint, r.Best)
 	}
 	if replaying || r.Commit == nil {
@@ -660,18 +665,9 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 // than finishQuiet is said, with why when the object store refuses the
 // saves (a full disk), so a run done training does not seem to hang.
 //
-// It stops, as the loop does, when the node loses the run's lease: the
-// coordinator that took the run over writes the same final checkpoint.
-func (n *node) finish(ctx context.Context, lost <-chan error) (*Result, error) {
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	go func() {
-		select {
-		case err := <-lost:
-			stop(err)
-		case <-ctx.Done():
-		}
-	}()
+// It stops, as the loop does, when the node loses the run's lease (serve):
+// the coordinator that took the run over writes the same final checkpoint.
+func (n *node) finish(ctx context.Context) (*Result, error) {
 	// The last epochs' evaluations, and the checkpoints waiting for them;
 	// nothing else runs now, so they rest no more.
 	n.evals.rush()
@@ -679,10 +675,10 @@ func (n *node) finish(ctx context.Context, lost <-chan error) (*Result, error) {
 		select {
 		case res := <-n.evals.results:
 			if err := n.evaluated(ctx, res, false); err != nil {
-				return nil, finishStopped(ctx, err)
+				return nil, err
 			}
 		case <-ctx.Done():
-			return nil, finishStopped(ctx, fmt.Errorf("coordinator: waiting for the last evaluation: %w", ctx.Err()))
+			return nil, fmt.Errorf("coordinator: waiting for the last evaluation: %w", ctx.Err())
 		}
 	}
 	// Said once, and once more if a save fails after that (the first
@@ -696,7 +692,7 @@ func (n *node) finish(ctx context.Context, lost <-chan error) (*Result, error) {
 			break
 		}
 		if ctx.Err() != nil {
-			return nil, finishStopped(ctx, fmt.Errorf("coordinator: waiting for the final checkpoint: %w", ctx.Err()))
+			return nil, fmt.Errorf("coordinator: waiting for the final checkpoint: %w", ctx.Err())
 		}
 		failing := n.saver.lastError()
 		if said && (saidWhy || failing == nil) {
@@ -714,15 +710,6 @@ func (n *node) finish(ctx context.Context, lost <-chan error) (*Result, error) {
 		Run: n.run, Step: n.m.Step(), Epoch: n.m.Epoch(), Digest: n.m.Digest(),
 		History: n.m.History(), Resumed: n.resumed, Replayed: n.replayed,
 	}, nil
-}
-
-// finishStopped is the error of a finish stopped by err: the lease's loss
-// if that is what ended ctx.
-func finishStopped(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
-		return cause
-	}
-	return err
 }
 
 // finishQuiet is how long finish waits for the final checkpoint before it
@@ -755,7 +742,7 @@ func (n *node) checkFenced(ctx context.Context, p *protocol.Params, err error) e
 
 // reportStatus counts the workers that sent a heartbeat recently and
 // writes the run's live progress for `coordinator status`.
-func (n *node) reportStatus(ctx context.Context, replaying bool) {
+func (n *node) reportStatus(ctx context.Context, replaying, recomputing bool) {
 	now := time.Now()
 	for id, t := range n.alive {
 		if now.Sub(t) > 3*protocol.HeartbeatEvery {
@@ -767,7 +754,7 @@ func (n *node) reportStatus(ctx context.Context, replaying bool) {
 		return
 	}
 	b, _ := json.Marshal(protocol.Status{Run: n.run, Coordinator: n.opts.ID, Step: n.m.Step(), Epoch: n.m.Epoch(),
-		Workers: len(n.alive), Replaying: replaying, Recomputing: n.recomputing, UnixMilli: now.UnixMilli()})
+		Workers: len(n.alive), Replaying: replaying, Recomputing: recomputing, UnixMilli: now.UnixMilli()})
 	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	_, _ = n.status.Put(sctx, n.run, b)

@@ -129,12 +129,11 @@ type node struct {
 	status jetstream.KeyValue // live progress for `coordinator status`
 	prog   *progress
 
-	resumed     uint64
-	catchUp     uint64 // the newest checkpoint's step, when the one resumed from is older (see node.recompute)
-	recomputing bool   // while node.recompute runs, for the live status
-	replayed    int
-	redo        int // re-dispatch rounds of the current step
-	lastMove    time.Time
+	resumed  uint64
+	catchUp  uint64 // the newest checkpoint's step, when the one resumed from is older (see node.recompute)
+	replayed int
+	redo     int // re-dispatch rounds of the current step
+	lastMove time.Time
 
 	spare chan *protocol.Grad // decoded gradients handed back by the loop for the reader to reuse
 	held  []delivery          // later steps' gradients the machine handed back, fed in after each commit
