@@ -28,12 +28,6 @@ type EvalRequest struct {
 	Weights []float32 // the weights after that step (owned by the request)
 }
 
-// pendingEpoch is an ended epoch waiting for its evaluation: its history
-// entry holds the training half.
-type pendingEpoch struct {
-	entry objstore.HistoryEntry
-}
-
 // EvaluateLater makes the machine hand epochs' evaluations out
 // (Ready.Evaluate) instead of running its Evaluator inside the commit.
 func (m *Machine) EvaluateLater() { m.evalLater = true }
@@ -46,10 +40,10 @@ func (m *Machine) Evaluating() bool { return len(m.pending) > 0 }
 // with Best) and the checkpoints that were waiting for it, each in a
 // Ready of its own.
 func (m *Machine) Evaluated(epoch int, st model.Stats) ([]Ready, error) {
-	if len(m.pending) == 0 || m.pending[0].entry.Epoch != epoch {
+	if len(m.pending) == 0 || m.pending[0].Epoch != epoch {
 		return nil, fmt.Errorf("coordinator: evaluation of epoch %d, which is not the next one waiting for it", epoch)
 	}
-	e, best := m.addEntry(m.pending[0].entry, st)
+	e, best := m.addEntry(m.pending[0], st)
 	m.pending = m.pending[1:]
 	out := []Ready{{Epoch: e, Best: best}}
 	kept := m.held[:0]

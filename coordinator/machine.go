@@ -83,9 +83,9 @@ type Machine struct {
 	part    partial
 	history []objstore.HistoryEntry
 
-	evalLater bool                   // epochs' evaluations are handed out (EvaluateLater)
-	pending   []pendingEpoch         // ended epochs waiting for their evaluations, oldest first
-	held      []*objstore.Checkpoint // checkpoints waiting for those evaluations' history entries
+	evalLater bool                    // epochs' evaluations are handed out (EvaluateLater)
+	pending   []objstore.HistoryEntry // ended epochs waiting for their evaluations, oldest first: the training half of their entries
+	held      []*objstore.Checkpoint  // checkpoints waiting for those evaluations' history entries
 }
 
 // NewMachine starts run from init, or from ck when it is not nil. The
@@ -414,7 +414,7 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 	epochEnd := m.step%uint64(m.stepsPerEpoch) == 0
 	if epochEnd {
 		e := m.endEpoch(now)
-		m.pending = append(m.pending, pendingEpoch{entry: e})
+		m.pending = append(m.pending, e)
 		r.Evaluate = &EvalRequest{Epoch: e.Epoch, Step: m.step, Weights: append([]float32(nil), m.weights...)}
 	}
 	var ck *objstore.Checkpoint

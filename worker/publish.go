@@ -83,8 +83,7 @@ func (w *Worker) publishOne(o outgoing) {
 		futs[i], err = w.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithStallWait(publishTimeout))
 		if err != nil {
 			pub.End()
-			w.dropHandedOff(keys)
-			w.publishFailed(o.tasks, err)
+			w.unstored(o.tasks, keys, err)
 			w.inflight.Done()
 			return
 		}
@@ -99,8 +98,7 @@ func (w *Worker) publishOne(o outgoing) {
 			select {
 			case <-fut.Ok():
 			case err := <-fut.Err():
-				w.dropHandedOff(keys)
-				w.publishFailed(o.tasks, err)
+				w.unstored(o.tasks, keys, err)
 				return
 			}
 		}
@@ -127,13 +125,15 @@ func (w *Worker) publishOne(o outgoing) {
 	}()
 }
 
-// dropHandedOff takes back the messages of a gradient the broker did not
-// store from the coordinator's exchange: if the broker stored them after
-// all, the coordinator reads them from the stream.
-func (w *Worker) dropHandedOff(keys []handoff.Key) {
+// unstored handles a gradient the broker did not store: its messages
+// leave the coordinator's exchange (if the broker stored them after all,
+// the coordinator reads them from the stream), and its tasks go back
+// (publishFailed).
+func (w *Worker) unstored(tasks []heldTask, keys []handoff.Key, err error) {
 	for _, k := range keys {
 		w.opts.Handoff.Drop(k)
 	}
+	w.publishFailed(tasks, err)
 }
 
 // sentBuffer is the encoding of a gradient on its way out, held by its
