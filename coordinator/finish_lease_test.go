@@ -2,9 +2,7 @@ package coordinator
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,9 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jettrain/jettrain/internal/faultproxy"
 	"github.com/jettrain/jettrain/internal/syncbuf"
-	"github.com/jettrain/jettrain/objstore"
 )
 
 // TestALeaseLostWhileFinishingIsGivenUp: a coordinator done training
@@ -29,16 +25,7 @@ func TestALeaseLostWhileFinishingIsGivenUp(t *testing.T) {
 	local, _ := trainLocal(t, cfg)
 	srv := runNATS(t, t.TempDir())
 	nc := connect(t, srv.ClientURL())
-	proxy, err := faultproxy.New(s3URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	st, err := objstore.Open(context.Background(), objstore.Config{Endpoint: proxy.URL(), AccessKey: objstore.DefaultAccessKey,
-		SecretKey: objstore.DefaultSecretKey, Bucket: fmt.Sprintf("t%d-%d", os.Getpid(), bucketSeq.Add(1))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	proxy, st := storeBehindProxy(t)
 	p := newPool(t, srv.ClientURL())
 	p.add(1)
 	defer p.close()
@@ -52,31 +39,10 @@ func TestALeaseLostWhileFinishingIsGivenUp(t *testing.T) {
 				proxy.Fail(503, "ServiceUnavailable") // the final checkpoint waits
 			}
 		}}}
-	type result struct {
-		res *Result
-		err error
-	}
-	done := make(chan result, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	finished := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-finished })
-	go func() {
-		defer close(finished)
-		res, err := Train(ctx, nc, st, opts)
-		done <- result{res, err}
-	}()
+	run := inBackground(t, func(ctx context.Context) (*Result, error) { return Train(ctx, nc, st, opts) })
 	waitFor := func(what, line string) {
 		t.Helper()
-		for deadline := time.Now().Add(time.Minute); !strings.Contains(logs.String(), line); time.Sleep(10 * time.Millisecond) {
-			select {
-			case r := <-done:
-				t.Fatalf("the run ended before %s: %v\n%s", what, r.err, logs.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not happen in a minute\n%s", what, logs.String())
-			}
-		}
+		run.until(t, what, func() bool { return strings.Contains(logs.String(), line) }, logs.String)
 	}
 	waitFor("the wait for the final checkpoint", "waiting for the object store to take the final checkpoint")
 
@@ -84,13 +50,14 @@ func TestALeaseLostWhileFinishingIsGivenUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(ctx, LeasesBucket)
+	kv, err := js.KeyValue(context.Background(), LeasesBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Coordinator b holds the lease, refreshing it (its TTL is a second)
 	// until a has given the run up.
-	taken, stopTaking := context.WithCancel(ctx)
+	taken, stopTaking := context.WithCancel(context.Background())
+	defer stopTaking()
 	tookOver := make(chan struct{})
 	go func() {
 		defer close(tookOver)
@@ -107,18 +74,14 @@ func TestALeaseLostWhileFinishingIsGivenUp(t *testing.T) {
 	stopTaking()
 	<-tookOver
 	proxy.Pass()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			t.Fatalf("%v\n%s", r.err, logs.String())
-		}
-		if r.res.Digest != local.Digest {
-			t.Fatalf("weights %x, want the in-process loop's %x", r.res.Digest, local.Digest)
-		}
-		if len(r.res.History) != cfg.Epochs {
-			t.Fatalf("%d history entries, want one for each of the %d epochs", len(r.res.History), cfg.Epochs)
-		}
-	case <-time.After(time.Minute):
-		t.Fatalf("the run did not end in a minute once the lease was free and the store answered\n%s", logs.String())
+	r := run.result(t, time.Minute, "once the lease was free and the store answered")
+	if r.err != nil {
+		t.Fatalf("%v\n%s", r.err, logs.String())
+	}
+	if r.res.Digest != local.Digest {
+		t.Fatalf("weights %x, want the in-process loop's %x", r.res.Digest, local.Digest)
+	}
+	if len(r.res.History) != cfg.Epochs {
+		t.Fatalf("%d history entries, want one for each of the %d epochs", len(r.res.History), cfg.Epochs)
 	}
 }

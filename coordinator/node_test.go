@@ -307,8 +307,14 @@ func TestWorkersJoinAndLeaveMidRun(t *testing.T) {
 	}
 }
 
-// referenceDigest trains cfg with two steady workers on a server of its own.
+// referenceDigest is the weights digest of runToTheEnd, in hex.
 func referenceDigest(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	return fmt.Sprintf("%x", runToTheEnd(t, cfg).Digest)
+}
+
+// runToTheEnd trains cfg with two steady workers on a server of its own.
+func runToTheEnd(t *testing.T, cfg config.Config) *Result {
 	t.Helper()
 	srv := runNATS(t, t.TempDir())
 	p := newPool(t, srv.ClientURL())
@@ -318,7 +324,7 @@ func referenceDigest(t *testing.T, cfg config.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("%x", res.Digest)
+	return res
 }
 
 // trainResumed trains cfg, stopping the coordinator right after the

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 )
@@ -19,7 +18,10 @@ import (
 // the history of a run never stopped: one entry per epoch.
 func TestAStopWhileAnEvaluationIsOutLosesNothing(t *testing.T) {
 	cfg := smallConfig(t, "checkpoint_every=4")
-	_, ds := trainLocal(t, cfg)
+	ds, err := model.LoadDataset(cfg.Dataset, cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	spe := uint64(model.StepsPerEpoch(ds.Train.N, cfg.BatchSize))
 	ref := runToTheEnd(t, cfg)
 
@@ -33,7 +35,7 @@ func TestAStopWhileAnEvaluationIsOutLosesNothing(t *testing.T) {
 	release := make(chan struct{})
 	var stopped atomic.Bool
 	var savedPast atomic.Uint64 // a checkpoint at or past the epoch's end, saved while its evaluation was out
-	_, err := Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: Hooks{
+	_, err = Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), Hooks: Hooks{
 		Evaluated: func(epoch int) {
 			if epoch == 0 {
 				<-release // the evaluation stays out
@@ -70,20 +72,6 @@ func TestAStopWhileAnEvaluationIsOutLosesNothing(t *testing.T) {
 	if got, want := historyMath(res.History), historyMath(ref.History); got != want {
 		t.Fatalf("history\n%s\nwant the unstopped run's\n%s", got, want)
 	}
-}
-
-// runToTheEnd trains cfg with two workers on servers of its own.
-func runToTheEnd(t *testing.T, cfg config.Config) *Result {
-	t.Helper()
-	srv := runNATS(t, t.TempDir())
-	p := newPool(t, srv.ClientURL())
-	p.add(2)
-	defer p.close()
-	res, err := train(t, context.Background(), connect(t, srv.ClientURL()), openStore(t, ""), cfg, Hooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
 }
 
 // historyMath prints the entries of a history without their timings.

@@ -41,56 +41,96 @@ func TestTransientErrors(t *testing.T) {
 func TestAStoreAnsweringServerErrorsIsWaitedFor(t *testing.T) {
 	cfg := smallConfig(t, "epochs=1")
 	srv := runNATS(t, t.TempDir())
-	proxy, err := faultproxy.New(s3URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	st, err := objstore.Open(context.Background(), objstore.Config{Endpoint: proxy.URL(), AccessKey: objstore.DefaultAccessKey,
-		SecretKey: objstore.DefaultSecretKey, Bucket: fmt.Sprintf("t%d-%d", os.Getpid(), bucketSeq.Add(1))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	proxy, st := storeBehindProxy(t)
 	p := newPool(t, srv.ClientURL())
 	p.add(1)
 	defer p.close()
 
 	proxy.Fail(503, "ServiceUnavailable")
-	type result struct {
-		res *Result
-		err error
-	}
-	done := make(chan result, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	finished := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-finished }) // a failed test leaves no run retrying behind it
-	go func() {
-		defer close(finished)
-		res, err := train(t, ctx, connect(t, srv.ClientURL()), st, cfg, Hooks{})
-		done <- result{res, err}
-	}()
+	run := inBackground(t, func(ctx context.Context) (*Result, error) {
+		return train(t, ctx, connect(t, srv.ClientURL()), st, cfg, Hooks{})
+	})
 	// Two rounds of the client's tries at least: the coordinator came back
 	// after the first failed.
-	for deadline := time.Now().Add(time.Minute); proxy.Refused() < 6; time.Sleep(10 * time.Millisecond) {
+	run.until(t, "six refused requests to the store", func() bool { return proxy.Refused() >= 6 },
+		func() string { return fmt.Sprintf("the store was asked %d times", proxy.Refused()) })
+	proxy.Pass()
+	r := run.result(t, 2*time.Minute, "of its store answering again")
+	if r.err != nil {
+		t.Fatalf("the run failed once its store answered again: %v", r.err)
+	}
+	if r.res.Epoch != cfg.Epochs {
+		t.Fatalf("the run ended in epoch %d, want %d", r.res.Epoch, cfg.Epochs)
+	}
+}
+
+// storeBehindProxy is a fresh bucket of the test S3 server, reached
+// through a faultproxy the test can make answer server errors.
+func storeBehindProxy(t *testing.T) (*faultproxy.Proxy, *objstore.Store) {
+	t.Helper()
+	proxy, err := faultproxy.New(s3URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	st, err := objstore.Open(context.Background(), objstore.Config{Endpoint: proxy.URL(), AccessKey: objstore.DefaultAccessKey,
+		SecretKey: objstore.DefaultSecretKey, Bucket: fmt.Sprintf("t%d-%d", os.Getpid(), bucketSeq.Add(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return proxy, st
+}
+
+// trainResult is what a run in the background returned.
+type trainResult struct {
+	res *Result
+	err error
+}
+
+// backgroundRun is a run a test started on a goroutine of its own.
+type backgroundRun struct{ done chan trainResult }
+
+// inBackground runs train on a goroutine of its own, with a context the
+// test's end cancels, and waits for it then: a failed test leaves no run
+// retrying behind it.
+func inBackground(t *testing.T, train func(context.Context) (*Result, error)) *backgroundRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &backgroundRun{done: make(chan trainResult, 1)}
+	finished := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-finished })
+	go func() {
+		defer close(finished)
+		res, err := train(ctx)
+		b.done <- trainResult{res, err}
+	}()
+	return b
+}
+
+// until polls cond for up to a minute, and fails the test, saying what did
+// not happen and detail, if the run ends first or cond does not come.
+func (b *backgroundRun) until(t *testing.T, what string, cond func() bool, detail func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(10 * time.Millisecond) { // polling interval
 		select {
-		case r := <-done:
-			t.Fatalf("the run ended while its store answered 503: %v", r.err)
+		case r := <-b.done:
+			t.Fatalf("the run ended before %s: %v\n%s", what, r.err, detail())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the store was asked %d times in a minute", proxy.Refused())
+			t.Fatalf("%s did not happen in a minute\n%s", what, detail())
 		}
 	}
-	proxy.Pass()
+}
+
+// result waits up to within for the run to end, and fails the test if it
+// does not, saying within what (after) it should have.
+func (b *backgroundRun) result(t *testing.T, within time.Duration, after string) trainResult {
+	t.Helper()
 	select {
-	case r := <-done:
-		if r.err != nil {
-			t.Fatalf("the run failed once its store answered again: %v", r.err)
-		}
-		if r.res.Epoch != cfg.Epochs {
-			t.Fatalf("the run ended in epoch %d, want %d", r.res.Epoch, cfg.Epochs)
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatal("the run did not end within 2 minutes of its store answering again")
+	case r := <-b.done:
+		return r
+	case <-time.After(within):
+		t.Fatalf("the run did not end within %v %s", within, after)
+		return trainResult{}
 	}
 }
