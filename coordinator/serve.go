@@ -231,14 +231,9 @@ func (n *node) readFrom(ctx context.Context, cons jetstream.Consumer, out chan<-
 		default:
 			g = new(protocol.Grad)
 		}
-		// Parts of committed steps are not put together, nor are the
-		// gradients of those steps that in-process workers handed over
-		// kept.
+		// Parts of committed steps are not put together.
 		step := n.step.Load()
 		n.parts.DropBefore(n.run, step)
-		if x := n.opts.Handoff; x != nil {
-			x.DropBefore(n.run, step)
-		}
 		data, done, err := n.body(ctx, msg, md.Sequence.Stream, step)
 		if ctx.Err() != nil {
 			if err == nil {
@@ -463,6 +458,9 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 	}
 	if r.Commit != nil {
 		n.step.Store(n.m.Step())
+		if x := n.opts.Handoff; x != nil {
+			x.DropBefore(n.run, n.m.Step()) // what in-process workers sent for committed steps is not read
+		}
 		n.trace.committed(n.m.Step(), n.cfg.BatchSize, applyStart, r.Evaluate != nil || r.Epoch != nil)
 		n.lastMove, n.redo = n.opts.Now(), 0
 		n.room.committed()
