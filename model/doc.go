@@ -89,7 +89,8 @@
 // x^T·dZ 43%), one SSE axpy per row of x and column of W, across goroutines. The kernels
 // here keep 32 elements of two rows of the product in AVX2 registers for the whole sum
 // (each row of W loaded once for both), on one goroutine: 4-5x (x·W1) and 9x (x^T·dZ)
-// gonum's speed, on one core instead of two (go test -bench Sgemm). A·Bᵀ (dot products,
+// gonum's speed, on one core instead of two (go test -bench Sgemm); with beta 0, as
+// gorgonia asks, they start C's rows from zero instead of clearing C first. A·Bᵀ (dot products,
 // whose order gonum's assembly fixes) is gonum's Sdot in gonum's blocks, on one goroutine
 // too, where gonum would split it; smaller ones are gonum's own serial loop. What remains
 // of the CNN is mostly those.

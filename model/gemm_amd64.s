@@ -12,7 +12,7 @@
 	JPS      2(PC); \
 	JMP      skip
 
-// func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32)
+// func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, zero bool)
 //
 // For l = 0, ..., k-1: t = alpha*a0[l] (a0 advancing by as bytes); if
 // t != 0 (NaN included), c0[0:32] += t*b[l][0:32] (b advancing by bs
@@ -21,8 +21,10 @@
 // Y0-Y3 and Y4, Y5, Y14, Y15 for the whole loop, each b[l] loaded once for
 // both, each row skipping its own zero coefficients. The operands go in
 // AxpyUnitary's order too (b[l] times t, that product plus c), so that
-// where both are NaN the result is the same NaN.
-TEXT ·gemmTile2x32(SB), NOSPLIT, $0-68
+// where both are NaN the result is the same NaN. With zero the rows start
+// from +0 instead of from c0 and c1: what loading rows just cleared gives,
+// without reading them, or clearing them first.
+TEXT ·gemmTile2x32(SB), NOSPLIT, $0-69
 	MOVQ     c0+0(FP), DI
 	MOVQ     c1+8(FP), R10
 	MOVQ     a0+16(FP), SI
@@ -32,17 +34,33 @@ TEXT ·gemmTile2x32(SB), NOSPLIT, $0-68
 	MOVQ     bs+48(FP), R9
 	MOVQ     k+56(FP), CX
 	VMOVSS   alpha+64(FP), X6
+	MOVBLZX  zero+68(FP), AX
 	VXORPS   X7, X7, X7
-	VMOVUPS  (DI), Y0
-	VMOVUPS  32(DI), Y1
-	VMOVUPS  64(DI), Y2
-	VMOVUPS  96(DI), Y3
-	VMOVUPS  (R10), Y4
-	VMOVUPS  32(R10), Y5
-	VMOVUPS  64(R10), Y14
-	VMOVUPS  96(R10), Y15
-	TESTQ    CX, CX
-	JZ       tile2store
+	TESTL    AX, AX
+	JZ       tile2load
+	VXORPS   Y0, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   Y4, Y4, Y4
+	VXORPS   Y5, Y5, Y5
+	VXORPS   Y14, Y14, Y14
+	VXORPS   Y15, Y15, Y15
+	JMP      tile2start
+
+tile2load:
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS (R10), Y4
+	VMOVUPS 32(R10), Y5
+	VMOVUPS 64(R10), Y14
+	VMOVUPS 96(R10), Y15
+
+tile2start:
+	TESTQ CX, CX
+	JZ    tile2store
 
 tile2loop:
 	VMOVUPS (DX), Y8
@@ -130,14 +148,15 @@ DATA gemmMask<>+120(SB)/4, $0
 DATA gemmMask<>+124(SB)/4, $0
 GLOBL gemmMask<>(SB), RODATA|NOPTR, $128
 
-// func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int)
+// func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int, zero bool)
 //
 // The loop of gemmTile2x32 over one row of C, c[0:n] for 0 < n <= 16, held
 // in Y0 (lanes 0-7) and Y1 (lanes 8-15): only the first n lanes are loaded
 // and stored, the others compute on zeros and are dropped. Lanes do not
 // mix, so each element gets the float32 operations AxpyUnitary gives it,
-// whether in its four-wide loop or its scalar tail.
-TEXT ·gemmTileN(SB), NOSPLIT, $0-64
+// whether in its four-wide loop or its scalar tail. With zero the row
+// starts from +0, as gemmTile2x32's do.
+TEXT ·gemmTileN(SB), NOSPLIT, $0-65
 	MOVQ     c+0(FP), DI
 	MOVQ     a+8(FP), SI
 	MOVQ     as+16(FP), R8
@@ -155,10 +174,17 @@ TEXT ·gemmTileN(SB), NOSPLIT, $0-64
 	VMOVUPS 32(BX), Y3
 
 	VXORPS     X7, X7, X7
+	VXORPS     Y0, Y0, Y0
+	VXORPS     Y1, Y1, Y1
+	MOVBLZX    zero+64(FP), AX
+	TESTL      AX, AX
+	JNZ        tileNstart
 	VMASKMOVPS (DI), Y2, Y0
 	VMASKMOVPS 32(DI), Y3, Y1
-	TESTQ      CX, CX
-	JZ         tileNstore
+
+tileNstart:
+	TESTQ CX, CX
+	JZ    tileNstore
 
 tileNloop:
 	COEFFICIENT(SI, X4, tileNnext)

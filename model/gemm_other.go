@@ -2,10 +2,10 @@
 
 package model
 
-func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32) {
+func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, zero bool) {
 	panic("model: no gemm kernels on this architecture")
 }
 
-func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int) {
+func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int, zero bool) {
 	panic("model: no gemm kernels on this architecture")
 }
