@@ -17,6 +17,7 @@ type ShardSum struct {
 	got    []bool
 	ahead  [][]float32 // gradients waiting for an earlier shard, by shard
 	folded int         // shards [0, folded) are in sum
+	stale  bool        // with folded 0: sum holds the last step's values, not zeros
 }
 
 // NewShardSum returns an empty sum of shards gradients of size values.
@@ -52,6 +53,8 @@ func (c *ShardSum) Add(shard int, g []float32) {
 // the same sequence of additions. n must exceed Folded.
 func (c *ShardSum) AddPrefix(n int, sum []float32) {
 	copy(c.sum, sum)
+	clear(c.sum[len(sum):])
+	c.stale = false
 	for i := range n {
 		c.got[i] = true
 	}
@@ -88,10 +91,25 @@ func (c *ShardSum) Folded() int { return c.folded }
 
 // Sum is the running sum of the first Folded shards; the caller must not
 // modify it, and it changes with the next Add.
-func (c *ShardSum) Sum() []float32 { return c.sum }
+func (c *ShardSum) Sum() []float32 {
+	if c.stale {
+		clear(c.sum)
+		c.stale = false
+	}
+	return c.sum
+}
 
+// fold adds g to the sum. The first shard of a step is added to zeros
+// without clearing the sum first (Reset leaves it as it was): one pass
+// over the sum a step instead of two.
 func (c *ShardSum) fold(g []float32) {
-	addTo(c.sum[:len(g)], g)
+	if c.folded == 0 {
+		addToZero(c.sum[:len(g)], g)
+		clear(c.sum[len(g):])
+		c.stale = false
+	} else {
+		addTo(c.sum[:len(g)], g)
+	}
 	c.folded++
 }
 
@@ -112,6 +130,14 @@ func addToGo(dst, src []float32) {
 	}
 }
 
+// addToZeroGo is addToZero element by element: dst[i] = 0 + src[i].
+func addToZeroGo(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = 0 + v
+	}
+}
+
 // scaleByGo is scaleBy element by element: dst[i] *= k.
 func scaleByGo(dst []float32, k float32) {
 	for i := range dst {
@@ -119,9 +145,10 @@ func scaleByGo(dst []float32, k float32) {
 	}
 }
 
-// Reset starts the next step.
+// Reset starts the next step. The sum's values stay until the first shard
+// of the step replaces them (see fold).
 func (c *ShardSum) Reset() {
-	clear(c.sum)
 	clear(c.got)
 	c.folded = 0
+	c.stale = true
 }

@@ -94,3 +94,46 @@ func TestShardSumPrefixIsTheSameSum(t *testing.T) {
 		}
 	}
 }
+
+// A ShardSum used step after step gives each step the bits of adding its
+// shards, in shard order, to zeros, though Reset leaves the last step's
+// values in place: its first shard is added to zeros (-0 becomes +0, NaNs
+// pass through), and a sum read before any shard of the step is zeros.
+func TestShardSumReusedStartsFromZeros(t *testing.T) {
+	const shards, size = 3, 67
+	negZero := float32(math.Copysign(0, -1))
+	c := NewShardSum(shards, size)
+	for step := range 12 {
+		grads := make([][]float32, shards)
+		for s := range grads {
+			_, grads[s] = vectorCase(uint64(step*shards+s), size)
+			grads[s][step] = negZero // a -0 in the first shard folded, whichever it is
+		}
+		if step%4 == 1 {
+			// Read before any shard of the step (reading clears it: not
+			// every step, so that the others start from what Reset left).
+			sameBits(t, "a step's sum before its first shard", c.Sum(), make([]float32, size))
+		}
+		order := []int{0, 1, 2}
+		if step%2 == 1 {
+			order = []int{2, 0, 1} // the first shard folded is not the first added
+		}
+		for _, s := range order {
+			c.Add(s, grads[s])
+			want := make([]float32, size)
+			for k := range c.Folded() {
+				addToGo(want, grads[k])
+			}
+			if c.Folded() > 0 {
+				sameBits(t, "a step's running sum", c.Sum(), want)
+			}
+		}
+		if step%3 == 2 {
+			c.Reset() // a step given up, its sum never applied
+			continue
+		}
+		w := make([]float32, size)
+		o, _ := NewOptimizer(DefaultOptimizer(OptSGD), size)
+		c.Apply(o, w, 7, uint64(step))
+	}
+}

@@ -24,6 +24,30 @@ adddone:
 	VZEROUPPER
 	RET
 
+// func addZeroAVX2(dst, src []float32)
+//
+// dst[i] = 0 + src[i], eight at a time: the float32 addition of
+// addToZeroGo, dst not read.
+TEXT ·addZeroAVX2(SB), NOSPLIT, $0-48
+	MOVQ   dst_base+0(FP), DI
+	MOVQ   dst_len+8(FP), CX
+	MOVQ   src_base+24(FP), SI
+	VXORPS Y1, Y1, Y1
+	SHRQ   $3, CX
+	JZ     addzerodone
+
+addzeroloop:
+	VADDPS  (SI), Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     addzeroloop
+
+addzerodone:
+	VZEROUPPER
+	RET
+
 // func scaleAVX2(dst []float32, k float32)
 //
 // dst[i] = dst[i] * k, eight at a time: the float32 product of scaleByGo.

@@ -33,6 +33,20 @@ func addTo(dst, src []float32) {
 	addToGo(dst[n:], src[n:])
 }
 
+// addToZero sets dst to 0 + src element-wise (len(src) elements): addTo
+// on a cleared dst, without clearing it or reading it. (It is not a copy:
+// 0 + -0 is +0.)
+func addToZero(dst, src []float32) {
+	n := 0
+	if avx2 {
+		n = len(src) &^ 7
+		if n > 0 {
+			addZeroAVX2(dst[:n], src[:n])
+		}
+	}
+	addToZeroGo(dst[n:], src[n:])
+}
+
 // scaleBy multiplies every element of dst by k.
 func scaleBy(dst []float32, k float32) {
 	n := 0
@@ -56,6 +70,12 @@ func adamAVX2(params, grad, m, v []float32, k *adamStep)
 //
 //go:noescape
 func addAVX2(dst, src []float32)
+
+// addZeroAVX2 is addToZeroGo over len(dst), a multiple of 8, elements;
+// src is as long.
+//
+//go:noescape
+func addZeroAVX2(dst, src []float32)
 
 // scaleAVX2 is scaleByGo over len(dst), a multiple of 8, elements.
 //

@@ -9,4 +9,6 @@ func adamUpdate(params, grad, m, v []float32, k *adamStep) { adamUpdateGo(params
 
 func addTo(dst, src []float32) { addToGo(dst, src) }
 
+func addToZero(dst, src []float32) { addToZeroGo(dst, src) }
+
 func scaleBy(dst []float32, k float32) { scaleByGo(dst, k) }

@@ -40,6 +40,10 @@ func TestAddAndScaleSameBytesAsElementWise(t *testing.T) {
 		for off := 0; off < 3; off++ {
 			dst, src := vectorCase(uint64(n*3+off), n+off)
 			want := append([]float32(nil), dst...)
+			zeroWant, zeroGot := append([]float32(nil), dst...), append([]float32(nil), dst...)
+			addToZeroGo(zeroWant[off:], src[off:])
+			addToZero(zeroGot[off:], src[off:])
+			sameBits(t, "sum with zeros", zeroGot, zeroWant)
 			addToGo(want[off:], src[off:])
 			addTo(dst[off:], src[off:])
 			sameBits(t, "sum", dst, want)
@@ -47,6 +51,28 @@ func TestAddAndScaleSameBytesAsElementWise(t *testing.T) {
 				scaleByGo(want[off:], k)
 				scaleBy(dst[off:], k)
 				sameBits(t, "scaled", dst, want)
+			}
+		}
+	}
+}
+
+// TestAddToZeroIsAnAddition: adding to zeros is not a copy, on either
+// path: -0 becomes +0, as on a sum cleared first.
+func TestAddToZeroIsAnAddition(t *testing.T) {
+	negZero := float32(math.Copysign(0, -1))
+	src := make([]float32, 19)
+	for i := range src {
+		src[i] = negZero
+	}
+	for name, add := range map[string]func(dst, src []float32){"element-wise": addToZeroGo, "vector": addToZero} {
+		dst := make([]float32, len(src))
+		for i := range dst {
+			dst[i] = 5
+		}
+		add(dst, src)
+		for i, v := range dst {
+			if math.Float32bits(v) != 0 {
+				t.Fatalf("%s: 0 + -0 at %d gave %v (%08x), want +0", name, i, v, math.Float32bits(v))
 			}
 		}
 	}
