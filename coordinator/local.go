@@ -108,7 +108,7 @@ func (n *node) recompute(ctx context.Context) error {
 		if r.Checkpoint != nil {
 			n.saver.save(r.Checkpoint, r.Best)
 		}
-		if r.Commit != nil && time.Since(reported) >= statusEvery {
+		if r.Commit != nil && time.Since(reported) >= n.opts.StatusEvery {
 			report(true)
 			reported = time.Now()
 		}

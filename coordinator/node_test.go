@@ -644,13 +644,17 @@ func damageNewestCheckpoint(t *testing.T, st *objstore.Store, bucket string, cfg
 // restart trains cfg to its end (within two minutes: a restart that
 // waits for gradients the stream no longer holds fails) and returns the
 // result and what it warned of.
-func restart(t *testing.T, nc *nats.Conn, st *objstore.Store, cfg config.Config) (*Result, string) {
+func restart(t *testing.T, nc *nats.Conn, st *objstore.Store, cfg config.Config, set ...func(*Options)) (*Result, string) {
 	t.Helper()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := Train(ctx, nc, st, Options{Config: cfg, Log: log, AckWait: 2 * time.Second})
+	opts := Options{Config: cfg, Log: log, AckWait: 2 * time.Second}
+	for _, f := range set {
+		f(&opts)
+	}
+	res, err := Train(ctx, nc, st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -750,17 +754,23 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 		t.Fatalf("the grads stream still holds the gradients after the previous checkpoint's sequence %d (%v)", prev.GradsSeq, err)
 	}
 
+	// A status every millisecond: the recompute of these few steps takes
+	// a few, so it writes some between its first step and its last.
 	statuses := watchStatus(t, js, cfg.Signature())
-	res, logs := restart(t, nc, st, cfg)
+	res, logs := restart(t, nc, st, cfg, func(o *Options) { o.StatusEvery = time.Millisecond })
 	if !strings.Contains(logs, key) {
 		t.Fatalf("no warning names the corrupt checkpoint %s:\n%s", key, logs)
 	}
-	recomputing := false
+	started, during := false, false
 	for _, s := range statuses() {
-		recomputing = recomputing || s.Recomputing && s.Step >= prev.Step && s.Step < steps[0]
+		started = started || s.Recomputing && s.Step == prev.Step
+		during = during || s.Recomputing && s.Step > prev.Step && s.Step < steps[0]
 	}
-	if !recomputing {
+	if !started {
 		t.Fatalf("no live status said the steps from %d to %d were being recomputed: %+v", prev.Step, steps[0], statuses())
+	}
+	if !during {
+		t.Fatalf("no live status showed the recompute between steps %d and %d as it went: %+v", prev.Step, steps[0], statuses())
 	}
 	if !strings.Contains(logs, "recomputing the steps to the newest checkpoint's") {
 		t.Fatalf("no warning tells of the steps recomputed:\n%s", logs)

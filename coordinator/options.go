@@ -29,6 +29,10 @@ type Options struct {
 	ID       string           // coordinator id for the leader lease; default host-pid
 	LeaseTTL time.Duration    // how long a dead leader blocks its standby; default 5s
 
+	// StatusEvery is how often the live status (coordinator status) is
+	// written, live and while a restart recomputes steps; default 2s.
+	StatusEvery time.Duration
+
 	// Telemetry traces and measures the run; nil = none.
 	Telemetry *telemetry.Provider
 
@@ -73,6 +77,9 @@ func (o *Options) defaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.StatusEvery == 0 {
+		o.StatusEvery = 2 * time.Second
+	}
 	switch {
 	case o.Replicas != 1 && o.Replicas != 3:
 		return fmt.Errorf("%w: replicas %d, want 1 or 3", ErrInvalidOption, o.Replicas)
@@ -80,6 +87,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("%w: lease TTL %v is under a second", ErrInvalidOption, o.LeaseTTL)
 	case o.AckWait < 100*time.Millisecond:
 		return fmt.Errorf("%w: ack wait %v is too short", ErrInvalidOption, o.AckWait)
+	case o.StatusEvery < time.Millisecond:
+		return fmt.Errorf("%w: status interval %v is under a millisecond", ErrInvalidOption, o.StatusEvery)
 	}
 	return o.Config.Validate()
 }

@@ -105,7 +105,7 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 	defer func() { cancel(nil); <-readDone }()
 	tick := time.NewTicker(n.opts.AckWait)
 	defer tick.Stop()
-	report := time.NewTicker(statusEvery)
+	report := time.NewTicker(n.opts.StatusEvery)
 	defer report.Stop()
 	for {
 		select {
@@ -757,6 +757,3 @@ func (n *node) reportStatus(ctx context.Context, replaying, recomputing bool) {
 	defer cancel()
 	_, _ = n.status.Put(sctx, n.run, b)
 }
-
-// statusEvery is how often the live status is written.
-const statusEvery = 2 * time.Second
