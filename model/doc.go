@@ -91,9 +91,11 @@
 // (each row of W loaded once for both), on one goroutine: 4-5x (x·W1) and 9x (x^T·dZ)
 // gonum's speed, on one core instead of two (go test -bench Sgemm); with beta 0, as
 // gorgonia asks, they start C's rows from zero instead of clearing C first. A·Bᵀ (dot products,
-// whose order gonum's assembly fixes) is gonum's Sdot in gonum's blocks, on one goroutine
-// too, where gonum would split it; smaller ones are gonum's own serial loop. What remains
-// of the CNN is mostly those.
+// whose order gonum's assembly sets by the alignment of each row of B) runs gonum's
+// blocks on one goroutine too, where gonum would split it, and each dot product in
+// gonum's order eight rows of A at a time (dots8): 4x gonum's speed on the MLP's
+// backward product through its output layer; in alternating runs, CNN@64 went from
+// 16.4-17.3 ms to 12.7-15.0 and MLP 784-256-10@64 from 1.24-1.36 ms to 1.20-1.25.
 //
 // Last, the tape runs on the calling goroutine (tape.go): gorgonia's RunAll locks the
 // caller to its thread and runs the tape on a new goroutine, two thread hand-offs and a

@@ -15,3 +15,10 @@ func gemmTile2x32(c0, c1, a0, a1 *float32, as uintptr, b *float32, bs uintptr, k
 //
 //go:noescape
 func gemmTileN(c, a *float32, as uintptr, b *float32, bs uintptr, k int, alpha float32, n int, zero bool)
+
+// dots8 sets out[r] to gonum's f32.DotUnitary(x_r, y[0:n]), bit for bit,
+// for the eight vectors x_r of a transposed block (x_r[l] at at[8*l+r]),
+// 0 < n <= gonumBlockSize.
+//
+//go:noescape
+func dots8(at, y *float32, n int, out *[8]float32)
