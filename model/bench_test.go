@@ -83,3 +83,9 @@ func BenchmarkGatherShard(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGradientShard is a shard of the default run: 32 samples through
+// MLP 784-256-10.
+func BenchmarkGradientShard(b *testing.B) {
+	benchGradient(b, Spec{Kind: KindMLP, Hidden: []int{256}}, 32)
+}
