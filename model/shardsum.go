@@ -52,8 +52,9 @@ func (c *ShardSum) Add(shard int, g []float32) {
 // what it holds of those shards: what it has folded of them is the start of
 // the same sequence of additions. n must exceed Folded.
 func (c *ShardSum) AddPrefix(n int, sum []float32) {
-	copy(c.sum, sum)
-	clear(c.sum[len(sum):])
+	if n := copy(c.sum, sum); n < len(c.sum) {
+		clear(c.sum[n:])
+	}
 	c.stale = false
 	for i := range n {
 		c.got[i] = true
