@@ -16,8 +16,7 @@ type ShardSum struct {
 	sum    []float32
 	got    []bool
 	ahead  [][]float32 // gradients waiting for an earlier shard, by shard
-	folded int         // shards [0, folded) are in sum
-	stale  bool        // with folded 0: sum holds the last step's values, not zeros
+	folded int         // shards [0, folded) are in sum; with none, sum holds stale values
 }
 
 // NewShardSum returns an empty sum of shards gradients of size values.
@@ -52,10 +51,9 @@ func (c *ShardSum) Add(shard int, g []float32) {
 // what it holds of those shards: what it has folded of them is the start of
 // the same sequence of additions. n must exceed Folded.
 func (c *ShardSum) AddPrefix(n int, sum []float32) {
-	if n := copy(c.sum, sum); n < len(c.sum) {
-		clear(c.sum[n:])
+	if copied := copy(c.sum, sum); copied < len(c.sum) {
+		clear(c.sum[copied:])
 	}
-	c.stale = false
 	for i := range n {
 		c.got[i] = true
 	}
@@ -93,9 +91,8 @@ func (c *ShardSum) Folded() int { return c.folded }
 // Sum is the running sum of the first Folded shards; the caller must not
 // modify it, and it changes with the next Add.
 func (c *ShardSum) Sum() []float32 {
-	if c.stale {
+	if c.folded == 0 {
 		clear(c.sum)
-		c.stale = false
 	}
 	return c.sum
 }
@@ -107,7 +104,6 @@ func (c *ShardSum) fold(g []float32) {
 	if c.folded == 0 {
 		addToZero(c.sum[:len(g)], g)
 		clear(c.sum[len(g):])
-		c.stale = false
 	} else {
 		addTo(c.sum[:len(g)], g)
 	}
@@ -151,5 +147,4 @@ func scaleByGo(dst []float32, k float32) {
 func (c *ShardSum) Reset() {
 	clear(c.got)
 	c.folded = 0
-	c.stale = true
 }
