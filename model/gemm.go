@@ -59,11 +59,13 @@ func (g gemmBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []f
 	// without a pass over C (800 KB for the default MLP's weight gradient)
 	// before they start.
 	fresh := beta == 0 && !bTrans && k > 0
-	for i := range m {
-		if row := c[i*ldc : i*ldc+n]; beta == 0 && !fresh {
-			clear(row)
-		} else if beta != 0 && beta != 1 {
-			scaleBy(row, beta)
+	if !fresh {
+		for i := range m {
+			if row := c[i*ldc : i*ldc+n]; beta == 0 {
+				clear(row)
+			} else if beta != 1 {
+				scaleBy(row, beta)
+			}
 		}
 	}
 	if bTrans {
