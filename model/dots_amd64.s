@@ -1,12 +1,22 @@
 #include "textflag.h"
 
-// PRODUCT loads the eight values of A's column in the transposed block at
-// (SI) into Y9 and multiplies them by y's value at (DI), broadcast: x·y with
-// x the first operand, as DotUnitary's MULSS and MULPS take them.
-#define PRODUCT(off, yoff) \
+// TERM adds x·y to the sum in s: the eight values of A's column in the
+// transposed block at off(SI) times y's value at yoff(DI), broadcast, with
+// x the first operand of the multiplication, as DotUnitary's MULSS and
+// MULPS take them, and the sum the second of the addition.
+#define TERM(off, yoff, s) \
 	VBROADCASTSS yoff(DI), Y8; \
 	VMOVUPS      off(SI), Y9; \
-	VMULPS       Y8, Y9, Y9
+	VMULPS       Y8, Y9, Y9; \
+	VADDPS       Y9, s, s
+
+// QUAD adds the four terms from off(SI) and yoff(DI) on to the sums a, b,
+// c and d, one each: the four lanes of one of DotUnitary's sums.
+#define QUAD(off, yoff, a, b, c, d) \
+	TERM(off, yoff, a); \
+	TERM(off+32, yoff+4, b); \
+	TERM(off+64, yoff+8, c); \
+	TERM(off+96, yoff+12, d)
 
 // func dots8(at, y *float32, n int, out *[8]float32)
 //
@@ -39,8 +49,7 @@ TEXT ·dots8(SB), NOSPLIT, $0-32
 	SUBQ   $16, DX
 
 dotstrim:
-	PRODUCT(0, 0)
-	VADDPS Y9, Y0, Y0
+	TERM(0, 0, Y0)
 	ADDQ   $32, SI
 	ADDQ   $4, DI
 	DECQ   CX
@@ -55,38 +64,10 @@ dotsaligned:
 	JZ   dotstail4start
 
 dotsloop16:
-	PRODUCT(0, 0)
-	VADDPS Y9, Y0, Y0
-	PRODUCT(32, 4)
-	VADDPS Y9, Y1, Y1
-	PRODUCT(64, 8)
-	VADDPS Y9, Y2, Y2
-	PRODUCT(96, 12)
-	VADDPS Y9, Y3, Y3
-	PRODUCT(128, 16)
-	VADDPS Y9, Y4, Y4
-	PRODUCT(160, 20)
-	VADDPS Y9, Y5, Y5
-	PRODUCT(192, 24)
-	VADDPS Y9, Y6, Y6
-	PRODUCT(224, 28)
-	VADDPS Y9, Y7, Y7
-	PRODUCT(256, 32)
-	VADDPS Y9, Y0, Y0
-	PRODUCT(288, 36)
-	VADDPS Y9, Y1, Y1
-	PRODUCT(320, 40)
-	VADDPS Y9, Y2, Y2
-	PRODUCT(352, 44)
-	VADDPS Y9, Y3, Y3
-	PRODUCT(384, 48)
-	VADDPS Y9, Y4, Y4
-	PRODUCT(416, 52)
-	VADDPS Y9, Y5, Y5
-	PRODUCT(448, 56)
-	VADDPS Y9, Y6, Y6
-	PRODUCT(480, 60)
-	VADDPS Y9, Y7, Y7
+	QUAD(0, 0, Y0, Y1, Y2, Y3)
+	QUAD(128, 16, Y4, Y5, Y6, Y7)
+	QUAD(256, 32, Y0, Y1, Y2, Y3)
+	QUAD(384, 48, Y4, Y5, Y6, Y7)
 	ADDQ   $512, SI
 	ADDQ   $64, DI
 	DECQ   CX
@@ -104,14 +85,7 @@ dotstail4start:
 	JZ   dotstailstart
 
 dotstail4:
-	PRODUCT(0, 0)
-	VADDPS Y9, Y0, Y0
-	PRODUCT(32, 4)
-	VADDPS Y9, Y1, Y1
-	PRODUCT(64, 8)
-	VADDPS Y9, Y2, Y2
-	PRODUCT(96, 12)
-	VADDPS Y9, Y3, Y3
+	QUAD(0, 0, Y0, Y1, Y2, Y3)
 	ADDQ   $128, SI
 	ADDQ   $16, DI
 	DECQ   CX
@@ -122,8 +96,7 @@ dotstailstart:
 	JZ   dotsend
 
 dotstail:
-	PRODUCT(0, 0)
-	VADDPS Y9, Y0, Y0
+	TERM(0, 0, Y0)
 	ADDQ   $32, SI
 	ADDQ   $4, DI
 	DECQ   BX
