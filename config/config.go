@@ -102,6 +102,21 @@ func (c Config) ModelSpec() model.Spec {
 	return model.Spec{Kind: c.Model, Hidden: append([]int(nil), c.Hidden...)}
 }
 
+// NewModel builds the run's network for ds and its optimizer, as the
+// coordinator, its recompute loop and every worker replica do alike.
+func (c Config) NewModel(ds *model.Dataset) (*model.Network, model.Optimizer, error) {
+	net, err := model.New(c.ModelSpec(), ds.Shape, ds.Classes)
+	if err != nil {
+		return nil, nil, err
+	}
+	opt, err := c.NewOptimizer(ds.Train.N, net.Layout().Size())
+	if err != nil {
+		net.Close()
+		return nil, nil, err
+	}
+	return net, opt, nil
+}
+
 // NewOptimizer returns the run's optimizer for a network of size parameters
 // trained on trainN samples: the coordinator and every worker replica build
 // it alike, with the learning-rate schedule spanning the whole run.

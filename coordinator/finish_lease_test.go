@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 )
 
@@ -65,7 +66,7 @@ func TestALeaseLostWhileFinishingIsGivenUp(t *testing.T) {
 			if _, err := kv.Put(taken, cfg.Signature(), []byte("coordinator-b")); err != nil && taken.Err() == nil {
 				t.Error(err)
 			}
-			if !pause(taken, 200*time.Millisecond) { // b's refresh period
+			if !pace.Wait(taken, 200*time.Millisecond) { // b's refresh period
 				return
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -76,7 +77,7 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 			// The bucket's stream is electing a leader or the broker is
 			// restarting: ask again.
 			log.Warn("coordinator: lease request failed; retrying", "run", run, "err", err)
-			if !pause(ctx, ttl/4) {
+			if !pace.Wait(ctx, ttl/4) {
 				return nil, ctx.Err()
 			}
 			continue
@@ -100,7 +101,7 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 			log.Info("standby: another coordinator leads the run; waiting to take over", "run", run, "leader", holder)
 			waiting = true
 		}
-		if !pause(ctx, ttl/4) {
+		if !pace.Wait(ctx, ttl/4) {
 			return nil, ctx.Err()
 		}
 	}
@@ -166,19 +167,6 @@ func (l *lease) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
-}
-
-// pause waits d or until ctx ends, reporting whether ctx is still live. It
-// paces polling; it never stands in for waiting on an event.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // holderIsGone reports whether the lease holder is a coordinator process

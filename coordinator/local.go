@@ -42,13 +42,8 @@ type localLoop struct {
 }
 
 func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
-	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
+	net, opt, err := cfg.NewModel(ds)
 	if err != nil {
-		return nil, err
-	}
-	opt, err := cfg.NewOptimizer(ds.Train.N, net.Layout().Size())
-	if err != nil {
-		net.Close()
 		return nil, err
 	}
 	run := cfg.Signature()

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jettrain/jettrain/internal/handoff"
+	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -178,7 +179,7 @@ func (n *node) read(ctx context.Context, cons jetstream.Consumer, next uint64, o
 		// was lost): read on from the next sequence with a new consumer.
 		for {
 			n.opts.Log.Warn("coordinator: reopening the grads stream", "run", n.run, "from_seq", next)
-			if !pause(ctx, time.Second) {
+			if !pace.Wait(ctx, time.Second) {
 				return
 			}
 			var err error
@@ -342,7 +343,7 @@ func (n *node) fetch(ctx context.Context, seq uint64, subject string) (*jetstrea
 			n.opts.Log.Warn("coordinator: fetching a gradient from the grads stream failed; retrying", "seq", seq, "err", err)
 			warned = time.Now()
 		}
-		if !pause(ctx, 100*time.Millisecond) {
+		if !pace.Wait(ctx, 100*time.Millisecond) {
 			return nil, ctx.Err()
 		}
 	}
@@ -599,7 +600,7 @@ func (n *node) publish(ctx context.Context, commit, state *protocol.Params, task
 		if err := n.room.expired(n.opts.Now(), n.strag.deadline()); err != nil {
 			return err
 		}
-		if !pause(ctx, wait) {
+		if !pace.Wait(ctx, wait) {
 			return ctx.Err()
 		}
 	}

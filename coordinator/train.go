@@ -18,6 +18,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/jettrain/jettrain/config"
+	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/protocol"
@@ -67,7 +68,7 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 			// leader): start over from the newest checkpoint and the stream,
 			// as a restarted coordinator would.
 			opts.Log.Warn("coordinator: the run stopped on a broker error; recovering", "err", err)
-			if !pause(ctx, wait) {
+			if !pace.Wait(ctx, wait) {
 				return nil, ctx.Err()
 			}
 			continue
@@ -79,7 +80,7 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 		}
 		// A broker or store restarting while the run starts: try again.
 		opts.Log.Warn("coordinator: start-up failed; retrying", "err", err)
-		if !pause(ctx, wait) {
+		if !pace.Wait(ctx, wait) {
 			return nil, ctx.Err()
 		}
 	}
@@ -189,13 +190,8 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	if err := shareDataset(ctx, store, kv, run, cfg, ds); err != nil {
 		opts.Log.Warn("coordinator: could not share the dataset through the object store; workers need their own copy", "err", err)
 	}
-	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
+	net, opt, err := cfg.NewModel(ds)
 	if err != nil {
-		return nil, err
-	}
-	opt, err := cfg.NewOptimizer(ds.Train.N, net.Layout().Size())
-	if err != nil {
-		net.Close()
 		return nil, err
 	}
 	if err := checkPayload(js.Conn().MaxPayload(), cfg.Shards, net.Layout().Size()); err != nil {

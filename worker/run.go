@@ -84,16 +84,11 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	if err != nil {
 		return nil, err
 	}
-	net, err := model.New(cfg.ModelSpec(), ds.Shape, ds.Classes)
+	net, opt, err := cfg.NewModel(ds)
 	if err != nil {
 		return nil, err
 	}
 	size := net.Layout().Size()
-	opt, err := cfg.NewOptimizer(ds.Train.N, size)
-	if err != nil {
-		net.Close()
-		return nil, err
-	}
 	in := newInbox(sig, cfg.Shards, size)
 	if c.nc != nil {
 		if err := in.subscribe(c.nc); err != nil {

@@ -22,6 +22,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/jettrain/jettrain/internal/handoff"
+	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -155,7 +156,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	for ready := false; ctx.Err() == nil; ready = true {
 		if ready {
 			w.opts.Log.Warn("worker: task consumer lost; looking it up again", "worker", w.opts.ID)
-			if !sleep(ctx, time.Second) {
+			if !pace.Wait(ctx, time.Second) {
 				break
 			}
 		}
@@ -354,7 +355,7 @@ func (w *Worker) waitReady(ctx context.Context) (jetstream.Consumer, jetstream.K
 			w.opts.Log.Info("worker waiting", "reason", err)
 			logged = true
 		}
-		if !sleep(ctx, 250*time.Millisecond) {
+		if !pace.Wait(ctx, 250*time.Millisecond) {
 			return nil, nil, nil
 		}
 	}
@@ -372,19 +373,6 @@ func (w *Worker) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-	}
-}
-
-// sleep waits d or until ctx ends, reporting whether ctx is still live. It
-// paces retries; it is never used to wait for another party.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
