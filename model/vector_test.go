@@ -100,3 +100,53 @@ func FuzzAddAndScale(f *testing.F) {
 		sameBits(t, "scaled", dst, want)
 	})
 }
+
+// TestVectorLoopsKeepTheElementWiseNaNs: where both operands of an
+// addition or a product are NaNs, x86 keeps the first one's payload, so on
+// an amd64 machine the vector loops and the element-wise code (whose
+// operands the compiler orders) agree on the payload only if they order
+// every operation alike. The tests above let NaNs differ; this one does
+// not, so a vector loop that swaps two operands fails here.
+func TestVectorLoopsKeepTheElementWiseNaNs(t *testing.T) {
+	if !avx2 {
+		t.Skip("no vector loops on this machine: they are the element-wise code")
+	}
+	const n = 19 // two blocks of eight and a tail
+	nans := func(base uint32) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = math.Float32frombits(base + uint32(i)) // quiet NaNs, a payload each
+		}
+		return x
+	}
+	strict := func(what string, got, want []float32) {
+		t.Helper()
+		for i := range want {
+			if g, w := math.Float32bits(got[i]), math.Float32bits(want[i]); g != w {
+				t.Fatalf("%s[%d] is %08x, the element-wise code gives %08x", what, i, g, w)
+			}
+		}
+	}
+
+	dst, src := nans(0x7fc00100), nans(0xffc00200)
+	want := append([]float32(nil), dst...)
+	addToGo(want, src)
+	addTo(dst, src)
+	strict("dst + src", dst, want)
+
+	dst, want = nans(0x7fc00300), nans(0x7fc00300)
+	k := math.Float32frombits(0xffc00400)
+	scaleByGo(want, k)
+	scaleBy(dst, k)
+	strict("dst · k", dst, want)
+
+	for _, step := range adamSteps()[:1] {
+		c := adamCase{w: nans(0x7fc00500), g: nans(0xffc00600), m: nans(0x7fc00700), v: nans(0xffc00800)}
+		w := c.clone()
+		adamUpdateGo(w.w, w.g, w.m, w.v, &step)
+		adamUpdate(c.w, c.g, c.m, c.v, &step)
+		strict("Adam's m", c.m, w.m)
+		strict("Adam's v", c.v, w.v)
+		strict("Adam's w", c.w, w.w)
+	}
+}
