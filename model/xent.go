@@ -141,29 +141,29 @@ func scalar32(v G.Value) (float32, error) {
 	return 0, fmt.Errorf("%w: want a float32 scalar, got %T", ErrCompute, v)
 }
 
-// rowLoss is -log softmax(z)[y] computed in float64 with the max shifted out.
-func rowLoss(z []float32, y int) float64 {
-	m := z[0]
+// softmaxSum returns the largest of z and the sum, in float64 and in z's
+// order, of exp(v − max) over z: softmax's denominator with the max
+// shifted out, the start of both rowLoss and rowGrad.
+func softmaxSum(z []float32) (m float32, s float64) {
+	m = z[0]
 	for _, v := range z[1:] {
 		m = max(m, v)
 	}
-	var s float64
 	for _, v := range z {
 		s += exp64(float64(v - m))
 	}
+	return m, s
+}
+
+// rowLoss is -log softmax(z)[y] computed in float64 with the max shifted out.
+func rowLoss(z []float32, y int) float64 {
+	m, s := softmaxSum(z)
 	return math.Log(s) - float64(z[y]-m)
 }
 
 // rowGrad writes g·(softmax(z) − onehot(y)) into out.
 func rowGrad(z []float32, y int, g float32, out []float32) {
-	m := z[0]
-	for _, v := range z[1:] {
-		m = max(m, v)
-	}
-	var s float64
-	for _, v := range z {
-		s += exp64(float64(v - m))
-	}
+	m, s := softmaxSum(z)
 	inv := 1 / s
 	for i, v := range z {
 		p := exp64(float64(v-m)) * inv
