@@ -87,11 +87,15 @@ const gatherWait = 2 * time.Second
 var errNotYet = errors.New("worker: the gradients of an earlier step are not all published yet")
 
 // reach steps the replica to version step, starting from the run's snapshot
-// when it cannot get there from where it is, or when it is more than a step
-// behind and the snapshot is newer (the gradients it would replay may be
-// trimmed from the stream already).
+// when it cannot get there from where it is, or when the snapshot is newer
+// and the gradients it would replay may be trimmed from the stream already:
+// it is more than a step behind, or one step behind with gradients of its
+// step missing that its inbox does not expect (a checkpoint at step trims
+// those of the step before; without the snapshot the replica would wait
+// for them, then compute them itself).
 func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle idleFunc) error {
-	if !rp.valid || rp.step > step || step-rp.step > 1 {
+	oneBehindUnheard := rp.valid && step == rp.step+1 && !rp.sum.Complete() && !rp.inbox.covers(rp.step)
+	if !rp.valid || rp.step > step || step-rp.step > 1 || oneBehindUnheard {
 		// A replica that can step forward to step goes on when the
 		// snapshot is unusable, unless it shows that step is committed.
 		canStep := rp.valid && rp.step <= step

@@ -373,3 +373,66 @@ func TestShardsOfAStepTheReplicaLeftGoBack(t *testing.T) {
 		})
 	}
 }
+
+// A replica one step behind the task it serves, missing a peer's shard of
+// its step that its inbox did not hear (it was not listening, or lost
+// messages), starts from the run's snapshot when the snapshot is at the
+// task's step: that step's checkpoint may have trimmed the missing
+// gradient from the grads stream, and the replica would wait for it and
+// then compute it itself. With its step's shards all at hand it steps on
+// as before, without looking the snapshot up.
+func TestReplicaOneStepBehindStartsFromASnapshotAtTheTasksStep(t *testing.T) {
+	_, js := startJetStream(t)
+	ctx := context.Background()
+	const run, size = "ab12", 6
+	grads, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := js.ObjectStore(ctx, protocol.StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &infoCounter{ObjectStore: state}
+	s := streams{grads: grads, state: counted}
+	waited := 0
+	idle := func(uint64, time.Duration) { waited++ }
+
+	// Its step's shards at hand: it steps on by itself.
+	rp := stepFiveReplica(t, run, size)
+	rp.add(0, []float32{6, 5, 4, 3, 2, 1})
+	rp.add(1, []float32{1, 2, 3, 4, 5, 6})
+	if err := rp.reach(ctx, s, 6, idle); err != nil || rp.step != 6 {
+		t.Fatalf("with its shards at hand: at step %d (%v), want 6", rp.step, err)
+	}
+	if n := counted.infos.Load(); n != 0 || waited != 0 {
+		t.Fatalf("with its shards at hand it looked the snapshot up %d times and waited %d times", n, waited)
+	}
+
+	// A peer's shard missing, and the snapshot at the task's step.
+	w6 := []float32{0.5, -0.25, 1, 2, -3, 4}
+	opt := newTestOptimizer(t, size)
+	putSnapshot(t, js, &protocol.Params{Run: run, Step: 6, Check: model.Check(w6), Weights: w6, OptState: opt.MarshalState()})
+	rp = stepFiveReplica(t, run, size)
+	rp.add(0, []float32{6, 5, 4, 3, 2, 1})
+	if err := rp.reach(ctx, s, 6, idle); err != nil {
+		t.Fatal(err)
+	}
+	if rp.step != 6 || rp.check != model.Check(w6) {
+		t.Fatalf("at step %d with check %x, want the snapshot's step 6 and check %x", rp.step, rp.check, model.Check(w6))
+	}
+	if waited != 0 {
+		t.Fatalf("waited %d times for a shard the snapshot makes unnecessary", waited)
+	}
+}
+
+// infoCounter counts the object infos looked up in an object store.
+type infoCounter struct {
+	jetstream.ObjectStore
+	infos atomic.Int32
+}
+
+func (s *infoCounter) GetInfo(ctx context.Context, name string, opts ...jetstream.GetObjectInfoOpt) (*jetstream.ObjectInfo, error) {
+	s.infos.Add(1)
+	return s.ObjectStore.GetInfo(ctx, name, opts...)
+}
