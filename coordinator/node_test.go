@@ -662,32 +662,32 @@ func restart(t *testing.T, nc *nats.Conn, st *objstore.Store, cfg config.Config,
 }
 
 // watchStatus collects every live status written for run from now on;
-// the returned function reports those so far.
+// the returned function reports those so far. It subscribes to the status
+// bucket's subject itself, with no limit on what it may queue: a watcher
+// of the bucket, which keeps only the latest value, could miss statuses
+// written in quick succession.
 func watchStatus(t *testing.T, js jetstream.JetStream, run string) func() []protocol.Status {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	kv, err := js.KeyValue(ctx, protocol.StatusBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kv.Watch(ctx, run, jetstream.UpdatesOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Stop() })
 	var mu sync.Mutex
 	var seen []protocol.Status
-	go func() {
-		for e := range w.Updates() {
-			var s protocol.Status
-			if e != nil && json.Unmarshal(e.Value(), &s) == nil {
-				mu.Lock()
-				seen = append(seen, s)
-				mu.Unlock()
-			}
+	sub, err := js.Conn().Subscribe("$KV."+protocol.StatusBucket+"."+run, func(msg *nats.Msg) {
+		var s protocol.Status
+		if json.Unmarshal(msg.Data, &s) == nil {
+			mu.Lock()
+			seen = append(seen, s)
+			mu.Unlock()
 		}
-	}()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	return func() []protocol.Status {
 		mu.Lock()
 		defer mu.Unlock()
@@ -754,14 +754,16 @@ func TestCorruptNewestCheckpoint(t *testing.T) {
 		t.Fatalf("the grads stream still holds the gradients after the previous checkpoint's sequence %d (%v)", prev.GradsSeq, err)
 	}
 
-	// A status as often as can be: the recompute writes one at every step.
+	// A status every millisecond: the recompute of these steps takes about
+	// a millisecond a step here, so it writes one at nearly every step
+	// (and at least one between its first and its last unless the whole
+	// recompute took under a millisecond).
 	statuses := watchStatus(t, js, cfg.Signature())
-	res, logs := restart(t, nc, st, cfg, func(o *Options) { o.StatusEvery = time.Nanosecond })
+	res, logs := restart(t, nc, st, cfg, func(o *Options) { o.StatusEvery = time.Millisecond })
 	if !strings.Contains(logs, key) {
 		t.Fatalf("no warning names the corrupt checkpoint %s:\n%s", key, logs)
 	}
-	// Its start, and steps as it went (a status at each one: the watcher
-	// may miss a few, the KV bucket keeping only the latest).
+	// Its start, and steps as it went.
 	started, during := false, false
 	var recomputing []uint64
 	for _, s := range statuses() {

@@ -87,8 +87,8 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("%w: lease TTL %v is under a second", ErrInvalidOption, o.LeaseTTL)
 	case o.AckWait < 100*time.Millisecond:
 		return fmt.Errorf("%w: ack wait %v is too short", ErrInvalidOption, o.AckWait)
-	case o.StatusEvery < 0:
-		return fmt.Errorf("%w: status interval %v is negative", ErrInvalidOption, o.StatusEvery)
+	case o.StatusEvery < time.Millisecond:
+		return fmt.Errorf("%w: status interval %v is under a millisecond", ErrInvalidOption, o.StatusEvery)
 	}
 	return o.Config.Validate()
 }

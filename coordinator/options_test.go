@@ -19,6 +19,7 @@ func TestOptionsRefuseWhatCannotWork(t *testing.T) {
 		"two replicas":          {Replicas: 2},
 		"a lease under 1s":      {LeaseTTL: 500 * time.Millisecond},
 		"an ack wait of 50ms":   {AckWait: 50 * time.Millisecond},
+		"a status every 100µs":  {StatusEvery: 100 * time.Microsecond},
 		"a negative status gap": {StatusEvery: -time.Second},
 	} {
 		o.Config = cfg
