@@ -51,9 +51,7 @@ func (c *ShardSum) Add(shard int, g []float32) {
 // what it holds of those shards: what it has folded of them is the start of
 // the same sequence of additions. n must exceed Folded.
 func (c *ShardSum) AddPrefix(n int, sum []float32) {
-	if copied := copy(c.sum, sum); copied < len(c.sum) {
-		clear(c.sum[copied:])
-	}
+	clear(c.sum[copy(c.sum, sum):])
 	for i := range n {
 		c.got[i] = true
 	}

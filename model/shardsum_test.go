@@ -95,6 +95,21 @@ func TestShardSumPrefixIsTheSameSum(t *testing.T) {
 	}
 }
 
+// A prefix shorter than the sum, like a shorter gradient folded in, leaves
+// zeros after it, not what the sum held before.
+func TestShardSumShorterPrefixLeavesZerosAfterIt(t *testing.T) {
+	c := NewShardSum(2, 8)
+	ones := []float32{1, 1, 1, 1, 1, 1, 1, 1}
+	c.Add(0, ones)
+	c.Add(1, ones)
+	c.Reset() // the sum still holds the step's 2s
+	c.AddPrefix(2, []float32{1, 2, 3})
+	if !c.Complete() {
+		t.Fatal("a prefix of both shards did not complete the sum")
+	}
+	sameBits(t, "the sum after a shorter prefix", c.Sum(), []float32{1, 2, 3, 0, 0, 0, 0, 0})
+}
+
 // A ShardSum used step after step gives each step the bits of adding its
 // shards, in shard order, to zeros, though Reset leaves the last step's
 // values in place: its first shard is added to zeros (-0 becomes +0, NaNs
