@@ -47,8 +47,20 @@ func (c adamCase) clone() adamCase {
 // they keep).
 func sameBits(t *testing.T, what string, got, want []float32) {
 	t.Helper()
+	compareBits(t, what, got, want, true)
+}
+
+// sameNaNBits compares float32s bit for bit, NaN payloads included.
+func sameNaNBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	compareBits(t, what, got, want, false)
+}
+
+func compareBits(t *testing.T, what string, got, want []float32, anyNaN bool) {
+	t.Helper()
 	for i := range want {
-		if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+		bothNaN := got[i] != got[i] && want[i] != want[i]
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(anyNaN && bothNaN) {
 			t.Fatalf("%s[%d] = %g (%08x), the element-wise update gives %g (%08x)", what, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
 		}
 	}

@@ -119,34 +119,25 @@ func TestVectorLoopsKeepTheElementWiseNaNs(t *testing.T) {
 		}
 		return x
 	}
-	strict := func(what string, got, want []float32) {
-		t.Helper()
-		for i := range want {
-			if g, w := math.Float32bits(got[i]), math.Float32bits(want[i]); g != w {
-				t.Fatalf("%s[%d] is %08x, the element-wise code gives %08x", what, i, g, w)
-			}
-		}
-	}
 
 	dst, src := nans(0x7fc00100), nans(0xffc00200)
 	want := append([]float32(nil), dst...)
 	addToGo(want, src)
 	addTo(dst, src)
-	strict("dst + src", dst, want)
+	sameNaNBits(t, "dst + src", dst, want)
 
 	dst, want = nans(0x7fc00300), nans(0x7fc00300)
 	k := math.Float32frombits(0xffc00400)
 	scaleByGo(want, k)
 	scaleBy(dst, k)
-	strict("dst · k", dst, want)
+	sameNaNBits(t, "dst · k", dst, want)
 
-	for _, step := range adamSteps()[:1] {
-		c := adamCase{w: nans(0x7fc00500), g: nans(0xffc00600), m: nans(0x7fc00700), v: nans(0xffc00800)}
-		w := c.clone()
-		adamUpdateGo(w.w, w.g, w.m, w.v, &step)
-		adamUpdate(c.w, c.g, c.m, c.v, &step)
-		strict("Adam's m", c.m, w.m)
-		strict("Adam's v", c.v, w.v)
-		strict("Adam's w", c.w, w.w)
-	}
+	step := adamSteps()[0]
+	c := adamCase{w: nans(0x7fc00500), g: nans(0xffc00600), m: nans(0x7fc00700), v: nans(0xffc00800)}
+	w := c.clone()
+	adamUpdateGo(w.w, w.g, w.m, w.v, &step)
+	adamUpdate(c.w, c.g, c.m, c.v, &step)
+	sameNaNBits(t, "Adam's m", c.m, w.m)
+	sameNaNBits(t, "Adam's v", c.v, w.v)
+	sameNaNBits(t, "Adam's w", c.w, w.w)
 }
