@@ -132,12 +132,6 @@ func TestVectorLoopsKeepTheElementWiseNaNs(t *testing.T) {
 	scaleBy(dst, k)
 	sameNaNBits(t, "dst · k", dst, want)
 
-	step := adamSteps()[0]
 	c := adamCase{w: nans(0x7fc00500), g: nans(0xffc00600), m: nans(0x7fc00700), v: nans(0xffc00800)}
-	w := c.clone()
-	adamUpdateGo(w.w, w.g, w.m, w.v, &step)
-	adamUpdate(c.w, c.g, c.m, c.v, &step)
-	sameNaNBits(t, "Adam's m", c.m, w.m)
-	sameNaNBits(t, "Adam's v", c.v, w.v)
-	sameNaNBits(t, "Adam's w", c.w, w.w)
+	updateBothWays(t, c, &adamSteps()[0], sameNaNBits)
 }
