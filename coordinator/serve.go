@@ -316,15 +316,20 @@ var (
 )
 
 // fetch reads the grads stream's message at seq, on subject, trying until
-// it succeeds or ctx ends, warning of failures once a minute. On a cluster
+// it succeeds or ctx ends, warning of failures once a minute. A request
+// asked as the broker went down is never answered, so the first try waits
+// fetchWait only, and each try that times out waits twice as long as the
+// one before, up to fetchWaitMax: a lost request costs a second, and a
+// slow answer still comes. On a cluster
 // a replica that has not stored the message yet answers that it has none:
 // it is gone only when the next message on its subject comes after it (it
 // was trimmed), or after fetchGone such answers (it was deleted).
 func (n *node) fetch(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
 	var warned time.Time
 	notFound := 0
+	wait := fetchWait
 	for {
-		gctx, cancel := context.WithTimeout(ctx, fetchWait)
+		gctx, cancel := context.WithTimeout(ctx, wait)
 		raw, err := n.grads.GetMsg(gctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			notFound++
@@ -343,6 +348,9 @@ func (n *node) fetch(ctx context.Context, seq uint64, subject string) (*jetstrea
 			n.opts.Log.Warn("coordinator: fetching a gradient from the grads stream failed; retrying", "seq", seq, "err", err)
 			warned = time.Now()
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			wait = min(2*wait, fetchWaitMax)
+		}
 		if !pace.Wait(ctx, 100*time.Millisecond) {
 			return nil, ctx.Err()
 		}
@@ -350,8 +358,12 @@ func (n *node) fetch(ctx context.Context, seq uint64, subject string) (*jetstrea
 }
 
 const (
-	// fetchWait bounds one fetch of a gradient from the grads stream.
-	fetchWait = 5 * time.Second
+	// fetchWait bounds the first try of a fetch of a gradient from the
+	// grads stream, in place of the JetStream client's 5 s default: with
+	// it, the coordinator waited 5 s after some broker restarts under the
+	// chaos harness. fetchWaitMax bounds the later tries.
+	fetchWait    = time.Second
+	fetchWaitMax = 30 * time.Second
 	// fetchGone is how many answers that the stream has no message at a
 	// sequence it may still hold make the message count as gone: 5 s of
 	// them at least, at a fetch every 100 ms.
