@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,7 +31,12 @@ type fetcher struct {
 // needed, and checks its digest. local is the error of the local load, kept
 // in the message when there is nothing to fetch.
 func (f *fetcher) dataset(ctx context.Context, kv jetstream.KeyValue, run string, local error) (*model.Dataset, error) {
-	e, err := kv.Get(ctx, protocol.DatasetKey(run))
+	gctx, cancel := context.WithTimeout(ctx, lookupWait)
+	e, err := kv.Get(gctx, protocol.DatasetKey(run))
+	cancel()
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: whether the coordinator shared run %s's dataset: %w", errRunOutOfReach, run, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (and the coordinator shared no copy: %v)", local, err)
 	}

@@ -16,6 +16,11 @@ import (
 
 var errStale = errors.New("worker: stale task: its step is already committed")
 
+// errRunOutOfReach means a run's config could not be read for a reason
+// that passes (the broker restarting, a lost request): its task is handed
+// back for later, not dropped as a task of an unknown or broken run.
+var errRunOutOfReach = errors.New("worker: the run's config is out of reach for now")
+
 // run is what a worker keeps for one run: the network, the dataset, its
 // replica of the training state, and reusable batch buffers.
 type run struct {
@@ -59,9 +64,16 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 			return r, nil
 		}
 	}
-	e, err := kv.Get(ctx, sig)
-	if err != nil {
+	// Bounded as a lookup is: a request asked as the broker went down is
+	// never answered.
+	gctx, cancel := context.WithTimeout(ctx, lookupWait)
+	e, err := kv.Get(gctx, sig)
+	cancel()
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return nil, fmt.Errorf("worker: run %s config: %w", sig, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: run %s: %w", errRunOutOfReach, sig, err)
 	}
 	cfg, err := config.Parse(e.Value())
 	if err != nil {
@@ -93,7 +105,7 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	if c.nc != nil {
 		if err := in.subscribe(c.nc); err != nil {
 			net.Close()
-			return nil, fmt.Errorf("worker: subscribing to the gradients of run %s: %w", sig, err)
+			return nil, fmt.Errorf("%w: subscribing to the gradients of run %s: %w", errRunOutOfReach, sig, err)
 		}
 	}
 	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: size, rep: &replica{

@@ -36,6 +36,11 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		attribute.String(telemetry.AttrWorker, w.opts.ID), attribute.Int64(telemetry.AttrRedelivery, redelivered)))
 	defer span.End()
 	run, err := w.runs.get(ctx, w.kv, t.Run)
+	if errors.Is(err, errRunOutOfReach) {
+		w.opts.Log.Warn("worker: reading the task's run failed; task will be redelivered", "task", t.String(), "err", err)
+		_ = msg.NakWithDelay(notYetDelay)
+		return
+	}
 	if err != nil {
 		w.reject(msg, "task for an unusable run", err)
 		return
