@@ -17,6 +17,7 @@ import (
 
 	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/internal/pace"
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -317,10 +318,11 @@ var (
 
 // fetch reads the grads stream's message at seq, on subject, trying until
 // it succeeds or ctx ends, warning of failures once a minute. A request
-// asked as the broker went down is never answered, so the first try waits
+// asked as the broker went down is never answered: a try ends when the
+// connection is lost (natsconn.Losses), and otherwise the first try waits
 // fetchWait only, and each try that times out waits twice as long as the
-// one before, up to fetchWaitMax: a lost request costs a second, and a
-// slow answer still comes. On a cluster
+// one before, up to fetchWaitMax, so a request lost another way costs a
+// second, and a slow answer still comes. On a cluster
 // a replica that has not stored the message yet answers that it has none:
 // it is gone only when the next message on its subject comes after it (it
 // was trimmed), or after fetchGone such answers (it was deleted).
@@ -329,8 +331,11 @@ func (n *node) fetch(ctx context.Context, seq uint64, subject string) (*jetstrea
 	notFound := 0
 	wait := fetchWait
 	for {
-		gctx, cancel := context.WithTimeout(ctx, wait)
+		gctx, cancel := n.losses.Bound(ctx, wait)
 		raw, err := n.grads.GetMsg(gctx, seq)
+		if err != nil && errors.Is(context.Cause(gctx), natsconn.ErrLost) {
+			err = natsconn.ErrLost
+		}
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			notFound++
 			next, nerr := n.grads.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subject))

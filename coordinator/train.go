@@ -20,6 +20,7 @@ import (
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
@@ -121,6 +122,7 @@ type node struct {
 	evals  *evaluations // the epochs' evaluations, in the background
 	lease  *lease
 	grads  jetstream.Stream // read message by message when its consumer delivers headers only (Options.Handoff)
+	losses *natsconn.Losses // ends the fetches in flight when the connection is lost
 	params jetstream.Stream
 	snaps  *snapshots
 	room   *roomGuard // ends a run its NATS server has no room for
@@ -263,6 +265,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	n.saver = newSaver(store, trim, run, cfg.Keep, net.Layout(), opts.Log, opts.Hooks.Saved)
 	n.saver.trace = n.trace
 	n.prog = newProgress(opts.Progress, m.StepsPerEpoch(), cfg.BatchSize)
+	n.losses = natsconn.WatchLosses(js.Conn())
 	ok = true
 	return n, nil
 }
@@ -311,6 +314,7 @@ func checkPayload(max int64, shards, params int) error {
 const minPartValues = 1024
 
 func (n *node) close() {
+	n.losses.Close()
 	n.lease.release()
 	n.net.Close()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -23,15 +24,16 @@ type DatasetSource interface {
 // fetcher brings a run's dataset from a DatasetSource into a cache
 // directory keyed by the dataset's digest, once per machine.
 type fetcher struct {
-	src   DatasetSource
-	cache string // <cache>/datasets/<name>/<digest>/<file>
+	src    DatasetSource
+	cache  string           // <cache>/datasets/<name>/<digest>/<file>
+	losses *natsconn.Losses // ends a lookup in flight when the connection is lost
 }
 
 // dataset loads the run's dataset from the cache, fetching it first if
 // needed, and checks its digest. local is the error of the local load, kept
 // in the message when there is nothing to fetch.
 func (f *fetcher) dataset(ctx context.Context, kv jetstream.KeyValue, run string, local error) (*model.Dataset, error) {
-	gctx, cancel := context.WithTimeout(ctx, lookupWait)
+	gctx, cancel := f.losses.Bound(ctx, lookupWait)
 	e, err := kv.Get(gctx, protocol.DatasetKey(run))
 	cancel()
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {

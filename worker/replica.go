@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -34,6 +35,7 @@ type replica struct {
 	opt    model.Optimizer
 	sum    *model.ShardSum
 	inbox  *inbox
+	losses *natsconn.Losses // ends its lookups in flight when the connection is lost
 
 	valid   bool
 	step    uint64
@@ -71,7 +73,8 @@ type streams struct {
 const snapshotWait = 30 * time.Second
 
 // lookupWait bounds a lookup of one message, in place of the JetStream
-// client's 5 s default. A lookup is a round trip to the broker; one asked
+// client's 5 s default; a lookup out when the connection is lost ends then
+// (natsconn.Losses). A lookup is a round trip to the broker; one asked
 // as the broker went down is never answered, and with the default a
 // replica waited out the 5 s after every broker restart before asking
 // again (the run stalled that long under the chaos harness).
@@ -114,7 +117,7 @@ func (rp *replica) reach(ctx context.Context, s streams, step uint64, idle idleF
 // start loads the run's snapshot, for a task at step. With keep (the
 // replica can step forward to step) it is kept unless the snapshot is newer.
 func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step uint64, keep bool) error {
-	ictx, cancel := context.WithTimeout(ctx, lookupWait)
+	ictx, cancel := rp.losses.Bound(ctx, lookupWait)
 	info, err := state.GetInfo(ictx, protocol.StateObject(rp.run))
 	cancel()
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -301,13 +304,14 @@ func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard 
 	l := rp.look(shard)
 	subject := protocol.GradSubject(rp.run, rp.step, shard)
 	for {
-		lctx, cancel := context.WithTimeout(ctx, lookupWait)
+		lctx, cancel := rp.losses.Bound(ctx, lookupWait)
 		raw, err := grads.GetMsg(lctx, l.next, jetstream.WithGetMsgSubject(subject))
+		lost := errors.Is(context.Cause(lctx), natsconn.ErrLost)
 		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, nil
 		}
-		if err != nil && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+		if err != nil && ctx.Err() == nil && (lost || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
 			return false, nil // asked again at the next poll
 		}
 		if err != nil {

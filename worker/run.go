@@ -11,6 +11,7 @@ import (
 
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/model"
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -44,8 +45,9 @@ type run struct {
 // It belongs to one worker goroutine.
 type runCache struct {
 	dataDir string
-	fetch   *fetcher   // nil: datasets only from local files
-	nc      *nats.Conn // inboxes subscribe on it
+	fetch   *fetcher         // nil: datasets only from local files
+	nc      *nats.Conn       // inboxes subscribe on it
+	losses  *natsconn.Losses // ends lookups in flight when the connection is lost
 	runs    []*run
 }
 
@@ -66,7 +68,7 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	}
 	// Bounded as a lookup is: a request asked as the broker went down is
 	// never answered.
-	gctx, cancel := context.WithTimeout(ctx, lookupWait)
+	gctx, cancel := c.losses.Bound(ctx, lookupWait)
 	e, err := kv.Get(gctx, sig)
 	cancel()
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
@@ -109,7 +111,7 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 		}
 	}
 	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: size, rep: &replica{
-		run: sig, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt,
+		run: sig, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt, losses: c.losses,
 		sum: model.NewShardSum(cfg.Shards, size), inbox: in, weights: net.Params(),
 	}}
 	if len(c.runs) == keptRuns {
@@ -181,7 +183,7 @@ func (r *run) committed(ctx context.Context, params jetstream.Stream, vs *versio
 	if vs.get(r.sig, step+1) != nil {
 		return true, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, lookupWait)
+	ctx, cancel := r.rep.losses.Bound(ctx, lookupWait)
 	defer cancel()
 	_, err := params.GetLastMsgForSubject(ctx, protocol.ParamsSubject(r.sig, step+1))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/internal/natstest"
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -56,7 +57,31 @@ func TestARunsConfigOutOfReachIsNotAnUnknownRun(t *testing.T) {
 		t.Fatalf("reading the config took %v before it gave up; a lookup waits %v", took, lookupWait)
 	}
 
+	// Out when the connection is lost, the read ends then, long before a
+	// lookup's wait.
+	proxy.Pass()
+	watched := newRunCache("", nil, nc)
+	watched.losses = natsconn.WatchLosses(nc)
+	defer watched.losses.Close()
+	proxy.Swallow()
+	dropped := proxy.Dropped()
+	got := make(chan error, 1)
+	go func() {
+		_, err := watched.get(ctx, kv, cfg.Signature())
+		got <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); proxy.Dropped() == dropped; time.Sleep(time.Millisecond) { // polling interval
+		if time.Now().After(deadline) {
+			t.Fatal("the config read sent no request")
+		}
+	}
+	start = time.Now()
 	proxy.Cut()
+	err = <-got
+	if took := time.Since(start); !errors.Is(err, errRunOutOfReach) || took > lookupWait/2 {
+		t.Fatalf("a config read out when the connection was lost ended after %v with %v, want %v at once", took, err, errRunOutOfReach)
+	}
+
 	var r *run
 	for deadline := time.Now().Add(10 * time.Second); r == nil; time.Sleep(10 * time.Millisecond) { // polling interval
 		if r, err = newRunCache("", nil, nc).get(ctx, kv, cfg.Signature()); err != nil && time.Now().After(deadline) {

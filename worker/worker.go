@@ -23,6 +23,7 @@ import (
 
 	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/internal/pace"
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -139,6 +140,12 @@ func (w *Worker) Idle() time.Duration { return time.Duration(w.waited.Load()) }
 // create the streams, rides out broker restarts, and returns nil when ctx is
 // canceled.
 func (w *Worker) Run(ctx context.Context) error {
+	losses := natsconn.WatchLosses(w.nc)
+	defer losses.Close()
+	w.runs.losses = losses
+	if w.runs.fetch != nil {
+		w.runs.fetch.losses = losses
+	}
 	// Commit records arrive by subscription as the coordinator publishes
 	// them: a replica checks its weights against them.
 	sub, err := w.nc.Subscribe(protocol.ParamsWildcard, w.versions.receive)

@@ -11,8 +11,9 @@ import (
 // Lossy is a TCP proxy in front of a real server that can lose what its
 // clients send, as a broker that dies after reading a request and before
 // answering it does: from Swallow on, the clients' bytes are read and
-// dropped; Cut then closes every connection and forwards again, so the
-// clients reconnect with their lost requests unanswered.
+// dropped; Pass forwards them again on the same connections, and Cut
+// closes every connection and forwards again, so the clients reconnect.
+// Either way the requests lost meanwhile are never answered.
 type Lossy struct {
 	ln       net.Listener
 	target   string
@@ -45,6 +46,9 @@ func (p *Lossy) Swallow() { p.swallow.Store(true) }
 
 // Dropped is how many bytes the proxy has dropped.
 func (p *Lossy) Dropped() int64 { return p.dropped.Load() }
+
+// Pass forwards the clients' bytes again.
+func (p *Lossy) Pass() { p.swallow.Store(false) }
 
 // Cut closes every connection through the proxy and forwards again.
 func (p *Lossy) Cut() {
