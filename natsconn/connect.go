@@ -32,15 +32,17 @@ var (
 )
 
 // Reconnect backoff: the delay doubles from reconnectMin up to reconnectMax
-// per full pass over the server pool, plus up to 20% jitter. A second at
-// most: every client of a restarted broker is back within about a second
-// of it, where a 5 s cap left the workers of a run idle up to 4 s longer
-// than its coordinator (under the chaos harness, a broker restart cost
-// 1.7-5.1 s); a connection attempt a second per client costs a broker
-// nothing.
+// per full pass over the server pool, plus up to 20% jitter. A quarter of
+// a second at most: every client of a restarted broker is back within
+// about that of it. With a second at most, a client whose broker was down
+// for 0.8 s tried again only 1.5 s after the loss, and a broker restart
+// cost a run 0.25-1.2 s more than the broker was down under the chaos
+// harness; with 5 s, the workers of a run sat idle up to 4 s longer than
+// its coordinator. Four connection attempts a second per client cost a
+// broker that is down, or starting, nothing.
 const (
-	reconnectMin = 250 * time.Millisecond
-	reconnectMax = time.Second
+	reconnectMin = 100 * time.Millisecond
+	reconnectMax = 250 * time.Millisecond
 )
 
 // Connect dials the server(s) in o and returns a connection that reconnects
