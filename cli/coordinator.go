@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/coordinator"
 	"github.com/jettrain/jettrain/internal/handoff"
+	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/telemetry"
 	"github.com/jettrain/jettrain/worker"
@@ -125,7 +127,11 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		}
 		defer wtp.Shutdown(context.WithoutCancel(ctx))
 		for i := 0; i < f.workers; i++ {
-			go func() { done <- runWorker(wctx, svc.opts, worker.Options{Log: log, Telemetry: wtp, Handoff: exchange}) }()
+			go func() {
+				done <- superviseWorker(wctx, log, time.Second, func(ctx context.Context) error {
+					return runWorker(ctx, svc.opts, worker.Options{Log: log, Telemetry: wtp, Handoff: exchange})
+				})
+			}()
 		}
 	}
 
@@ -165,6 +171,29 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 	}
 	return nil
 }
+
+// superviseWorker runs an in-process worker (run) until ctx ends, and
+// starts it again, after first and then twice as long each time up to
+// maxWorkerRestartWait, when it stops with an error (it could not connect,
+// or lost its subscription). Before, such a worker was gone for the rest of
+// the run without a word, and the run waited for tasks nobody served,
+// saying only that its steps made no progress.
+func superviseWorker(ctx context.Context, log *slog.Logger, first time.Duration, run func(context.Context) error) error {
+	for wait := first; ; wait = min(2*wait, maxWorkerRestartWait) {
+		err := run(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		log.Error("an in-process worker stopped; starting it again", "in", wait, "err", err)
+		if !pace.Wait(ctx, wait) {
+			return nil
+		}
+	}
+}
+
+// maxWorkerRestartWait bounds the wait before an in-process worker that
+// stopped with an error starts again.
+const maxWorkerRestartWait = 30 * time.Second
 
 // runWorker serves tasks over its own connection until ctx ends. The
 // connection does not echo the worker's own gradients back to it.

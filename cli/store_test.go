@@ -72,6 +72,12 @@ func TestStoreWriteFailureStopsTheRunAndLosesNothing(t *testing.T) {
 	}
 }
 
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}
+
 // limitFileSize keeps this process (and the processes it starts) from
 // growing any file past n bytes, until the returned restore is called (at
 // the latest when the test ends).
@@ -108,7 +114,8 @@ func TestUnstoredGradientsOnAStoreThatFailsAreExplained(t *testing.T) {
 	defer cancel()
 	var stderr syncbuf.Buffer
 	root := Coordinator()
-	root.SetArgs([]string{"start", "--nats", s.ClientURL(), "--workers", "1", "--quiet", "--data-dir", t.TempDir(), "--s3-listen", freeAddr(t),
+	// At debug level, so that a failure shows where the worker stood.
+	root.SetArgs([]string{"start", "--nats", s.ClientURL(), "--workers", "1", "--quiet", "--log-level", "debug", "--data-dir", t.TempDir(), "--s3-listen", freeAddr(t),
 		"--set", "dataset=synthetic", "--set", "hidden=[32]", "--set", "batch_size=64", "--set", "epochs=3"})
 	root.SetOut(io.Discard)
 	root.SetErr(&stderr)
@@ -118,9 +125,9 @@ func TestUnstoredGradientsOnAStoreThatFailsAreExplained(t *testing.T) {
 	for !strings.Contains(stderr.String(), hint) {
 		select {
 		case err := <-done:
-			t.Fatalf("start ended (%v) without the hint:\n%s", err, stderr.String())
+			t.Fatalf("start ended (%v) without the hint:\n%s", err, lastLines(stderr.String(), 80))
 		case <-ctx.Done():
-			t.Fatalf("no hint in the warnings:\n%s", stderr.String())
+			t.Fatalf("no hint in the warnings:\n%s", lastLines(stderr.String(), 80))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
