@@ -17,10 +17,11 @@ import (
 
 var errStale = errors.New("worker: stale task: its step is already committed")
 
-// errRunOutOfReach means a run's config could not be read for a reason
-// that passes (the broker restarting, a lost request): its task is handed
-// back for later, not dropped as a task of an unknown or broken run.
-var errRunOutOfReach = errors.New("worker: the run's config is out of reach for now")
+// errRunOutOfReach means a run's config, or whether its coordinator shared
+// its dataset, could not be read for a reason that passes (the broker
+// restarting, a lost request): its task is handed back for later, not
+// dropped as a task of an unknown or broken run.
+var errRunOutOfReach = errors.New("worker: the run is out of reach for now")
 
 // run is what a worker keeps for one run: the network, the dataset, its
 // replica of the training state, and reusable batch buffers.
