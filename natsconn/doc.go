@@ -30,8 +30,22 @@
 // single line that names the server by its [Options.Redacted] URL and wraps
 // one of the sentinels [ErrUnreachable], [ErrAuth] or [ErrTLS], so callers can
 // use errors.Is. Once connected, the connection reconnects forever with
-// jittered backoff (MaxReconnects -1) and logs each disconnect and reconnect
-// once.
+// jittered backoff (MaxReconnects -1; a quarter of a second apart at most)
+// and logs each disconnect and reconnect once.
+//
+// # Requests across a lost connection
+//
+// A request the server read and did not answer before the connection was
+// lost is never answered: the client does not send it again. Bound a
+// request's context with a [Losses] watching the connection, and it ends
+// (cause [ErrLost]) when the connection is lost, so the caller can ask
+// again as soon as the client is back:
+//
+//	losses := natsconn.WatchLosses(nc)
+//	defer losses.Close()
+//	rctx, cancel := losses.Bound(ctx, time.Second)
+//	msg, err := stream.GetMsg(rctx, seq)
+//	cancel()
 //
 // # Secrets
 //
