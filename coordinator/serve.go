@@ -333,7 +333,7 @@ func (n *node) fetch(ctx context.Context, seq uint64, subject string) (*jetstrea
 	for {
 		gctx, cancel := n.losses.Bound(ctx, wait)
 		raw, err := n.grads.GetMsg(gctx, seq)
-		if err != nil && errors.Is(context.Cause(gctx), natsconn.ErrLost) {
+		if err != nil && natsconn.Lost(gctx) {
 			err = natsconn.ErrLost
 		}
 		if errors.Is(err, jetstream.ErrMsgNotFound) {

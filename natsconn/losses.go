@@ -25,16 +25,17 @@ import (
 type Losses struct {
 	nc     *nats.Conn
 	events chan nats.Status
+	done   chan struct{} // closed once the watch ends (Close)
 
 	mu   sync.Mutex
-	next chan struct{} // closed at the next loss
-	done chan struct{} // closed by Close
+	now  context.Context // ends, with the cause ErrLost, at the next loss
+	lose context.CancelCauseFunc
 }
 
 // WatchLosses watches nc until Close.
 func WatchLosses(nc *nats.Conn) *Losses {
-	l := &Losses{nc: nc, events: nc.StatusChanged(nats.RECONNECTING, nats.DISCONNECTED, nats.CLOSED),
-		next: make(chan struct{}), done: make(chan struct{})}
+	l := &Losses{nc: nc, events: nc.StatusChanged(nats.RECONNECTING, nats.DISCONNECTED, nats.CLOSED), done: make(chan struct{})}
+	l.now, l.lose = context.WithCancelCause(context.Background())
 	go l.watch()
 	return l
 }
@@ -42,8 +43,8 @@ func WatchLosses(nc *nats.Conn) *Losses {
 func (l *Losses) watch() {
 	for range l.events { // closed by Close
 		l.mu.Lock()
-		close(l.next)
-		l.next = make(chan struct{})
+		l.lose(ErrLost)
+		l.now, l.lose = context.WithCancelCause(context.Background())
 		l.mu.Unlock()
 	}
 	close(l.done)
@@ -53,25 +54,24 @@ func (l *Losses) watch() {
 // because the connection was lost.
 var ErrLost = errors.New("natsconn: the connection was lost while the request was out")
 
+// Lost reports whether ctx, from [Losses.Bound], ended because the
+// connection was lost.
+func Lost(ctx context.Context) bool { return errors.Is(context.Cause(ctx), ErrLost) }
+
 // Bound returns a context for one request: it ends after d, when ctx ends,
-// or when the connection is next lost, whichever comes first.
+// or when the connection is next lost, whichever comes first. Nothing runs
+// for it until the loss, if one comes.
 func (l *Losses) Bound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if l == nil {
 		return context.WithTimeout(ctx, d)
 	}
-	lctx, lose := context.WithCancelCause(ctx)
-	rctx, cancel := context.WithTimeout(lctx, d)
 	l.mu.Lock()
-	lost := l.next
+	now := l.now
 	l.mu.Unlock()
-	go func() {
-		select {
-		case <-lost:
-			lose(ErrLost)
-		case <-rctx.Done():
-		}
-	}()
-	return rctx, func() { cancel(); lose(context.Canceled) }
+	lctx, lose := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(now, func() { lose(ErrLost) })
+	rctx, cancel := context.WithTimeout(lctx, d)
+	return rctx, func() { stop(); cancel(); lose(context.Canceled) }
 }
 
 // Close stops watching; requests bound later end by their timeout alone.

@@ -14,7 +14,8 @@ import (
 
 // TestABoundRequestEndsWhenTheConnectionIsLost: a request's context from
 // Losses.Bound ends with ErrLost when the server goes away, long before its
-// timeout; one bound by a nil Losses or after Close ends by its timeout.
+// timeout; one bound by a nil Losses does not, and one bound later ends by
+// its timeout, not as lost.
 func TestABoundRequestEndsWhenTheConnectionIsLost(t *testing.T) {
 	srv := natstest.Start(t, server.Options{})
 	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1))
@@ -36,8 +37,8 @@ func TestABoundRequestEndsWhenTheConnectionIsLost(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request's context outlived the connection by 10 s")
 	}
-	if cause := context.Cause(ctx); !errors.Is(cause, ErrLost) {
-		t.Fatalf("the request's context ended with %v, want %v", cause, ErrLost)
+	if !Lost(ctx) {
+		t.Fatalf("the request's context ended with %v, want %v", context.Cause(ctx), ErrLost)
 	}
 	if plain.Err() != nil {
 		t.Fatalf("a request bound by a nil Losses ended with the connection: %v", plain.Err())
@@ -45,7 +46,7 @@ func TestABoundRequestEndsWhenTheConnectionIsLost(t *testing.T) {
 	short, cancelShort := l.Bound(context.Background(), time.Millisecond)
 	defer cancelShort()
 	<-short.Done()
-	if !errors.Is(short.Err(), context.DeadlineExceeded) {
-		t.Fatalf("a request past its timeout ended with %v", short.Err())
+	if !errors.Is(short.Err(), context.DeadlineExceeded) || Lost(short) {
+		t.Fatalf("a request past its timeout ended with %v (cause %v)", short.Err(), context.Cause(short))
 	}
 }

@@ -306,7 +306,7 @@ func (rp *replica) fetchFrom(ctx context.Context, grads jetstream.Stream, shard 
 	for {
 		lctx, cancel := rp.losses.Bound(ctx, lookupWait)
 		raw, err := grads.GetMsg(lctx, l.next, jetstream.WithGetMsgSubject(subject))
-		lost := errors.Is(context.Cause(lctx), natsconn.ErrLost)
+		lost := natsconn.Lost(lctx)
 		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, nil
