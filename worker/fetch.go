@@ -24,16 +24,16 @@ type DatasetSource interface {
 // fetcher brings a run's dataset from a DatasetSource into a cache
 // directory keyed by the dataset's digest, once per machine.
 type fetcher struct {
-	src    DatasetSource
-	cache  string           // <cache>/datasets/<name>/<digest>/<file>
-	losses *natsconn.Losses // ends a lookup in flight when the connection is lost
+	src   DatasetSource
+	cache string // <cache>/datasets/<name>/<digest>/<file>
 }
 
 // dataset loads the run's dataset from the cache, fetching it first if
 // needed, and checks its digest. local is the error of the local load, kept
-// in the message when there is nothing to fetch.
-func (f *fetcher) dataset(ctx context.Context, kv jetstream.KeyValue, run string, local error) (*model.Dataset, error) {
-	gctx, cancel := f.losses.Bound(ctx, lookupWait)
+// in the message when there is nothing to fetch. losses bounds the lookup
+// of the run's shared copy.
+func (f *fetcher) dataset(ctx context.Context, losses *natsconn.Losses, kv jetstream.KeyValue, run string, local error) (*model.Dataset, error) {
+	gctx, cancel := losses.Bound(ctx, lookupWait)
 	e, err := kv.Get(gctx, protocol.DatasetKey(run))
 	cancel()
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {

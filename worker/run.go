@@ -94,7 +94,7 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	ds, err := model.LoadDataset(cfg.Dataset, dir)
 	if err != nil && c.fetch != nil {
 		// No local copy: fetch the files the coordinator shared.
-		ds, err = c.fetch.dataset(ctx, kv, sig, err)
+		ds, err = c.fetch.dataset(ctx, c.losses, kv, sig, err)
 	}
 	if err != nil {
 		return nil, err

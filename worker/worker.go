@@ -143,9 +143,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	losses := natsconn.WatchLosses(w.nc)
 	defer losses.Close()
 	w.runs.losses = losses
-	if w.runs.fetch != nil {
-		w.runs.fetch.losses = losses
-	}
 	// Commit records arrive by subscription as the coordinator publishes
 	// them: a replica checks its weights against them.
 	sub, err := w.nc.Subscribe(protocol.ParamsWildcard, w.versions.receive)
