@@ -37,7 +37,13 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	defer span.End()
 	run, err := w.runs.get(ctx, w.kv, t.Run)
 	if errors.Is(err, errRunOutOfReach) {
-		w.opts.Log.Warn("worker: reading the task's run failed; task will be redelivered", "task", t.String(), "err", err)
+		// Every task in hand meets it while the broker is away: warned of
+		// once a minute, noted at debug level otherwise.
+		log := w.opts.Log.Debug
+		if due(&w.outOfReach, time.Now(), time.Minute) {
+			log = w.opts.Log.Warn
+		}
+		log("worker: reading the task's run failed; task will be redelivered", "task", t.String(), "err", err)
 		_ = msg.NakWithDelay(notYetDelay)
 		return
 	}

@@ -94,6 +94,7 @@ type Worker struct {
 	kv         jetstream.KeyValue
 	pending    []pendingShard // computed shards 0..k of a step, sent together when the run of them ends
 	pendingRun *run
+	outOfReach time.Time // when a task whose run was out of reach was last warned of
 }
 
 // New returns a worker that talks over nc. A connection made with
