@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/internal/natstest"
@@ -20,13 +19,7 @@ import (
 // it took from lose.
 func lostFetch(t *testing.T, watch bool, lose func(*natstest.Lossy)) time.Duration {
 	t.Helper()
-	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir(), MaxPayload: protocol.MaxPayload})
-	proxy := natstest.NewLossy(t, srv.Addr().String())
-	nc, err := nats.Connect(proxy.URL(), nats.ReconnectWait(10*time.Millisecond), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	proxy, nc := natstest.StartLossy(t, server.Options{JetStream: true, StoreDir: t.TempDir(), MaxPayload: protocol.MaxPayload})
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -60,11 +53,7 @@ func lostFetch(t *testing.T, watch bool, lose func(*natstest.Lossy)) time.Durati
 		raw, err := n.fetch(ctx, ack.Sequence, subject)
 		done <- result{raw, err}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); proxy.Dropped() == 0; time.Sleep(time.Millisecond) { // polling interval
-		if time.Now().After(deadline) {
-			t.Fatal("the fetch sent no request")
-		}
-	}
+	proxy.AwaitDropped(t, 0)
 	start := time.Now()
 	lose(proxy)
 	r := <-done

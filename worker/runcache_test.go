@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/internal/natstest"
@@ -23,13 +22,7 @@ import (
 // config read timed out through a broker restart was dropped (terminated),
 // under the chaos harness.
 func TestARunsConfigOutOfReachIsNotAnUnknownRun(t *testing.T) {
-	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir(), MaxPayload: protocol.MaxPayload})
-	proxy := natstest.NewLossy(t, srv.Addr().String())
-	nc, err := nats.Connect(proxy.URL(), nats.ReconnectWait(10*time.Millisecond), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	proxy, nc := natstest.StartLossy(t, server.Options{JetStream: true, StoreDir: t.TempDir(), MaxPayload: protocol.MaxPayload})
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
 	if err := protocol.Ensure(ctx, js, 1, time.Second); err != nil {
@@ -70,11 +63,7 @@ func TestARunsConfigOutOfReachIsNotAnUnknownRun(t *testing.T) {
 		_, err := watched.get(ctx, kv, cfg.Signature())
 		got <- err
 	}()
-	for deadline := time.Now().Add(10 * time.Second); proxy.Dropped() == dropped; time.Sleep(time.Millisecond) { // polling interval
-		if time.Now().After(deadline) {
-			t.Fatal("the config read sent no request")
-		}
-	}
+	proxy.AwaitDropped(t, dropped)
 	start = time.Now()
 	proxy.Cut()
 	err = <-got

@@ -6,6 +6,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // Lossy is a TCP proxy in front of a real server that can lose what its
@@ -38,6 +42,20 @@ func NewLossy(t testing.TB, target string) *Lossy {
 	return p
 }
 
+// StartLossy runs a server with o (see Start) behind a Lossy proxy, and
+// returns the proxy and a client connected through it that reconnects
+// every 10 ms, forever; all end when t ends.
+func StartLossy(t testing.TB, o server.Options) (*Lossy, *nats.Conn) {
+	t.Helper()
+	p := NewLossy(t, Start(t, o).Addr().String())
+	nc, err := nats.Connect(p.URL(), nats.ReconnectWait(10*time.Millisecond), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return p, nc
+}
+
 // URL is the proxy's address as a NATS URL.
 func (p *Lossy) URL() string { return "nats://" + p.ln.Addr().String() }
 
@@ -46,6 +64,18 @@ func (p *Lossy) Swallow() { p.swallow.Store(true) }
 
 // Dropped is how many bytes the proxy has dropped.
 func (p *Lossy) Dropped() int64 { return p.dropped.Load() }
+
+// AwaitDropped waits, up to 10 s, until the proxy has dropped more than
+// past bytes (a request went out while it swallows), and fails t if it
+// has not.
+func (p *Lossy) AwaitDropped(t testing.TB, past int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); p.Dropped() <= past; time.Sleep(time.Millisecond) { // polling interval
+		if time.Now().After(deadline) {
+			t.Fatal("no request went out through the proxy in 10 s")
+		}
+	}
+}
 
 // Pass forwards the clients' bytes again.
 func (p *Lossy) Pass() { p.swallow.Store(false) }
