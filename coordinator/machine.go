@@ -436,12 +436,14 @@ func (m *Machine) commit(now time.Time) (Ready, error) {
 		r.Evaluate, r.Epoch, r.Best, r.Checkpoint = nil, rs[0].Epoch, rs[0].Best, rs[0].Checkpoint
 	}
 	r.Commit = m.commitRecord()
+	if ck != nil {
+		// The last step's too: once it is stored, the run's gradients can
+		// all go, and a run extended later starts its workers from it.
+		r.State = m.state(ck)
+	}
 	if m.Done() {
 		r.Done = true
 		return r, nil
-	}
-	if ck != nil {
-		r.State = m.state(ck)
 	}
 	r.Tasks = m.tasksFrom(tasksOutTo(m.step-1, m.stepsPerEpoch) + 1) // the steps before went out already
 	return r, nil

@@ -514,8 +514,9 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 	}
 	if r.Done {
 		// The last commit record still goes out: it tells workers holding
-		// a redelivered task of the last step that it is done.
-		return true, n.publish(ctx, r.Commit, nil, nil, "")
+		// a redelivered task of the last step that it is done. So does the
+		// last snapshot (see finish).
+		return true, n.publish(ctx, r.Commit, r.State, nil, "")
 	}
 	return false, n.publishStep(ctx, r)
 }
@@ -721,6 +722,15 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 		n.opts.Log.Warn("coordinator: training is done; waiting for the object store to take the final checkpoint", args...)
 		said, saidWhy = true, failing != nil
 	}
+	// The snapshot of the final step: once it is stored, the trimmer purges
+	// the run's gradients, which that checkpoint and snapshot cover, and
+	// the run leaves none in the broker. A broker that does not take it
+	// soon leaves them there; the run is done all the same.
+	wait, cancel := context.WithTimeout(ctx, finalSnapshotWait)
+	if err := n.snaps.flush(wait); err != nil && ctx.Err() == nil {
+		n.opts.Log.Warn("coordinator: the final snapshot is not stored yet; the run's last gradients stay in the grads stream", "run", n.run, "step", n.m.Step())
+	}
+	cancel()
 	n.prog.finish()
 	return &Result{
 		Run: n.run, Step: n.m.Step(), Epoch: n.m.Epoch(), Digest: n.m.Digest(),
@@ -731,6 +741,9 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 // finishQuiet is how long finish waits for the final checkpoint before it
 // says that it waits.
 const finishQuiet = 2 * time.Second
+
+// finalSnapshotWait bounds finish's wait for the final snapshot.
+const finalSnapshotWait = 10 * time.Second
 
 // checkFenced handles a refused commit record. The publish expects the
 // step's subject to be empty, so of two coordinators that both believe they

@@ -71,3 +71,43 @@ func TestSnapshotsLargerThanMaxPayload(t *testing.T) {
 		t.Fatalf("weights %x, the in-process loop's %x", res.Digest[:8], local.Digest[:8])
 	}
 }
+
+// TestSnapshotFlushWaitsForTheWrite: flush returns once the newest
+// snapshot offered is stored, on a real object store, and at once when
+// none is waiting.
+func TestSnapshotFlushWaitsForTheWrite(t *testing.T) {
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := protocol.Ensure(ctx, js, 1, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := js.ObjectStore(ctx, protocol.StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSnapshots(obs, nc.MaxPayload(), quietLog(), &roomGuard{log: quietLog()}, newTrimmer(nil, "flushed", quietLog()), time.Now)
+	if err := s.flush(ctx); err != nil {
+		t.Fatalf("flush with nothing offered: %v", err)
+	}
+	loopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go s.loop(loopCtx)
+	const step = 7
+	s.offer(&protocol.Params{Run: "flushed", Step: step, Weights: make([]float32, 1<<18), OptState: []byte{1}})
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := obs.GetInfo(ctx, protocol.StateObject("flushed"))
+	if err != nil {
+		t.Fatalf("after flush: %v, want the snapshot stored", err)
+	}
+	if at, ok := protocol.SnapshotStep(info); !ok || at != step {
+		t.Fatalf("after flush the stored snapshot is of step %d (%v), want %d", at, ok, step)
+	}
+}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,15 +25,42 @@ type snapshots struct {
 	trim       *trimmer   // hears how every snapshot write ended
 	now        func() time.Time
 	next       chan *protocol.Params // the newest snapshot not yet written
+
+	mu      sync.Mutex
+	offered uint64        // step of the newest snapshot offered, plus one
+	ended   uint64        // step of the newest snapshot whose write ended, plus one
+	wrote   chan struct{} // closed, and replaced, as each write ends
 }
 
 func newSnapshots(obs jetstream.ObjectStore, maxPayload int64, log *slog.Logger, room *roomGuard, trim *trimmer, now func() time.Time) *snapshots {
-	return &snapshots{obs: obs, maxPayload: maxPayload, log: log, room: room, trim: trim, now: now, next: make(chan *protocol.Params, 1)}
+	return &snapshots{obs: obs, maxPayload: maxPayload, log: log, room: room, trim: trim, now: now, next: make(chan *protocol.Params, 1),
+		wrote: make(chan struct{})}
+}
+
+// flush waits until the write of the newest snapshot offered has ended,
+// stored or not, and the trimmer has heard of it; or until ctx ends.
+func (s *snapshots) flush(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		done, ch := s.ended >= s.offered, s.wrote
+		s.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
 }
 
 // offer hands p to the writer, in place of any snapshot still waiting. It
 // is called from the step loop only.
 func (s *snapshots) offer(p *protocol.Params) {
+	s.mu.Lock()
+	s.offered = max(s.offered, p.Step+1)
+	s.mu.Unlock()
 	for {
 		select {
 		case s.next <- p:
@@ -65,4 +93,9 @@ func (s *snapshots) write(ctx context.Context, p *protocol.Params) {
 		s.log.Warn("coordinator: storing the snapshot workers start from failed; they replay from the previous one", "run", p.Run, "step", p.Step, "err", err)
 		s.room.refused(err, s.now())
 	}
+	s.mu.Lock()
+	s.ended = max(s.ended, p.Step+1)
+	close(s.wrote)
+	s.wrote = make(chan struct{})
+	s.mu.Unlock()
 }
