@@ -228,8 +228,23 @@ func (d *decoder) uvarint(what string) uint64 {
 		d.fail(fmt.Sprintf("bad varint in %s", what))
 		return 0
 	}
+	// One encoding per checkpoint: 0x80 0x00 is not another way to say 0.
+	if n != uvarintLen(v) {
+		d.fail(fmt.Sprintf("non-canonical varint in %s", what))
+		return 0
+	}
 	d.b = d.b[n:]
 	return v
+}
+
+// uvarintLen is the length of v's shortest uvarint encoding, the one
+// binary.AppendUvarint writes.
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }
 
 func (d *decoder) int(what string) int {
