@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -62,4 +64,70 @@ func TestAFinishedRunLeavesNoGradientsAndCanBeExtended(t *testing.T) {
 	if res.Resumed != first.Step || res.Digest != want.Digest {
 		t.Fatalf("extended run: resumed at step %d with weights %x, want step %d and %x", res.Resumed, res.Digest, first.Step, want.Digest)
 	}
+}
+
+// TestARunFinishedOnReplayLeavesNoGradients: a coordinator stopped as the
+// last step commits leaves the run to the next one, which replays that
+// step from the stream, finds the run done, and still stores the final
+// snapshot and purges every gradient of the run.
+func TestARunFinishedOnReplayLeavesNoGradients(t *testing.T) {
+	cfg := smallConfig(t, "epochs=1")
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	st := openStore(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	want, ds := trainLocal(t, cfg)
+	last := uint64(model.StepsPerEpoch(ds.Train.N, cfg.BatchSize) * cfg.Epochs)
+
+	p := newPool(t, srv.ClientURL())
+	p.add(2)
+	first, stop := context.WithCancel(ctx)
+	defer stop()
+	_, err := train(t, first, nc, st, cfg, Hooks{Committed: func(step uint64, _ [8]byte) {
+		if step == last-1 {
+			stop() // before the last step's gradients come in
+		}
+	}})
+	p.close()
+	if err == nil {
+		t.Fatal("the stopped coordinator reported the run done")
+	}
+	left := runGradients(t, ctx, nc, cfg.Signature())
+	if left == 0 {
+		t.Fatal("no gradients left to replay: the test does not test the replay")
+	}
+
+	p = newPool(t, srv.ClientURL())
+	p.add(1)
+	res, err := train(t, ctx, nc, st, cfg, Hooks{})
+	p.close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Digest != want.Digest {
+		t.Fatalf("weights %x, want %x", res.Digest, want.Digest)
+	}
+	if n := runGradients(t, ctx, nc, cfg.Signature()); n != 0 {
+		t.Fatalf("the run finished on replay left gradients of %d shards (%d before), want none", n, left)
+	}
+}
+
+// runGradients is how many subjects of run's gradients the grads stream
+// holds.
+func runGradients(t *testing.T, ctx context.Context, nc *nats.Conn, run string) int {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grads, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := grads.Info(ctx, jetstream.WithSubjectFilter(protocol.GradsFilter(run)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(info.State.Subjects)
 }

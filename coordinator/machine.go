@@ -42,7 +42,7 @@ type Evaluator interface {
 // grads stream already holds everything needed to rebuild it.
 type Ready struct {
 	Commit     *protocol.Params       // the commit record of a new weights version: its check
-	State      *protocol.Params       // a snapshot workers can start from (owns its slices)
+	State      *protocol.Params       // a snapshot workers can start from (its slices are Checkpoint's, or its own: read-only)
 	Tasks      []protocol.Task        // shard tasks to publish
 	Epoch      *objstore.HistoryEntry // an epoch just finished
 	Best       bool                   // Epoch improved the best validation accuracy: save the weights
@@ -222,6 +222,10 @@ func (m *Machine) Tasks(shards []int) []protocol.Task { return m.tasks(m.step, s
 func (m *Machine) commitRecord() *protocol.Params {
 	return &protocol.Params{Run: m.run, Step: m.step, Epoch: uint32(m.Epoch()), Check: m.check}
 }
+
+// State is the snapshot workers start from, of the weights after the last
+// committed step.
+func (m *Machine) State() *protocol.Params { return m.state(m.Snapshot()) }
 
 // state is the snapshot of ck that workers start from.
 func (m *Machine) state(ck *objstore.Checkpoint) *protocol.Params {

@@ -684,6 +684,8 @@ func (n *node) publishOnce(ctx context.Context, p *protocol.Params, tasks []prot
 //
 // It stops, as the loop does, when the node loses the run's lease (serve):
 // the coordinator that took the run over writes the same final checkpoint.
+// Once that checkpoint is committed, a loss only cuts short the wait for
+// the final snapshot, and the run is reported done.
 func (n *node) finish(ctx context.Context) (*Result, error) {
 	// The last epochs' evaluations, and the checkpoints waiting for them;
 	// nothing else runs now, so they rest no more.
@@ -724,8 +726,13 @@ func (n *node) finish(ctx context.Context) (*Result, error) {
 	}
 	// The snapshot of the final step: once it is stored, the trimmer purges
 	// the run's gradients, which that checkpoint and snapshot cover, and
-	// the run leaves none in the broker. A broker that does not take it
-	// soon leaves them there; the run is done all the same.
+	// the run leaves none in the broker. The last commit offered it, unless
+	// this coordinator replayed that commit or found the run done. A broker
+	// that does not take it soon leaves the gradients there; the run is
+	// done all the same.
+	if !n.snaps.offered(n.m.Step()) {
+		n.snaps.offer(n.m.State())
+	}
 	wait, cancel := context.WithTimeout(ctx, finalSnapshotWait)
 	if err := n.snaps.flush(wait); err != nil && ctx.Err() == nil {
 		n.opts.Log.Warn("coordinator: the final snapshot is not stored yet; the run's last gradients stay in the grads stream", "run", n.run, "step", n.m.Step())

@@ -26,10 +26,10 @@ type snapshots struct {
 	now        func() time.Time
 	next       chan *protocol.Params // the newest snapshot not yet written
 
-	mu      sync.Mutex
-	offered uint64        // step of the newest snapshot offered, plus one
-	ended   uint64        // step of the newest snapshot whose write ended, plus one
-	wrote   chan struct{} // closed, and replaced, as each write ends
+	mu     sync.Mutex
+	newest uint64        // step of the newest snapshot offered, plus one
+	ended  uint64        // step of the newest snapshot whose write ended, plus one
+	wrote  chan struct{} // closed, and replaced, as each write ends
 }
 
 func newSnapshots(obs jetstream.ObjectStore, maxPayload int64, log *slog.Logger, room *roomGuard, trim *trimmer, now func() time.Time) *snapshots {
@@ -37,12 +37,20 @@ func newSnapshots(obs jetstream.ObjectStore, maxPayload int64, log *slog.Logger,
 		wrote: make(chan struct{})}
 }
 
+// offered reports whether a snapshot of step (or a later one) has been
+// offered.
+func (s *snapshots) offered(step uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newest > step
+}
+
 // flush waits until the write of the newest snapshot offered has ended,
 // stored or not, and the trimmer has heard of it; or until ctx ends.
 func (s *snapshots) flush(ctx context.Context) error {
 	for {
 		s.mu.Lock()
-		done, ch := s.ended >= s.offered, s.wrote
+		done, ch := s.ended >= s.newest, s.wrote
 		s.mu.Unlock()
 		if done {
 			return nil
@@ -59,7 +67,7 @@ func (s *snapshots) flush(ctx context.Context) error {
 // is called from the step loop only.
 func (s *snapshots) offer(p *protocol.Params) {
 	s.mu.Lock()
-	s.offered = max(s.offered, p.Step+1)
+	s.newest = max(s.newest, p.Step+1)
 	s.mu.Unlock()
 	for {
 		select {

@@ -20,7 +20,10 @@ import (
 // keep says (it held those since the oldest
 // kept checkpoint: three intervals by default, and with a sparse
 // checkpoint_every the Go heap of an embedded broker grew into fresh pages
-// at every step). A restart that must fall back to an older checkpoint
+// at every step). A finished run, whose final checkpoint and snapshot
+// cover all its steps, leaves none (node.finish waits for that snapshot),
+// bar a gradient a late worker sends afterwards. A restart that must fall
+// back to an older checkpoint
 // recomputes the steps up to the newest one in the coordinator
 // (node.recompute): their gradients are gone, and sent again under the
 // same message ids they would be dropped as duplicates.
