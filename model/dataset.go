@@ -107,21 +107,9 @@ var levelValue = func() (t [256]float32) {
 // as grey levels, its test images as float32 for evaluation). Callers
 // must not modify the returned dataset.
 func LoadDataset(name, dir string) (*Dataset, error) {
-	var key string
-	switch name {
-	case DatasetFashionMNIST:
-		if dir == "" {
-			dir = DefaultFashionMNISTDir
-		}
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrDataset, err)
-		}
-		key = name + "\x00" + abs
-	case DatasetSynthetic:
-		key = name
-	default:
-		return nil, fmt.Errorf("%w: unknown dataset %q (want %q or %q)", ErrDataset, name, DatasetFashionMNIST, DatasetSynthetic)
+	key, err := datasetKey(name, dir)
+	if err != nil {
+		return nil, err
 	}
 	loaded.mu.Lock()
 	defer loaded.mu.Unlock() // loading twice at once would hold two copies
@@ -132,13 +120,45 @@ func LoadDataset(name, dir string) (*Dataset, error) {
 	if name == DatasetSynthetic {
 		ds = Synthetic(SyntheticSeed, SyntheticTrain, SyntheticTest)
 	} else {
-		var err error
+		if dir == "" {
+			dir = DefaultFashionMNISTDir
+		}
 		if ds, err = LoadFashionMNIST(dir); err != nil {
 			return nil, err
 		}
 	}
 	loaded.sets[key] = ds
 	return ds, nil
+}
+
+// DropDataset forgets the copy LoadDataset keeps of (name, dir), so that
+// its next call reads the files again (after they were replaced).
+func DropDataset(name, dir string) {
+	key, err := datasetKey(name, dir)
+	if err != nil {
+		return
+	}
+	loaded.mu.Lock()
+	delete(loaded.sets, key)
+	loaded.mu.Unlock()
+}
+
+// datasetKey is the key of (name, dir) in loaded.
+func datasetKey(name, dir string) (string, error) {
+	switch name {
+	case DatasetFashionMNIST:
+		if dir == "" {
+			dir = DefaultFashionMNISTDir
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrDataset, err)
+		}
+		return name + "\x00" + abs, nil
+	case DatasetSynthetic:
+		return name, nil
+	}
+	return "", fmt.Errorf("%w: unknown dataset %q (want %q or %q)", ErrDataset, name, DatasetFashionMNIST, DatasetSynthetic)
 }
 
 // loaded holds the datasets LoadDataset has returned, by name and directory.

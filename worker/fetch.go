@@ -48,13 +48,22 @@ func (f *fetcher) dataset(ctx context.Context, losses *natsconn.Losses, kv jetst
 	}
 	dir := filepath.Join(f.cache, "datasets", ref.Name, ref.Digest)
 	ds, err := model.LoadDataset(ref.Name, dir)
-	if err != nil {
-		if err := f.download(ctx, ref, dir); err != nil {
-			return nil, err
+	if err == nil && ds.Digest == ref.Digest {
+		return ds, nil
+	}
+	if err == nil {
+		// A cached copy that is not what its directory names (damaged
+		// since, or written by something else): fetched again.
+		model.DropDataset(ref.Name, dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("worker: dataset cache: %w", err)
 		}
-		if ds, err = model.LoadDataset(ref.Name, dir); err != nil {
-			return nil, err
-		}
+	}
+	if err := f.download(ctx, ref, dir); err != nil {
+		return nil, err
+	}
+	if ds, err = model.LoadDataset(ref.Name, dir); err != nil {
+		return nil, err
 	}
 	if ds.Digest != ref.Digest {
 		return nil, fmt.Errorf("worker: dataset in %s has digest %s, want %s", dir, ds.Digest, ref.Digest)

@@ -23,6 +23,17 @@ var errStale = errors.New("worker: stale task: its step is already committed")
 // dropped as a task of an unknown or broken run.
 var errRunOutOfReach = errors.New("worker: the run is out of reach for now")
 
+// errNoDataset means this worker could not load a run's dataset: no local
+// copy and none it could fetch, a download that failed, a cache it could
+// not write. Another worker may serve the run, so its tasks are handed
+// back, not dropped; the worker tries again after datasetRetry, and meets
+// the tasks it takes meanwhile with the same error.
+var errNoDataset = errors.New("worker: cannot load the run's dataset")
+
+// datasetRetry is how long a worker that failed to load a run's dataset
+// waits before it tries again. Tests shorten it.
+var datasetRetry = 5 * time.Second
+
 // run is what a worker keeps for one run: the network, the dataset, its
 // replica of the training state, and reusable batch buffers.
 type run struct {
@@ -50,6 +61,13 @@ type runCache struct {
 	nc      *nats.Conn       // inboxes subscribe on it
 	losses  *natsconn.Losses // ends lookups in flight when the connection is lost
 	runs    []*run
+	noData  map[string]datasetFailure // by run: the last failed load of its dataset
+}
+
+// datasetFailure is a failed load of a run's dataset, and when it failed.
+type datasetFailure struct {
+	at  time.Time
+	err error
 }
 
 const keptRuns = 2
@@ -91,14 +109,26 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	}
 	// model.LoadDataset keeps one copy per process, shared with the
 	// coordinator and the other in-process workers.
+	if f, ok := c.noData[sig]; ok && time.Since(f.at) < datasetRetry {
+		return nil, f.err
+	}
 	ds, err := model.LoadDataset(cfg.Dataset, dir)
 	if err != nil && c.fetch != nil {
 		// No local copy: fetch the files the coordinator shared.
 		ds, err = c.fetch.dataset(ctx, c.losses, kv, sig, err)
 	}
-	if err != nil {
+	if errors.Is(err, errRunOutOfReach) {
 		return nil, err
 	}
+	if err != nil {
+		err = fmt.Errorf("%w for run %s: %w", errNoDataset, sig, err)
+		if c.noData == nil {
+			c.noData = map[string]datasetFailure{}
+		}
+		c.noData[sig] = datasetFailure{at: time.Now(), err: err}
+		return nil, err
+	}
+	delete(c.noData, sig)
 	net, opt, err := cfg.NewModel(ds)
 	if err != nil {
 		return nil, err

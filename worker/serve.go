@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,15 +37,16 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		attribute.String(telemetry.AttrWorker, w.opts.ID), attribute.Int64(telemetry.AttrRedelivery, redelivered)))
 	defer span.End()
 	run, err := w.runs.get(ctx, w.kv, t.Run)
-	if errors.Is(err, errRunOutOfReach) {
-		// Every task in hand meets it while the broker is away: warned of
-		// once a minute, noted at debug level otherwise.
+	if delay, ok := handBackDelay(err, redelivered); ok {
+		// Every task in hand meets it while the broker is away, or while
+		// this worker has no dataset for the run: warned of once a minute,
+		// noted at debug level otherwise.
 		log := w.opts.Log.Debug
 		if due(&w.outOfReach, time.Now(), time.Minute) {
 			log = w.opts.Log.Warn
 		}
 		log("worker: reading the task's run failed; task will be redelivered", "task", t.String(), "err", err)
-		_ = msg.NakWithDelay(notYetDelay)
+		_ = msg.NakWithDelay(delay)
 		return
 	}
 	if err != nil {
@@ -166,6 +168,32 @@ var aloneWait = 20 * time.Millisecond
 // are not there yet waits before it is delivered again.
 const notYetDelay = 100 * time.Millisecond
 
+// handBackDelay says whether a task whose run could not be had (err from
+// the run cache) goes back to the work queue, and after how long, rather
+// than being dropped as a task of an unknown or broken run. A run out of
+// reach goes back at once; so does a run whose config is not found on the
+// task's first deliveries, since on a replicated bucket a follower that
+// has not stored a config just written can answer for it. A run whose
+// dataset this worker cannot load goes back after datasetRetry: another
+// worker may have it.
+func handBackDelay(err error, redelivered int64) (time.Duration, bool) {
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, errRunOutOfReach):
+		return notYetDelay, true
+	case errors.Is(err, errNoDataset):
+		return datasetRetry, true
+	case errors.Is(err, jetstream.ErrKeyNotFound) && redelivered < unknownRunDeliveries-1:
+		return notYetDelay, true
+	}
+	return 0, false
+}
+
+// unknownRunDeliveries is how many times a task whose run's config is not
+// found is delivered before it is dropped.
+const unknownRunDeliveries = 3
+
 // inHand returns the next task the consumer has prefetched, if it has one
 // (or gets one within a millisecond).
 func (w *Worker) inHand() (jetstream.Msg, bool) {
@@ -245,12 +273,28 @@ func (w *Worker) reject(msg jetstream.Msg, what string, err error) {
 }
 
 // keepAlive tells the server every interval that msg is still being worked
-// on, until the returned stop is called.
+// on, until the returned stop is called. Once stop returns, the server
+// hears no more: a tick under way when it is called ends first, and does
+// not arm the next.
 func keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
 	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
 	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
 		_ = msg.InProgress()
 		t.Reset(every)
 	})
-	return func() { t.Stop() }
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }

@@ -2,12 +2,16 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -21,9 +25,11 @@ type failingGets struct {
 func (f failingGets) Get(context.Context, string) (jetstream.KeyValueEntry, error) { return nil, f.err }
 
 // TestATaskWhoseRunIsOutOfReachGoesBack: a task whose run's config could
-// not be read (the read timed out) is handed back and comes again; a task
-// of a run the bucket does not hold is dropped, and the work queue no
-// longer holds it. Both on real JetStream, through serve.
+// not be read (the read timed out) is handed back and comes again; so is,
+// on its first deliveries, a task of a run the bucket does not hold (a
+// follower of a replicated bucket may not have stored it yet), which is
+// dropped on its third, and the work queue no longer holds it. All on real
+// JetStream, through serve.
 func TestATaskWhoseRunIsOutOfReachGoesBack(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
@@ -36,34 +42,59 @@ func TestATaskWhoseRunIsOutOfReachGoesBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.kv = failingGets{err: context.DeadlineExceeded}
 
+	w.kv = failingGets{err: context.DeadlineExceeded}
 	publish(t, js, protocol.TasksSubject(p.Run), &protocol.Task{Run: p.Run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}})
 	msg := fetchOne(t, cons)
 	w.serve(ctx, msg)
-	again := fetchOne(t, cons)
-	if md, _ := again.Metadata(); md == nil || md.Sequence.Stream != mustMeta(t, msg).Sequence.Stream || md.NumDelivered != 2 {
-		t.Fatalf("after a timed-out read of its run: delivered %+v, want the same task again", md)
-	}
+	msg = sameTaskAgain(t, cons, msg, 2, "after a timed-out read of its run")
 
 	w.kv = failingGets{err: jetstream.ErrKeyNotFound}
-	w.serve(ctx, again)
-	stream, err := js.Stream(ctx, protocol.TasksStream)
+	w.serve(ctx, msg)
+	msg = sameTaskAgain(t, cons, msg, 3, "a run not found on the task's second delivery")
+	w.serve(ctx, msg)
+	if kept := handled(t, js, cons); kept {
+		t.Fatal("a task of a run not found on its third delivery is still in the queue, want it dropped")
+	}
+}
+
+// TestATaskWhoseDatasetThisWorkerLacksGoesBack: a worker that cannot load
+// a run's dataset (no local copy, nothing to fetch it from) hands its task
+// back, for another worker or for a later try, rather than dropping it, and
+// remembers the failure so the tasks it takes meanwhile do not try again.
+func TestATaskWhoseDatasetThisWorkerLacksGoesBack(t *testing.T) {
+	defer func(d time.Duration) { datasetRetry = d }(datasetRetry)
+	datasetRetry = 300 * time.Millisecond
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	cfg, err := config.Load("", []string{"dataset=fashion-mnist", "data_dir=" + t.TempDir(), "hidden=[8]", "batch_size=8", "shards=2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) { // polling interval
-		info, err := stream.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.Msgs == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a task of a run missing from the bucket: the queue holds %d tasks, want it dropped", info.State.Msgs)
-		}
+	resolved, _ := json.Marshal(cfg)
+	runs, err := js.KeyValue(ctx, protocol.RunsBucket)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := runs.Put(ctx, cfg.Signature(), resolved); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(nc, Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.kv = runs
+	publish(t, js, protocol.TasksSubject(cfg.Signature()), &protocol.Task{Run: cfg.Signature(), Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}})
+	msg := fetchOne(t, cons)
+	w.serve(ctx, msg)
+	if f, ok := w.runs.noData[cfg.Signature()]; !ok || !errors.Is(f.err, errNoDataset) {
+		t.Fatalf("the worker does not remember that the dataset failed to load: %+v", f)
+	}
+	sameTaskAgain(t, cons, msg, 2, "a task whose dataset the worker cannot load")
 }
 
 // fetchOne takes the next task from cons, failing the test if none comes
@@ -77,11 +108,94 @@ func fetchOne(t *testing.T, cons jetstream.Consumer) jetstream.Msg {
 	return msg
 }
 
-func mustMeta(t *testing.T, msg jetstream.Msg) *jetstream.MsgMetadata {
+// sameTaskAgain takes the next task from cons and fails the test unless it
+// is prev's, delivered for the n-th time.
+func sameTaskAgain(t *testing.T, cons jetstream.Consumer, prev jetstream.Msg, n uint64, what string) jetstream.Msg {
 	t.Helper()
+	was, err := prev.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := fetchOne(t, cons)
 	md, err := msg.Metadata()
 	if err != nil {
-		t.Fatalf("task metadata: %v", err)
+		t.Fatal(err)
 	}
-	return md
+	if md.Sequence.Stream != was.Sequence.Stream || md.NumDelivered != n {
+		t.Fatalf("%s: delivered task %d for the %d-th time, want task %d again (delivery %d)", what, md.Sequence.Stream, md.NumDelivered, was.Sequence.Stream, n)
+	}
+	return msg
+}
+
+// handled waits until the task a worker was given is no longer pending an
+// acknowledgment, and reports whether the work queue kept it (handed back)
+// rather than dropped it.
+func handled(t *testing.T, js jetstream.JetStream, cons jetstream.Consumer) (kept bool) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) { // polling interval
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the task is still pending acknowledgment: %+v", info)
+		}
+	}
+	stream, err := js.Stream(ctx, protocol.TasksStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs > 0
+}
+
+// progressMsg is a task message whose InProgress waits for release, and
+// counts the calls made once the keepalive was stopped.
+type progressMsg struct {
+	jetstream.Msg
+	calls   chan struct{}
+	release chan struct{}
+	stopped atomic.Bool
+	late    atomic.Int32
+}
+
+func (m *progressMsg) InProgress() error {
+	if m.stopped.Load() {
+		m.late.Add(1)
+	}
+	select {
+	case m.calls <- struct{}{}:
+	default:
+	}
+	<-m.release
+	return nil
+}
+
+// TestKeepAliveStopsWhileATickIsUnderWay: stopping the keepalive while a
+// tick is telling the server the task is in progress lets that tick end,
+// and no tick follows. Before, the tick armed the next one after stop,
+// and the keepalive ran for the life of the process.
+func TestKeepAliveStopsWhileATickIsUnderWay(t *testing.T) {
+	m := &progressMsg{calls: make(chan struct{}, 1), release: make(chan struct{})}
+	stop := keepAlive(m, time.Millisecond)
+	<-m.calls // a tick is under way
+	stopped := make(chan struct{})
+	go func() { stop(); m.stopped.Store(true); close(stopped) }()
+	select {
+	case <-stopped: // stop did not wait for the tick
+	case <-time.After(20 * time.Millisecond): // stop waits for the tick: let it end
+	}
+	close(m.release)
+	<-stopped
+	time.Sleep(50 * time.Millisecond) // fifty intervals, for a tick that should not come
+	if n := m.late.Load(); n > 0 {
+		t.Fatalf("the keepalive ticked %d times after it was stopped", n)
+	}
 }

@@ -221,6 +221,12 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 			w.serve(ctx, msg)
 			continue
 		}
+		if len(w.pending) > 0 {
+			// Shards computed and held for the next shard of their step,
+			// whose task went wrong: they go now, rather than wait,
+			// without keepalives, for whatever task comes next.
+			w.flush()
+		}
 		msg, err := w.next(0)
 		if errors.Is(err, errFeedClosed) {
 			return
