@@ -38,19 +38,7 @@ func TestAFinishedRunLeavesNoGradientsAndCanBeExtended(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	grads, err := js.Stream(ctx, protocol.GradsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := grads.Info(ctx, jetstream.WithSubjectFilter(protocol.GradsFilter(first.Run)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(info.State.Subjects); n != 0 {
+	if n := runGradients(t, ctx, nc, first.Run); n != 0 {
 		t.Fatalf("the finished run left gradients of %d shards in the grads stream, want none", n)
 	}
 

@@ -76,17 +76,9 @@ func TestSnapshotsLargerThanMaxPayload(t *testing.T) {
 // snapshot offered is stored, on a real object store, and at once when
 // none is waiting.
 func TestSnapshotFlushWaitsForTheWrite(t *testing.T) {
-	srv := runNATS(t, t.TempDir())
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := runStreams(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := protocol.Ensure(ctx, js, 1, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	obs, err := js.ObjectStore(ctx, protocol.StateBucket)
 	if err != nil {
 		t.Fatal(err)

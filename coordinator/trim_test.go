@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/protocol"
@@ -18,16 +19,9 @@ import (
 // for want of room: the purge makes room), never backwards, and leaves the
 // other run's alone.
 func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
-	srv := runNATS(t, t.TempDir())
-	js, err := jetstream.New(connect(t, srv.ClientURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := runStreams(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := protocol.Ensure(ctx, js, 1, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	const run, other = "trimmed", "other"
 	// Sequences 1-10 are run's, 11 the other run's.
 	for step := range uint64(10) {
@@ -92,4 +86,21 @@ func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
 	if got := first(other); got != 11 {
 		t.Fatalf("the other run's gradient went: the stream holds its gradients from sequence %d", got)
 	}
+}
+
+// runStreams starts a real JetStream server with the streams and buckets a
+// coordinator makes (protocol.Ensure), and connects to it.
+func runStreams(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc := connect(t, runNATS(t, t.TempDir()).ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := protocol.Ensure(ctx, js, 1, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }
