@@ -273,9 +273,8 @@ func (w *Worker) reject(msg jetstream.Msg, what string, err error) {
 }
 
 // keepAlive tells the server every interval that msg is still being worked
-// on, until the returned stop is called. Once stop returns, the server
-// hears no more: a tick under way when it is called ends first, and does
-// not arm the next.
+// on, until the returned stop is called. stop does not wait for a tick
+// under way, but no tick arms the next once stop has been called.
 func keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
 	var mu sync.Mutex
 	stopped := false
@@ -283,13 +282,12 @@ func keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
 	mu.Lock()
 	defer mu.Unlock()
 	t = time.AfterFunc(every, func() {
+		_ = msg.InProgress()
 		mu.Lock()
 		defer mu.Unlock()
-		if stopped {
-			return
+		if !stopped {
+			t.Reset(every)
 		}
-		_ = msg.InProgress()
-		t.Reset(every)
 	})
 	return func() {
 		mu.Lock()

@@ -2,16 +2,15 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -34,14 +33,7 @@ func TestATaskWhoseRunIsOutOfReachGoesBack(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
 	p := startedRun(t, js)
-	cons, err := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := New(nc, Options{Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cons, w := taskServer(t, nc, js)
 
 	w.kv = failingGets{err: context.DeadlineExceeded}
 	publish(t, js, protocol.TasksSubject(p.Run), &protocol.Task{Run: p.Run, Step: 0, Shard: 0, Shards: 2, Indices: []int32{0, 1, 2, 3}})
@@ -67,23 +59,9 @@ func TestATaskWhoseDatasetThisWorkerLacksGoesBack(t *testing.T) {
 	datasetRetry = 300 * time.Millisecond
 	nc, js := startJetStream(t)
 	ctx := context.Background()
-	cfg, err := config.Load("", []string{"dataset=fashion-mnist", "data_dir=" + t.TempDir(), "hidden=[8]", "batch_size=8", "shards=2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolved, _ := json.Marshal(cfg)
+	cfg := registerConfig(t, js, "dataset=fashion-mnist", "data_dir="+t.TempDir(), "hidden=[8]", "batch_size=8", "shards=2")
+	cons, w := taskServer(t, nc, js)
 	runs, err := js.KeyValue(ctx, protocol.RunsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := runs.Put(ctx, cfg.Signature(), resolved); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := New(nc, Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +73,21 @@ func TestATaskWhoseDatasetThisWorkerLacksGoesBack(t *testing.T) {
 		t.Fatalf("the worker does not remember that the dataset failed to load: %+v", f)
 	}
 	sameTaskAgain(t, cons, msg, 2, "a task whose dataset the worker cannot load")
+}
+
+// taskServer is the workers' task consumer and a worker, not running,
+// whose serve the test calls with the tasks it takes from it.
+func taskServer(t *testing.T, nc *nats.Conn, js jetstream.JetStream) (jetstream.Consumer, *Worker) {
+	t.Helper()
+	cons, err := js.Consumer(context.Background(), protocol.TasksStream, protocol.WorkersConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(nc, Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons, w
 }
 
 // fetchOne takes the next task from cons, failing the test if none comes
@@ -156,25 +149,18 @@ func handled(t *testing.T, js jetstream.JetStream, cons jetstream.Consumer) (kep
 	return info.State.Msgs > 0
 }
 
-// progressMsg is a task message whose InProgress waits for release, and
-// counts the calls made once the keepalive was stopped.
+// progressMsg is a task message that reports each InProgress on calls;
+// the first waits for release.
 type progressMsg struct {
 	jetstream.Msg
 	calls   chan struct{}
 	release chan struct{}
-	stopped atomic.Bool
-	late    atomic.Int32
+	first   sync.Once
 }
 
 func (m *progressMsg) InProgress() error {
-	if m.stopped.Load() {
-		m.late.Add(1)
-	}
-	select {
-	case m.calls <- struct{}{}:
-	default:
-	}
-	<-m.release
+	m.calls <- struct{}{}
+	m.first.Do(func() { <-m.release })
 	return nil
 }
 
@@ -183,19 +169,14 @@ func (m *progressMsg) InProgress() error {
 // and no tick follows. Before, the tick armed the next one after stop,
 // and the keepalive ran for the life of the process.
 func TestKeepAliveStopsWhileATickIsUnderWay(t *testing.T) {
-	m := &progressMsg{calls: make(chan struct{}, 1), release: make(chan struct{})}
+	m := &progressMsg{calls: make(chan struct{}, 16), release: make(chan struct{})}
 	stop := keepAlive(m, time.Millisecond)
 	<-m.calls // a tick is under way
-	stopped := make(chan struct{})
-	go func() { stop(); m.stopped.Store(true); close(stopped) }()
-	select {
-	case <-stopped: // stop did not wait for the tick
-	case <-time.After(20 * time.Millisecond): // stop waits for the tick: let it end
-	}
+	stop()
 	close(m.release)
-	<-stopped
-	time.Sleep(50 * time.Millisecond) // fifty intervals, for a tick that should not come
-	if n := m.late.Load(); n > 0 {
-		t.Fatalf("the keepalive ticked %d times after it was stopped", n)
+	select {
+	case <-m.calls:
+		t.Fatal("the keepalive ticked after it was stopped")
+	case <-time.After(50 * time.Millisecond): // fifty intervals, for a tick that should not come
 	}
 }

@@ -49,15 +49,7 @@ func startJetStreamMaxStore(t *testing.T, maxStore int64) (*nats.Conn, jetstream
 // coordinator would, and returns it with its dataset and network.
 func registerRun(t *testing.T, js jetstream.JetStream) (config.Config, *model.Dataset, *model.Network) {
 	t.Helper()
-	cfg, err := config.Load("", []string{"dataset=synthetic", "hidden=[8]", "batch_size=8", "shards=2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolved, _ := json.Marshal(cfg)
-	runs, _ := js.KeyValue(context.Background(), protocol.RunsBucket)
-	if _, err := runs.Put(context.Background(), cfg.Signature(), resolved); err != nil {
-		t.Fatal(err)
-	}
+	cfg := registerConfig(t, js, "dataset=synthetic", "hidden=[8]", "batch_size=8", "shards=2")
 	ds, err := model.LoadDataset(cfg.Dataset, "")
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +60,25 @@ func registerRun(t *testing.T, js jetstream.JetStream) (config.Config, *model.Da
 	}
 	t.Cleanup(net.Close)
 	return cfg, ds, net
+}
+
+// registerConfig puts the config sets make in the runs bucket, as its
+// run's coordinator would, and returns it.
+func registerConfig(t *testing.T, js jetstream.JetStream, sets ...string) config.Config {
+	t.Helper()
+	cfg, err := config.Load("", sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, _ := json.Marshal(cfg)
+	runs, err := js.KeyValue(context.Background(), protocol.RunsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runs.Put(context.Background(), cfg.Signature(), resolved); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // firstSnapshot is the snapshot a coordinator publishes when cfg's run
