@@ -107,7 +107,7 @@ var levelValue = func() (t [256]float32) {
 // as grey levels, its test images as float32 for evaluation). Callers
 // must not modify the returned dataset.
 func LoadDataset(name, dir string) (*Dataset, error) {
-	key, err := datasetKey(name, dir)
+	key, dir, err := datasetKey(name, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -119,13 +119,8 @@ func LoadDataset(name, dir string) (*Dataset, error) {
 	var ds *Dataset
 	if name == DatasetSynthetic {
 		ds = Synthetic(SyntheticSeed, SyntheticTrain, SyntheticTest)
-	} else {
-		if dir == "" {
-			dir = DefaultFashionMNISTDir
-		}
-		if ds, err = LoadFashionMNIST(dir); err != nil {
-			return nil, err
-		}
+	} else if ds, err = LoadFashionMNIST(dir); err != nil {
+		return nil, err
 	}
 	loaded.sets[key] = ds
 	return ds, nil
@@ -134,7 +129,7 @@ func LoadDataset(name, dir string) (*Dataset, error) {
 // DropDataset forgets the copy LoadDataset keeps of (name, dir), so that
 // its next call reads the files again (after they were replaced).
 func DropDataset(name, dir string) {
-	key, err := datasetKey(name, dir)
+	key, _, err := datasetKey(name, dir)
 	if err != nil {
 		return
 	}
@@ -143,8 +138,9 @@ func DropDataset(name, dir string) {
 	loaded.mu.Unlock()
 }
 
-// datasetKey is the key of (name, dir) in loaded.
-func datasetKey(name, dir string) (string, error) {
+// datasetKey is the key of (name, dir) in loaded, and the directory dir
+// names (Fashion-MNIST's default for "").
+func datasetKey(name, dir string) (key, resolved string, err error) {
 	switch name {
 	case DatasetFashionMNIST:
 		if dir == "" {
@@ -152,13 +148,13 @@ func datasetKey(name, dir string) (string, error) {
 		}
 		abs, err := filepath.Abs(dir)
 		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrDataset, err)
+			return "", "", fmt.Errorf("%w: %v", ErrDataset, err)
 		}
-		return name + "\x00" + abs, nil
+		return name + "\x00" + abs, dir, nil
 	case DatasetSynthetic:
-		return name, nil
+		return name, dir, nil
 	}
-	return "", fmt.Errorf("%w: unknown dataset %q (want %q or %q)", ErrDataset, name, DatasetFashionMNIST, DatasetSynthetic)
+	return "", "", fmt.Errorf("%w: unknown dataset %q (want %q or %q)", ErrDataset, name, DatasetFashionMNIST, DatasetSynthetic)
 }
 
 // loaded holds the datasets LoadDataset has returned, by name and directory.
