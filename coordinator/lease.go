@@ -32,12 +32,21 @@ var ErrFenced = errors.New("coordinator: step already committed by another coord
 // alive by revision-checked updates, and gone ttl after its holder stops
 // refreshing it. A second coordinator started on the same run waits as a hot
 // standby until the key expires, then takes over.
+//
+// A lease is kept from the moment it is taken until it is released, so a
+// coordinator slow to start (a large checkpoint, a slow object store) does
+// not let it expire before it serves the run.
 type lease struct {
 	kv  jetstream.KeyValue
 	key string
 	id  string
 	ttl time.Duration
-	rev uint64
+	rev uint64 // owned by the keeping goroutine until release stops it
+
+	stop  context.CancelFunc
+	kept  chan struct{} // closed when the keeping goroutine has ended
+	lost  chan struct{} // closed when the lease is lost; cause says why
+	cause error
 }
 
 // leaseBucket is the configuration of the leases bucket: a lease expires ttl
@@ -64,11 +73,10 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 	for {
 		rev, err := kv.Create(ctx, run, []byte(id))
 		if err == nil {
-			l.rev = rev
 			if waiting {
 				log.Info("standby takes over the run", "run", run, "coordinator", id)
 			}
-			return l, nil
+			return l.keep(rev), nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			if !transient(err) || ctx.Err() != nil {
@@ -88,9 +96,8 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 			// killed before it could release the lease: take it over now
 			// instead of waiting for the TTL.
 			if rev, err := kv.Update(ctx, run, []byte(id), e.Revision()); err == nil {
-				l.rev = rev
 				log.Info("took over the lease of a coordinator that died on this host", "run", run, "previous", string(e.Value()))
-				return l, nil
+				return l.keep(rev), nil
 			}
 		}
 		if !waiting {
@@ -107,31 +114,51 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 	}
 }
 
-// keep refreshes the lease every ttl/3 until ctx ends, and calls lost with
-// the error once if a refresh fails or finds another holder.
-func (l *lease) keep(ctx context.Context, lost func(error)) {
-	t := time.NewTicker(l.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := l.refresh(ctx); err != nil {
-			if ctx.Err() == nil {
-				lost(err)
+// keep starts refreshing the lease, taken at revision rev, every ttl/3
+// until release; a refresh that fails or finds another holder closes lost.
+func (l *lease) keep(rev uint64) *lease {
+	l.rev = rev
+	ctx, stop := context.WithCancel(context.Background())
+	l.stop, l.kept, l.lost = stop, make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(l.kept)
+		t := time.NewTicker(l.ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
 			}
-			return
+			if err := l.refresh(ctx); err != nil {
+				if ctx.Err() == nil {
+					l.cause = err
+					close(l.lost)
+				}
+				return
+			}
 		}
+	}()
+	return l
+}
+
+// cancelOnLoss cancels ctx with the lease's loss as the cause, if the lease
+// is lost before ctx ends; it returns when either happens.
+func (l *lease) cancelOnLoss(ctx context.Context, cancel context.CancelCauseFunc) {
+	select {
+	case <-l.lost:
+		cancel(l.cause)
+	case <-ctx.Done():
 	}
 }
 
 // refresh extends the lease. A broker that cannot be reached, or has no
 // room to store the lease, is not a loss (no other coordinator can take
-// the lease or commit through it either); a key that
-// expired meanwhile is taken again if still free; a key held by another
-// coordinator is a loss.
+// the lease or commit through it either). A key held by another
+// coordinator is a loss, and so is a key gone: it expired, so a standby
+// may have led the run since, even finished it and purged its gradients,
+// and this coordinator's step is no longer the run's. Train then starts
+// over from the newest checkpoint, taking the lease again if it is free.
 func (l *lease) refresh(ctx context.Context) error {
 	rev, err := l.kv.Update(ctx, l.key, []byte(l.id), l.rev)
 	if err == nil {
@@ -143,16 +170,8 @@ func (l *lease) refresh(ctx context.Context) error {
 	}
 	e, gerr := l.kv.Get(ctx, l.key)
 	switch {
-	case errors.Is(gerr, jetstream.ErrKeyNotFound):
-		rev, err := l.kv.Create(ctx, l.key, []byte(l.id))
-		if err == nil {
-			l.rev = rev
-			return nil
-		}
-		if protocol.NoRoom(err) {
-			return nil
-		}
-		return fmt.Errorf("%w %s: the lease expired and was taken", ErrLeaseLost, l.key)
+	case errors.Is(gerr, jetstream.ErrKeyNotFound), errors.Is(gerr, jetstream.ErrKeyDeleted):
+		return fmt.Errorf("%w %s: the lease expired", ErrLeaseLost, l.key)
 	case gerr != nil:
 		return nil // unreachable broker: retry on the next tick
 	case string(e.Value()) != l.id:
@@ -162,8 +181,11 @@ func (l *lease) refresh(ctx context.Context) error {
 	return nil
 }
 
-// release gives the run up at once so a standby need not wait for the TTL.
+// release stops refreshing the lease and gives the run up at once, so a
+// standby need not wait for the TTL.
 func (l *lease) release() {
+	l.stop()
+	<-l.kept
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))

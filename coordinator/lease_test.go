@@ -1,10 +1,16 @@
 package coordinator
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestHolderIsGone(t *testing.T) {
@@ -27,5 +33,103 @@ func TestHolderIsGone(t *testing.T) {
 		if got := holderIsGone(tc.holder, "me"); got != tc.want {
 			t.Errorf("holderIsGone(%q) = %v, want %v", tc.holder, got, tc.want)
 		}
+	}
+}
+
+// leaseKV starts a JetStream server with the leases bucket (TTL ttl) and
+// returns its client and the bucket.
+func leaseKV(t *testing.T, ttl time.Duration) (jetstream.JetStream, jetstream.KeyValue) {
+	t.Helper()
+	srv := runNATS(t, t.TempDir())
+	js, err := jetstream.New(connect(t, srv.ClientURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(context.Background(), leaseBucket(ttl, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, kv
+}
+
+// TestALeaseIsKeptFromTheMomentItIsTaken: the lease is refreshed while
+// the coordinator is still starting (loading a checkpoint, say), before it
+// serves the run, so a slow start cannot let a standby take it.
+func TestALeaseIsKeptFromTheMomentItIsTaken(t *testing.T) {
+	js, kv := leaseKV(t, time.Second)
+	l, err := acquireLease(context.Background(), js, "run", "me", time.Second, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	first, err := kv.Get(context.Background(), "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e, err := kv.Get(context.Background(), "run")
+		if err == nil && e.Revision() > first.Revision()+2 && string(e.Value()) == "me" {
+			break // refreshed several times, well past the TTL
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease was not refreshed before serving (last: %v, %v)", e, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling
+	}
+	select {
+	case <-l.lost:
+		t.Fatalf("the lease was lost: %v", l.cause)
+	default:
+	}
+}
+
+// TestALeaseWhoseKeyIsGoneIsLost: a coordinator cut off for longer than
+// the TTL finds its key gone. A standby may have led the run meanwhile,
+// finished it and released the key, so its own step is stale: it gives
+// the lease up (Train starts over from the newest checkpoint) instead of
+// taking the key again and serving an old step nobody can compute.
+func TestALeaseWhoseKeyIsGoneIsLost(t *testing.T) {
+	js, kv := leaseKV(t, time.Second)
+	l, err := acquireLease(context.Background(), js, "run", "me", time.Second, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	if err := kv.Delete(context.Background(), "run"); err != nil { // a standby finished and released it
+		t.Fatal(err)
+	}
+	select {
+	case <-l.lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lease whose key is gone is still held")
+	}
+	if !errors.Is(l.cause, ErrLeaseLost) {
+		t.Fatalf("lost with %v, want ErrLeaseLost", l.cause)
+	}
+	if _, err := kv.Get(context.Background(), "run"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the key was taken again (%v)", err)
+	}
+}
+
+// TestALeaseHeldByAnotherIsLost: a refresh that finds another
+// coordinator's id in the key is a loss.
+func TestALeaseHeldByAnotherIsLost(t *testing.T) {
+	js, kv := leaseKV(t, time.Second)
+	l, err := acquireLease(context.Background(), js, "run", "me", time.Second, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	if _, err := kv.Put(context.Background(), "run", []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lease another coordinator holds is still held")
+	}
+	if !errors.Is(l.cause, ErrLeaseLost) || !strings.Contains(l.cause.Error(), "other") {
+		t.Fatalf("lost with %v, want ErrLeaseLost naming the holder", l.cause)
 	}
 }

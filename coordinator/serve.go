@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jettrain/jettrain/internal/handoff"
@@ -52,7 +53,7 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 	evalsDone := make(chan struct{})
 	go func() { n.evals.loop(ctx); close(evalsDone) }()
 	keepDone := make(chan struct{})
-	go func() { n.lease.keep(ctx, cancel); close(keepDone) }()
+	go func() { n.lease.cancelOnLoss(ctx, cancel); close(keepDone) }()
 	// Every goroutine ends before serve returns: close then releases the
 	// lease at the revision the last refresh left.
 	defer func() { cancel(nil); <-saverDone; <-snapsDone; <-evalsDone; <-keepDone }()
@@ -86,20 +87,37 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 		n.opts.Log.Info("replaying the grads stream", "run", n.run, "from_seq", from, "messages", info.NumPending)
 		_, replaySpan = n.trace.tr.Start(ctx, telemetry.SpanRecoveryReplay, trace.WithAttributes(n.trace.runAttr,
 			attribute.Int64(telemetry.AttrStep, int64(n.m.Step())), attribute.Int64("jettrain.replay.messages", int64(info.NumPending))))
+		// A replay cut short (the lease lost, the broker gone, the run
+		// finished by the replay) still ends its span, saying how far it got.
+		defer func() {
+			if replaying {
+				replaySpan.SetAttributes(attribute.Int("jettrain.replay.reused", n.replayed), attribute.Int64("jettrain.replay.step", int64(n.m.Step())))
+				if err != nil {
+					replaySpan.SetStatus(codes.Error, err.Error())
+				}
+				replaySpan.End()
+			}
+		}()
 	} else if err := n.resume(ctx); err != nil {
 		return nil, err
 	}
 	defer n.trace.end()
+	// Heartbeats count the workers alive; workers' gradients refused for
+	// want of room count as refusals of the coordinator's own (an account's
+	// quota may pass its small messages). Core subscriptions, which the
+	// connection renews after a reconnect: one refused now is an error.
 	beats := make(chan *nats.Msg, 64)
-	if sub, err := n.js.Conn().ChanSubscribe(protocol.HeartbeatSubject, beats); err == nil {
-		defer sub.Unsubscribe()
+	sub, err := n.js.Conn().ChanSubscribe(protocol.HeartbeatSubject, beats)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: subscribing to heartbeats: %w", err)
 	}
-	// Workers' gradients refused for want of room count as refusals of the
-	// coordinator's own: an account's quota may pass its small messages.
+	defer sub.Unsubscribe()
 	refusals := make(chan *nats.Msg, 64)
-	if sub, err := n.js.Conn().ChanSubscribe(protocol.RefusalSubject, refusals); err == nil {
-		defer sub.Unsubscribe()
+	rsub, err := n.js.Conn().ChanSubscribe(protocol.RefusalSubject, refusals)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: subscribing to refusals: %w", err)
 	}
+	defer rsub.Unsubscribe()
 
 	in := make(chan delivery, 64)
 	readDone := make(chan struct{})
@@ -178,18 +196,34 @@ func (n *node) read(ctx context.Context, cons jetstream.Consumer, next uint64, o
 		}
 		// The iterator ended under us (the broker restarted or the consumer
 		// was lost): read on from the next sequence with a new consumer.
+		n.opts.Log.Warn("coordinator: reopening the grads stream", "run", n.run, "from_seq", next)
 		for {
-			n.opts.Log.Warn("coordinator: reopening the grads stream", "run", n.run, "from_seq", next)
 			if !pace.Wait(ctx, time.Second) {
 				return
 			}
+			next = n.readableFrom(ctx, next)
 			var err error
 			cons, err = n.gradsConsumer(ctx, next)
 			if err == nil {
 				break
 			}
+			n.opts.Log.Warn("coordinator: reopening the grads stream failed; retrying", "run", n.run, "from_seq", next, "err", err)
 		}
 	}
+}
+
+// readableFrom is where to read the grads stream on from after the
+// sequence before next: next, unless the broker lost the stream's tail (a
+// machine crash before its writes reached the disk), in which case the
+// gradients published since are stored from its new last sequence on.
+func (n *node) readableFrom(ctx context.Context, next uint64) uint64 {
+	info, err := n.grads.Info(ctx)
+	if err != nil || info.State.LastSeq+1 >= next {
+		return next
+	}
+	n.opts.Log.Warn("coordinator: the grads stream lost its last messages; reading on from its new end",
+		"run", n.run, "wanted_seq", next, "last_seq", info.State.LastSeq)
+	return info.State.LastSeq + 1
 }
 
 // gradsConsumer reads the run's gradients in the grads stream from
