@@ -140,7 +140,7 @@ func TestLeadershipTermsMayRestartTheSteps(t *testing.T) {
 		return fmt.Sprintf(`time=x level=DEBUG msg="step committed" run=r step=%d check=%016x seqs="[%d]" firsts="[0]" replay=false`, step, step, step)
 	}
 	log := strings.Join([]string{line(1), line(2),
-		`time=x level=WARN msg="coordinator: lost the leadership of the run r; waiting as a standby"`,
+		`time=x level=WARN msg="coordinator: lost the leadership of the run r: the lease expired; starting over from the newest checkpoint, waiting as a standby while another coordinator leads"`,
 		line(5), line(6), line(8)}, "\n")
 	inc, err := ParseLog("c.0", strings.NewReader(log))
 	if err != nil {

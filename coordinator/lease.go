@@ -181,6 +181,19 @@ func (l *lease) refresh(ctx context.Context) error {
 	return nil
 }
 
+// holds reports whether this coordinator still holds the lease, asking the
+// broker: false once a refresh found it lost, when the key names another
+// coordinator or is gone, and when the broker does not answer.
+func (l *lease) holds(ctx context.Context) bool {
+	select {
+	case <-l.lost:
+		return false
+	default:
+	}
+	e, err := l.kv.Get(ctx, l.key)
+	return err == nil && string(e.Value()) == l.id
+}
+
 // release stops refreshing the lease and gives the run up at once, so a
 // standby need not wait for the TTL.
 func (l *lease) release() {

@@ -133,3 +133,30 @@ func TestALeaseHeldByAnotherIsLost(t *testing.T) {
 		t.Fatalf("lost with %v, want ErrLeaseLost naming the holder", l.cause)
 	}
 }
+
+// TestALeaseHoldsOnlyWhileItsKeyNamesItsHolder: holds, which the trimmer
+// asks before each purge, asks the broker.
+func TestALeaseHoldsOnlyWhileItsKeyNamesItsHolder(t *testing.T) {
+	js, kv := leaseKV(t, time.Minute)
+	l, err := acquireLease(context.Background(), js, "run", "me", time.Minute, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	ctx := context.Background()
+	if !l.holds(ctx) {
+		t.Fatal("the lease just taken is not held")
+	}
+	if _, err := kv.Put(ctx, "run", []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	if l.holds(ctx) {
+		t.Fatal("the lease another coordinator took is still held")
+	}
+	if err := kv.Delete(ctx, "run"); err != nil {
+		t.Fatal(err)
+	}
+	if l.holds(ctx) {
+		t.Fatal("the lease whose key is gone is still held")
+	}
+}

@@ -57,9 +57,10 @@ func Train(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts Optio
 			case err == nil || nc.IsClosed() || ctx.Err() != nil:
 				return res, err
 			case errors.Is(err, ErrLeaseLost):
-				// Another coordinator took the run over (this one was cut
-				// off longer than the lease): wait as its standby.
-				opts.Log.Warn("coordinator: "+err.Error()+"; waiting as a standby", "run", opts.Config.Signature())
+				// Another coordinator took the run over, or may have (this
+				// one was cut off longer than the lease): start over from
+				// the newest checkpoint, as its standby if it still leads.
+				opts.Log.Warn(err.Error()+"; starting over from the newest checkpoint, waiting as a standby while another coordinator leads", "run", opts.Config.Signature())
 				wait = 0
 				continue
 			case !transient(err):
@@ -255,6 +256,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	}
 	room := &roomGuard{log: opts.Log}
 	trim := newTrimmer(grads, run, opts.Log)
+	trim.leads = lease.holds
 	n := &node{opts: opts, cfg: cfg, run: run, grads: grads, evals: newEvaluations(net, &ds.Test, opts.Hooks.Evaluated), js: js, store: store, m: m, net: net, lease: lease, params: params, ds: ds, catchUp: catchUpTo, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
 		spare: make(chan *protocol.Grad, spareGrads), parts: protocol.NewAssembler((holdAhead+2)*cfg.Shards, net.Layout().Size())}
 	n.step.Store(m.Step())

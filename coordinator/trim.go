@@ -28,11 +28,17 @@ import (
 // (node.recompute): their gradients are gone, and sent again under the
 // same message ids they would be dropped as duplicates.
 //
+// Only the run's leader purges: a coordinator paused past its lease (a
+// stopped process, a frozen machine) may commit a checkpoint when it wakes,
+// before it notices the loss, while the standby that took over still
+// replays gradients below it.
+//
 // The saver and the snapshot writer call it from their own goroutines.
 type trimmer struct {
 	grads jetstream.Stream // nil: nothing is purged
 	run   string
 	log   *slog.Logger
+	leads func(context.Context) bool // asked before each purge; nil: always
 
 	mu        sync.Mutex
 	committed []stepSeq // checkpoints committed and not yet trimmed to, oldest first
@@ -102,13 +108,24 @@ func (t *trimmer) purge(ctx context.Context, below uint64) {
 	if below <= 1 || t.grads == nil {
 		return
 	}
+	if t.leads != nil && !t.leads(ctx) {
+		t.log.Warn("coordinator: not trimming the grads stream: this coordinator may no longer lead the run", "run", t.run, "below_seq", below)
+		t.retry(below)
+		return
+	}
 	err := t.grads.Purge(ctx, jetstream.WithPurgeSubject(protocol.GradsFilter(t.run)), jetstream.WithPurgeSequence(below))
 	if err != nil && ctx.Err() == nil {
 		t.log.Warn("coordinator: trimming the grads stream failed; it will be retried after the next checkpoint", "run", t.run, "below_seq", below, "err", err)
-		t.mu.Lock()
-		if t.trimmed == below {
-			t.trimmed = 0 // the next checkpoint purges again
-		}
-		t.mu.Unlock()
+		t.retry(below)
 	}
+}
+
+// retry has the next checkpoint purge below what the purge below below
+// did not.
+func (t *trimmer) retry(below uint64) {
+	t.mu.Lock()
+	if t.trimmed == below {
+		t.trimmed = 0
+	}
+	t.mu.Unlock()
 }

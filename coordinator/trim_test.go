@@ -16,8 +16,8 @@ import (
 // TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed runs the trimmer on
 // a real grads stream holding two runs' messages: it purges its run's below
 // the newest committed checkpoint whose snapshot is stored too (or refused
-// for want of room: the purge makes room), never backwards, and leaves the
-// other run's alone.
+// for want of room: the purge makes room), never backwards, only while the
+// coordinator leads the run, and leaves the other run's alone.
 func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
 	_, js := runStreams(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -32,8 +32,8 @@ func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
 	if _, err := js.Publish(ctx, protocol.GradSubject(other, 0, 0), []byte{1}); err != nil {
 		t.Fatal(err)
 	}
-	// Sequences 12 and 13 are run's again.
-	for step := uint64(10); step < 12; step++ {
+	// Sequences 12-17 are run's again.
+	for step := uint64(10); step < 16; step++ {
 		if _, err := js.Publish(ctx, protocol.GradSubject(run, step, 0), []byte{1}); err != nil {
 			t.Fatal(err)
 		}
@@ -60,6 +60,8 @@ func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
 		return md.Sequence.Stream
 	}
 	tr := newTrimmer(grads, run, quietLog())
+	leads := true
+	tr.leads = func(context.Context) bool { return leads }
 	noRoom := fmt.Errorf("putting the snapshot: %w", &jetstream.APIError{Code: 503, ErrorCode: 10023, Description: "insufficient resources"})
 	steps := []struct {
 		what string
@@ -75,7 +77,9 @@ func TestTrimmerKeepsWhatTheNewestCheckpointAndSnapshotNeed(t *testing.T) {
 		{"an older snapshot stored late", func() { tr.snapshotWritten(ctx, 2, nil) }, 7},
 		{"the snapshot of the last checkpoint", func() { tr.snapshotWritten(ctx, 10, nil) }, 10},
 		{"a checkpoint whose snapshot is to come", func() { tr.checkpointed(ctx, 12, 12) }, 10},
-		{"its snapshot refused for want of room", func() { tr.snapshotWritten(ctx, 12, noRoom) }, 13},
+		{"its snapshot, written when the coordinator may no longer lead", func() { leads = false; tr.snapshotWritten(ctx, 12, nil) }, 10},
+		{"the next checkpoint, with the lease held again", func() { leads = true; tr.checkpointed(ctx, 14, 14) }, 10},
+		{"its snapshot refused for want of room", func() { tr.snapshotWritten(ctx, 14, noRoom) }, 15},
 	}
 	for _, s := range steps {
 		s.do()
