@@ -350,6 +350,43 @@ func TestALoneWorkerSendsTheShardsOfAStepTogether(t *testing.T) {
 	}
 }
 
+// TestHeldShardsGoWhenTheNextShardsTaskFails: a lone worker holds shard 0
+// of a step while the next task in hand is shard 1, to send both as one
+// gradient; that task turns out not to fit the run and is rejected. Shard 0
+// goes out at once, rather than wait, without keepalives, for whatever task
+// comes next (none does here).
+func TestHeldShardsGoWhenTheNextShardsTaskFails(t *testing.T) {
+	defer func(d time.Duration) { aloneWait = d }(aloneWait)
+	aloneWait = time.Minute
+	js, run, _, logs := pastStep0(t)
+	bad := stepOneTask(run, 1)
+	bad.Indices = bad.Indices[:3] // the shard has 4 samples
+	publish(t, js, protocol.TasksSubject(run), stepOneTask(run, 0))
+	publish(t, js, protocol.TasksSubject(run), bad)
+	poll(t, logs, "the rejection of shard 1's task", func() bool { return strings.Contains(logs.String(), "task does not fit its run") })
+	grads, err := js.Stream(context.Background(), protocol.GradsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, logs, "the gradient of the held shard 0 of step 1", func() bool {
+		_, err := grads.GetLastMsgForSubject(context.Background(), protocol.GradSubject(run, 1, 0))
+		return err == nil
+	})
+	if got := stepOneGradients(t, js, run); got != "0" {
+		t.Fatalf("step 1 went as gradients of shards %q, want shard 0's alone\n%s", got, logs.String())
+	}
+	// Held past its ack wait, shard 0's task would have come back, and
+	// gone out only then.
+	cons, _ := js.Consumer(context.Background(), protocol.TasksStream, protocol.WorkersConsumer)
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Delivered.Consumer != 4 {
+		t.Fatalf("%d deliveries of the 4 tasks: shard 0 of step 1 was held until it came back\n%s", info.Delivered.Consumer, logs.String())
+	}
+}
+
 // TestAWorkerHearingAnotherSendsItsShardsWithoutWaiting: a worker whose
 // inbox hears another worker's gradients sends the first shard of a step
 // when the next task is not in hand within a moment, as another worker
