@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/internal/pace"
-	"github.com/jettrain/jettrain/protocol"
 )
 
 // LeasesBucket holds one key per run: the id of the coordinator leading it.
@@ -115,7 +114,8 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 }
 
 // keep starts refreshing the lease, taken at revision rev, every ttl/3
-// until release; a refresh that fails or finds another holder closes lost.
+// until release; a refresh that finds the lease lost (see refresh) closes
+// lost.
 func (l *lease) keep(rev uint64) *lease {
 	l.rev = rev
 	ctx, stop := context.WithCancel(context.Background())
@@ -152,21 +152,25 @@ func (l *lease) cancelOnLoss(ctx context.Context, cancel context.CancelCauseFunc
 	}
 }
 
-// refresh extends the lease. A broker that cannot be reached, or has no
-// room to store the lease, is not a loss (no other coordinator can take
-// the lease or commit through it either). A key held by another
-// coordinator is a loss, and so is a key gone: it expired, so a standby
-// may have led the run since, even finished it and purged its gradients,
-// and this coordinator's step is no longer the run's. Train then starts
-// over from the newest checkpoint, taking the lease again if it is free.
+// refresh extends the lease. Only the stream's leader can say the key
+// changed since the last refresh (a revision mismatch): any other failure —
+// an unreachable broker, no room to store the lease, a leader being
+// elected — is not a loss, since no other coordinator can take the lease or
+// commit through it either. After a mismatch, a key held by another
+// coordinator is a loss, and so is a key gone: it expired, so a standby may
+// have led the run since, even finished it and purged its gradients, and
+// this coordinator's step is no longer the run's. Train then starts over
+// from the newest checkpoint, taking the lease again if it is free. A key
+// that still names this coordinator was its own refresh whose answer was
+// lost.
 func (l *lease) refresh(ctx context.Context) error {
 	rev, err := l.kv.Update(ctx, l.key, []byte(l.id), l.rev)
 	if err == nil {
 		l.rev = rev
 		return nil
 	}
-	if protocol.NoRoom(err) {
-		return nil // no coordinator can take the lease, or commit, either
+	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return nil // retried on the next tick
 	}
 	e, gerr := l.kv.Get(ctx, l.key)
 	switch {
@@ -183,7 +187,9 @@ func (l *lease) refresh(ctx context.Context) error {
 
 // holds reports whether this coordinator still holds the lease, asking the
 // broker: false once a refresh found it lost, when the key names another
-// coordinator or is gone, and when the broker does not answer.
+// coordinator or is gone, and when the broker does not answer. It is a
+// check, not a fence: the lease may be lost right after it, and a replica
+// that lags may answer for the key.
 func (l *lease) holds(ctx context.Context) bool {
 	select {
 	case <-l.lost:

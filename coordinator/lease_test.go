@@ -36,6 +36,56 @@ func TestHolderIsGone(t *testing.T) {
 	}
 }
 
+// TestARefreshAfterTheKeyExpiredIsALoss: a coordinator that could not
+// refresh for longer than the TTL finds the key expired (not deleted: the
+// bucket's age limit removed it), and gives the lease up.
+func TestARefreshAfterTheKeyExpiredIsALoss(t *testing.T) {
+	_, kv := leaseKV(t, time.Second)
+	ctx := context.Background()
+	rev, err := kv.Create(ctx, "run", []byte("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lease{kv: kv, key: "run", id: "me", ttl: time.Second, rev: rev} // not kept: its refreshes stopped
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) { // polling
+		if _, err := kv.Get(ctx, "run"); errors.Is(err, jetstream.ErrKeyNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the key did not expire")
+		}
+	}
+	if err := l.refresh(ctx); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("refresh after the key expired: %v, want ErrLeaseLost", err)
+	}
+}
+
+// TestARefreshTheBrokerDoesNotAnswerIsNoLoss: an unreachable broker is not
+// a loss (no other coordinator can take the lease through it either); the
+// next refresh tries again.
+func TestARefreshTheBrokerDoesNotAnswerIsNoLoss(t *testing.T) {
+	srv := runNATS(t, t.TempDir())
+	js, err := jetstream.New(connect(t, srv.ClientURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(context.Background(), leaseBucket(time.Minute, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := kv.Create(context.Background(), "run", []byte("me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lease{kv: kv, key: "run", id: "me", ttl: time.Minute, rev: rev}
+	srv.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := l.refresh(ctx); err != nil {
+		t.Fatalf("refresh with the broker down: %v, want no loss", err)
+	}
+}
+
 // leaseKV starts a JetStream server with the leases bucket (TTL ttl) and
 // returns its client and the bucket.
 func leaseKV(t *testing.T, ttl time.Duration) (jetstream.JetStream, jetstream.KeyValue) {

@@ -38,7 +38,7 @@ type delivery struct {
 //
 // The lease's loss ends its context, with ErrLeaseLost as the cause: the
 // recompute, the loop and the finish stop at once, whatever they wait for,
-// and serve returns that error (another coordinator has the run).
+// and serve returns that error (another coordinator may have the run).
 func (n *node) serve(ctx context.Context) (res *Result, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer func() {
@@ -54,8 +54,9 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 	go func() { n.evals.loop(ctx); close(evalsDone) }()
 	keepDone := make(chan struct{})
 	go func() { n.lease.cancelOnLoss(ctx, cancel); close(keepDone) }()
-	// Every goroutine ends before serve returns: close then releases the
-	// lease at the revision the last refresh left.
+	// Every goroutine serve starts ends before it returns. The lease's own
+	// refreshing goes on until close releases it, at the revision the last
+	// refresh left.
 	defer func() { cancel(nil); <-saverDone; <-snapsDone; <-evalsDone; <-keepDone }()
 
 	if n.catchUp > n.m.Step() {
@@ -93,7 +94,11 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 			if replaying {
 				replaySpan.SetAttributes(attribute.Int("jettrain.replay.reused", n.replayed), attribute.Int64("jettrain.replay.step", int64(n.m.Step())))
 				if err != nil {
-					replaySpan.SetStatus(codes.Error, err.Error())
+					why := err
+					if c := context.Cause(ctx); errors.Is(err, context.Canceled) && c != nil {
+						why = c // the lease lost, say
+					}
+					replaySpan.SetStatus(codes.Error, why.Error())
 				}
 				replaySpan.End()
 			}
@@ -201,7 +206,6 @@ func (n *node) read(ctx context.Context, cons jetstream.Consumer, next uint64, o
 			if !pace.Wait(ctx, time.Second) {
 				return
 			}
-			next = n.readableFrom(ctx, next)
 			var err error
 			cons, err = n.gradsConsumer(ctx, next)
 			if err == nil {
@@ -210,20 +214,6 @@ func (n *node) read(ctx context.Context, cons jetstream.Consumer, next uint64, o
 			n.opts.Log.Warn("coordinator: reopening the grads stream failed; retrying", "run", n.run, "from_seq", next, "err", err)
 		}
 	}
-}
-
-// readableFrom is where to read the grads stream on from after the
-// sequence before next: next, unless the broker lost the stream's tail (a
-// machine crash before its writes reached the disk), in which case the
-// gradients published since are stored from its new last sequence on.
-func (n *node) readableFrom(ctx context.Context, next uint64) uint64 {
-	info, err := n.grads.Info(ctx)
-	if err != nil || info.State.LastSeq+1 >= next {
-		return next
-	}
-	n.opts.Log.Warn("coordinator: the grads stream lost its last messages; reading on from its new end",
-		"run", n.run, "wanted_seq", next, "last_seq", info.State.LastSeq)
-	return info.State.LastSeq + 1
 }
 
 // gradsConsumer reads the run's gradients in the grads stream from

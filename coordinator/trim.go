@@ -28,10 +28,12 @@ import (
 // (node.recompute): their gradients are gone, and sent again under the
 // same message ids they would be dropped as duplicates.
 //
-// Only the run's leader purges: a coordinator paused past its lease (a
-// stopped process, a frozen machine) may commit a checkpoint when it wakes,
-// before it notices the loss, while the standby that took over still
-// replays gradients below it.
+// A coordinator purges only while the broker says it holds the run's
+// lease: one paused past its lease (a stopped process, a frozen machine)
+// may commit a checkpoint when it wakes, before it notices the loss, while
+// the standby that took over still replays gradients below it. The check
+// narrows that window to the moment between it and the purge; it does not
+// close it.
 //
 // The saver and the snapshot writer call it from their own goroutines.
 type trimmer struct {
