@@ -259,9 +259,13 @@ func TestServerErrorsAreUnavailable(t *testing.T) {
 		if n := p.Refused() - before; n < 2 {
 			t.Fatalf("the client asked %d times before giving up, want its retries too", n)
 		}
+		before = p.Refused()
 		_, err = s.Commit(ctx, testCheckpoint(20, 1))
 		if !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("Commit to a server answering %d %q: %v, want ErrUnavailable", tc.status, tc.code, err)
+		}
+		if n := p.Refused() - before; n != int64(s.cfg.MaxRetries)+1 {
+			t.Fatalf("the put was tried %d times before giving up, want %d", n, s.cfg.MaxRetries+1)
 		}
 		t.Log(err)
 	}
@@ -279,5 +283,38 @@ func TestServerErrorsAreUnavailable(t *testing.T) {
 	p.Pass()
 	if ck, _, err := s.Latest(ctx, testRun, nil); err != nil || ck.Step != 10 {
 		t.Fatalf("Latest once the server answers again: step %v, %v; want the checkpoint of step 10", ck, err)
+	}
+}
+
+// TestAPutRefusedOnceIsTriedAgain: a put the server refuses while it
+// restarts is tried again, with the whole body, and stored.
+func TestAPutRefusedOnceIsTriedAgain(t *testing.T) {
+	ctx := testCtx(t)
+	p, err := faultproxy.New(embedded.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s, err := Open(ctx, testConfig(p.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Fail(503, "ServiceUnavailable")
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Commit(ctx, testCheckpoint(10, 1))
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); p.Refused() == 0; time.Sleep(time.Millisecond) { // polling
+		if time.Now().After(deadline) {
+			t.Fatal("the put never reached the server")
+		}
+	}
+	p.Pass() // the next try, 200 ms on, is stored
+	if err := <-done; err != nil {
+		t.Fatalf("Commit once the server answers again: %v", err)
+	}
+	if ck, _, err := s.Latest(ctx, testRun, nil); err != nil || ck.Step != 10 {
+		t.Fatalf("Latest: step %v, %v; want the checkpoint of step 10", ck, err)
 	}
 }

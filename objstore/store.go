@@ -16,6 +16,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/jettrain/jettrain/internal/pace"
 )
 
 // Store is a connection to one bucket. It is safe for concurrent use; the
@@ -149,12 +151,33 @@ func (s *Store) putSum(ctx context.Context, key string, data []byte, sum, conten
 	}
 	// No Content-MD5 either: the signed sha256 guards the bytes already,
 	// and an MD5 costs each side about 3 ms per 2.4 MB checkpoint.
-	_, err := s.core.PutObject(ctx, s.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)), "", sum, opts)
-	if err != nil {
-		return s.fail("put", opWrite, key, err)
+	//
+	// The put is tried here, MaxRetries+1 times, each with a reader of its
+	// own: minio-go retries a seekable body by seeking it back, while
+	// net/http may still be sending it from the attempt before (a data
+	// race, and a body sent from the wrong place), so it is given one it
+	// cannot seek, and tries it once.
+	for try := 0; ; try++ {
+		_, err := s.core.PutObject(ctx, s.cfg.Bucket, key, unseekable{bytes.NewReader(data)}, int64(len(data)), "", sum, opts)
+		if err == nil {
+			return nil
+		}
+		ferr := s.fail("put", opWrite, key, err)
+		if try == s.cfg.MaxRetries || !errors.Is(ferr, ErrUnavailable) && !errors.Is(ferr, ErrUnreachable) ||
+			!pace.Wait(ctx, putRetryWait<<min(try, 3)) {
+			return ferr
+		}
 	}
-	return nil
 }
+
+// putRetryWait is the wait before a put's second try, doubled for each
+// later one (three times at most), as minio-go's retries wait.
+const putRetryWait = 200 * time.Millisecond
+
+// unseekable hides a reader's Seek from minio-go (see putSum).
+type unseekable struct{ r io.Reader }
+
+func (u unseekable) Read(p []byte) (int, error) { return u.r.Read(p) }
 
 // object is what get returns: the bytes and the sha256 recorded at put time
 // (empty if the object was written by someone else).
