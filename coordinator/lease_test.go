@@ -46,7 +46,7 @@ func TestARefreshAfterTheKeyExpiredIsALoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lease{kv: kv, key: "run", id: "me", ttl: time.Second, rev: rev} // not kept: its refreshes stopped
+	l := &lease{kv: kv, key: "run", id: "me", ttl: time.Second, rev: rev}                   // not kept: its refreshes stopped
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) { // polling
 		if _, err := kv.Get(ctx, "run"); errors.Is(err, jetstream.ErrKeyNotFound) {
 			break
