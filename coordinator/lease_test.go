@@ -86,6 +86,19 @@ func TestARefreshTheBrokerDoesNotAnswerIsNoLoss(t *testing.T) {
 	}
 }
 
+// takenLease is the lease of run "run" that coordinator "me" took, kept
+// until the test ends, on a fresh leases bucket (TTL ttl).
+func takenLease(t *testing.T, ttl time.Duration) (jetstream.KeyValue, *lease) {
+	t.Helper()
+	js, kv := leaseKV(t, ttl)
+	l, err := acquireLease(context.Background(), js, "run", "me", ttl, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.release)
+	return kv, l
+}
+
 // leaseKV starts a JetStream server with the leases bucket (TTL ttl) and
 // returns its client and the bucket.
 func leaseKV(t *testing.T, ttl time.Duration) (jetstream.JetStream, jetstream.KeyValue) {
@@ -106,12 +119,7 @@ func leaseKV(t *testing.T, ttl time.Duration) (jetstream.JetStream, jetstream.Ke
 // the coordinator is still starting (loading a checkpoint, say), before it
 // serves the run, so a slow start cannot let a standby take it.
 func TestALeaseIsKeptFromTheMomentItIsTaken(t *testing.T) {
-	js, kv := leaseKV(t, time.Second)
-	l, err := acquireLease(context.Background(), js, "run", "me", time.Second, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.release()
+	kv, l := takenLease(t, time.Second)
 	first, err := kv.Get(context.Background(), "run")
 	if err != nil {
 		t.Fatal(err)
@@ -140,12 +148,7 @@ func TestALeaseIsKeptFromTheMomentItIsTaken(t *testing.T) {
 // the lease up (Train starts over from the newest checkpoint) instead of
 // taking the key again and serving an old step nobody can compute.
 func TestALeaseWhoseKeyIsGoneIsLost(t *testing.T) {
-	js, kv := leaseKV(t, time.Second)
-	l, err := acquireLease(context.Background(), js, "run", "me", time.Second, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.release()
+	kv, l := takenLease(t, time.Second)
 	if err := kv.Delete(context.Background(), "run"); err != nil { // a standby finished and released it
 		t.Fatal(err)
 	}
@@ -165,12 +168,7 @@ func TestALeaseWhoseKeyIsGoneIsLost(t *testing.T) {
 // TestALeaseHeldByAnotherIsLost: a refresh that finds another
 // coordinator's id in the key is a loss.
 func TestALeaseHeldByAnotherIsLost(t *testing.T) {
-	js, kv := leaseKV(t, time.Second)
-	l, err := acquireLease(context.Background(), js, "run", "me", time.Second, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.release()
+	kv, l := takenLease(t, time.Second)
 	if _, err := kv.Put(context.Background(), "run", []byte("other")); err != nil {
 		t.Fatal(err)
 	}
@@ -187,12 +185,7 @@ func TestALeaseHeldByAnotherIsLost(t *testing.T) {
 // TestALeaseHoldsOnlyWhileItsKeyNamesItsHolder: holds, which the trimmer
 // asks before each purge, asks the broker.
 func TestALeaseHoldsOnlyWhileItsKeyNamesItsHolder(t *testing.T) {
-	js, kv := leaseKV(t, time.Minute)
-	l, err := acquireLease(context.Background(), js, "run", "me", time.Minute, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.release()
+	kv, l := takenLease(t, time.Minute)
 	ctx := context.Background()
 	if !l.holds(ctx) {
 		t.Fatal("the lease just taken is not held")

@@ -232,16 +232,8 @@ func TestServerDiesWithParent(t *testing.T) {
 // store reads and writes again once the server answers.
 func TestServerErrorsAreUnavailable(t *testing.T) {
 	ctx := testCtx(t)
-	p, err := faultproxy.New(embedded.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	cfg := testConfig(p.URL())
-	s, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, s := storeBehindProxy(t)
+	cfg := s.cfg
 	if _, err := s.Commit(ctx, testCheckpoint(10, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -290,15 +282,7 @@ func TestServerErrorsAreUnavailable(t *testing.T) {
 // restarts is tried again, with the whole body, and stored.
 func TestAPutRefusedOnceIsTriedAgain(t *testing.T) {
 	ctx := testCtx(t)
-	p, err := faultproxy.New(embedded.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	s, err := Open(ctx, testConfig(p.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, s := storeBehindProxy(t)
 	p.Fail(503, "ServiceUnavailable")
 	done := make(chan error, 1)
 	go func() {
@@ -317,4 +301,20 @@ func TestAPutRefusedOnceIsTriedAgain(t *testing.T) {
 	if ck, _, err := s.Latest(ctx, testRun, nil); err != nil || ck.Step != 10 {
 		t.Fatalf("Latest: step %v, %v; want the checkpoint of step 10", ck, err)
 	}
+}
+
+// storeBehindProxy opens a store on the embedded server through a fault
+// proxy, closed when the test ends.
+func storeBehindProxy(t *testing.T) (*faultproxy.Proxy, *Store) {
+	t.Helper()
+	p, err := faultproxy.New(embedded.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	s, err := Open(testCtx(t), testConfig(p.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, s
 }
