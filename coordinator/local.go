@@ -35,7 +35,6 @@ type localLoop struct {
 	runID  string
 	x      []float32
 	y      []uint8
-	grads  [][]float32
 	shards []int
 	seq    uint64      // the grads-stream sequence the machine is given with every gradient: they are in no stream
 	ready  func(Ready) // takes the machine's actions, if set
@@ -60,12 +59,8 @@ func newLocalLoop(cfg config.Config, ds *model.Dataset) (*localLoop, error) {
 // loopOn is a local loop driving m with net's gradients.
 func loopOn(m *Machine, net *model.Network, ds *model.Dataset, cfg config.Config) *localLoop {
 	l := &localLoop{net: net, m: m, ds: ds, runID: cfg.Signature(), shards: m.allShards(),
-		x:     make([]float32, (cfg.BatchSize/cfg.Shards+1)*ds.SampleSize()),
-		y:     make([]uint8, cfg.BatchSize/cfg.Shards+1),
-		grads: make([][]float32, cfg.Shards),
-	}
-	for i := range l.grads {
-		l.grads[i] = make([]float32, net.Layout().Size())
+		x: make([]float32, (cfg.BatchSize/cfg.Shards+1)*ds.SampleSize()),
+		y: make([]uint8, cfg.BatchSize/cfg.Shards+1),
 	}
 	return l
 }
@@ -131,13 +126,13 @@ func (l *localLoop) run(ctx context.Context, until uint64) error {
 			n := len(t.Indices)
 			x, y := l.x[:n*dim], l.y[:n]
 			l.ds.Train.Gather(t.Indices, x, y)
-			st, err := l.net.Gradient(l.m.Weights(), x, y, l.grads[t.Shard])
+			values, st, err := l.net.GradientParts(l.m.Weights(), x, y)
 			if err != nil {
 				return err
 			}
 			g := &protocol.Grad{Run: l.runID, Step: t.Step, Shard: t.Shard, Worker: "local", Weights: check,
-				Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: l.grads[t.Shard]}
-			r, err := l.m.Grad(g, l.seq, time.Now())
+				Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}}
+			r, err := l.m.GradParts(g, values, l.seq, time.Now())
 			if err != nil {
 				return err
 			}

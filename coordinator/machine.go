@@ -331,15 +331,23 @@ func (m *Machine) tasks(step uint64, shards []int) []protocol.Task {
 // ahead) returns ErrAhead, unwrapped and unchanged: the caller keeps it and
 // hands it in again after the current step commits.
 func (m *Machine) Grad(g *protocol.Grad, seq uint64, now time.Time) (Ready, error) {
+	return m.GradParts(g, model.Parts{g.Grad}, seq, now)
+}
+
+// GradParts is Grad for a gradient whose values are values, held in pieces
+// (model.Network.GradientParts), rather than g.Grad: the local loop hands
+// in what its network computed without copying it into one buffer first.
+// An ErrAhead gradient is the caller's to keep, as with Grad.
+func (m *Machine) GradParts(g *protocol.Grad, values model.Parts, seq uint64, now time.Time) (Ready, error) {
 	m.ahead = slices.DeleteFunc(m.ahead, func(a uint64) bool { return a == seq })
 	if g.Run == m.run && !m.Done() && g.Step > m.step && g.Step <= m.step+holdAhead && g.Step < m.totalSteps {
 		m.ahead = append(m.ahead, seq)
 		return Ready{}, ErrAhead
 	}
-	if err := m.accept(g); err != nil {
+	if err := m.accept(g, values.Len()); err != nil {
 		return Ready{}, fmt.Errorf("%s step %d shard %d from %q: %w", g.Run, g.Step, g.Shard, g.Worker, err)
 	}
-	m.comb.AddShards(int(g.Shard), g.Shards(), g.Grad)
+	m.comb.AddShards(int(g.Shard), g.Shards(), values)
 	for i, st := range g.Stats {
 		m.stats[int(g.Shard)+i] = st
 		m.seqs[int(g.Shard)+i] = seq
@@ -358,11 +366,12 @@ func (m *Machine) Forget(seq uint64) {
 	m.ahead = slices.DeleteFunc(m.ahead, func(a uint64) bool { return a == seq })
 }
 
-func (m *Machine) accept(g *protocol.Grad) error {
+// accept checks g, whose gradient holds values values.
+func (m *Machine) accept(g *protocol.Grad, values int) error {
 	if g.Run == m.run && !m.Done() && (g.Step < m.step || g.Step == m.step && m.has(g)) {
 		return ErrStale
 	}
-	err := m.reject(g)
+	err := m.reject(g, values)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrDropped, err)
 	}
@@ -374,7 +383,7 @@ func (m *Machine) has(g *protocol.Grad) bool {
 	return int(g.Shard)+g.Shards() <= m.cfg.Shards && m.comb.Holds(int(g.Shard), g.Shards()) // out of range: rejected
 }
 
-func (m *Machine) reject(g *protocol.Grad) error {
+func (m *Machine) reject(g *protocol.Grad, values int) error {
 	switch {
 	case g.Run != m.run:
 		return errors.New("belongs to another run")
@@ -384,8 +393,8 @@ func (m *Machine) reject(g *protocol.Grad) error {
 		return fmt.Errorf("step is ahead of the current step %d", m.step)
 	case int(g.Shard)+g.Shards() > m.cfg.Shards:
 		return fmt.Errorf("shards %d..%d out of range [0,%d)", g.Shard, int(g.Shard)+g.Shards()-1, m.cfg.Shards)
-	case len(g.Grad) != len(m.weights):
-		return fmt.Errorf("%d gradient values, want %d", len(g.Grad), len(m.weights))
+	case values != len(m.weights):
+		return fmt.Errorf("%d gradient values, want %d", values, len(m.weights))
 	case g.Weights != m.check:
 		return fmt.Errorf("computed on weights %x, want %x", g.Weights, m.check)
 	}

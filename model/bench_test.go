@@ -89,3 +89,48 @@ func BenchmarkGatherShard(b *testing.B) {
 func BenchmarkGradientShard(b *testing.B) {
 	benchGradient(b, Spec{Kind: KindMLP, Hidden: []int{256}}, 32)
 }
+
+// BenchmarkShardGradientsStep is a step's gradients of the default MLP,
+// four 32-sample shards each folded into the step's sum: copied into one
+// buffer first (Gradient, then Add), or folded from the network's own
+// buffers (GradientParts, then AddParts).
+func BenchmarkShardGradientsStep(b *testing.B) {
+	input := [3]int{1, 28, 28}
+	net, err := New(Spec{Kind: KindMLP, Hidden: []int{256}}, input, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer net.Close()
+	params := net.Params()
+	copy(params, net.Init(1))
+	x, y := randomBatch(1, 128, input, 10)
+	grad := make([]float32, len(params))
+	sum := NewShardSum(4, len(params))
+	ss := input[1] * input[2]
+	shard := func(k int) ([]float32, []uint8) { return x[k*32*ss : (k+1)*32*ss], y[k*32 : (k+1)*32] }
+	b.Run("copied", func(b *testing.B) {
+		for b.Loop() {
+			for k := range 4 {
+				xs, ys := shard(k)
+				if _, err := net.Gradient(params, xs, ys, grad); err != nil {
+					b.Fatal(err)
+				}
+				sum.Add(k, grad)
+			}
+			sum.Reset()
+		}
+	})
+	b.Run("parts", func(b *testing.B) {
+		for b.Loop() {
+			for k := range 4 {
+				xs, ys := shard(k)
+				g, _, err := net.GradientParts(params, xs, ys)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sum.AddParts(k, g)
+			}
+			sum.Reset()
+		}
+	})
+}

@@ -19,6 +19,7 @@ type program struct {
 	y      []float32 // labels as float32 class indices, [batch]
 	logits *G.Node   // [batch, classes]
 	grads  G.Nodes   // d(sum loss)/d param, in Layout order; nil for forward-only programs
+	parts  Parts     // the values of grads after a run, as GradientParts returns them
 }
 
 // layoutFor lists the parameters of spec in their canonical order.

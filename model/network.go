@@ -47,6 +47,7 @@ type Network struct {
 	classes int
 	layout  Layout
 	flat    []float32        // the weights every program computes on (their weight nodes view it)
+	zeros   []float32        // the gradient of an empty batch, made on first use
 	train   map[int]*program // by batch size; looked up, never iterated
 	eval    map[int]*program
 	order   []*program // every compiled program, for Close
@@ -140,33 +141,55 @@ func (p *program) load(x []float32, y []uint8) {
 // losses over the batch x (len(y)*C*H*W values) with labels y, and returns its Stats. An
 // empty batch gives a zero gradient and zero Stats. Gradients never accumulate across calls.
 func (n *Network) Gradient(params, x []float32, y []uint8, grad []float32) (Stats, error) {
-	if err := n.check(params, x, y); err != nil {
-		return Stats{}, err
-	}
 	if len(grad) != len(params) {
 		return Stats{}, fmt.Errorf("%w: gradient buffer %d, network has %d", ErrShape, len(grad), len(params))
 	}
+	parts, st, err := n.GradientParts(params, x, y)
+	if err != nil {
+		return Stats{}, err
+	}
+	parts.CopyTo(grad)
+	return st, nil
+}
+
+// GradientParts is Gradient without the copy into one buffer: it returns the
+// gradient as one piece per parameter, in Layout order, held in the
+// network's own buffers. They are valid until the network's next Gradient,
+// GradientParts or Evaluate; the caller must not modify them.
+func (n *Network) GradientParts(params, x []float32, y []uint8) (Parts, Stats, error) {
+	if err := n.check(params, x, y); err != nil {
+		return nil, Stats{}, err
+	}
 	if len(y) == 0 {
-		clear(grad)
-		return Stats{}, nil
+		if n.zeros == nil {
+			n.zeros = make([]float32, n.layout.Size())
+		}
+		return Parts{n.zeros}, Stats{}, nil
 	}
 	p, err := n.program(len(y), true)
 	if err != nil {
-		return Stats{}, err
+		return nil, Stats{}, err
 	}
 	n.setParams(params)
 	p.load(x, y)
 	if err := p.run(); err != nil {
-		return Stats{}, err
+		return nil, Stats{}, err
+	}
+	if p.parts == nil {
+		p.parts = make(Parts, len(n.layout))
 	}
 	for i, prm := range n.layout {
 		d, ok := p.grads[i].Value().Data().([]float32)
 		if !ok || len(d) != prm.Size {
-			return Stats{}, fmt.Errorf("%w: gradient of %s", ErrCompute, prm.Name)
+			return nil, Stats{}, fmt.Errorf("%w: gradient of %s", ErrCompute, prm.Name)
 		}
-		copy(grad[prm.Offset:prm.Offset+prm.Size], d)
+		p.parts[i] = d
 	}
-	return p.stats(n.classes)
+	st, err := p.stats(n.classes)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	return p.parts, st, nil
 }
 
 // Evaluate runs the forward pass over x in chunks of at most 500 samples and returns the

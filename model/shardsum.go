@@ -31,18 +31,22 @@ func (c *ShardSum) Has(shard int) bool { return c.got[shard] }
 func (c *ShardSum) Complete() bool { return c.folded == len(c.got) }
 
 // Add takes shard's gradient, which must not have been added yet.
-func (c *ShardSum) Add(shard int, g []float32) {
+func (c *ShardSum) Add(shard int, g []float32) { c.AddParts(shard, Parts{g}) }
+
+// AddParts is Add for a gradient held in pieces (GradientParts): folded in
+// piece by piece, or, ahead of its turn, copied. It keeps none of them.
+func (c *ShardSum) AddParts(shard int, g Parts) {
 	c.got[shard] = true
 	if shard != c.folded {
 		if c.ahead[shard] == nil {
 			c.ahead[shard] = make([]float32, len(c.sum))
 		}
-		copy(c.ahead[shard], g)
+		g.CopyTo(c.ahead[shard])
 		return
 	}
 	c.fold(g)
 	for c.folded < len(c.got) && c.got[c.folded] {
-		c.fold(c.ahead[c.folded])
+		c.fold(Parts{c.ahead[c.folded]})
 	}
 }
 
@@ -50,14 +54,16 @@ func (c *ShardSum) Add(shard int, g []float32) {
 // shard order (what a ShardSum holds once it has folded them), in place of
 // what it holds of those shards: what it has folded of them is the start of
 // the same sequence of additions. n must exceed Folded.
-func (c *ShardSum) AddPrefix(n int, sum []float32) {
-	clear(c.sum[copy(c.sum, sum):])
+func (c *ShardSum) AddPrefix(n int, sum []float32) { c.addPrefix(n, Parts{sum}) }
+
+func (c *ShardSum) addPrefix(n int, sum Parts) {
+	clear(c.sum[sum.CopyTo(c.sum):])
 	for i := range n {
 		c.got[i] = true
 	}
 	c.folded = n
 	for c.folded < len(c.got) && c.got[c.folded] {
-		c.fold(c.ahead[c.folded])
+		c.fold(Parts{c.ahead[c.folded]})
 	}
 }
 
@@ -73,13 +79,13 @@ func (c *ShardSum) Holds(first, n int) bool {
 
 // AddShards takes a gradient of shards [first, first+n) — one shard's, or
 // the sum of shards 0..n-1 — unless Holds says the sum has it already.
-func (c *ShardSum) AddShards(first, n int, g []float32) {
+func (c *ShardSum) AddShards(first, n int, g Parts) {
 	switch {
 	case c.Holds(first, n):
 	case n == 1:
-		c.Add(first, g)
+		c.AddParts(first, g)
 	default:
-		c.AddPrefix(n, g)
+		c.addPrefix(n, g)
 	}
 }
 
@@ -97,13 +103,21 @@ func (c *ShardSum) Sum() []float32 {
 
 // fold adds g to the sum. The first shard of a step is added to zeros
 // without clearing the sum first (Reset leaves it as it was): one pass
-// over the sum a step instead of two.
-func (c *ShardSum) fold(g []float32) {
+// over the sum a step instead of two. Each element is one addition
+// whatever the pieces, so how g is cut does not change the bytes.
+func (c *ShardSum) fold(g Parts) {
+	off := 0
+	for _, p := range g {
+		dst := c.sum[off : off+len(p)]
+		if c.folded == 0 {
+			addToZero(dst, p)
+		} else {
+			addTo(dst, p)
+		}
+		off += len(p)
+	}
 	if c.folded == 0 {
-		addToZero(c.sum[:len(g)], g)
-		clear(c.sum[len(g):])
-	} else {
-		addTo(c.sum[:len(g)], g)
+		clear(c.sum[off:])
 	}
 	c.folded++
 }

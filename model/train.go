@@ -60,7 +60,6 @@ func TrainSingleProcess(ctx context.Context, ds *Dataset, cfg TrainConfig, repor
 	x := make([]float32, cfg.Batch*ss)
 	y := make([]uint8, cfg.Batch)
 	sum := NewShardSum(cfg.Shards, len(w))
-	grad := make([]float32, len(w))
 	var step int64
 	for epoch := 0; epoch < cfg.Epochs; epoch++ {
 		start := time.Now()
@@ -75,11 +74,11 @@ func TrainSingleProcess(ctx context.Context, ds *Dataset, cfg TrainConfig, repor
 			for k := 0; k < cfg.Shards; k++ {
 				lo, hi := ShardRange(cfg.Batch, cfg.Shards, k)
 				ds.Train.Gather(idx[lo:hi], x, y)
-				st, err := net.Gradient(w, x[:(hi-lo)*ss], y[:hi-lo], grad)
+				grad, st, err := net.GradientParts(w, x[:(hi-lo)*ss], y[:hi-lo])
 				if err != nil {
 					return nil, err
 				}
-				sum.Add(k, grad)
+				sum.AddParts(k, grad)
 				count += st.Count
 				train = train.Add(st)
 			}

@@ -179,11 +179,11 @@ func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step 
 // add takes the replica's own gradient of shard at the current version,
 // and reports whether the sum now holds exactly shards 0..shard, all of
 // them its own.
-func (rp *replica) add(shard int, grad []float32) (ownPrefix bool) {
+func (rp *replica) add(shard int, grad model.Parts) (ownPrefix bool) {
 	if rp.sum.Has(shard) {
 		return false
 	}
-	rp.sum.Add(shard, grad)
+	rp.sum.AddParts(shard, grad)
 	rp.inbox.mark(rp.step, shard)
 	if rp.own == shard && rp.sum.Folded() == shard+1 {
 		rp.own++
@@ -283,7 +283,7 @@ func (rp *replica) gather(ctx context.Context, grads jetstream.Stream, shard int
 // tells the inbox it need not decode a copy arriving by subscription.
 func (rp *replica) take(g *protocol.Grad) {
 	first, n := int(g.Shard), g.Shards()
-	rp.sum.AddShards(first, n, g.Grad)
+	rp.sum.AddShards(first, n, model.Parts{g.Grad})
 	for s := first; s < first+n; s++ {
 		rp.inbox.mark(rp.step, s)
 	}

@@ -129,7 +129,7 @@ func TestReplicaAtTheLiveEdgeWaitsForItsInbox(t *testing.T) {
 	peer(4, 0) // the step before, received while listening
 	poll(t, &syncbuf.Buffer{}, "the gradient of step 4", func() bool { return in.covers(5) })
 
-	rp.add(0, []float32{6, 5, 4, 3, 2, 1})
+	rp.add(0, model.Parts{{6, 5, 4, 3, 2, 1}})
 	grads, err := js.Stream(ctx, protocol.GradsStream)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestReplicaFetchesAGradientInParts(t *testing.T) {
 	sum.Add(1, g.Grad)
 	sum.Apply(newTestOptimizer(t, size), want, 8, 5)
 
-	rp.add(0, own)
+	rp.add(0, model.Parts{own})
 	grads, err := js.Stream(ctx, protocol.GradsStream)
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +249,7 @@ func TestReplicaReadsARecreatedStreamAfresh(t *testing.T) {
 		publish(t, js, protocol.GradSubject(run, 5, 1), &g)
 	}
 	peer([8]byte{1}) // computed on other weights: read, and passed over
-	rp.add(0, make([]float32, size))
+	rp.add(0, model.Parts{make([]float32, size)})
 	grads, err := js.Stream(ctx, protocol.GradsStream)
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +353,7 @@ func TestShardsOfAStepTheReplicaLeftGoBack(t *testing.T) {
 				w.pubFails.failed(time.Now())
 			}
 			rp := stepFiveReplica(t, sig, size)
-			rp.add(0, []float32{1, 2, 3, 4, 5, 6})
+			rp.add(0, model.Parts{{1, 2, 3, 4, 5, 6}})
 			w.pending = []pendingShard{{held: heldTask{ctx: ctx, msg: msg, task: task, start: time.Now()}, stats: protocol.ShardStats{Count: 4}}}
 			w.pendingRun = &run{rep: rp}
 			rp.step++ // it moved on
@@ -400,8 +400,8 @@ func TestReplicaOneStepBehindStartsFromASnapshotAtTheTasksStep(t *testing.T) {
 
 	// Its step's shards at hand: it steps on by itself.
 	rp := stepFiveReplica(t, run, size)
-	rp.add(0, []float32{6, 5, 4, 3, 2, 1})
-	rp.add(1, []float32{1, 2, 3, 4, 5, 6})
+	rp.add(0, model.Parts{{6, 5, 4, 3, 2, 1}})
+	rp.add(1, model.Parts{{1, 2, 3, 4, 5, 6}})
 	if err := rp.reach(ctx, s, 6, idle); err != nil || rp.step != 6 {
 		t.Fatalf("with its shards at hand: at step %d (%v), want 6", rp.step, err)
 	}
@@ -414,7 +414,7 @@ func TestReplicaOneStepBehindStartsFromASnapshotAtTheTasksStep(t *testing.T) {
 	opt := newTestOptimizer(t, size)
 	putSnapshot(t, js, &protocol.Params{Run: run, Step: 6, Check: model.Check(w6), Weights: w6, OptState: opt.MarshalState()})
 	rp = stepFiveReplica(t, run, size)
-	rp.add(0, []float32{6, 5, 4, 3, 2, 1})
+	rp.add(0, model.Parts{{6, 5, 4, 3, 2, 1}})
 	if err := rp.reach(ctx, s, 6, idle); err != nil {
 		t.Fatal(err)
 	}

@@ -47,9 +47,10 @@ type run struct {
 
 	shardTime time.Duration // how long the last shard's gradient took
 
-	x    []float32
-	y    []uint8
-	grad []float32
+	x     []float32
+	y     []uint8
+	grad  []float32   // the last gradient in one buffer, once values asked for it
+	parts model.Parts // the last gradient, in the network's buffers
 }
 
 // runCache keeps the most recent runs (their datasets are loaded once per
@@ -225,7 +226,9 @@ func (r *run) committed(ctx context.Context, params jetstream.Stream, vs *versio
 
 // gradient computes the shard's gradient at the replica's weights and adds
 // it to the replica's sum of the step. prefix reports that the replica's
-// sum now holds exactly shards 0..t.Shard, all computed here.
+// sum now holds exactly shards 0..t.Shard, all computed here. The returned
+// gradient's values are not filled in: most go out only in the replica's
+// sum, so they stay in the network's buffers until values asks for them.
 func (r *run) gradient(t *protocol.Task) (g *protocol.Grad, prefix bool, err error) {
 	n := len(t.Indices)
 	dim := r.data.Shape[0] * r.data.Shape[1] * r.data.Shape[2]
@@ -235,18 +238,26 @@ func (r *run) gradient(t *protocol.Task) (g *protocol.Grad, prefix bool, err err
 	}
 	x, y := r.x[:n*dim], r.y[:n]
 	r.data.Train.Gather(t.Indices, x, y)
-	if len(r.grad) != r.size {
-		r.grad = make([]float32, r.size)
-	}
 	start := time.Now()
-	st, err := r.net.Gradient(r.rep.weights, x, y, r.grad)
+	parts, st, err := r.net.GradientParts(r.rep.weights, x, y)
 	if err != nil {
 		return nil, false, err
 	}
 	r.shardTime = time.Since(start)
-	prefix = r.rep.add(int(t.Shard), r.grad)
+	r.parts = parts
+	prefix = r.rep.add(int(t.Shard), parts)
 	return &protocol.Grad{
 		Run: t.Run, Step: t.Step, Shard: t.Shard,
-		Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}}, Grad: r.grad,
+		Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}},
 	}, prefix, nil
+}
+
+// values is the last gradient computed, in one buffer of the run's: valid
+// until the next gradient.
+func (r *run) values() []float32 {
+	if len(r.grad) != r.size {
+		r.grad = make([]float32, r.size)
+	}
+	r.parts.CopyTo(r.grad)
+	return r.grad
 }

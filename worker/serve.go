@@ -105,6 +105,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	}
 	g.Worker = w.opts.ID
 	g.Weights = run.rep.check
+	g.Grad = run.values()
 	w.send([]heldTask{held}, g)
 }
 
