@@ -111,6 +111,12 @@ func TestVectorLoopsKeepTheElementWiseNaNs(t *testing.T) {
 	if !avx2 {
 		t.Skip("no vector loops on this machine: they are the element-wise code")
 	}
+	if raceBuild {
+		// The element-wise code's operand order is the compiler's, and
+		// with the race detector's instrumentation it orders Adam's
+		// products otherwise: a NaN payload this build alone gives.
+		t.Skip("the race detector's build orders the element-wise code's operands otherwise")
+	}
 	const n = 19 // two blocks of eight and a tail
 	nans := func(base uint32) []float32 {
 		x := make([]float32, n)
