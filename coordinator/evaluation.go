@@ -110,6 +110,7 @@ func (m *Machine) endEpoch(now time.Time) objstore.HistoryEntry {
 		e.DurationS = d
 		e.SamplesPerS = float64(m.part.Count) / d
 	}
+	m.ended = m.part
 	m.part = partial{EpochStart: now.UnixNano()}
 	return e
 }

@@ -81,6 +81,7 @@ type Machine struct {
 	partsFrom  uint64                // seq of the earliest part of a gradient still being put together (0: none)
 
 	part    partial
+	ended   partial // the last epoch ended's part, for EpochSoFar (never saved)
 	history []objstore.HistoryEntry
 
 	evalLater bool                    // epochs' evaluations are handed out (EvaluateLater)
@@ -135,6 +136,20 @@ func (m *Machine) Step() uint64 { return m.step }
 
 // Epoch is the epoch the current step belongs to.
 func (m *Machine) Epoch() int { return int(m.step / uint64(m.stepsPerEpoch)) }
+
+// EpochSoFar is the training loss and accuracy of the epoch of the last
+// committed step, over its steps committed so far: the whole epoch's once
+// that step ended it (zero before any step of the machine's).
+func (m *Machine) EpochSoFar() (loss, acc float64) {
+	p := m.part
+	if p.Count == 0 {
+		p = m.ended
+	}
+	if p.Count == 0 {
+		return 0, 0
+	}
+	return p.LossSum / float64(p.Count), float64(p.Correct) / float64(p.Count)
+}
 
 // Done reports whether every step of every epoch has been applied.
 func (m *Machine) Done() bool { return m.step >= m.totalSteps }

@@ -10,43 +10,70 @@ import (
 	"github.com/jettrain/jettrain/objstore"
 )
 
-// progress draws one bar per epoch: steps done, samples/s, and the last
-// epoch's figures once it ends. A nil writer draws nothing.
+// progress draws one bar per epoch: the epoch's steps done, its training
+// loss so far and the samples a second since the bar started; and each
+// epoch's figures once its evaluation is in. A nil writer draws nothing.
 type progress struct {
 	w     io.Writer
 	spe   int
 	batch int
 	bar   *progressbar.ProgressBar
 	epoch int
+
+	start     time.Time // when the bar started (display only)
+	steps     int       // steps committed since
+	described time.Time // when the description was last set
 }
 
 func newProgress(w io.Writer, stepsPerEpoch, batch int) *progress {
 	return &progress{w: w, spe: stepsPerEpoch, batch: batch, epoch: -1}
 }
 
-// step records that the weights reached version step.
-func (p *progress) step(step uint64) {
+// describeEvery bounds how often the description is formatted: the bar
+// itself draws at most as often.
+const describeEvery = 200 * time.Millisecond
+
+// step records that the weights reached version step, with loss the
+// training loss of the epoch's steps so far.
+func (p *progress) step(step uint64, loss float64) {
 	if p.w == nil {
 		return
 	}
 	epoch := int((step - 1) / uint64(p.spe))
+	done := int((step-1)%uint64(p.spe)) + 1 // the epoch's steps with this one
+	now := time.Now()
 	if p.bar == nil || epoch != p.epoch {
 		if p.bar != nil {
 			_ = p.bar.Finish()
 			fmt.Fprintln(p.w) // the ended epoch's bar keeps its line
 		}
-		p.epoch = epoch
+		p.epoch, p.start, p.steps, p.described = epoch, now, 1, now
 		p.bar = progressbar.NewOptions(p.spe,
 			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription(fmt.Sprintf("epoch %d", epoch)),
+			progressbar.OptionSetDescription(p.describe(loss, now)),
 			progressbar.OptionShowCount(),
-			progressbar.OptionSetItsString("samples"),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(describeEvery),
+			progressbar.OptionSetWidth(15),
 		)
-		_ = p.bar.Set(int((step - 1) % uint64(p.spe)))
+		_ = p.bar.Set(done)
+		return
+	}
+	p.steps++
+	if done == p.spe || now.Sub(p.described) >= describeEvery {
+		p.described = now
+		p.bar.Describe(p.describe(loss, now))
 	}
 	_ = p.bar.Add(1)
+}
+
+// describe is the bar's description: the epoch, its loss so far and the
+// samples a second since the bar started.
+func (p *progress) describe(loss float64, now time.Time) string {
+	d := fmt.Sprintf("epoch %d loss %.4f", p.epoch, loss)
+	if secs := now.Sub(p.start).Seconds(); secs > 0 && p.steps > 1 {
+		d += fmt.Sprintf(" %.0f samples/s", float64((p.steps-1)*p.batch)/secs)
+	}
+	return d
 }
 
 // epochDone prints an epoch's results, which come once its evaluation is

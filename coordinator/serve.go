@@ -507,7 +507,8 @@ func (n *node) perform(ctx context.Context, r Ready, replaying bool, applyStart 
 		n.lastMove, n.redo = n.opts.Now(), 0
 		n.room.committed()
 		n.strag.committed(time.Now())
-		n.prog.step(n.m.Step())
+		loss, _ := n.m.EpochSoFar()
+		n.prog.step(n.m.Step(), loss)
 		if n.opts.Log.Enabled(ctx, slog.LevelDebug) { // the audit line costs formatting: only when asked for
 			c := n.m.Check()
 			n.opts.Log.Debug("step committed", "run", n.run, "step", n.m.Step(), "check", hex.EncodeToString(c[:]),
