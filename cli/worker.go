@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +23,7 @@ func Worker() *cobra.Command {
 		id       string
 		metrics  string
 		sched    string
+		report   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:           "worker",
@@ -32,6 +35,9 @@ func Worker() *cobra.Command {
 			log, err := newLogger(cmd.ErrOrStderr(), logLevel)
 			if err != nil {
 				return err
+			}
+			if report < 0 {
+				return fmt.Errorf("--report-every %s: want 0 (never) or more", report)
 			}
 			if err := applySched(sched, log); err != nil {
 				return err
@@ -45,7 +51,7 @@ func Worker() *cobra.Command {
 				return err
 			}
 			defer tp.Shutdown(context.WithoutCancel(cmd.Context()))
-			wo := worker.Options{ID: id, DataDir: dataDir, Log: log, Telemetry: tp, CacheDir: filepath.Join(e.dataDir, "cache")}
+			wo := worker.Options{ID: id, DataDir: dataDir, Log: log, Telemetry: tp, CacheDir: filepath.Join(e.dataDir, "cache"), ReportEvery: report}
 			// With an object store, datasets this machine lacks are fetched
 			// from the copies the coordinator shared there.
 			if s3, err := e.s3Config(); err != nil {
@@ -66,6 +72,7 @@ func Worker() *cobra.Command {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&id, "id", "", "worker id (default host-pid-n)")
 	fs.StringVar(&metrics, "metrics-listen", os.Getenv("JETTRAIN_METRICS_ADDR"), "serve Prometheus metrics at this address (env JETTRAIN_METRICS_ADDR)")
+	fs.DurationVar(&report, "report-every", 10*time.Second, "log the shards computed every this often (0: never)")
 	schedFlag(fs, &sched)
 	return cmd
 }

@@ -116,6 +116,7 @@ func (w *Worker) publishOne(o outgoing) {
 			if err := h.msg.Ack(); err != nil {
 				w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", h.task.String(), "err", err)
 			}
+			w.last.set(h.task.Run, h.task.Step)
 			w.done.Add(1)
 			w.opts.Log.Debug("task done", "run", h.task.Run, "step", h.task.Step, "shard", h.task.Shard, "took", time.Since(h.start))
 			w.metrics.TasksCompleted.Add(h.ctx, 1, w.idAttr)

@@ -44,6 +44,11 @@ type Options struct {
 	// and records task metrics; nil = none.
 	Telemetry *telemetry.Provider
 
+	// ReportEvery, when positive, is how often the worker logs how many
+	// shards it computed since its last report, of which run and step,
+	// and how much of the time it waited for tasks.
+	ReportEvery time.Duration
+
 	// Handoff, when set, is shared with a coordinator in the same process:
 	// the worker puts every gradient message it publishes there, and that
 	// coordinator takes the bytes from it instead of from the broker.
@@ -77,6 +82,7 @@ type Worker struct {
 	runs     *runCache
 	done     atomic.Uint64
 	waited   atomic.Int64 // nanoseconds spent waiting for a task
+	last     lastTask     // the newest task completed, for reports
 	ackEvery time.Duration
 	tr       trace.Tracer
 	metrics  *telemetry.Metrics
@@ -153,6 +159,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer sub.Unsubscribe()
 	defer w.runs.close()
 	go w.heartbeat(ctx)
+	if w.opts.ReportEvery > 0 {
+		go w.report(ctx, w.opts.ReportEvery)
+	}
 	defer w.inflight.Wait()
 	w.out = make(chan outgoing, outgoingQueue)
 	published := make(chan struct{})
