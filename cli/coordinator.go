@@ -116,11 +116,12 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 	wctx, stopWorkers := context.WithCancel(ctx)
 	defer stopWorkers()
 	done := make(chan error, f.workers)
-	// The in-process workers hand their gradients to the coordinator in
-	// memory; the broker stores them all the same.
+	// The in-process workers hand their gradients to the coordinator, and
+	// to each other, in memory; the broker stores them all the same.
 	var exchange *handoff.Exchange
 	if f.workers > 0 {
 		exchange = handoff.New()
+		peers := worker.NewPeers()
 		wtp, err := telemetry.Setup(ctx, telemetry.Options{Service: "worker"})
 		if err != nil {
 			return err
@@ -129,7 +130,7 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		for i := 0; i < f.workers; i++ {
 			go func() {
 				done <- superviseWorker(wctx, log, time.Second, func(ctx context.Context) error {
-					return runWorker(ctx, svc.opts, worker.Options{Log: log, Telemetry: wtp, Handoff: exchange})
+					return runWorker(ctx, svc.opts, worker.Options{Log: log, Telemetry: wtp, Handoff: exchange, Peers: peers})
 				})
 			}()
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/protocol"
+	"github.com/jettrain/jettrain/worker"
 )
 
 // Each distributed benchmark iteration is a fresh run. Its first benchWarm
@@ -170,6 +171,11 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	// unless JETTRAIN_BENCH_HANDOFF=off.
 	if os.Getenv("JETTRAIN_BENCH_HANDOFF") != "off" {
 		p.handoff = handoff.New()
+	}
+	// The workers hand each other their gradients in memory too, as
+	// coordinator start's do, unless JETTRAIN_BENCH_PEERS=off.
+	if os.Getenv("JETTRAIN_BENCH_PEERS") != "off" {
+		p.peers = worker.NewPeers()
 	}
 	p.add(workers)
 	defer p.close()

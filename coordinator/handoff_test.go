@@ -10,6 +10,7 @@ import (
 
 	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/protocol"
+	"github.com/jettrain/jettrain/worker"
 )
 
 // TestHandedOffGradientsGiveTheSameWeights trains with a coordinator that
@@ -79,5 +80,41 @@ func TestHandedOffGradientsGiveTheSameWeights(t *testing.T) {
 	local, _ := trainLocal(t, cfg)
 	if got, want := fmt.Sprintf("%x", res.Digest), fmt.Sprintf("%x", local.Digest); got != want {
 		t.Fatalf("weights %s, want the in-process loop's %s", got, want)
+	}
+}
+
+// TestWorkersHandingEachOtherGradientsGiveTheSameWeights trains with three
+// in-process workers that hand each other their gradients in memory
+// (worker.Peers), beside a worker of another pool, which is no peer of
+// theirs: its gradients reach them by subscription only. The replicas
+// read their peers' gradients from memory, and the weights are the
+// in-process loop's.
+func TestWorkersHandingEachOtherGradientsGiveTheSameWeights(t *testing.T) {
+	cfg := smallConfig(t)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	st := openStore(t, "")
+	x := handoff.New()
+	inProcess := newPool(t, srv.ClientURL())
+	inProcess.handoff, inProcess.peers = x, worker.NewPeers()
+	inProcess.add(3)
+	other := newPool(t, srv.ClientURL())
+	other.add(1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), AckWait: 2 * time.Second, Handoff: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := inProcess.peers.Taken(); n < res.Step {
+		t.Fatalf("the workers read %d of each other's gradients from memory in %d steps, want one a step at least", n, res.Step)
+	}
+	if other.tasks() == 0 {
+		t.Fatal("the worker of the other pool computed no task")
+	}
+	local, _ := trainLocal(t, cfg)
+	if got, want := fmt.Sprintf("%x", res.Digest), fmt.Sprintf("%x", local.Digest); got != want {
+		t.Fatalf("weights %s, the in-process loop's %s", got, want)
 	}
 }

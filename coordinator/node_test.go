@@ -128,10 +128,13 @@ type pool struct {
 	// handoff, if set, is where the workers hand their gradients to a
 	// coordinator in this process (its Options.Handoff).
 	handoff *handoff.Exchange
-	mu      sync.Mutex
-	stop    []context.CancelFunc
-	all     []*worker.Worker // every worker started, running or not
-	wg      sync.WaitGroup
+	// peers, if set, is where the workers hand each other their gradients
+	// (worker.Options.Peers).
+	peers *worker.Peers
+	mu    sync.Mutex
+	stop  []context.CancelFunc
+	all   []*worker.Worker // every worker started, running or not
+	wg    sync.WaitGroup
 }
 
 func newPool(t testing.TB, url string) *pool {
@@ -143,7 +146,7 @@ func newPool(t testing.TB, url string) *pool {
 func (p *pool) add(n int) {
 	for i := 0; i < n; i++ {
 		nc := connect(p.t, p.url, p.opts...)
-		w, err := worker.New(nc, worker.Options{Log: quietLog(), Handoff: p.handoff})
+		w, err := worker.New(nc, worker.Options{Log: quietLog(), Handoff: p.handoff, Peers: p.peers})
 		if err != nil {
 			p.t.Fatal(err)
 		}

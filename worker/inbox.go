@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,13 +21,16 @@ type inbox struct {
 	run  string
 	size int // values in a gradient
 
-	mu      sync.Mutex
-	base    uint64        // the step of slots[0]; slots[1] holds base+1
-	slots   [2][]gradSlot // by shard
-	arrived chan struct{} // closed and replaced on every arrival
-	sub     *nats.Subscription
-	nc      *nats.Conn
-	parts   *protocol.Assembler // gradients arriving in parts (with no sequences: the inbox asks for no Floor)
+	mu         sync.Mutex
+	base       uint64        // the step of slots[0]; slots[1] holds base+1
+	slots      [2][]gradSlot // by shard
+	arrived    chan struct{} // closed and replaced on every arrival
+	sub        *nats.Subscription
+	nc         *nats.Conn
+	parts      *protocol.Assembler // gradients arriving in parts (with no sequences: the inbox asks for no Floor)
+	leave      func()              // leaves the Peers the inbox joined, if any
+	peersTaken *atomic.Uint64      // counts the offers decoded (Peers.Taken)
+	closed     bool                // by close: offers are let go at once
 
 	// What the subscription has shown (see covers): it received a
 	// gradient of step liveAfter, and newest is the latest step it
@@ -44,6 +48,19 @@ type inbox struct {
 type gradSlot struct {
 	have bool
 	g    protocol.Grad
+
+	// A peer's gradient offered in memory (Peers), not decoded yet: the
+	// replica decodes it when it takes it, and then calls release.
+	raw     []byte
+	release func()
+}
+
+// let releases the slot's offered bytes, if it holds any.
+func (s *gradSlot) let() {
+	if s.release != nil {
+		s.release()
+	}
+	s.raw, s.release = nil, nil
 }
 
 func newInbox(run string, shards, size int) *inbox {
@@ -111,6 +128,14 @@ func (b *inbox) close() {
 	if b.sub != nil {
 		_ = b.sub.Unsubscribe()
 	}
+	if b.leave != nil {
+		b.leave()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	clearSlots(b.slots[0])
+	clearSlots(b.slots[1])
 }
 
 // receive is the subscription handler. Anything it cannot use — another
@@ -129,7 +154,7 @@ func (b *inbox) receive(msg *nats.Msg) {
 	}
 	b.newest = max(b.newest, step)
 	i := step - b.base
-	if step < b.base || i > 1 || shard >= len(b.slots[i]) || b.slots[i][shard].have {
+	if step < b.base || i > 1 || shard >= len(b.slots[i]) || b.slots[i][shard].have || b.slots[i][shard].raw != nil {
 		return
 	}
 	s := &b.slots[i][shard]
@@ -137,8 +162,45 @@ func (b *inbox) receive(msg *nats.Msg) {
 		return
 	}
 	s.have = true
+	b.signal()
+}
+
+// signal wakes whoever waits for an arrival. b.mu is held.
+func (b *inbox) signal() {
 	close(b.arrived)
 	b.arrived = make(chan struct{})
+}
+
+// offer takes data, a peer's encoded gradient of (step, shard) in one
+// message (Peers), to decode when the replica takes it; release is called
+// once the inbox has let go of data. A gradient the inbox has, or cannot
+// hold, is let go at once.
+func (b *inbox) offer(step uint64, shard int, data []byte, release func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := step - b.base
+	if b.closed || step < b.base || i > 1 || shard >= len(b.slots[i]) || b.slots[i][shard].have || b.slots[i][shard].raw != nil {
+		release()
+		return
+	}
+	s := &b.slots[i][shard]
+	s.raw, s.release = data, release
+	b.signal()
+}
+
+// decodeOffered decodes the gradient a peer offered in slot i of step's
+// shard, if any, and lets go of its bytes. b.mu is held.
+func (b *inbox) decodeOffered(step uint64, shard int) {
+	s := &b.slots[0][shard]
+	if s.raw == nil {
+		return
+	}
+	_, ok, err := b.parts.Decode(s.raw, 0, &s.g)
+	s.let()
+	s.have = err == nil && ok && fits(&s.g, b.run, step, shard, len(b.slots[0]), b.size)
+	if s.have && b.peersTaken != nil {
+		b.peersTaken.Add(1)
+	}
 }
 
 // fits reports whether g, decoded from the subject of (step, shard), is a
@@ -173,9 +235,11 @@ func (b *inbox) take(step uint64, shard int) (*protocol.Grad, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if step == b.base && shard < len(b.slots[0]) {
+		b.decodeOffered(step, shard)
 		if s := &b.slots[0][shard]; s.have && s.g.Shards() == 1 {
 			return &s.g, nil
 		}
+		b.decodeOffered(step, 0)
 		if s := &b.slots[0][0]; s.have && s.g.Shards() > shard {
 			return &s.g, nil
 		}
@@ -222,6 +286,7 @@ func (b *inbox) moveTo(step uint64) {
 func clearSlots(s []gradSlot) {
 	for i := range s {
 		s[i].have = false
+		s[i].let()
 	}
 }
 

@@ -167,3 +167,40 @@ func TestInboxPutsPartsTogether(t *testing.T) {
 	}
 	sameBits(t, "the gradient put together", got.Grad, g.Grad)
 }
+
+// A peer's gradient offered in memory is decoded when the replica takes
+// it, and its bytes are let go exactly once whatever becomes of it: read,
+// refused for a shard the inbox has, cleared by a move to a later step,
+// or offered to a closed inbox.
+func TestAnOfferedGradientIsLetGoOnce(t *testing.T) {
+	const run, size = "ab12", 6
+	b := newInbox(run, 2, size)
+	released := map[string]int{}
+	offer := func(name string, step uint64, g protocol.Grad) {
+		data, err := g.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.offer(step, int(g.Shard), data, func() { released[name]++ })
+	}
+	g := peerGrad(run, 0, [8]byte{1}, size) // shard 1
+	offer("read", 0, g)
+	if released["read"] != 0 {
+		t.Fatal("an offer was let go before the replica read it")
+	}
+	got, _ := b.take(0, 1)
+	if got == nil || got.Weights != g.Weights || fmt.Sprint(got.Grad) != fmt.Sprint(g.Grad) {
+		t.Fatalf("took %+v, offered %+v", got, g)
+	}
+	offer("had", 0, g)
+	next := peerGrad(run, 1, [8]byte{2}, size)
+	offer("cleared", 1, next)
+	b.moveTo(3)
+	b.close()
+	offer("closed", 3, peerGrad(run, 3, [8]byte{3}, size))
+	for _, name := range []string{"read", "had", "cleared", "closed"} {
+		if released[name] != 1 {
+			t.Errorf("the offer %q was let go %d times, want once", name, released[name])
+		}
+	}
+}

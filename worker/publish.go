@@ -31,7 +31,7 @@ type heldTask struct {
 // sent as one gradient.
 type outgoing struct {
 	tasks   []heldTask
-	data    []byte             // the encoded gradient
+	buf     *sentBuffer        // the encoded gradient, held by whoever was handed it
 	msgs    []protocol.Encoded // its messages in data: one, or its parts
 	shard   int                // the first shard it covers
 	weights [8]byte            // the check of the weights it was computed on
@@ -54,14 +54,10 @@ func (w *Worker) publish(out <-chan outgoing) {
 func (w *Worker) publishOne(o outgoing) {
 	first := &o.tasks[0]
 	t := &first.task
-	_, pub := w.tr.Start(o.tasks[len(o.tasks)-1].ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(o.data))))
+	buf := o.buf
+	_, pub := w.tr.Start(o.tasks[len(o.tasks)-1].ctx, telemetry.SpanTaskPublish, trace.WithAttributes(attribute.Int(telemetry.AttrBytes, len(buf.data))))
 	subject := protocol.GradSubject(t.Run, t.Step, o.shard)
 	id := protocol.GradMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights)
-	// The buffer carries the next gradient once the broker has stored
-	// this one and the coordinator in this process, if handed it, is done
-	// with it.
-	buf := &sentBuffer{data: o.data, spare: w.spare}
-	buf.holds.Store(1)
 	keys := make([]handoff.Key, 0, len(o.msgs))
 	futs := make([]jetstream.PubAckFuture, len(o.msgs))
 	from := 0
@@ -69,7 +65,7 @@ func (w *Worker) publishOne(o outgoing) {
 		if len(o.msgs) > 1 {
 			id = protocol.GradPartMsgID(t.Run, t.Step, o.shard, len(o.tasks), o.weights, m.Offset, m.Values)
 		}
-		msg := &nats.Msg{Subject: subject, Data: o.data[from:m.End], Header: nats.Header{protocol.WorkerHeader: []string{w.opts.ID}}}
+		msg := &nats.Msg{Subject: subject, Data: buf.data[from:m.End], Header: nats.Header{protocol.WorkerHeader: []string{w.opts.ID}}}
 		if x := w.opts.Handoff; x != nil {
 			k := handoff.Key{MsgID: id, Worker: w.opts.ID}
 			buf.holds.Add(1)
@@ -122,7 +118,7 @@ func (w *Worker) publishOne(o outgoing) {
 			w.metrics.TasksCompleted.Add(h.ctx, 1, w.idAttr)
 			w.metrics.TaskDuration.Record(h.ctx, time.Since(h.start).Seconds(), w.idAttr)
 		}
-		w.metrics.GradientBytes.Add(first.ctx, int64(len(o.data)), w.idAttr)
+		w.metrics.GradientBytes.Add(first.ctx, int64(len(buf.data)), w.idAttr)
 	}()
 }
 

@@ -63,6 +63,8 @@ type runCache struct {
 	losses  *natsconn.Losses // ends lookups in flight when the connection is lost
 	runs    []*run
 	noData  map[string]datasetFailure // by run: the last failed load of its dataset
+	peers   *Peers                    // the process's workers the inboxes join, if any
+	worker  string                    // this worker's id, among those peers
 }
 
 // datasetFailure is a failed load of a run's dataset, and when it failed.
@@ -141,6 +143,9 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 			net.Close()
 			return nil, fmt.Errorf("%w: subscribing to the gradients of run %s: %w", errRunOutOfReach, sig, err)
 		}
+	}
+	if c.peers != nil {
+		in.leave = c.peers.join(sig, c.worker, in)
 	}
 	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: size, rep: &replica{
 		run: sig, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt, losses: c.losses,

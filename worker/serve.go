@@ -248,18 +248,25 @@ func (w *Worker) flush() {
 // send encodes g — in parts if it does not fit the server's max payload —
 // and hands it to the publisher with the tasks it answers.
 func (w *Worker) send(tasks []heldTask, g *protocol.Grad) {
-	var buf []byte
+	var spare []byte
 	select {
-	case buf = <-w.spare:
+	case spare = <-w.spare:
 	default:
 	}
-	b, msgs, err := g.AppendParts(buf[:0], int(w.nc.MaxPayload())-protocol.HeaderRoom)
+	b, msgs, err := g.AppendParts(spare[:0], int(w.nc.MaxPayload())-protocol.HeaderRoom)
 	if err != nil {
 		w.publishFailed(tasks, err)
 		return
 	}
+	// The buffer carries the next gradient once the broker has stored
+	// this one and whoever else was handed it is done with it.
+	buf := &sentBuffer{data: b, spare: w.spare}
+	buf.holds.Store(1)
+	if len(msgs) == 1 && w.opts.Peers != nil {
+		w.opts.Peers.offer(g.Run, w.opts.ID, g.Step, int(g.Shard), b, buf)
+	}
 	w.inflight.Add(1)
-	w.out <- outgoing{tasks: tasks, data: b, msgs: msgs, shard: int(g.Shard), weights: g.Weights}
+	w.out <- outgoing{tasks: tasks, buf: buf, msgs: msgs, shard: int(g.Shard), weights: g.Weights}
 }
 
 // reject logs a task that can never succeed once, with where it came from,

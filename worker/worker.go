@@ -49,6 +49,11 @@ type Options struct {
 	// and how much of the time it waited for tasks.
 	ReportEvery time.Duration
 
+	// Peers, when set, is shared with the other workers of the same
+	// process: they hand each other their gradients in memory as well as
+	// through the broker.
+	Peers *Peers
+
 	// Handoff, when set, is shared with a coordinator in the same process:
 	// the worker puts every gradient message it publishes there, and that
 	// coordinator takes the bytes from it instead of from the broker.
@@ -117,7 +122,9 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	if opts.Datasets != nil {
 		fetch = &fetcher{src: opts.Datasets, cache: opts.CacheDir}
 	}
-	w := &Worker{opts: opts, nc: nc, js: js, runs: newRunCache(opts.DataDir, fetch, nc), versions: newVersions(), spare: make(chan []byte, 4)}
+	runs := newRunCache(opts.DataDir, fetch, nc)
+	runs.peers, runs.worker = opts.Peers, opts.ID
+	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), spare: make(chan []byte, 4)}
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
 		w.tr = opts.Telemetry.Tracer()
