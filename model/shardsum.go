@@ -14,14 +14,33 @@ package model
 // element-wise loops give the same bytes too.
 type ShardSum struct {
 	sum    []float32
+	lent   []float32 // the complete sum lent out (Lend) until Apply or Reset; sum then holds the next step's
 	got    []bool
 	ahead  [][]float32 // gradients waiting for an earlier shard, by shard
 	folded int         // shards [0, folded) are in sum; with none, sum holds stale values
 }
 
 // NewShardSum returns an empty sum of shards gradients of size values.
-func NewShardSum(shards, size int) *ShardSum {
-	return &ShardSum{sum: make([]float32, size), got: make([]bool, shards), ahead: make([][]float32, shards)}
+func NewShardSum(shards, size int) *ShardSum { return NewShardSumIn(shards, make([]float32, size)) }
+
+// NewShardSumIn returns an empty sum of shards gradients that sums into
+// buf, which the caller must not touch meanwhile (see Lend).
+func NewShardSumIn(shards int, buf []float32) *ShardSum {
+	return &ShardSum{sum: buf, got: make([]bool, shards), ahead: make([][]float32, shards)}
+}
+
+// Lend gives the caller the complete sum's buffer — Sum — for good: the
+// ShardSum reads it until Apply or Reset and never writes to it again.
+// From then on it sums into next, of the same length, where Apply writes
+// the mean (the same products as in place). A sender can so publish the
+// sum from the buffer it was folded in, without a copy, while the step's
+// update reads it.
+func (c *ShardSum) Lend(next []float32) []float32 {
+	if !c.Complete() || c.lent != nil || len(next) != len(c.sum) {
+		panic("model: ShardSum.Lend: the sum is not complete, or lent already, or next has the wrong length")
+	}
+	c.lent, c.sum = c.sum, next
+	return c.lent
 }
 
 // Has reports whether shard has been added since the last Reset.
@@ -95,6 +114,9 @@ func (c *ShardSum) Folded() int { return c.folded }
 // Sum is the running sum of the first Folded shards; the caller must not
 // modify it, and it changes with the next Add.
 func (c *ShardSum) Sum() []float32 {
+	if c.lent != nil {
+		return c.lent
+	}
 	if c.folded == 0 {
 		clear(c.sum)
 	}
@@ -126,7 +148,11 @@ func (c *ShardSum) fold(g Parts) {
 // complete sum over count samples, as step number step, and resets the sum
 // for the next step.
 func (c *ShardSum) Apply(opt Optimizer, weights []float32, count int, step uint64) {
-	scaleBy(c.sum, 1/float32(count))
+	if c.lent != nil {
+		scaleInto(c.sum, c.lent, 1/float32(count))
+	} else {
+		scaleBy(c.sum, 1/float32(count))
+	}
 	opt.Apply(weights, c.sum, int64(step))
 	c.Reset()
 }
@@ -148,9 +174,13 @@ func addToZeroGo(dst, src []float32) {
 }
 
 // scaleByGo is scaleBy element by element: dst[i] *= k.
-func scaleByGo(dst []float32, k float32) {
-	for i := range dst {
-		dst[i] *= k
+func scaleByGo(dst []float32, k float32) { scaleIntoGo(dst, dst, k) }
+
+// scaleIntoGo is scaleInto element by element: dst[i] = src[i] * k.
+func scaleIntoGo(dst, src []float32, k float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = v * k
 	}
 }
 
@@ -159,4 +189,5 @@ func scaleByGo(dst []float32, k float32) {
 func (c *ShardSum) Reset() {
 	clear(c.got)
 	c.folded = 0
+	c.lent = nil
 }

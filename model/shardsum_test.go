@@ -152,3 +152,63 @@ func TestShardSumReusedStartsFromZeros(t *testing.T) {
 		c.Apply(o, w, 7, uint64(step))
 	}
 }
+
+// A sum lent out (Lend) is left as it was, and the step taken from it is
+// the step taken from a sum that was not: the mean is the same products,
+// written into the next buffer instead of in place. The next step sums
+// into that buffer.
+func TestALentSumIsLeftAloneAndStepsTheSame(t *testing.T) {
+	const shards, size = 3, 203
+	rng := rand.New(rand.NewPCG(5, 6))
+	shard := func() []float32 {
+		g := make([]float32, size)
+		for i := range g {
+			g[i] = float32(rng.NormFloat64())
+		}
+		return g
+	}
+	lending, keeping := NewShardSumIn(shards, make([]float32, size)), NewShardSum(shards, size)
+	optL, _ := NewOptimizer(DefaultOptimizer(OptAdam), size)
+	optK, _ := NewOptimizer(DefaultOptimizer(OptAdam), size)
+	wL, wK := make([]float32, size), make([]float32, size)
+	for step := range uint64(4) {
+		for s := range shards {
+			g := shard()
+			lending.Add(s, g)
+			keeping.Add(s, g)
+		}
+		want := slices.Clone(keeping.Sum())
+		lent := lending.Lend(make([]float32, size))
+		if !slices.Equal(lending.Sum(), lent) {
+			t.Fatalf("step %d: Sum after Lend is not the lent sum", step)
+		}
+		lending.Apply(optL, wL, 128, step)
+		keeping.Apply(optK, wK, 128, step)
+		for i := range wK {
+			if math.Float32bits(wL[i]) != math.Float32bits(wK[i]) {
+				t.Fatalf("step %d: weight %d is %v from the lent sum, %v from the kept one", step, i, wL[i], wK[i])
+			}
+			if math.Float32bits(lent[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("step %d: the lent sum changed at %d: %v, was %v", step, i, lent[i], want[i])
+			}
+		}
+		lending.Add(0, shard()) // folds into the next buffer, not the lent one
+		keeping.Reset()
+		lending.Reset()
+		if !slices.Equal(lent, want) {
+			t.Fatalf("step %d: the next step's first shard was folded into the lent sum", step)
+		}
+	}
+}
+
+// Only a complete sum is lent.
+func TestLendingAnIncompleteSumPanics(t *testing.T) {
+	c := NewShardSum(2, 4)
+	c.Add(0, make([]float32, 4))
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Lend of a sum with 1 of 2 shards did not panic")
+		}
+	}()
+	c.Lend(make([]float32, 4))
+}

@@ -48,21 +48,24 @@ addzerodone:
 	VZEROUPPER
 	RET
 
-// func scaleAVX2(dst []float32, k float32)
+// func scaleAVX2(dst, src []float32, k float32)
 //
-// dst[i] = dst[i] * k, eight at a time: the float32 product of scaleByGo.
-TEXT ·scaleAVX2(SB), NOSPLIT, $0-28
+// dst[i] = src[i] * k, eight at a time: the float32 product of
+// scaleIntoGo (dst may be src).
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-52
 	MOVQ         dst_base+0(FP), DI
 	MOVQ         dst_len+8(FP), CX
-	VBROADCASTSS k+24(FP), Y1
+	MOVQ         src_base+24(FP), SI
+	VBROADCASTSS k+48(FP), Y1
 	SHRQ         $3, CX
 	JZ           scaledone
 
 scaleloop:
-	VMOVUPS (DI), Y0
+	VMOVUPS (SI), Y0
 	VMULPS  Y1, Y0, Y0
 	VMOVUPS Y0, (DI)
 	ADDQ    $32, DI
+	ADDQ    $32, SI
 	DECQ    CX
 	JNZ     scaleloop
 

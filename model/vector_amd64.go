@@ -48,15 +48,19 @@ func addToZero(dst, src []float32) {
 }
 
 // scaleBy multiplies every element of dst by k.
-func scaleBy(dst []float32, k float32) {
+func scaleBy(dst []float32, k float32) { scaleInto(dst, dst, k) }
+
+// scaleInto sets dst to src times k element-wise (len(dst) elements; dst
+// may be src).
+func scaleInto(dst, src []float32, k float32) {
 	n := 0
 	if avx2 {
 		n = len(dst) &^ 7
 		if n > 0 {
-			scaleAVX2(dst[:n], k)
+			scaleAVX2(dst[:n], src[:n], k)
 		}
 	}
-	scaleByGo(dst[n:], k)
+	scaleIntoGo(dst[n:], src[n:], k)
 }
 
 // adamAVX2 is adamUpdateGo over len(params), a multiple of 8, elements;
@@ -77,7 +81,8 @@ func addAVX2(dst, src []float32)
 //go:noescape
 func addZeroAVX2(dst, src []float32)
 
-// scaleAVX2 is scaleByGo over len(dst), a multiple of 8, elements.
+// scaleAVX2 is scaleIntoGo over len(dst), a multiple of 8, elements; src
+// is as long.
 //
 //go:noescape
-func scaleAVX2(dst []float32, k float32)
+func scaleAVX2(dst, src []float32, k float32)

@@ -12,3 +12,5 @@ func addTo(dst, src []float32) { addToGo(dst, src) }
 func addToZero(dst, src []float32) { addToZeroGo(dst, src) }
 
 func scaleBy(dst []float32, k float32) { scaleByGo(dst, k) }
+
+func scaleInto(dst, src []float32, k float32) { scaleIntoGo(dst, src, k) }

@@ -48,6 +48,10 @@ func TestAddAndScaleSameBytesAsElementWise(t *testing.T) {
 			addTo(dst[off:], src[off:])
 			sameBits(t, "sum", dst, want)
 			for _, k := range []float32{1, 1.0 / 128, 1.0 / 3, 7e-39, 2, math.Float32frombits(0x7fc00003)} {
+				into, intoWant := make([]float32, len(src)), make([]float32, len(src))
+				scaleIntoGo(intoWant[off:], src[off:], k)
+				scaleInto(into[off:], src[off:], k)
+				sameBits(t, "scaled into another buffer", into, intoWant)
 				scaleByGo(want[off:], k)
 				scaleBy(dst[off:], k)
 				sameBits(t, "scaled", dst, want)
@@ -137,6 +141,11 @@ func TestVectorLoopsKeepTheElementWiseNaNs(t *testing.T) {
 	scaleByGo(want, k)
 	scaleBy(dst, k)
 	sameNaNBits(t, "dst · k", dst, want)
+
+	src, dst, want = nans(0x7fc00500), make([]float32, n), make([]float32, n)
+	scaleIntoGo(want, src, k)
+	scaleInto(dst, src, k)
+	sameNaNBits(t, "src · k", dst, want)
 
 	c := adamCase{w: nans(0x7fc00500), g: nans(0xffc00600), m: nans(0x7fc00700), v: nans(0xffc00800)}
 	updateBothWays(t, c, &adamSteps()[0], sameNaNBits)

@@ -1,5 +1,7 @@
 package protocol
 
+import "github.com/jettrain/jettrain/internal/f32le"
+
 // MarshalBinary encodes g.
 func (g *Grad) MarshalBinary() ([]byte, error) {
 	return g.AppendBinary(make([]byte, 0, 64+len(g.Run)+len(g.Worker)+16*len(g.Stats)+4*len(g.Grad)))
@@ -60,4 +62,31 @@ func (r *reader) gradHeader(g *Grad) {
 			g.Stats[i] = ShardStats{LossSum: r.f64("loss sum"), Correct: r.u32("correct"), Count: r.u32("count")}
 		}
 	}
+}
+
+// EncodeInPlace encodes g around its values where they already are: g.Grad
+// must be the values f32le.Floats views in buf[at:]. It writes the rest of
+// the encoding into the at bytes before them and returns the message,
+// the bytes MarshalBinary gives, in buf. A sender that sums a gradient in
+// such a buffer so publishes it without copying it. It returns false, and
+// writes nothing, where g.Grad is elsewhere or what comes before it does
+// not fit in at bytes.
+func (g *Grad) EncodeInPlace(buf []byte, at int) ([]byte, bool) {
+	n := 4 * len(g.Grad)
+	if at < 0 || at+n > len(buf) || n == 0 {
+		return nil, false
+	}
+	if v, ok := f32le.Floats(buf[at : at+n]); !ok || &v[0] != &g.Grad[0] {
+		return nil, false
+	}
+	var scratch [256]byte
+	w := appendWriter(scratch[:0], KindGrad)
+	w.gradHeader(g)
+	w.length(len(g.Grad))
+	if len(w.b) > at {
+		return nil, false
+	}
+	start := at - len(w.b)
+	copy(buf[start:], w.b)
+	return buf[start : at+n], true
 }

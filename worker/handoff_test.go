@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,8 +17,10 @@ import (
 // TestHandedOffMessagesAreTheStoredOnes: a worker given an exchange puts
 // every gradient message it publishes there, under the message's id and
 // the worker header it sends with it, and the bytes are those the stream
-// stored. The encoding's buffer carries the next gradient only once the
-// exchange's taker is done with it.
+// stored. The step's sum goes out from the buffer the replica summed it
+// in, without a copy, and that buffer carries the next gradient only once
+// the exchange's taker is done with it and the replica has applied the
+// step.
 func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
@@ -27,9 +30,12 @@ func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
 	publishStep0(t, js, run)
 	x := handoff.New()
 	t.Cleanup(x.Attach(run)) // as a reading coordinator does
-	w, logs, stop := runWorkerWith(t, nc, slog.LevelInfo, Options{Handoff: x})
+	w, logs, stopWorker := runWorkerWith(t, nc, slog.LevelInfo, Options{Handoff: x})
+	var once sync.Once
+	stop := func() { once.Do(stopWorker) }
 	defer stop()
 	poll(t, logs, "both tasks of step 0 done", func() bool { return w.Tasks() == 2 })
+	rep := w.runs.runs[0].rep // the task loop waits for a task: it touches none of it
 
 	grads, err := js.Stream(ctx, protocol.GradsStream)
 	if err != nil {
@@ -59,16 +65,24 @@ func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
 		if !bytes.Equal(data, raw.Data) {
 			t.Fatalf("the exchange's bytes of message %d differ from the stored ones", seq)
 		}
+		if rep.lent == nil || &data[len(data)-1] != &rep.lent.whole[len(rep.lent.whole)-1] {
+			t.Fatalf("message %d is not in the buffer the replica summed the step in", seq)
+		}
 		dones = append(dones, done)
 	}
-	if n := len(w.spare); n != 0 {
+	if n := len(w.bufs.spare); n != 0 {
 		t.Fatalf("%d encoding buffers back for reuse while the exchange's taker still reads them", n)
 	}
 	for _, done := range dones {
 		done()
 	}
-	if n := len(w.spare); n != 1 {
-		t.Fatalf("%d encoding buffers back for reuse once the taker is done, want 1", n)
+	if n := len(w.bufs.spare); n != 0 {
+		t.Fatalf("%d encoding buffers back for reuse before the replica applied the step", n)
+	}
+	stop()
+	rep.letLent() // as applying the step does
+	if n := len(w.bufs.spare); n != 1 {
+		t.Fatalf("%d encoding buffers back for reuse once the taker is done and the step applied, want 1", n)
 	}
 }
 
@@ -87,7 +101,7 @@ func TestGradientsNotStoredAreTakenBack(t *testing.T) {
 	if n := x.Len(); n != 0 {
 		t.Fatalf("the exchange holds %d messages of refused gradients", n)
 	}
-	if n := len(w.spare); n != 0 {
+	if n := len(w.bufs.spare); n != 0 {
 		t.Fatalf("%d buffers of refused gradients back for reuse: the client may still send them", n)
 	}
 }

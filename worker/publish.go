@@ -135,10 +135,13 @@ func (w *Worker) unstored(tasks []heldTask, keys []handoff.Key, err error) {
 
 // sentBuffer is the encoding of a gradient on its way out, held by its
 // publish until the broker acknowledges it and by the exchange (or the
-// coordinator that took them) for each of its messages handed off; the
-// last release hands it back for the next gradient.
+// coordinator that took them) for each of its messages handed off, by
+// each peer offered it (Peers) and, for a sum lent by its replica, by the
+// replica until its step is applied; the last release hands it back for
+// the next gradient.
 type sentBuffer struct {
 	data  []byte
+	whole []byte // the buffer data is in, to reuse (nil: data)
 	holds atomic.Int32
 	spare chan<- []byte
 }
@@ -147,8 +150,12 @@ func (b *sentBuffer) release() {
 	if b.holds.Add(-1) != 0 {
 		return
 	}
+	whole := b.whole
+	if whole == nil {
+		whole = b.data
+	}
 	select {
-	case b.spare <- b.data:
+	case b.spare <- whole:
 	default:
 	}
 }

@@ -34,6 +34,8 @@ type replica struct {
 	count  int // samples per step: the mean's denominator
 	opt    model.Optimizer
 	sum    *model.ShardSum
+	sumBuf []byte      // the gradBuffers buffer sum folds in (nil: its own)
+	lent   *sentBuffer // the buffer of a sum lent to its publisher (gradBuffers.lend), held until the step is applied
 	inbox  *inbox
 	losses *natsconn.Losses // ends its lookups in flight when the connection is lost
 
@@ -172,6 +174,7 @@ func (rp *replica) start(ctx context.Context, state jetstream.ObjectStore, step 
 	rp.forgetLooks()
 	rp.check = p.Check
 	rp.sum.Reset()
+	rp.letLent()
 	rp.inbox.moveTo(rp.step)
 	return nil
 }
@@ -190,6 +193,15 @@ func (rp *replica) add(shard int, grad model.Parts) (ownPrefix bool) {
 		return true
 	}
 	return false
+}
+
+// letLent lets go of the buffer of a sum lent to its publisher, once the
+// sum is applied or dropped.
+func (rp *replica) letLent() {
+	if rp.lent != nil {
+		rp.lent.release()
+		rp.lent = nil
+	}
 }
 
 // idleFunc is called by a replica waiting for the gradients of step, with
@@ -211,6 +223,7 @@ func (rp *replica) advance(ctx context.Context, grads jetstream.Stream, idle idl
 		}
 	}
 	rp.sum.Apply(rp.opt, rp.weights, rp.count, rp.step)
+	rp.letLent()
 	rp.step++
 	rp.own = 0
 	rp.forgetLooks()

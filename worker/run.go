@@ -65,6 +65,7 @@ type runCache struct {
 	noData  map[string]datasetFailure // by run: the last failed load of its dataset
 	peers   *Peers                    // the process's workers the inboxes join, if any
 	worker  string                    // this worker's id, among those peers
+	bufs    *gradBuffers              // the replicas' sums are folded in them (nil: in their own)
 }
 
 // datasetFailure is a failed load of a run's dataset, and when it failed.
@@ -147,10 +148,13 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	if c.peers != nil {
 		in.leave = c.peers.join(sig, c.worker, in)
 	}
-	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: size, rep: &replica{
-		run: sig, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt, losses: c.losses,
-		sum: model.NewShardSum(cfg.Shards, size), inbox: in, weights: net.Params(),
-	}}
+	rep := &replica{run: sig, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt, losses: c.losses, inbox: in, weights: net.Params()}
+	if c.bufs != nil {
+		rep.sum, rep.sumBuf = c.bufs.newShardSum(cfg.Shards, size)
+	} else {
+		rep.sum = model.NewShardSum(cfg.Shards, size)
+	}
+	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: size, rep: rep}
 	if len(c.runs) == keptRuns {
 		old := c.runs[keptRuns-1]
 		old.net.Close()

@@ -242,28 +242,36 @@ func (w *Worker) flush() {
 	}
 	g := &protocol.Grad{Run: first.Run, Step: first.Step, Shard: 0, Worker: w.opts.ID, Weights: rp.check,
 		Stats: stats, Grad: rp.sum.Sum()}
+	if buf, msgs, ok := w.bufs.lend(rp, g, w.maxGradPayload()); ok {
+		w.handOut(tasks, g, buf, msgs)
+		return
+	}
 	w.send(tasks, g)
 }
+
+// maxGradPayload is how large a gradient's message may be.
+func (w *Worker) maxGradPayload() int { return int(w.nc.MaxPayload()) - protocol.HeaderRoom }
 
 // send encodes g — in parts if it does not fit the server's max payload —
 // and hands it to the publisher with the tasks it answers.
 func (w *Worker) send(tasks []heldTask, g *protocol.Grad) {
-	var spare []byte
-	select {
-	case spare = <-w.spare:
-	default:
-	}
-	b, msgs, err := g.AppendParts(spare[:0], int(w.nc.MaxPayload())-protocol.HeaderRoom)
+	b, msgs, err := g.AppendParts(w.bufs.get(), w.maxGradPayload())
 	if err != nil {
 		w.publishFailed(tasks, err)
 		return
 	}
 	// The buffer carries the next gradient once the broker has stored
 	// this one and whoever else was handed it is done with it.
-	buf := &sentBuffer{data: b, spare: w.spare}
+	buf := &sentBuffer{data: b, spare: w.bufs.spare}
 	buf.holds.Store(1)
+	w.handOut(tasks, g, buf, msgs)
+}
+
+// handOut offers g, encoded in buf, to the worker's peers if it is one
+// message, and hands it to the publisher with the tasks it answers.
+func (w *Worker) handOut(tasks []heldTask, g *protocol.Grad, buf *sentBuffer, msgs []protocol.Encoded) {
 	if len(msgs) == 1 && w.opts.Peers != nil {
-		w.opts.Peers.offer(g.Run, w.opts.ID, g.Step, int(g.Shard), b, buf)
+		w.opts.Peers.offer(g.Run, w.opts.ID, g.Step, int(g.Shard), buf.data, buf)
 	}
 	w.inflight.Add(1)
 	w.out <- outgoing{tasks: tasks, buf: buf, msgs: msgs, shard: int(g.Shard), weights: g.Weights}

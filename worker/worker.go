@@ -95,7 +95,7 @@ type Worker struct {
 	versions *versions       // commit records received by subscription
 	streams  streams         // looked up when the streams are ready
 	inflight sync.WaitGroup  // gradient publishes awaiting their ack
-	spare    chan []byte     // encode buffers of acknowledged gradients, for reuse
+	bufs     *gradBuffers    // what gradients are encoded and replicas' sums folded in
 	pubFails publishFailures // gradients the broker did not store, for publishFailed's warnings
 	out      chan outgoing   // computed gradients for the publisher; open while Run runs
 
@@ -122,9 +122,10 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	if opts.Datasets != nil {
 		fetch = &fetcher{src: opts.Datasets, cache: opts.CacheDir}
 	}
+	bufs := newGradBuffers()
 	runs := newRunCache(opts.DataDir, fetch, nc)
-	runs.peers, runs.worker = opts.Peers, opts.ID
-	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), spare: make(chan []byte, 4)}
+	runs.peers, runs.worker, runs.bufs = opts.Peers, opts.ID, bufs
+	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), bufs: bufs}
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
 		w.tr = opts.Telemetry.Tracer()

@@ -26,6 +26,18 @@ func View(v []float32) ([]byte, bool) {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v)), true
 }
 
+// Floats returns the float32s whose little-endian bytes b holds, in b's
+// own memory, and true: writing one writes b. It returns nil and false on
+// a big-endian machine, or where b does not start on a float32's
+// alignment or its length is not a multiple of 4.
+func Floats(b []byte) ([]float32, bool) {
+	p := unsafe.SliceData(b)
+	if !native || len(b)%4 != 0 || uintptr(unsafe.Pointer(p))%unsafe.Alignof(float32(0)) != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(p)), len(b)/4), true
+}
+
 // Append appends v's little-endian bytes to b.
 func Append(b []byte, v []float32) []byte {
 	if p, ok := View(v); ok {
