@@ -174,8 +174,13 @@ func benchInterleaved(b *testing.B, srv *server.Server, nc *nats.Conn, st *objst
 	}
 	// The workers hand each other their gradients in memory too, as
 	// coordinator start's do, unless JETTRAIN_BENCH_PEERS=off.
+	// With JETTRAIN_BENCH_SHARED=on they share one connection (made
+	// with nats.NoEcho, so the broker sends none of their gradients back
+	// to them), which coordinator start's do not: measured, it saved CPU
+	// but no time (docs/performance.md).
 	if os.Getenv("JETTRAIN_BENCH_PEERS") != "off" {
 		p.peers = worker.NewPeers()
+		p.shared = os.Getenv("JETTRAIN_BENCH_SHARED") == "on"
 	}
 	p.add(workers)
 	defer p.close()

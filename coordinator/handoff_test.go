@@ -118,3 +118,54 @@ func TestWorkersHandingEachOtherGradientsGiveTheSameWeights(t *testing.T) {
 		t.Fatalf("weights %s, the in-process loop's %s", got, want)
 	}
 }
+
+// Peers may share one connection made with nats.NoEcho: the broker then
+// sends none of their
+// gradients back to them, and they still hear each other, in memory, and
+// the worker of another process by subscription. Gradients too large for
+// one message are offered to peers in parts. Every way, the weights are
+// the in-process loop's.
+func TestPeersSharingAConnectionGiveTheSameWeights(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		maxPayload int32
+	}{{"whole", protocol.MaxPayload}, {"in parts", 8192}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := smallConfig(t)
+			srv := runNATSPayload(t, t.TempDir(), c.maxPayload)
+			nc := connect(t, srv.ClientURL())
+			st := openStore(t, "")
+			x := handoff.New()
+			inProcess := newPool(t, srv.ClientURL())
+			inProcess.handoff, inProcess.peers, inProcess.shared = x, worker.NewPeers(), true
+			inProcess.add(2)
+			other := newPool(t, srv.ClientURL())
+			other.add(1)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), AckWait: 2 * time.Second, Handoff: x})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inProcess.peers.Taken() == 0 {
+				t.Fatalf("the workers sharing a connection read none of each other's gradients from memory in %d steps", res.Step)
+			}
+			if inProcess.tasks() == 0 || other.tasks() == 0 {
+				t.Fatalf("the workers sharing a connection computed %d tasks, the other %d: want some each", inProcess.tasks(), other.tasks())
+			}
+			local, ds := trainLocal(t, cfg)
+			if got, want := fmt.Sprintf("%x", res.Digest), fmt.Sprintf("%x", local.Digest); got != want {
+				t.Fatalf("weights %s, the in-process loop's %s", got, want)
+			}
+			net, _, err := cfg.NewModel(ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer net.Close()
+			if inParts := 4*net.Layout().Size() > int(c.maxPayload); inParts != (c.maxPayload < protocol.MaxPayload) {
+				t.Fatalf("a gradient of %d values with a max payload of %d bytes: in parts %v", net.Layout().Size(), c.maxPayload, inParts)
+			}
+		})
+	}
+}

@@ -131,10 +131,14 @@ type pool struct {
 	// peers, if set, is where the workers hand each other their gradients
 	// (worker.Options.Peers).
 	peers *worker.Peers
-	mu    sync.Mutex
-	stop  []context.CancelFunc
-	all   []*worker.Worker // every worker started, running or not
-	wg    sync.WaitGroup
+	// shared, if set, has the workers share one connection (they must be
+	// peers, or they would not hear each other).
+	shared bool
+	conn   *nats.Conn
+	mu     sync.Mutex
+	stop   []context.CancelFunc
+	all    []*worker.Worker // every worker started, running or not
+	wg     sync.WaitGroup
 }
 
 func newPool(t testing.TB, url string) *pool {
@@ -145,7 +149,13 @@ func newPool(t testing.TB, url string) *pool {
 
 func (p *pool) add(n int) {
 	for i := 0; i < n; i++ {
-		nc := connect(p.t, p.url, p.opts...)
+		nc := p.conn
+		if nc == nil || !p.shared {
+			nc = connect(p.t, p.url, p.opts...)
+		}
+		if p.shared {
+			p.conn = nc
+		}
 		w, err := worker.New(nc, worker.Options{Log: quietLog(), Handoff: p.handoff, Peers: p.peers})
 		if err != nil {
 			p.t.Fatal(err)

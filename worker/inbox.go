@@ -84,14 +84,17 @@ func (b *inbox) subscribe(nc *nats.Conn) error {
 }
 
 // covers reports whether the gradients of step can be expected to reach
-// the inbox by subscription, so a replica waiting for one need not look
+// the inbox — by subscription, or offered by a peer (Peers) — so a
+// replica waiting for one need not look
 // for it in the grads stream at once (it looks after a poll's wait all the
 // same: the proof below is good, not perfect — a late duplicate of an old
 // step may be the first gradient received, and messages lost while
 // disconnected count only once the client has reconnected). A gradient of a step is computed on the
 // weights of that step, which take every gradient of the step before: so
 // once the subscription has received a gradient of step t, every gradient
-// of a later step was published while it listened. That holds only at the
+// of a later step was published while it listened (a peer's offers count
+// as received: the inbox joins its Peers after it subscribes, and a peer
+// offers every gradient it sends). That holds only at the
 // run's live edge (a replica catching up waits for steps whose gradients
 // were published before it subscribed, whatever arrives meanwhile), and
 // only while the connection has dropped nothing: a reconnect, or messages
@@ -111,8 +114,9 @@ func (b *inbox) covers(step uint64) bool {
 
 // alone reports whether the inbox has heard no gradient of the steps
 // around step — none of step or the aloneSteps before it, and none later
-// — so that no other worker seems to be computing this run's shards. Over
-// a connection without nats.NoEcho it hears this worker's own gradients,
+// — so that no other worker seems to be computing this run's shards. It
+// hears other workers by subscription and peers by their offers. Over a
+// connection without nats.NoEcho it hears this worker's own gradients,
 // and is never alone. Without a subscription it cannot tell, and says no.
 func (b *inbox) alone(step uint64) bool {
 	b.mu.Lock()
@@ -149,20 +153,34 @@ func (b *inbox) receive(msg *nats.Msg) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.arrive(step, shard, msg.Data)
+}
+
+// hear records that a gradient of step reached the inbox, for covers and
+// alone. b.mu is held.
+func (b *inbox) hear(step uint64) {
 	if !b.live {
 		b.live, b.liveAfter, b.newest, b.heard = true, step, step, true
 	}
 	b.newest = max(b.newest, step)
+}
+
+// arrive decodes data, a gradient of (step, shard) or a part of one, into
+// its slot, if the inbox can use it, and reports whether that completed a
+// gradient. It keeps none of data. b.mu is held.
+func (b *inbox) arrive(step uint64, shard int, data []byte) bool {
+	b.hear(step)
 	i := step - b.base
 	if step < b.base || i > 1 || shard >= len(b.slots[i]) || b.slots[i][shard].have || b.slots[i][shard].raw != nil {
-		return
+		return false
 	}
 	s := &b.slots[i][shard]
-	if _, ok, err := b.parts.Decode(msg.Data, 0, &s.g); err != nil || !ok || !fits(&s.g, b.run, step, shard, len(b.slots[i]), b.size) {
-		return
+	if _, ok, err := b.parts.Decode(data, 0, &s.g); err != nil || !ok || !fits(&s.g, b.run, step, shard, len(b.slots[i]), b.size) {
+		return false
 	}
 	s.have = true
 	b.signal()
+	return true
 }
 
 // signal wakes whoever waits for an arrival. b.mu is held.
@@ -178,6 +196,9 @@ func (b *inbox) signal() {
 func (b *inbox) offer(step uint64, shard int, data []byte, release func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.closed {
+		b.hear(step)
+	}
 	i := step - b.base
 	if b.closed || step < b.base || i > 1 || shard >= len(b.slots[i]) || b.slots[i][shard].have || b.slots[i][shard].raw != nil {
 		release()
@@ -185,7 +206,27 @@ func (b *inbox) offer(step uint64, shard int, data []byte, release func()) {
 	}
 	s := &b.slots[i][shard]
 	s.raw, s.release = data, release
+	if !b.live {
+		b.live, b.liveAfter, b.newest, b.heard = true, step, step, true
+	}
+	b.newest = max(b.newest, step)
 	b.signal()
+}
+
+// offerParts takes the parts of a peer's gradient of (step, shard), each
+// message in one of parts, and decodes them at once, as the subscription
+// does: it keeps none of them.
+func (b *inbox) offerParts(step uint64, shard int, parts [][]byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	for _, p := range parts {
+		if b.arrive(step, shard, p) && b.peersTaken != nil {
+			b.peersTaken.Add(1)
+		}
+	}
 }
 
 // decodeOffered decodes the gradient a peer offered in slot i of step's

@@ -204,3 +204,50 @@ func TestAnOfferedGradientIsLetGoOnce(t *testing.T) {
 		}
 	}
 }
+
+// A peer's offers are heard as its gradients arriving by subscription
+// are: the inbox is not alone, and expects the next steps' gradients to
+// reach it without looking in the stream. (Peers that share a connection
+// made with nats.NoEcho hear each other only so.)
+func TestAnOfferIsHeard(t *testing.T) {
+	const run, size = "ab12", 6
+	_, js := startJetStream(t)
+	in := newInbox(run, 2, size)
+	if err := in.subscribe(js.Conn()); err != nil {
+		t.Fatal(err)
+	}
+	defer in.close()
+	if !in.alone(3) || in.covers(4) {
+		t.Fatal("heard something before any gradient came")
+	}
+	g := peerGrad(run, 3, [8]byte{1}, size)
+	data, err := g.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.offer(3, 1, data, func() {})
+	if in.alone(3) {
+		t.Error("alone after a peer offered a gradient of step 3")
+	}
+	if !in.covers(4) {
+		t.Error("does not expect the gradients of step 4 after a peer offered one of step 3")
+	}
+}
+
+// A peer's gradient in parts is decoded as its parts are offered, and the
+// inbox keeps none of their bytes.
+func TestOfferedPartsArePutTogether(t *testing.T) {
+	const run, size = "ab12", 300
+	b := newInbox(run, 2, size)
+	g := peerGrad(run, 0, [8]byte{}, size)
+	parts := inParts(t, &g, 400, 3)
+	b.offerParts(0, 1, parts)
+	for _, p := range parts {
+		clear(p)
+	}
+	got, _ := b.take(0, 1)
+	if got == nil {
+		t.Fatal("the offered parts were not put together")
+	}
+	sameBits(t, "the gradient put together", got.Grad, g.Grad)
+}

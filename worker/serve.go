@@ -267,11 +267,11 @@ func (w *Worker) send(tasks []heldTask, g *protocol.Grad) {
 	w.handOut(tasks, g, buf, msgs)
 }
 
-// handOut offers g, encoded in buf, to the worker's peers if it is one
-// message, and hands it to the publisher with the tasks it answers.
+// handOut offers g, encoded in buf as msgs, to the worker's peers, and
+// hands it to the publisher with the tasks it answers.
 func (w *Worker) handOut(tasks []heldTask, g *protocol.Grad, buf *sentBuffer, msgs []protocol.Encoded) {
-	if len(msgs) == 1 && w.opts.Peers != nil {
-		w.opts.Peers.offer(g.Run, w.opts.ID, g.Step, int(g.Shard), buf.data, buf)
+	if w.opts.Peers != nil {
+		w.opts.Peers.offer(g.Run, w.opts.ID, g.Step, int(g.Shard), buf, msgs)
 	}
 	w.inflight.Add(1)
 	w.out <- outgoing{tasks: tasks, buf: buf, msgs: msgs, shard: int(g.Shard), weights: g.Weights}

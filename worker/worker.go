@@ -111,7 +111,8 @@ type Worker struct {
 // New returns a worker that talks over nc. A connection made with
 // nats.NoEcho spares the worker receiving its own gradients back through
 // the subscription that collects other workers'; such a connection must
-// not be shared by two workers, which would not hear each other.
+// not be shared by two workers, which would not hear each other, unless
+// they are Peers, which hand each other their gradients in memory.
 func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	opts.defaults()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8), jetstream.WithPublishAsyncTimeout(publishTimeout))
