@@ -95,6 +95,10 @@ func FuzzAddAndScale(f *testing.F) {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[8*i:]))
 			src[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[8*i+4:]))
 		}
+		into, intoWant := make([]float32, n), make([]float32, n)
+		scaleIntoGo(intoWant, src, k)
+		scaleInto(into, src, k)
+		sameBits(t, "scaled into another buffer", into, intoWant)
 		want := append([]float32(nil), dst...)
 		addToGo(want, src)
 		addTo(dst, src)
