@@ -14,6 +14,9 @@ import (
 // (protocol.Grad.EncodeInPlace), and the replica's next step sums into
 // another buffer (model.ShardSum.Lend). With one worker that is every
 // step's gradient, 800 KB on the default model, published without a copy.
+// A shard's gradient that goes out alone is copied once, from the
+// network's buffers straight to where its message holds it
+// (encodeParts).
 type gradBuffers struct{ spare chan []byte }
 
 // valuesAt is where a buffer holds a sum's values: after room for the
@@ -24,25 +27,25 @@ const valuesAt = 512
 
 func newGradBuffers() *gradBuffers { return &gradBuffers{spare: make(chan []byte, 4)} }
 
-// get returns a spare buffer (empty, for appending an encoding to), or nil.
-func (p *gradBuffers) get() []byte {
+// get returns a spare buffer, empty, for appending an encoding to: one
+// with room for a sum of size values (sumIn) at least, so that it can
+// carry either when it comes back.
+func (p *gradBuffers) get(size int) []byte {
 	select {
 	case b := <-p.spare:
-		return b[:0]
+		if cap(b) >= valuesAt+4*size {
+			return b[:0]
+		}
 	default:
-		return nil
 	}
+	return make([]byte, 0, valuesAt+4*size)
 }
 
 // sumIn returns a buffer for a sum of size values, and the values viewed
 // at valuesAt in it; false where this machine cannot view bytes as
 // float32s (it is big-endian).
 func (p *gradBuffers) sumIn(size int) ([]byte, []float32, bool) {
-	b := p.get()
-	if cap(b) < valuesAt+4*size {
-		b = make([]byte, valuesAt+4*size)
-	}
-	b = b[:valuesAt+4*size]
+	b := p.get(size)[:valuesAt+4*size]
 	v, ok := f32le.Floats(b[valuesAt:])
 	return b, v, ok
 }
@@ -54,6 +57,28 @@ func (p *gradBuffers) newShardSum(shards, size int) (sum *model.ShardSum, sumBuf
 		return model.NewShardSumIn(shards, v), b
 	}
 	return model.NewShardSum(shards, size), nil
+}
+
+// encodeParts encodes g with the values parts holds (a shard's gradient in
+// the network's buffers, size values) in one buffer of p, copying them
+// once, straight to where the message holds them, if they fit in one
+// message of maxPayload bytes. Otherwise g.Grad is left holding the values
+// (where this machine can view bytes as float32s) for a copy that goes
+// out in parts.
+func (p *gradBuffers) encodeParts(g *protocol.Grad, parts model.Parts, size, maxPayload int) (*sentBuffer, []protocol.Encoded, bool) {
+	b, v, ok := p.sumIn(size)
+	if !ok {
+		return nil, nil, false
+	}
+	parts.CopyTo(v)
+	g.Grad = v
+	data, ok := g.EncodeInPlace(b, valuesAt)
+	if !ok || len(data) > maxPayload {
+		return nil, nil, false
+	}
+	buf := &sentBuffer{data: data, whole: b, spare: p.spare}
+	buf.holds.Store(1)
+	return buf, []protocol.Encoded{{End: len(data), Values: len(g.Grad)}}, true
 }
 
 // lend encodes g, the replica's complete sum of its step, around its

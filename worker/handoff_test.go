@@ -19,8 +19,8 @@ import (
 // the worker header it sends with it, and the bytes are those the stream
 // stored. The step's sum goes out from the buffer the replica summed it
 // in, without a copy, and that buffer carries the next gradient only once
-// the exchange's taker is done with it and the replica has applied the
-// step.
+// the exchange's taker is done with it and the replica has let go of it
+// (it applied the step, or the worker stopped).
 func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
 	nc, js := startJetStream(t)
 	ctx := context.Background()
@@ -79,10 +79,9 @@ func TestHandedOffMessagesAreTheStoredOnes(t *testing.T) {
 	if n := len(w.bufs.spare); n != 0 {
 		t.Fatalf("%d encoding buffers back for reuse before the replica applied the step", n)
 	}
-	stop()
-	rep.letLent() // as applying the step does
+	stop() // the worker lets go of its runs, and of the sum its replica lent
 	if n := len(w.bufs.spare); n != 1 {
-		t.Fatalf("%d encoding buffers back for reuse once the taker is done and the step applied, want 1", n)
+		t.Fatalf("%d encoding buffers back for reuse once the taker is done and the replica let go, want 1", n)
 	}
 }
 

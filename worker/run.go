@@ -159,6 +159,7 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 		old := c.runs[keptRuns-1]
 		old.net.Close()
 		old.rep.inbox.close()
+		old.rep.letLent()
 		c.runs = c.runs[:keptRuns-1]
 	}
 	c.runs = append([]*run{r}, c.runs...)
@@ -170,6 +171,7 @@ func (c *runCache) close() {
 	for _, r := range c.runs {
 		r.net.Close()
 		r.rep.inbox.close()
+		r.rep.letLent()
 	}
 	c.runs = nil
 }

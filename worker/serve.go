@@ -105,7 +105,13 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	}
 	g.Worker = w.opts.ID
 	g.Weights = run.rep.check
-	g.Grad = run.values()
+	if buf, msgs, ok := w.bufs.encodeParts(g, run.parts, run.size, w.maxGradPayload()); ok {
+		w.handOut([]heldTask{held}, g, buf, msgs)
+		return
+	}
+	if g.Grad == nil {
+		g.Grad = run.values()
+	}
 	w.send([]heldTask{held}, g)
 }
 
@@ -255,7 +261,7 @@ func (w *Worker) maxGradPayload() int { return int(w.nc.MaxPayload()) - protocol
 // send encodes g — in parts if it does not fit the server's max payload —
 // and hands it to the publisher with the tasks it answers.
 func (w *Worker) send(tasks []heldTask, g *protocol.Grad) {
-	b, msgs, err := g.AppendParts(w.bufs.get(), w.maxGradPayload())
+	b, msgs, err := g.AppendParts(w.bufs.get(len(g.Grad)), w.maxGradPayload())
 	if err != nil {
 		w.publishFailed(tasks, err)
 		return
