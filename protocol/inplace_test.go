@@ -68,3 +68,35 @@ func TestEncodingInPlaceRefusesWhatDoesNotFit(t *testing.T) {
 		t.Error("a refused encoding wrote to the buffer")
 	}
 }
+
+// BenchmarkGradEncode is a worker's side of a gradient of the default MLP
+// (784-256-10): appended to a reused buffer, a copy of its values, or
+// encoded around them where they were summed, the header alone written.
+func BenchmarkGradEncode(b *testing.B) {
+	const n = 203530
+	b.Run("append", func(b *testing.B) {
+		g := sampleGrad()
+		g.Grad = make([]float32, n)
+		buf := make([]byte, 0, 1024+4*n)
+		b.SetBytes(4 * n)
+		for b.Loop() {
+			buf, _ = g.AppendBinary(buf[:0])
+		}
+	})
+	b.Run("in-place", func(b *testing.B) {
+		g := sampleGrad()
+		g.Grad = make([]float32, n)
+		buf := make([]byte, 512+4*n)
+		v, ok := f32le.Floats(buf[512:])
+		if !ok {
+			b.Skip("no in-place encoding on this machine")
+		}
+		g.Grad = v
+		b.SetBytes(4 * n)
+		for b.Loop() {
+			if _, ok := g.EncodeInPlace(buf, 512); !ok {
+				b.Fatal("not encoded in place")
+			}
+		}
+	})
+}
