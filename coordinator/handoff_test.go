@@ -8,7 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/internal/handoff"
+	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/worker"
 )
@@ -90,41 +92,20 @@ func TestHandedOffGradientsGiveTheSameWeights(t *testing.T) {
 // read their peers' gradients from memory, and the weights are the
 // in-process loop's.
 func TestWorkersHandingEachOtherGradientsGiveTheSameWeights(t *testing.T) {
-	cfg := smallConfig(t)
-	srv := runNATS(t, t.TempDir())
-	nc := connect(t, srv.ClientURL())
-	st := openStore(t, "")
-	x := handoff.New()
-	inProcess := newPool(t, srv.ClientURL())
-	inProcess.handoff, inProcess.peers = x, worker.NewPeers()
-	inProcess.add(3)
-	other := newPool(t, srv.ClientURL())
-	other.add(1)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), AckWait: 2 * time.Second, Handoff: x})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, inProcess, other, _ := trainBesidePeers(t, smallConfig(t), protocol.MaxPayload, 3, false)
 	if n := inProcess.peers.Taken(); n < res.Step {
 		t.Fatalf("the workers read %d of each other's gradients from memory in %d steps, want one a step at least", n, res.Step)
 	}
 	if other.tasks() == 0 {
 		t.Fatal("the worker of the other pool computed no task")
 	}
-	local, _ := trainLocal(t, cfg)
-	if got, want := fmt.Sprintf("%x", res.Digest), fmt.Sprintf("%x", local.Digest); got != want {
-		t.Fatalf("weights %s, the in-process loop's %s", got, want)
-	}
 }
 
 // Peers may share one connection made with nats.NoEcho: the broker then
-// sends none of their
-// gradients back to them, and they still hear each other, in memory, and
-// the worker of another process by subscription. Gradients too large for
-// one message are offered to peers in parts. Every way, the weights are
-// the in-process loop's.
+// sends none of their gradients back to them, and they still hear each
+// other, in memory, and the worker of another process by subscription.
+// Gradients too large for one message are offered to peers in parts.
+// Every way, the weights are the in-process loop's.
 func TestPeersSharingAConnectionGiveTheSameWeights(t *testing.T) {
 	for _, c := range []struct {
 		name       string
@@ -132,31 +113,12 @@ func TestPeersSharingAConnectionGiveTheSameWeights(t *testing.T) {
 	}{{"whole", protocol.MaxPayload}, {"in parts", 8192}} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := smallConfig(t)
-			srv := runNATSPayload(t, t.TempDir(), c.maxPayload)
-			nc := connect(t, srv.ClientURL())
-			st := openStore(t, "")
-			x := handoff.New()
-			inProcess := newPool(t, srv.ClientURL())
-			inProcess.handoff, inProcess.peers, inProcess.shared = x, worker.NewPeers(), true
-			inProcess.add(2)
-			other := newPool(t, srv.ClientURL())
-			other.add(1)
-
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			res, err := Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), AckWait: 2 * time.Second, Handoff: x})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res, inProcess, other, ds := trainBesidePeers(t, cfg, c.maxPayload, 2, true)
 			if inProcess.peers.Taken() == 0 {
 				t.Fatalf("the workers sharing a connection read none of each other's gradients from memory in %d steps", res.Step)
 			}
 			if inProcess.tasks() == 0 || other.tasks() == 0 {
 				t.Fatalf("the workers sharing a connection computed %d tasks, the other %d: want some each", inProcess.tasks(), other.tasks())
-			}
-			local, ds := trainLocal(t, cfg)
-			if got, want := fmt.Sprintf("%x", res.Digest), fmt.Sprintf("%x", local.Digest); got != want {
-				t.Fatalf("weights %s, the in-process loop's %s", got, want)
 			}
 			net, _, err := cfg.NewModel(ds)
 			if err != nil {
@@ -168,4 +130,34 @@ func TestPeersSharingAConnectionGiveTheSameWeights(t *testing.T) {
 			}
 		})
 	}
+}
+
+// trainBesidePeers trains cfg on a server whose max payload is maxPayload
+// with n in-process workers that are peers (sharing one connection if
+// shared) and hand their gradients to the coordinator in memory, beside a
+// worker of another pool, and checks that the weights are the in-process
+// loop's. It returns the run, both pools and the run's dataset.
+func trainBesidePeers(t *testing.T, cfg config.Config, maxPayload int32, n int, shared bool) (res *Result, inProcess, other *pool, ds *model.Dataset) {
+	t.Helper()
+	srv := runNATSPayload(t, t.TempDir(), maxPayload)
+	nc := connect(t, srv.ClientURL())
+	st := openStore(t, "")
+	x := handoff.New()
+	inProcess = newPool(t, srv.ClientURL())
+	inProcess.handoff, inProcess.peers, inProcess.shared = x, worker.NewPeers(), shared
+	inProcess.add(n)
+	other = newPool(t, srv.ClientURL())
+	other.add(1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Train(ctx, nc, st, Options{Config: cfg, Log: quietLog(), AckWait: 2 * time.Second, Handoff: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, ds := trainLocal(t, cfg)
+	if got, want := fmt.Sprintf("%x", res.Digest), fmt.Sprintf("%x", local.Digest); got != want {
+		t.Fatalf("weights %s, the in-process loop's %s", got, want)
+	}
+	return res, inProcess, other, ds
 }

@@ -148,11 +148,7 @@ func (c *ShardSum) fold(g Parts) {
 // complete sum over count samples, as step number step, and resets the sum
 // for the next step.
 func (c *ShardSum) Apply(opt Optimizer, weights []float32, count int, step uint64) {
-	if c.lent != nil {
-		scaleInto(c.sum, c.lent, 1/float32(count))
-	} else {
-		scaleBy(c.sum, 1/float32(count))
-	}
+	scaleInto(c.sum, c.Sum(), 1/float32(count))
 	opt.Apply(weights, c.sum, int64(step))
 	c.Reset()
 }

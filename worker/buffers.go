@@ -8,7 +8,7 @@ import (
 
 // gradBuffers are the buffers a worker's gradients go out in, reused once
 // the broker and whoever else was handed a gradient are done with it.
-// A replica also folds its step's sum in one (sumAt), at valuesAt: a
+// A replica also folds its step's sum in one (sumIn), at valuesAt: a
 // complete sum that goes out alone — every shard of the step computed
 // here — is then encoded around its values, where they already are
 // (protocol.Grad.EncodeInPlace), and the replica's next step sums into
@@ -60,25 +60,21 @@ func (p *gradBuffers) newShardSum(shards, size int) (sum *model.ShardSum, sumBuf
 }
 
 // encodeParts encodes g with the values parts holds (a shard's gradient in
-// the network's buffers, size values) in one buffer of p, copying them
-// once, straight to where the message holds them, if they fit in one
-// message of maxPayload bytes. Otherwise g.Grad is left holding the values
-// (where this machine can view bytes as float32s) for a copy that goes
-// out in parts.
+// the network's buffers, size values), copying them once, straight to
+// where the message holds them in a buffer of p, if they fit in one
+// message of maxPayload bytes. Otherwise g.Grad holds the values, for a
+// copy that goes out in parts.
 func (p *gradBuffers) encodeParts(g *protocol.Grad, parts model.Parts, size, maxPayload int) (*sentBuffer, []protocol.Encoded, bool) {
 	b, v, ok := p.sumIn(size)
 	if !ok {
-		return nil, nil, false
+		v = make([]float32, size)
 	}
 	parts.CopyTo(v)
 	g.Grad = v
-	data, ok := g.EncodeInPlace(b, valuesAt)
-	if !ok || len(data) > maxPayload {
+	if !ok {
 		return nil, nil, false
 	}
-	buf := &sentBuffer{data: data, whole: b, spare: p.spare}
-	buf.holds.Store(1)
-	return buf, []protocol.Encoded{{End: len(data), Values: len(g.Grad)}}, true
+	return p.inPlace(g, b, maxPayload, 1)
 }
 
 // lend encodes g, the replica's complete sum of its step, around its
@@ -90,17 +86,25 @@ func (p *gradBuffers) lend(rp *replica, g *protocol.Grad, maxPayload int) (*sent
 	if rp.sumBuf == nil || !rp.sum.Complete() || rp.lent != nil {
 		return nil, nil, false
 	}
-	data, ok := g.EncodeInPlace(rp.sumBuf, valuesAt)
-	if !ok || len(data) > maxPayload {
-		return nil, nil, false
-	}
-	next, v, ok := p.sumIn(rp.size)
+	buf, msgs, ok := p.inPlace(g, rp.sumBuf, maxPayload, 2)
 	if !ok {
 		return nil, nil, false
 	}
+	next, v, _ := p.sumIn(rp.size) // views bytes as float32s here, as rp.sumBuf shows
 	rp.sum.Lend(v)
-	buf := &sentBuffer{data: data, whole: rp.sumBuf, spare: p.spare}
-	buf.holds.Store(2)
 	rp.sumBuf, rp.lent = next, buf
+	return buf, msgs, true
+}
+
+// inPlace encodes g around its values, at valuesAt in b, as one message
+// of at most maxPayload bytes, in a buffer of p held holds times; false if
+// the values are not there or the message would be larger.
+func (p *gradBuffers) inPlace(g *protocol.Grad, b []byte, maxPayload int, holds int32) (*sentBuffer, []protocol.Encoded, bool) {
+	data, ok := g.EncodeInPlace(b, valuesAt)
+	if !ok || len(data) > maxPayload {
+		return nil, nil, false
+	}
+	buf := &sentBuffer{data: data, whole: b, spare: p.spare}
+	buf.holds.Store(holds)
 	return buf, []protocol.Encoded{{End: len(data), Values: len(g.Grad)}}, true
 }

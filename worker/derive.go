@@ -96,8 +96,8 @@ func (w *Worker) serveMissing(ctx context.Context, r *run, step uint64, waited t
 			w.opts.Log.Warn("worker: computing a missing shard failed", "task", t.String(), "err", err)
 			break
 		}
-		g.Worker, g.Weights, g.Grad = w.opts.ID, rp.check, r.values()
-		w.send([]heldTask{{ctx: ctx, task: t, start: time.Now()}}, g)
+		g.Worker, g.Weights = w.opts.ID, rp.check
+		w.sendShard([]heldTask{{ctx: ctx, task: t, start: time.Now()}}, g, r)
 		shards = append(shards, shard)
 	}
 	if len(shards) > 0 {

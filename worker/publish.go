@@ -141,7 +141,7 @@ func (w *Worker) unstored(tasks []heldTask, keys []handoff.Key, err error) {
 // the next gradient.
 type sentBuffer struct {
 	data  []byte
-	whole []byte // the buffer data is in, to reuse (nil: data)
+	whole []byte // the buffer data is in, to reuse
 	holds atomic.Int32
 	spare chan<- []byte
 }
@@ -150,12 +150,8 @@ func (b *sentBuffer) release() {
 	if b.holds.Add(-1) != 0 {
 		return
 	}
-	whole := b.whole
-	if whole == nil {
-		whole = b.data
-	}
 	select {
-	case b.spare <- whole:
+	case b.spare <- b.whole:
 	default:
 	}
 }

@@ -49,7 +49,6 @@ type run struct {
 
 	x     []float32
 	y     []uint8
-	grad  []float32   // the last gradient in one buffer, once values asked for it
 	parts model.Parts // the last gradient, in the network's buffers
 }
 
@@ -65,7 +64,7 @@ type runCache struct {
 	noData  map[string]datasetFailure // by run: the last failed load of its dataset
 	peers   *Peers                    // the process's workers the inboxes join, if any
 	worker  string                    // this worker's id, among those peers
-	bufs    *gradBuffers              // the replicas' sums are folded in them (nil: in their own)
+	bufs    *gradBuffers              // the replicas' sums are folded in them; the worker's gradients go out in them
 }
 
 // datasetFailure is a failed load of a run's dataset, and when it failed.
@@ -77,7 +76,7 @@ type datasetFailure struct {
 const keptRuns = 2
 
 func newRunCache(dataDir string, fetch *fetcher, nc *nats.Conn) *runCache {
-	return &runCache{dataDir: dataDir, fetch: fetch, nc: nc}
+	return &runCache{dataDir: dataDir, fetch: fetch, nc: nc, bufs: newGradBuffers()}
 }
 
 func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (*run, error) {
@@ -149,11 +148,7 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 		in.leave = c.peers.join(sig, c.worker, in)
 	}
 	rep := &replica{run: sig, size: size, shards: cfg.Shards, count: cfg.BatchSize, opt: opt, losses: c.losses, inbox: in, weights: net.Params()}
-	if c.bufs != nil {
-		rep.sum, rep.sumBuf = c.bufs.newShardSum(cfg.Shards, size)
-	} else {
-		rep.sum = model.NewShardSum(cfg.Shards, size)
-	}
+	rep.sum, rep.sumBuf = c.bufs.newShardSum(cfg.Shards, size)
 	r := &run{sig: sig, cfg: cfg, net: net, data: ds, size: size, rep: rep}
 	if len(c.runs) == keptRuns {
 		old := c.runs[keptRuns-1]
@@ -261,14 +256,4 @@ func (r *run) gradient(t *protocol.Task) (g *protocol.Grad, prefix bool, err err
 		Run: t.Run, Step: t.Step, Shard: t.Shard,
 		Stats: []protocol.ShardStats{{LossSum: st.LossSum, Correct: uint32(st.Correct), Count: uint32(st.Count)}},
 	}, prefix, nil
-}
-
-// values is the last gradient computed, in one buffer of the run's: valid
-// until the next gradient.
-func (r *run) values() []float32 {
-	if len(r.grad) != r.size {
-		r.grad = make([]float32, r.size)
-	}
-	r.parts.CopyTo(r.grad)
-	return r.grad
 }

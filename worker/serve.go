@@ -105,14 +105,18 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	}
 	g.Worker = w.opts.ID
 	g.Weights = run.rep.check
-	if buf, msgs, ok := w.bufs.encodeParts(g, run.parts, run.size, w.maxGradPayload()); ok {
-		w.handOut([]heldTask{held}, g, buf, msgs)
+	w.sendShard([]heldTask{held}, g, run)
+}
+
+// sendShard sends g, a shard's gradient whose values are r's last one's,
+// still in the network's buffers: copied once, straight into its message,
+// unless it goes out in parts.
+func (w *Worker) sendShard(tasks []heldTask, g *protocol.Grad, r *run) {
+	if buf, msgs, ok := w.bufs.encodeParts(g, r.parts, r.size, w.maxGradPayload()); ok {
+		w.handOut(tasks, g, buf, msgs)
 		return
 	}
-	if g.Grad == nil {
-		g.Grad = run.values()
-	}
-	w.send([]heldTask{held}, g)
+	w.send(tasks, g)
 }
 
 // pendingShard is a computed shard whose gradient is in the replica's sum,
@@ -268,7 +272,7 @@ func (w *Worker) send(tasks []heldTask, g *protocol.Grad) {
 	}
 	// The buffer carries the next gradient once the broker has stored
 	// this one and whoever else was handed it is done with it.
-	buf := &sentBuffer{data: b, spare: w.bufs.spare}
+	buf := &sentBuffer{data: b, whole: b, spare: w.bufs.spare}
 	buf.holds.Store(1)
 	w.handOut(tasks, g, buf, msgs)
 }

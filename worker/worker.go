@@ -123,10 +123,9 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	if opts.Datasets != nil {
 		fetch = &fetcher{src: opts.Datasets, cache: opts.CacheDir}
 	}
-	bufs := newGradBuffers()
 	runs := newRunCache(opts.DataDir, fetch, nc)
-	runs.peers, runs.worker, runs.bufs = opts.Peers, opts.ID, bufs
-	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), bufs: bufs}
+	runs.peers, runs.worker = opts.Peers, opts.ID
+	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), bufs: runs.bufs}
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
 		w.tr = opts.Telemetry.Tracer()
