@@ -362,7 +362,13 @@ func (m *Machine) GradParts(g *protocol.Grad, values model.Parts, seq uint64, no
 	if err := m.accept(g, values.Len()); err != nil {
 		return Ready{}, fmt.Errorf("%s step %d shard %d from %q: %w", g.Run, g.Step, g.Shard, g.Worker, err)
 	}
-	m.comb.AddShards(int(g.Shard), g.Shards(), values)
+	if g.Shard == 0 && g.Shards() == m.cfg.Shards && len(values) == 1 {
+		// The step's whole sum (a lone worker's gradient): read where it
+		// is, without a copy, as the step is applied before this returns.
+		m.comb.Borrow(values[0])
+	} else {
+		m.comb.AddShards(int(g.Shard), g.Shards(), values)
+	}
 	for i, st := range g.Stats {
 		m.stats[int(g.Shard)+i] = st
 		m.seqs[int(g.Shard)+i] = seq

@@ -312,7 +312,8 @@ func TestMachineRejectsForeignGradients(t *testing.T) {
 // gradient (their sum folded from zero): the machine ends with the same
 // weights and history as from separate gradients, whatever of those shards
 // it had already, and records the one message for each of them (first
-// shard 0), the others as their own.
+// shard 0), the others as their own. It neither changes nor keeps the
+// gradient handed to it.
 func TestMachineTakesTheFirstShardsAsOneGradient(t *testing.T) {
 	whole := newTestMachine(t, nil)
 	drive(t, whole, rand.New(rand.NewPCG(1, 1)), math.MaxUint64)
@@ -346,9 +347,20 @@ func TestMachineTakesTheFirstShardsAsOneGradient(t *testing.T) {
 		for i := range n {
 			wantSeqs[i] = seq
 		}
+		was := slices.Clone(prefix.Grad)
 		r, err := m.Grad(&prefix, seq, time.Unix(0, 0))
 		if err != nil {
 			t.Fatalf("step %d: shards 0..%d in one gradient: %v", m.Step(), n-1, err)
+		}
+		if !slices.Equal(prefix.Grad, was) {
+			t.Fatalf("step %d: the machine changed the gradient of shards 0..%d handed to it", m.Step(), n-1)
+		}
+		if n == shards {
+			// The step's whole sum is read where it is (Borrow), and
+			// not kept: the caller may reuse it at once.
+			for i := range prefix.Grad {
+				prefix.Grad[i] = float32(math.NaN())
+			}
 		}
 		seq++
 		if _, err := m.Grad(&prefix, seq, time.Unix(0, 0)); r.Commit == nil && !errors.Is(err, ErrStale) {

@@ -58,6 +58,33 @@ func BenchmarkShardSumStep(b *testing.B) {
 	}
 }
 
+// BenchmarkShardSumWhole measures the coordinator's share of a step of the
+// default MLP whose gradient came as one sum of every shard (a lone
+// worker's): taken into the ShardSum with a copy (AddShards), or read
+// where it is (Borrow), and then Adam's update with its mean.
+func BenchmarkShardSumWhole(b *testing.B) {
+	net, _ := New(Spec{Kind: KindMLP, Hidden: []int{256}}, [3]int{1, 28, 28}, 10)
+	w := net.Init(1)
+	sum := randVec(2, len(w))
+	for _, bc := range []struct {
+		name string
+		take func(s *ShardSum)
+	}{
+		{"copied", func(s *ShardSum) { s.AddShards(0, 4, Parts{sum}) }},
+		{"borrowed", func(s *ShardSum) { s.Borrow(sum) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			o, _ := NewOptimizer(DefaultOptimizer(OptAdam), len(w))
+			s := NewShardSum(4, len(w))
+			b.SetBytes(int64(4 * len(w)))
+			for i := 0; b.Loop(); i++ {
+				bc.take(s)
+				s.Apply(o, w, 128, uint64(i))
+			}
+		})
+	}
+}
+
 // BenchmarkGatherShard measures gathering a 32-sample shard of 28×28 images
 // at scattered indices, from a split kept as float32 values and from one
 // kept as grey levels (Fashion-MNIST's training images).

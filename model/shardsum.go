@@ -7,14 +7,14 @@ package model
 // when or in which order the gradients arrive, but most of the work is done
 // while the last shards are still being computed. A gradient that arrives
 // ahead of its turn is copied into a buffer the ShardSum owns; it never
-// keeps the caller's slices.
+// keeps the caller's slices, but for a whole sum it is asked to Borrow.
 //
 // The coordinator and every worker replica step through the same ShardSum
 // code, which is what makes their weights the same bytes; its AVX2 and
 // element-wise loops give the same bytes too.
 type ShardSum struct {
 	sum    []float32
-	lent   []float32 // the complete sum lent out (Lend) until Apply or Reset; sum then holds the next step's
+	whole  []float32 // the complete sum in a buffer not its own (Lend, Borrow) until Apply or Reset; sum is then where the mean goes
 	got    []bool
 	ahead  [][]float32 // gradients waiting for an earlier shard, by shard
 	folded int         // shards [0, folded) are in sum; with none, sum holds stale values
@@ -36,11 +36,30 @@ func NewShardSumIn(shards int, buf []float32) *ShardSum {
 // sum from the buffer it was folded in, without a copy, while the step's
 // update reads it.
 func (c *ShardSum) Lend(next []float32) []float32 {
-	if !c.Complete() || c.lent != nil || len(next) != len(c.sum) {
+	if !c.Complete() || c.whole != nil || len(next) != len(c.sum) {
 		panic("model: ShardSum.Lend: the sum is not complete, or lent already, or next has the wrong length")
 	}
-	c.lent, c.sum = c.sum, next
-	return c.lent
+	c.whole, c.sum = c.sum, next
+	return c.whole
+}
+
+// Borrow takes sum, the gradients of every shard folded from zero in
+// shard order (what a ShardSum holds once it has folded them all), in
+// place of whatever it holds, without copying it: the ShardSum reads sum
+// until Apply or Reset and never writes to it, and the caller must not
+// change it meanwhile. Apply then writes the mean to the ShardSum's own
+// buffer, the same bytes as after AddShards(0, shards, sum). A receiver
+// that applies the step at once, as the coordinator does with a step's
+// whole sum, so saves a copy of the gradient.
+func (c *ShardSum) Borrow(sum []float32) {
+	if c.whole != nil || len(sum) != len(c.sum) {
+		panic("model: ShardSum.Borrow: it holds a whole sum already, or sum has the wrong length")
+	}
+	for i := range c.got {
+		c.got[i] = true
+	}
+	c.folded = len(c.got)
+	c.whole = sum
 }
 
 // Has reports whether shard has been added since the last Reset.
@@ -114,8 +133,8 @@ func (c *ShardSum) Folded() int { return c.folded }
 // Sum is the running sum of the first Folded shards; the caller must not
 // modify it, and it changes with the next Add.
 func (c *ShardSum) Sum() []float32 {
-	if c.lent != nil {
-		return c.lent
+	if c.whole != nil {
+		return c.whole
 	}
 	if c.folded == 0 {
 		clear(c.sum)
@@ -185,5 +204,5 @@ func scaleIntoGo(dst, src []float32, k float32) {
 func (c *ShardSum) Reset() {
 	clear(c.got)
 	c.folded = 0
-	c.lent = nil
+	c.whole = nil
 }

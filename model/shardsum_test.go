@@ -212,3 +212,52 @@ func TestLendingAnIncompleteSumPanics(t *testing.T) {
 	}()
 	c.Lend(make([]float32, 4))
 }
+
+// A whole sum borrowed (Borrow), in place of whatever shards came before
+// it, is left as it was, and the step taken from it is the step taken
+// after folding the same sum in with AddShards. Once applied, the next
+// step folds into the ShardSum's own buffer again.
+func TestABorrowedSumIsLeftAloneAndStepsTheSame(t *testing.T) {
+	const shards, size = 4, 203
+	rng := rand.New(rand.NewPCG(7, 8))
+	vec := func() []float32 {
+		g := make([]float32, size)
+		for i := range g {
+			g[i] = float32(rng.NormFloat64())
+		}
+		return g
+	}
+	borrowing, copying := NewShardSum(shards, size), NewShardSum(shards, size)
+	optB, _ := NewOptimizer(DefaultOptimizer(OptAdam), size)
+	optC, _ := NewOptimizer(DefaultOptimizer(OptAdam), size)
+	wB := vec()
+	wC := slices.Clone(wB)
+	for step := range uint64(4) {
+		if step%2 == 1 {
+			borrowing.Add(0, vec()) // a shard that came first is replaced
+			borrowing.Add(2, vec()) // so is one that came ahead of its turn
+		}
+		sum := vec()
+		was := slices.Clone(sum)
+		borrowing.Borrow(sum)
+		copying.AddShards(0, shards, Parts{sum})
+		if !borrowing.Complete() || &borrowing.Sum()[0] != &sum[0] {
+			t.Fatalf("step %d: a borrowed sum is not the complete sum", step)
+		}
+		borrowing.Apply(optB, wB, 128, step)
+		copying.Apply(optC, wC, 128, step)
+		for i := range wC {
+			if math.Float32bits(wB[i]) != math.Float32bits(wC[i]) {
+				t.Fatalf("step %d: weight %d is %v from the borrowed sum, %v from the copied one", step, i, wB[i], wC[i])
+			}
+		}
+		if !slices.Equal(sum, was) {
+			t.Fatalf("step %d: the borrowed sum changed", step)
+		}
+		borrowing.Add(0, vec())
+		if !slices.Equal(sum, was) {
+			t.Fatalf("step %d: the next step's first shard was folded into the borrowed sum", step)
+		}
+		borrowing.Reset()
+	}
+}
