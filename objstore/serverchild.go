@@ -73,7 +73,11 @@ func serveChild() int {
 
 	root := filepath.Join(cfg.Dir, "buckets")
 	var store meta.MetadataStorer = meta.XattrMeta{}
-	popts := posix.PosixOpts{Concurrency: 256}
+	// An object's ETag from its checksum rather than an MD5 of its bytes:
+	// the MD5 cost the server 2.5 ms of a default run's 2.4 MB checkpoint,
+	// and nothing here reads ETags as MD5s (the sha256 in an object's
+	// metadata is what guards its bytes).
+	popts := posix.PosixOpts{Concurrency: 256, DataIntegrityEtag: true}
 	if err := (meta.XattrMeta{}).Test(root); err != nil {
 		side := filepath.Join(cfg.Dir, "meta")
 		if err := os.MkdirAll(side, 0o755); err != nil {

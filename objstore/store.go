@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -123,6 +126,17 @@ func (s *Store) Bucket() string { return s.cfg.Bucket }
 // Keep returns how many checkpoints per run Commit retains.
 func (s *Store) Keep() int { return s.cfg.Keep }
 
+// amzChecksumCRC32C is the header that names an object's CRC32C
+// checksum, base64 of its four big-endian bytes; minio-go sends user
+// metadata under x-amz-checksum- as the header itself.
+const amzChecksumCRC32C = "X-Amz-Checksum-Crc32c"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crc32c(b []byte) string {
+	return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.Checksum(b, castagnoli)))
+}
+
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -138,8 +152,15 @@ func (s *Store) put(ctx context.Context, key string, data []byte, contentType st
 // putSum is put with the sha256 of data already at hand (hex).
 func (s *Store) putSum(ctx context.Context, key string, data []byte, sum, contentType string, ifAbsent bool) error {
 	opts := minio.PutObjectOptions{
-		ContentType:  contentType,
-		UserMetadata: map[string]string{metaSHA256: sum},
+		ContentType: contentType,
+		UserMetadata: map[string]string{
+			metaSHA256: sum,
+			// The object's checksum, which S3 servers compute and keep:
+			// a CRC32C, named here, rather than the CRC64NVME they take
+			// by default, which cost the embedded server 1.9 ms of a
+			// 2.4 MB checkpoint (CRC32C runs in hardware on both sides).
+			amzChecksumCRC32C: crc32c(data),
+		},
 		// The request signs sum as its payload hash (X-Amz-Content-Sha256),
 		// which the server checks against the body. Without this,
 		// minio-go over plain HTTP signs every 64 KiB chunk instead, and

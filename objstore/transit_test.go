@@ -2,12 +2,16 @@ package objstore
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"sync/atomic"
 	"testing"
+
+	"github.com/minio/minio-go/v7"
 )
 
 // Bytes damaged between the client and the server, after the request was
@@ -97,3 +101,45 @@ func (r *flipReader) Read(p []byte) (int, error) {
 }
 
 func (r *flipReader) Close() error { return r.rc.Close() }
+
+// A put names its bytes' CRC32C, which the server checks and keeps as the
+// object's checksum in place of the CRC64NVME it computes by default (a
+// hash in software, where CRC32C runs in hardware).
+func TestAPutNamesItsCRC32C(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		key := "runs/" + testRun + "/crc32c"
+		data := bytes.Repeat([]byte("checkpoint bytes "), 4096)
+		if err := s.put(ctx, key, data, "application/octet-stream", false); err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{Checksum: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := crc32c(data); info.ChecksumCRC32C != want || info.ChecksumCRC64NVME != "" {
+			t.Fatalf("the object's checksums: CRC32C %q, CRC64NVME %q; want CRC32C %q alone", info.ChecksumCRC32C, info.ChecksumCRC64NVME, want)
+		}
+	})
+}
+
+// The embedded server gives an object an ETag from its checksum, not an
+// MD5 of its bytes, which no reader here needs and which cost the server
+// more than any other hash of a checkpoint.
+func TestTheEmbeddedServerComputesNoMD5(t *testing.T) {
+	s := openTest(t, embedded.URL())
+	ctx := testCtx(t)
+	key := "runs/" + testRun + "/etag"
+	data := bytes.Repeat([]byte("checkpoint bytes "), 4096)
+	if err := s.put(ctx, key, data, "application/octet-stream", false); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := md5.Sum(data); info.ETag == hex.EncodeToString(sum[:]) {
+		t.Fatalf("the embedded server's ETag %q is the MD5 of the object's bytes", info.ETag)
+	}
+}
