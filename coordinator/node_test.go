@@ -149,12 +149,12 @@ func newPool(t testing.TB, url string) *pool {
 
 func (p *pool) add(n int) {
 	for i := 0; i < n; i++ {
-		nc := p.conn
-		if nc == nil || !p.shared {
+		nc := p.conn // set only when shared
+		if nc == nil {
 			nc = connect(p.t, p.url, p.opts...)
-		}
-		if p.shared {
-			p.conn = nc
+			if p.shared {
+				p.conn = nc
+			}
 		}
 		w, err := worker.New(nc, worker.Options{Log: quietLog(), Handoff: p.handoff, Peers: p.peers})
 		if err != nil {

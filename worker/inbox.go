@@ -196,20 +196,18 @@ func (b *inbox) signal() {
 func (b *inbox) offer(step uint64, shard int, data []byte, release func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.closed {
-		b.hear(step)
+	if b.closed {
+		release()
+		return
 	}
+	b.hear(step)
 	i := step - b.base
-	if b.closed || step < b.base || i > 1 || shard >= len(b.slots[i]) || b.slots[i][shard].have || b.slots[i][shard].raw != nil {
+	if step < b.base || i > 1 || shard >= len(b.slots[i]) || b.slots[i][shard].have || b.slots[i][shard].raw != nil {
 		release()
 		return
 	}
 	s := &b.slots[i][shard]
 	s.raw, s.release = data, release
-	if !b.live {
-		b.live, b.liveAfter, b.newest, b.heard = true, step, step, true
-	}
-	b.newest = max(b.newest, step)
 	b.signal()
 }
 
