@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -159,45 +160,25 @@ func TestShardSumReusedStartsFromZeros(t *testing.T) {
 // into that buffer.
 func TestALentSumIsLeftAloneAndStepsTheSame(t *testing.T) {
 	const shards, size = 3, 203
-	rng := rand.New(rand.NewPCG(5, 6))
-	shard := func() []float32 {
-		g := make([]float32, size)
-		for i := range g {
-			g[i] = float32(rng.NormFloat64())
-		}
-		return g
-	}
 	lending, keeping := NewShardSumIn(shards, make([]float32, size)), NewShardSum(shards, size)
-	optL, _ := NewOptimizer(DefaultOptimizer(OptAdam), size)
-	optK, _ := NewOptimizer(DefaultOptimizer(OptAdam), size)
-	wL, wK := make([]float32, size), make([]float32, size)
+	a := newAdamPair(t, size)
 	for step := range uint64(4) {
 		for s := range shards {
-			g := shard()
+			g := randVec(step*shards+uint64(s), size)
 			lending.Add(s, g)
 			keeping.Add(s, g)
 		}
 		want := slices.Clone(keeping.Sum())
 		lent := lending.Lend(make([]float32, size))
-		if !slices.Equal(lending.Sum(), lent) {
+		if &lending.Sum()[0] != &lent[0] {
 			t.Fatalf("step %d: Sum after Lend is not the lent sum", step)
 		}
-		lending.Apply(optL, wL, 128, step)
-		keeping.Apply(optK, wK, 128, step)
-		for i := range wK {
-			if math.Float32bits(wL[i]) != math.Float32bits(wK[i]) {
-				t.Fatalf("step %d: weight %d is %v from the lent sum, %v from the kept one", step, i, wL[i], wK[i])
-			}
-			if math.Float32bits(lent[i]) != math.Float32bits(want[i]) {
-				t.Fatalf("step %d: the lent sum changed at %d: %v, was %v", step, i, lent[i], want[i])
-			}
-		}
-		lending.Add(0, shard()) // folds into the next buffer, not the lent one
+		a.apply(t, step, lending, keeping)
+		sameBits(t, "the lent sum", lent, want)
+		lending.Add(0, randVec(100+step, size)) // folds into the next buffer, not the lent one
 		keeping.Reset()
 		lending.Reset()
-		if !slices.Equal(lent, want) {
-			t.Fatalf("step %d: the next step's first shard was folded into the lent sum", step)
-		}
+		sameBits(t, "the lent sum once the next step's first shard is in", lent, want)
 	}
 }
 
@@ -219,45 +200,52 @@ func TestLendingAnIncompleteSumPanics(t *testing.T) {
 // step folds into the ShardSum's own buffer again.
 func TestABorrowedSumIsLeftAloneAndStepsTheSame(t *testing.T) {
 	const shards, size = 4, 203
-	rng := rand.New(rand.NewPCG(7, 8))
-	vec := func() []float32 {
-		g := make([]float32, size)
-		for i := range g {
-			g[i] = float32(rng.NormFloat64())
-		}
-		return g
-	}
 	borrowing, copying := NewShardSum(shards, size), NewShardSum(shards, size)
-	optB, _ := NewOptimizer(DefaultOptimizer(OptAdam), size)
-	optC, _ := NewOptimizer(DefaultOptimizer(OptAdam), size)
-	wB := vec()
-	wC := slices.Clone(wB)
+	a := newAdamPair(t, size)
 	for step := range uint64(4) {
 		if step%2 == 1 {
-			borrowing.Add(0, vec()) // a shard that came first is replaced
-			borrowing.Add(2, vec()) // so is one that came ahead of its turn
+			borrowing.Add(0, randVec(200+step, size)) // a shard that came first is replaced
+			borrowing.Add(2, randVec(300+step, size)) // so is one that came ahead of its turn
 		}
-		sum := vec()
+		sum := randVec(step, size)
 		was := slices.Clone(sum)
 		borrowing.Borrow(sum)
 		copying.AddShards(0, shards, Parts{sum})
 		if !borrowing.Complete() || &borrowing.Sum()[0] != &sum[0] {
 			t.Fatalf("step %d: a borrowed sum is not the complete sum", step)
 		}
-		borrowing.Apply(optB, wB, 128, step)
-		copying.Apply(optC, wC, 128, step)
-		for i := range wC {
-			if math.Float32bits(wB[i]) != math.Float32bits(wC[i]) {
-				t.Fatalf("step %d: weight %d is %v from the borrowed sum, %v from the copied one", step, i, wB[i], wC[i])
-			}
-		}
-		if !slices.Equal(sum, was) {
-			t.Fatalf("step %d: the borrowed sum changed", step)
-		}
-		borrowing.Add(0, vec())
-		if !slices.Equal(sum, was) {
-			t.Fatalf("step %d: the next step's first shard was folded into the borrowed sum", step)
-		}
+		a.apply(t, step, borrowing, copying)
+		sameBits(t, "the borrowed sum", sum, was)
+		borrowing.Add(0, randVec(400+step, size))
+		sameBits(t, "the borrowed sum once the next step's first shard is in", sum, was)
 		borrowing.Reset()
 	}
+}
+
+// adamPair is two copies of one training state, each stepped by Adam.
+type adamPair struct {
+	opts [2]Optimizer
+	w    [2][]float32
+}
+
+func newAdamPair(t *testing.T, size int) *adamPair {
+	t.Helper()
+	var a adamPair
+	for i := range a.opts {
+		o, err := NewOptimizer(DefaultOptimizer(OptAdam), size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.opts[i], a.w[i] = o, randVec(1000, size)
+	}
+	return &a
+}
+
+// apply takes step on each copy with its sum's mean, and checks that the
+// weights stay the same bytes.
+func (a *adamPair) apply(t *testing.T, step uint64, s0, s1 *ShardSum) {
+	t.Helper()
+	s0.Apply(a.opts[0], a.w[0], 128, step)
+	s1.Apply(a.opts[1], a.w[1], 128, step)
+	sameBits(t, fmt.Sprintf("step %d's weights", step), a.w[0], a.w[1])
 }

@@ -22,11 +22,7 @@ func TestDamagedInTransitIsRefused(t *testing.T) {
 	servers(t, func(t *testing.T, endpoint string) {
 		s := openTest(t, endpoint)
 		ctx := testCtx(t)
-		key := "runs/" + testRun + "/transit"
-		good := bytes.Repeat([]byte("checkpoint bytes "), 4096)
-		if err := s.put(ctx, key, good, "application/octet-stream", false); err != nil {
-			t.Fatal(err)
-		}
+		key, good := putTestObject(t, s, "transit")
 		var flipped atomic.Int64
 		var signed []string
 		damaged := withTransport(t, s, flipFirstBodyByte{base: http.DefaultTransport, flipped: &flipped, signed: &signed})
@@ -107,17 +103,7 @@ func (r *flipReader) Close() error { return r.rc.Close() }
 // hash in software, where CRC32C runs in hardware).
 func TestAPutNamesItsCRC32C(t *testing.T) {
 	servers(t, func(t *testing.T, endpoint string) {
-		s := openTest(t, endpoint)
-		ctx := testCtx(t)
-		key := "runs/" + testRun + "/crc32c"
-		data := bytes.Repeat([]byte("checkpoint bytes "), 4096)
-		if err := s.put(ctx, key, data, "application/octet-stream", false); err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{Checksum: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		data, info := putAndStat(t, endpoint, "crc32c")
 		if want := crc32c(data); info.ChecksumCRC32C != want || info.ChecksumCRC64NVME != "" {
 			t.Fatalf("the object's checksums: CRC32C %q, CRC64NVME %q; want CRC32C %q alone", info.ChecksumCRC32C, info.ChecksumCRC64NVME, want)
 		}
@@ -128,18 +114,34 @@ func TestAPutNamesItsCRC32C(t *testing.T) {
 // MD5 of its bytes, which no reader here needs and which cost the server
 // more than any other hash of a checkpoint.
 func TestTheEmbeddedServerComputesNoMD5(t *testing.T) {
-	s := openTest(t, embedded.URL())
-	ctx := testCtx(t)
-	key := "runs/" + testRun + "/etag"
-	data := bytes.Repeat([]byte("checkpoint bytes "), 4096)
-	if err := s.put(ctx, key, data, "application/octet-stream", false); err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, info := putAndStat(t, embedded.URL(), "etag")
 	if sum := md5.Sum(data); info.ETag == hex.EncodeToString(sum[:]) {
 		t.Fatalf("the embedded server's ETag %q is the MD5 of the object's bytes", info.ETag)
 	}
+}
+
+// putTestObject puts 68 KB of checkpoint-like bytes under name in the test
+// run's prefix on s, and returns the key and the bytes.
+func putTestObject(t *testing.T, s *Store, name string) (key string, data []byte) {
+	t.Helper()
+	key = "runs/" + testRun + "/" + name
+	data = bytes.Repeat([]byte("checkpoint bytes "), 4096)
+	if err := s.put(testCtx(t), key, data, "application/octet-stream", false); err != nil {
+		t.Fatal(err)
+	}
+	return key, data
+}
+
+// putAndStat puts a test object (putTestObject) on the server at endpoint,
+// and returns its bytes and what the server says of it, checksums
+// included.
+func putAndStat(t *testing.T, endpoint, name string) ([]byte, minio.ObjectInfo) {
+	t.Helper()
+	s := openTest(t, endpoint)
+	key, data := putTestObject(t, s, name)
+	info, err := s.client.StatObject(testCtx(t), s.cfg.Bucket, key, minio.StatObjectOptions{Checksum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, info
 }
