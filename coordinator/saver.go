@@ -29,6 +29,8 @@ type saver struct {
 	hook   func(step uint64)
 	trace  *tracing
 
+	tidyWarned time.Time // when a committed checkpoint's tidying up last failed with a warning (the loop's own)
+
 	mu      sync.Mutex
 	wake    chan struct{}
 	pending *objstore.Checkpoint
@@ -121,6 +123,13 @@ func (s *saver) commit(ctx context.Context, ck *objstore.Checkpoint) bool {
 	ok := s.retry(sctx, "checkpoint", func() error {
 		var err error
 		man, err = s.store.CommitKeeping(sctx, ck, s.keep)
+		if err != nil && man.Key != "" {
+			// Committed: only rewriting history.json or deleting older
+			// checkpoints failed. The next commit rewrites the one and
+			// retries the other; committing this one again would not help.
+			s.afterCommitFailed(ck.Step, err)
+			return nil
+		}
 		return err
 	})
 	span.SetAttributes(attribute.String(telemetry.AttrCheckpoint, man.Key), attribute.Int64(telemetry.AttrBytes, man.Size))
@@ -136,6 +145,19 @@ func (s *saver) commit(ctx context.Context, ck *objstore.Checkpoint) bool {
 		s.hook(ck.Step)
 	}
 	return true
+}
+
+// afterCommitFailed reports that the checkpoint of step is committed but
+// what follows the commit point failed: a warning at most once a minute (a
+// store whose policy denies deletes fails so at every checkpoint), debug
+// lines between.
+func (s *saver) afterCommitFailed(step uint64, err error) {
+	if !s.tidyWarned.IsZero() && time.Since(s.tidyWarned) < time.Minute {
+		s.log.Debug("coordinator: checkpoint committed; rewriting history.json or deleting older checkpoints failed again", "run", s.run, "step", step, "err", err)
+		return
+	}
+	s.tidyWarned = time.Now()
+	s.log.Warn("coordinator: checkpoint committed, but rewriting history.json or deleting older checkpoints failed; the next checkpoint tries again", "run", s.run, "step", step, "err", err)
 }
 
 // retry runs op until it succeeds or ctx ends, backing off from 250ms to

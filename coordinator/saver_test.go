@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jettrain/jettrain/model"
 )
 
 // A failing save warns once, shows every further attempt at debug level
@@ -35,5 +39,52 @@ func TestSaverRetryReportsEveryAttempt(t *testing.T) {
 		if got := strings.Count(out, want); got != n {
 			t.Errorf("%d lines with %q, want %d:\n%s", got, want, n, out)
 		}
+	}
+}
+
+// TestAStoreDenyingDeletesStillCommits runs a run whose S3 store refuses
+// every delete (a policy without s3:DeleteObject): each checkpoint is
+// committed all the same, its older ones stay, the run finishes, and the
+// grads stream is trimmed as the commits go. The commit point is the
+// manifest; a refused prune after it is a warning, not a commit to retry.
+func TestAStoreDenyingDeletesStillCommits(t *testing.T) {
+	cfg := smallConfig(t, "epochs=1", "keep=2")
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	proxy, st := storeBehindProxy(t)
+	proxy.FailMethod(http.MethodDelete, http.StatusForbidden, "AccessDenied")
+	want, ds := trainLocal(t, cfg)
+	last := uint64(model.StepsPerEpoch(ds.Train.N, cfg.BatchSize) * cfg.Epochs)
+
+	p := newPool(t, srv.ClientURL())
+	p.add(1)
+	defer p.close()
+	run := inBackground(t, func(ctx context.Context) (*Result, error) {
+		return train(t, ctx, nc, st, cfg, Hooks{})
+	})
+	r := run.result(t, 2*time.Minute, "of its store refusing deletes")
+	if r.err != nil {
+		t.Fatalf("the run failed: %v", r.err)
+	}
+	if r.res.Digest != want.Digest {
+		t.Fatalf("weights %x, want %x", r.res.Digest, want.Digest)
+	}
+	ctx := context.Background()
+	man, err := st.Manifest(ctx, cfg.Signature())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if man.Step != last {
+		t.Fatalf("the manifest names step %d, want the last, %d", man.Step, last)
+	}
+	steps, err := st.Checkpoints(ctx, cfg.Signature())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) <= cfg.Keep || proxy.Refused() == 0 {
+		t.Fatalf("%d checkpoints kept (keep %d), %d requests refused: the store did not refuse the prunes", len(steps), cfg.Keep, proxy.Refused())
+	}
+	if n := runGradients(t, ctx, nc, cfg.Signature()); n != 0 {
+		t.Fatalf("the finished run left gradients of %d shards in the stream, want none", n)
 	}
 }

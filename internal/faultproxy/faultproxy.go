@@ -1,7 +1,8 @@
 // Package faultproxy is an HTTP reverse proxy for tests that stands in
-// front of a real server and, while told to, answers every request itself
-// with a server error instead: an S3 store that is restarting, overloaded
-// or failing, as its clients see it.
+// front of a real server and, while told to, answers every request (or
+// every request of one method) itself with an error instead: an S3 store
+// that is restarting, overloaded, failing or denying deletes, as its
+// clients see it.
 package faultproxy
 
 import (
@@ -20,6 +21,7 @@ type Proxy struct {
 	mu      sync.Mutex
 	status  int    // 0: forwarding
 	code    string // the S3 error code of the answer, "" for no body
+	method  string // the only method answered so, "" for every one
 	refused atomic.Int64
 }
 
@@ -33,9 +35,9 @@ func New(target string) (*Proxy, error) {
 	fwd := httputil.NewSingleHostReverseProxy(u)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
-		status, code := p.status, p.code
+		status, code, method := p.status, p.code, p.method
 		p.mu.Unlock()
-		if status == 0 {
+		if status == 0 || (method != "" && r.Method != method) {
 			fwd.ServeHTTP(w, r)
 			return
 		}
@@ -56,9 +58,14 @@ func (p *Proxy) URL() string { return p.srv.URL }
 
 // Fail makes the proxy answer every request with status and, unless code is
 // empty, an S3 error document with that code.
-func (p *Proxy) Fail(status int, code string) {
+func (p *Proxy) Fail(status int, code string) { p.FailMethod("", status, code) }
+
+// FailMethod makes the proxy answer the requests of method (every method
+// if empty) as Fail does and forward the others: a store whose policy
+// denies deletes, say.
+func (p *Proxy) FailMethod(method string, status int, code string) {
 	p.mu.Lock()
-	p.status, p.code = status, code
+	p.status, p.code, p.method = status, code, method
 	p.mu.Unlock()
 }
 
