@@ -15,7 +15,8 @@ import (
 // endpoint, bucket and key.
 var (
 	// ErrUnreachable means the endpoint did not answer: refused connection,
-	// unknown host, timeout, TLS failure. Check the URL and that the server runs.
+	// unknown host, timeout, TLS failure, or a connection lost in the middle
+	// of a download. Check the URL and that the server runs.
 	ErrUnreachable = errors.New("objstore: endpoint unreachable")
 	// ErrCredentials means the server rejected the access key or the
 	// signature (wrong secret), or denied reading the bucket.
@@ -27,7 +28,7 @@ var (
 	// read-only for these credentials.
 	ErrReadOnly = errors.New("objstore: write denied (read-only bucket)")
 	// ErrCorrupt means an object exists but its bytes are not what was
-	// committed: checksum mismatch, truncation, or an undecodable encoding;
+	// committed: checksum mismatch, a stored truncation, or an undecodable encoding;
 	// or, on a write, that the server refused the body as not matching its
 	// signed hash or its length (damaged, or cut short, on the way).
 	ErrCorrupt = errors.New("objstore: corrupt object")

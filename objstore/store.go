@@ -207,8 +207,11 @@ type object struct {
 	sha256 string
 }
 
-// get reads a whole object. A missing object gives ErrNotFound; a body
-// shorter than its Content-Length gives ErrCorrupt.
+// get reads a whole object. A missing object gives ErrNotFound. A body cut
+// short on the way (the connection ended before its Content-Length) gives
+// ErrUnreachable: the object may be whole, and a fallback to an older
+// checkpoint on a network failure would throw away work. A stored object
+// that is short or damaged is caught by its sha256 (getVerified).
 func (s *Store) get(ctx context.Context, key string) (object, error) {
 	rc, info, hdr, err := s.core.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {
@@ -219,18 +222,18 @@ func (s *Store) get(ctx context.Context, key string) (object, error) {
 	if info.Size > 0 {
 		buf.Grow(int(info.Size))
 	}
+	cut := func(cause error) error {
+		return &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: ErrUnreachable,
+			Err: fmt.Errorf("the download ended after %d of %d bytes: %w", buf.Len(), info.Size, cause)}
+	}
 	if _, err := io.Copy(&buf, rc); err != nil {
-		var kind error
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			kind = ErrCorrupt
-		} else {
-			kind = classify(opRead, err)
+			return object{}, cut(err)
 		}
-		return object{}, &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: kind, Err: err}
+		return object{}, &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: classify(opRead, err), Err: err}
 	}
 	if info.Size >= 0 && int64(buf.Len()) != info.Size {
-		return object{}, &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: ErrCorrupt,
-			Err: fmt.Errorf("read %d bytes, object size is %d", buf.Len(), info.Size)}
+		return object{}, cut(io.ErrUnexpectedEOF)
 	}
 	return object{data: buf.Bytes(), sha256: strings.ToLower(hdr.Get("X-Amz-Meta-" + metaSHA256))}, nil
 }

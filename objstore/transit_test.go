@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -145,3 +146,90 @@ func putAndStat(t *testing.T, endpoint, name string) ([]byte, minio.ObjectInfo) 
 	}
 	return data, info
 }
+
+// TestADownloadCutShortIsNotACorruptCheckpoint: a connection that ends in
+// the middle of the newest checkpoint's body is a network failure. Latest
+// returns it as ErrUnreachable, falls back to no older checkpoint and
+// leaves history.json as it was; once the connection holds, the newest
+// checkpoint loads.
+func TestADownloadCutShortIsNotACorruptCheckpoint(t *testing.T) {
+	s := openTest(t, embedded.URL())
+	ctx := testCtx(t)
+	run := "cutshort0run"
+	for _, step := range []uint64{10, 20} {
+		ck := testCheckpoint(step, 2)
+		ck.Run = run
+		if _, err := s.Commit(ctx, ck); err != nil {
+			t.Fatal(err)
+		}
+	}
+	history, err := s.get(ctx, historyKey(run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cuts atomic.Int64
+	cutting := withTransport(t, s, cutBody{base: http.DefaultTransport, key: CheckpointKey(run, 20), after: 100, cuts: &cuts})
+	var warned []string
+	ck, _, err := cutting.Latest(ctx, run, func(w string) { warned = append(warned, w) })
+	if cuts.Load() == 0 {
+		t.Fatal("the transport cut no download")
+	}
+	if ck != nil {
+		t.Fatalf("Latest over a cut download loaded the checkpoint of step %d; want none and ErrUnreachable", ck.Step)
+	}
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("Latest over a cut download: %v; want ErrUnreachable", err)
+	}
+	if len(warned) > 0 {
+		t.Fatalf("Latest warned %q: it fell back or repaired over a network failure", warned)
+	}
+	after, err := s.get(ctx, historyKey(run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(after.data, history.data) {
+		t.Fatalf("history.json changed over a network failure:\n%s\nwas\n%s", after.data, history.data)
+	}
+	ck, _, err = s.Latest(ctx, run, nil)
+	if err != nil {
+		t.Fatalf("Latest once the connection holds: %v", err)
+	}
+	if ck.Step != 20 {
+		t.Fatalf("Latest once the connection holds loaded step %d, want 20", ck.Step)
+	}
+}
+
+// cutBody ends the body of every GET of key after its first after bytes,
+// as a connection lost mid-download does: the reader sees
+// io.ErrUnexpectedEOF. It counts the bodies cut.
+type cutBody struct {
+	base  http.RoundTripper
+	key   string
+	after int
+	cuts  *atomic.Int64
+}
+
+func (c cutBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(req)
+	if err == nil && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/"+c.key) && resp.StatusCode == http.StatusOK {
+		c.cuts.Add(1)
+		resp.Body = &cutReader{rc: resp.Body, left: c.after}
+	}
+	return resp, err
+}
+
+type cutReader struct {
+	rc   io.ReadCloser
+	left int
+}
+
+func (r *cutReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n, err := r.rc.Read(p[:min(len(p), r.left)])
+	r.left -= n
+	return n, err
+}
+
+func (r *cutReader) Close() error { return r.rc.Close() }
