@@ -13,7 +13,7 @@ var ErrInvalid = errors.New("config: invalid")
 // Config is everything a run needs to know.
 type Config struct {
 	Model           string    `json:"model" yaml:"model"`                       // mlp | cnn
-	Hidden          []int     `json:"hidden" yaml:"hidden"`                     // MLP hidden sizes
+	Hidden          []int     `json:"hidden" yaml:"hidden"`                     // hidden layer sizes: the MLP's, or the CNN's dense layers'
 	Dataset         string    `json:"dataset" yaml:"dataset"`                   // fashion-mnist | synthetic
 	DataDir         string    `json:"data_dir" yaml:"data_dir"`                 // where the dataset files are ("" = default)
 	Epochs          int       `json:"epochs" yaml:"epochs"`                     // epochs to train

@@ -35,6 +35,10 @@ func TestFileThenOverrides(t *testing.T) {
 func TestUnknownKeysAndBadValues(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "run.yaml")
 	os.WriteFile(f, []byte("optimizer:\n  nme: sgd\n"), 0o644)
+	twoDocs := filepath.Join(t.TempDir(), "two.yaml")
+	os.WriteFile(twoDocs, []byte("epochs: 3\n---\nseed: 7\nbogus_key: 1\n"), 0o644)
+	nullSeed := filepath.Join(t.TempDir(), "null.yaml")
+	os.WriteFile(nullSeed, []byte("epochs: 3\nseed:\n"), 0o644)
 	for _, tc := range []struct {
 		file string
 		sets []string
@@ -48,6 +52,9 @@ func TestUnknownKeysAndBadValues(t *testing.T) {
 		{"", []string{"shards=0"}, "shards"},
 		{"", []string{"optimizer.lr.x=1"}, "no sub-keys"},
 		{filepath.Join(t.TempDir(), "missing.yaml"), nil, "missing.yaml"},
+		{twoDocs, nil, "two.yaml: more than one YAML document"},
+		{nullSeed, nil, "null.yaml: seed: no value"},
+		{"", []string{"hidden="}, "--set hidden: no value"},
 	} {
 		_, err := Load(tc.file, tc.sets)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
@@ -75,6 +82,11 @@ func TestSignatureCoversOnlyTheMath(t *testing.T) {
 	c, _ := Load("", []string{"optimizer.lr=0.01", "seed=3"})
 	if got := Diff(base, c); !reflect.DeepEqual(got, []string{"optimizer.lr", "seed"}) {
 		t.Fatalf("Diff = %v", got)
+	}
+	cnn, _ := Load("", []string{"model=cnn"})
+	cnnWide, _ := Load("", []string{"model=cnn", "hidden=[64]"})
+	if cnn.Signature() == cnnWide.Signature() {
+		t.Error("the CNN's dense layers are sized by hidden, but changing it kept the signature")
 	}
 	cos, _ := Load("", []string{"optimizer.schedule=cosine"})
 	cos2 := cos

@@ -3,7 +3,9 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -23,9 +25,9 @@ func Load(file string, sets []string) (Config, error) {
 		if err != nil {
 			return Config{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
-		var doc map[string]any
-		if err := yaml.Unmarshal(b, &doc); err != nil {
-			return Config{}, fmt.Errorf("%w: %s: %v", ErrInvalid, file, err)
+		doc, err := decodeFile(b, file)
+		if err != nil {
+			return Config{}, err
 		}
 		if err := merge(tree, doc, "", file); err != nil {
 			return Config{}, err
@@ -45,6 +47,21 @@ func Load(file string, sets []string) (Config, error) {
 		}
 	}
 	return fromTree(tree)
+}
+
+// decodeFile decodes the one YAML (or JSON) document of a config file. A
+// second document is an error: its keys would otherwise go unread.
+func decodeFile(b []byte, file string) (map[string]any, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, file, err)
+	}
+	var more any
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %s: more than one YAML document (a line \"---\"); put every key in one", ErrInvalid, file)
+	}
+	return doc, nil
 }
 
 func toTree(c Config) (map[string]any, error) {
@@ -108,6 +125,9 @@ func set(tree map[string]any, path []string, v any, where string) error {
 			return fmt.Errorf("%w: %s: want a mapping", ErrInvalid, where)
 		}
 		return merge(sub, doc, path[0]+".", where)
+	}
+	if v == nil {
+		return fmt.Errorf("%w: %s: no value (leave the key out for its default)", ErrInvalid, where)
 	}
 	tree[path[0]] = v
 	return nil

@@ -19,10 +19,8 @@ type math struct {
 }
 
 func (c Config) math() math {
-	m := math{Model: c.Model, Dataset: c.Dataset, BatchSize: c.BatchSize, Shards: c.Shards, Seed: c.Seed, Optimizer: c.Optimizer}
-	if c.Model == "mlp" {
-		m.Hidden = c.Hidden
-	}
+	// hidden sizes the MLP's layers and the CNN's dense layers alike
+	m := math{Model: c.Model, Hidden: c.Hidden, Dataset: c.Dataset, BatchSize: c.BatchSize, Shards: c.Shards, Seed: c.Seed, Optimizer: c.Optimizer}
 	if c.Optimizer.Schedule != "" && c.Optimizer.Schedule != "constant" {
 		m.Epochs = c.Epochs
 	}
