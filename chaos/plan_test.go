@@ -86,3 +86,21 @@ func TestTable(t *testing.T) {
 		t.Error("a report with an unrecovered fault is OK")
 	}
 }
+
+// TestAShortRunSaysWhyFaultsAreMissing checks that a report whose run
+// finished before its last planned faults fails and says what to change.
+func TestAShortRunSaysWhyFaultsAreMissing(t *testing.T) {
+	r := &Report{Planned: 3, Digest: "d", BaselineDigest: "d", Records: []Record{
+		{Kind: WorkerKill, Recovered: true, Recovery: time.Second},
+	}}
+	if r.OK() {
+		t.Error("a report with 1 of 3 planned faults injected is OK")
+	}
+	if out := r.String(); !strings.Contains(out, "the run finished before the last 2 planned faults") {
+		t.Errorf("the report does not say why faults are missing:\n%s", out)
+	}
+	r.Violations = []string{"step 5 before fault 2: timed out"}
+	if out := r.String(); strings.Contains(out, "the run finished before") {
+		t.Errorf("a run that broke off blames its length:\n%s", out)
+	}
+}

@@ -118,6 +118,9 @@ func (r *Report) String() string {
 		}
 		b.WriteByte('\n')
 	}
+	if missed := r.Planned - len(r.Records); missed > 0 && len(r.Violations) == 0 {
+		fmt.Fprintf(&b, "\nthe run finished before the last %d planned faults: give it more steps (-epochs, a smaller -batch) or plan fewer faults (-kills)\n", missed)
+	}
 	if len(r.Unexpected) > 0 {
 		fmt.Fprintf(&b, "\nunexpected exits (restarted by supervision; each fails the run):\n")
 		for _, u := range r.Unexpected {
