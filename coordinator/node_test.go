@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -856,6 +857,62 @@ func TestCorruptFinalCheckpoint(t *testing.T) {
 // Fashion-MNIST files: it fetches the copy the coordinator shared in the
 // bucket, caches it by digest, and trains.
 func TestWorkerFetchesTheDataset(t *testing.T) {
+	if files := trainWithFetchingWorker(t, t.TempDir()); len(files) != 4 {
+		t.Fatalf("cached dataset files %v, want 4", files)
+	}
+}
+
+// TestAWorkersOtherDatasetFilesAreNotUsed runs a worker whose machine has
+// Fashion-MNIST files that parse but differ from the coordinator's (one
+// training label changed): it does not train on them but fetches the
+// run's copy, as a worker without files does.
+func TestAWorkersOtherDatasetFilesAreNotUsed(t *testing.T) {
+	other := t.TempDir()
+	for _, f := range model.FashionMNISTFiles {
+		b, err := os.ReadFile(filepath.Join(model.DefaultFashionMNISTDir, f))
+		if err != nil {
+			t.Fatal(err) // the README's setup installs Fashion-MNIST, as .ci/run does
+		}
+		if f == "train-labels-idx1-ubyte.gz" {
+			b = relabelFirst(t, b)
+		}
+		if err := os.WriteFile(filepath.Join(other, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files := trainWithFetchingWorker(t, other); len(files) != 4 {
+		t.Fatalf("cached dataset files %v, want the run's 4: the worker trained on its own, other files", files)
+	}
+}
+
+// relabelFirst returns the gzipped IDX labels file gz with its first label
+// changed.
+func relabelFirst(t *testing.T, gz []byte) []byte {
+	t.Helper()
+	r, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[8] = (raw[8] + 1) % 10 // after the magic number and the count
+	var out bytes.Buffer
+	w := gzip.NewWriter(&out)
+	w.Write(raw)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// trainWithFetchingWorker trains three steps of the default model on
+// Fashion-MNIST with one worker whose own dataset directory is dataDir and
+// which may fetch the copy the coordinator shares, and returns the dataset
+// files the worker's cache holds then.
+func trainWithFetchingWorker(t *testing.T, dataDir string) []string {
+	t.Helper()
 	cfg, err := config.Load("", []string{"batch_size=512", "shards=2", "epochs=1", "checkpoint_every=1000"})
 	if err != nil {
 		t.Fatal(err)
@@ -864,7 +921,7 @@ func TestWorkerFetchesTheDataset(t *testing.T) {
 	nc := connect(t, srv.ClientURL())
 	st := openStore(t, "")
 	cache := t.TempDir()
-	w, err := worker.New(connect(t, srv.ClientURL()), worker.Options{Log: quietLog(), DataDir: t.TempDir(), Datasets: st, CacheDir: cache})
+	w, err := worker.New(connect(t, srv.ClientURL()), worker.Options{Log: quietLog(), DataDir: dataDir, Datasets: st, CacheDir: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -888,9 +945,7 @@ func TestWorkerFetchesTheDataset(t *testing.T) {
 		}
 	}
 	files, _ := filepath.Glob(filepath.Join(cache, "datasets", "fashion-mnist", "*", "*-ubyte*"))
-	if len(files) != 4 {
-		t.Fatalf("cached dataset files %v, want 4", files)
-	}
+	return files
 }
 
 // TestCommitRecordsOfAnotherCodecVersionDoNotBlockARun: a run resumed

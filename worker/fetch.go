@@ -28,23 +28,39 @@ type fetcher struct {
 	cache string // <cache>/datasets/<name>/<digest>/<file>
 }
 
+// sharedDataset looks up the description of run's dataset the coordinator
+// shared: found false when it shared none (a generated dataset, or a
+// coordinator that could not upload the files). losses bounds the lookup.
+func sharedDataset(ctx context.Context, losses *natsconn.Losses, kv jetstream.KeyValue, run string) (ref protocol.DatasetRef, found bool, err error) {
+	gctx, cancel := losses.Bound(ctx, lookupWait)
+	e, err := kv.Get(gctx, protocol.DatasetKey(run))
+	cancel()
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return ref, false, nil
+	}
+	if err != nil {
+		return ref, false, fmt.Errorf("%w: whether the coordinator shared run %s's dataset: %w", errRunOutOfReach, run, err)
+	}
+	if err := json.Unmarshal(e.Value(), &ref); err != nil || ref.Name != model.DatasetFashionMNIST {
+		return ref, false, errors.New("the shared copy's description is unusable")
+	}
+	return ref, true, nil
+}
+
 // dataset loads the run's dataset from the cache, fetching it first if
 // needed, and checks its digest. local is the error of the local load, kept
 // in the message when there is nothing to fetch. losses bounds the lookup
 // of the run's shared copy.
 func (f *fetcher) dataset(ctx context.Context, losses *natsconn.Losses, kv jetstream.KeyValue, run string, local error) (*model.Dataset, error) {
-	gctx, cancel := losses.Bound(ctx, lookupWait)
-	e, err := kv.Get(gctx, protocol.DatasetKey(run))
-	cancel()
-	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: whether the coordinator shared run %s's dataset: %w", errRunOutOfReach, run, err)
+	ref, found, err := sharedDataset(ctx, losses, kv, run)
+	if errors.Is(err, errRunOutOfReach) {
+		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w (and the coordinator shared no copy: %v)", local, err)
+		return nil, fmt.Errorf("%w (and %v)", local, err)
 	}
-	var ref protocol.DatasetRef
-	if err := json.Unmarshal(e.Value(), &ref); err != nil || ref.Name != model.DatasetFashionMNIST {
-		return nil, fmt.Errorf("%w (and the shared copy's description is unusable)", local)
+	if !found {
+		return nil, fmt.Errorf("%w (and the coordinator shared no copy)", local)
 	}
 	dir := filepath.Join(f.cache, "datasets", ref.Name, ref.Digest)
 	ds, err := model.LoadDataset(ref.Name, dir)

@@ -79,6 +79,23 @@ func newRunCache(dataDir string, fetch *fetcher, nc *nats.Conn) *runCache {
 	return &runCache{dataDir: dataDir, fetch: fetch, nc: nc, bufs: newGradBuffers()}
 }
 
+// checkLocal checks a dataset loaded from this machine's files in dir
+// against the digest of the copy the coordinator shared for run, if it
+// shared one: other files that parse as well (an older download, another
+// dataset of the same shape) would give other gradients, and the run other
+// weights, with nothing to tell. A mismatch is an error; the worker then
+// fetches the run's copy where it can.
+func (c *runCache) checkLocal(ctx context.Context, kv jetstream.KeyValue, run, dir string, ds *model.Dataset) error {
+	ref, found, err := sharedDataset(ctx, c.losses, kv, run)
+	if errors.Is(err, errRunOutOfReach) {
+		return err
+	}
+	if err != nil || !found || ref.Digest == ds.Digest {
+		return nil // nothing to check against: the local copy is the run's as far as anyone can tell
+	}
+	return fmt.Errorf("worker: the %s files in %s have digest %s, run %s's have %s", ds.Name, dir, ds.Digest, run, ref.Digest)
+}
+
 func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (*run, error) {
 	for i, r := range c.runs {
 		if r.sig == sig {
@@ -116,6 +133,12 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 		return nil, f.err
 	}
 	ds, err := model.LoadDataset(cfg.Dataset, dir)
+	if err == nil {
+		err = c.checkLocal(ctx, kv, sig, dir, ds)
+	}
+	if errors.Is(err, errRunOutOfReach) {
+		return nil, err
+	}
 	if err != nil && c.fetch != nil {
 		// No local copy: fetch the files the coordinator shared.
 		ds, err = c.fetch.dataset(ctx, c.losses, kv, sig, err)
