@@ -80,11 +80,17 @@ func (s *saver) loop(ctx context.Context) {
 				continue
 			}
 		}
-		if ck != nil && !s.commit(ctx, ck) {
+		// The best weights go first: once a checkpoint whose history names
+		// them best is committed, nothing writes them again (a restart
+		// resumes past their epoch), so a stop in between would leave
+		// best.safetensors behind history.json for good. Written first, a
+		// stop in between leaves them ahead of a history that the restart
+		// then brings level.
+		if best != nil && !s.retry(ctx, "best weights", func() error { return s.store.PutBest(ctx, s.run, tensors(s.layout, best.Weights)) }) {
 			return
 		}
-		if best != nil {
-			s.retry(ctx, "best weights", func() error { return s.store.PutBest(ctx, s.run, tensors(s.layout, best.Weights)) })
+		if ck != nil && !s.commit(ctx, ck) {
+			return
 		}
 	}
 }

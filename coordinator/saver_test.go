@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,5 +87,61 @@ func TestAStoreDenyingDeletesStillCommits(t *testing.T) {
 	}
 	if n := runGradients(t, ctx, nc, cfg.Signature()); n != 0 {
 		t.Fatalf("the finished run left gradients of %d shards in the stream, want none", n)
+	}
+}
+
+// TestTheBestWeightsAreStoredBeforeTheirCheckpoint stops a run as soon as
+// the checkpoint of its first epoch's end, the best epoch so far, is
+// committed: best.safetensors already holds that epoch's weights. Written
+// after the commit, a stop there left it behind history.json for good.
+func TestTheBestWeightsAreStoredBeforeTheirCheckpoint(t *testing.T) {
+	cfg := smallConfig(t, "epochs=2", "checkpoint_every=1000")
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	st := openStore(t, "")
+	ds, err := model.LoadDataset(cfg.Dataset, cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epochEnd := uint64(model.StepsPerEpoch(ds.Train.N, cfg.BatchSize))
+	want, err := TrainLocal(context.Background(), cfg, ds, epochEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p := newPool(t, srv.ClientURL())
+	p.add(1)
+	defer p.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var saved atomic.Bool // set on the saver's goroutine
+	_, err = train(t, ctx, nc, st, cfg, Hooks{Saved: func(step uint64) {
+		if step == epochEnd {
+			saved.Store(true)
+			cancel()
+		}
+	}})
+	if !saved.Load() {
+		t.Fatalf("the run ended (%v) without committing the checkpoint of step %d", err, epochEnd)
+	}
+	best, err := st.GetBest(context.Background(), cfg.Signature())
+	if err != nil {
+		t.Fatalf("best weights after the best epoch's checkpoint was committed: %v", err)
+	}
+	net, _, err := cfg.NewModel(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	at := map[string]model.Param{}
+	for _, p := range net.Layout() {
+		at[p.Name] = p
+	}
+	flat := make([]float32, net.Layout().Size())
+	for _, tn := range best {
+		copy(flat[at[tn.Name].Offset:], tn.Data)
+	}
+	if got := model.Digest(flat); got != want.Digest {
+		t.Fatalf("best.safetensors holds weights %x, want the first epoch's %x", got, want.Digest)
 	}
 }
