@@ -268,3 +268,32 @@ func TestCorruptManifestFallsBack(t *testing.T) {
 		}
 	})
 }
+
+// A run whose manifest is gone while its checkpoint objects are not
+// (deleted by hand or by a lifecycle rule) resumes from the newest valid
+// object, with a warning, rather than from step 0.
+func TestMissingManifestFallsBack(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		for _, step := range []uint64{10, 20} {
+			if _, err := s.Commit(ctx, testCheckpoint(step, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.remove(ctx, manifestKey(testRun)); err != nil {
+			t.Fatal(err)
+		}
+		var warnings []string
+		got, m, err := s.Latest(ctx, testRun, func(w string) { warnings = append(warnings, w) })
+		if err != nil {
+			t.Fatalf("Latest without a manifest: %v", err)
+		}
+		if got.Step != 20 || m.Step != 20 || len(warnings) != 1 || !strings.Contains(warnings[0], "2 checkpoint objects") {
+			t.Fatalf("Latest without a manifest: step %d (manifest %d), warnings %q; want step 20 and one warning", got.Step, m.Step, warnings)
+		}
+		if _, _, err := s.Latest(ctx, "nocheckpoints0run", nil); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Latest of a run with no objects: %v, want ErrNotFound", err)
+		}
+	})
+}

@@ -12,7 +12,8 @@ import (
 //
 // It reads the manifest and fetches the checkpoint it names, checking size,
 // sha256, encoding, run and step. If that checkpoint is missing or corrupt
-// (or the manifest itself is), it calls warn with one line naming the key
+// (or the manifest itself is, or is missing while checkpoint objects are
+// not), it calls warn with one line naming the key
 // and the reason and falls back to the older checkpoint objects, newest
 // first, each verified against the sha256 recorded when it was written.
 // The manifest is not rewritten (the next Commit does that); the returned
@@ -21,7 +22,8 @@ import (
 // It then makes history.json equal to the returned checkpoint's history,
 // reporting a repair through warn.
 //
-// Errors: ErrNotFound if the run has no committed checkpoint; ErrCorrupt
+// Errors: ErrNotFound if the run has neither a manifest nor a checkpoint
+// object; ErrCorrupt
 // if checkpoints exist but none is valid; transport and credential errors
 // as they are (a network failure never causes a fallback). warn may be nil.
 func (s *Store) Latest(ctx context.Context, run string, warn func(string)) (*Checkpoint, Manifest, error) {
@@ -33,6 +35,7 @@ func (s *Store) Latest(ctx context.Context, run string, warn func(string)) (*Che
 	}
 	m, err := s.Manifest(ctx, run)
 	below := uint64(math.MaxUint64)
+	var steps []uint64 // the checkpoint objects to fall back on, newest first, once listed
 	switch {
 	case err == nil:
 		ck, got, err := s.readCheckpoint(ctx, run, m.Key, m.SHA256, m.Step)
@@ -49,17 +52,29 @@ func (s *Store) Latest(ctx context.Context, run string, warn func(string)) (*Che
 		warn(fmt.Sprintf("%v; falling back to the previous checkpoint", err))
 		below = m.Step
 	case errors.Is(err, ErrNotFound):
-		return nil, Manifest{}, &Error{Op: "latest", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: manifestKey(run),
-			Kind: ErrNotFound, Err: fmt.Errorf("run %s has no committed checkpoint", run)}
+		// No manifest: a run that never committed, unless checkpoint
+		// objects say otherwise (the manifest deleted by hand or by a
+		// lifecycle rule, or the first commit stopped between its two
+		// puts). Each object is whole and carries its sha256, so the
+		// newest valid one is resumed from, as with a corrupt manifest.
+		if steps, err = s.checkpointSteps(ctx, run, below); err != nil {
+			return nil, Manifest{}, err
+		}
+		if len(steps) == 0 {
+			return nil, Manifest{}, &Error{Op: "latest", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: manifestKey(run),
+				Kind: ErrNotFound, Err: fmt.Errorf("run %s has no committed checkpoint", run)}
+		}
+		warn(fmt.Sprintf("%v, but %d checkpoint objects are; resuming from the newest valid one", err, len(steps)))
 	case errors.Is(err, ErrCorrupt):
 		warn(fmt.Sprintf("%v; falling back to the newest valid checkpoint", err))
 	default:
 		return nil, Manifest{}, err
 	}
 
-	steps, err := s.checkpointSteps(ctx, run, below)
-	if err != nil {
-		return nil, Manifest{}, err
+	if steps == nil {
+		if steps, err = s.checkpointSteps(ctx, run, below); err != nil {
+			return nil, Manifest{}, err
+		}
 	}
 	for _, step := range steps {
 		key := CheckpointKey(run, step)
