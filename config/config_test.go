@@ -55,6 +55,7 @@ func TestUnknownKeysAndBadValues(t *testing.T) {
 		{twoDocs, nil, "two.yaml: more than one YAML document"},
 		{nullSeed, nil, "null.yaml: seed: no value"},
 		{"", []string{"hidden="}, "--set hidden: no value"},
+		{"", []string{"optimizer.lr=.nan"}, "--set optimizer.lr: NaN is not a finite number"},
 	} {
 		_, err := Load(tc.file, tc.sets)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
