@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -65,6 +66,7 @@ type runCache struct {
 	peers   *Peers                    // the process's workers the inboxes join, if any
 	worker  string                    // this worker's id, among those peers
 	bufs    *gradBuffers              // the replicas' sums are folded in them; the worker's gradients go out in them
+	loaded  atomic.Uint64             // runs set up so far (Worker.RunsLoaded)
 }
 
 // datasetFailure is a failed load of a run's dataset, and when it failed.
@@ -73,7 +75,14 @@ type datasetFailure struct {
 	err error
 }
 
-const keptRuns = 2
+// keptRuns is how many runs a worker keeps set up at once: its network,
+// its replica and its inbox, which hears every gradient of the run. The
+// runs share the workers' one task consumer, so their tasks come
+// interleaved, and a run put away to make room for another is set up again
+// at its next task, its replica started over from the run's snapshot. Four
+// serve a sweep of up to four runs at once without that; each one kept
+// costs its replica's memory and the bandwidth of its gradients.
+const keptRuns = 4
 
 func newRunCache(dataDir string, fetch *fetcher, nc *nats.Conn) *runCache {
 	return &runCache{dataDir: dataDir, fetch: fetch, nc: nc, bufs: newGradBuffers()}
@@ -181,6 +190,7 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 		c.runs = c.runs[:keptRuns-1]
 	}
 	c.runs = append([]*run{r}, c.runs...)
+	c.loaded.Add(1)
 	return r, nil
 }
 

@@ -151,6 +151,11 @@ func (w *Worker) Tasks() uint64 { return w.done.Load() }
 // epoch's evaluation, a recovery).
 func (w *Worker) Idle() time.Duration { return time.Duration(w.waited.Load()) }
 
+// RunsLoaded is how many times the worker has set a run up (its network,
+// replica and inbox): once for each run it serves, and again for a run it
+// had put away to make room for others (more runs at once than it keeps).
+func (w *Worker) RunsLoaded() uint64 { return w.runs.loaded.Load() }
+
 // Run pulls and serves tasks until ctx ends. It waits for a coordinator to
 // create the streams, rides out broker restarts, and returns nil when ctx is
 // canceled.
