@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"strings"
@@ -250,11 +251,7 @@ func TestCorruptManifestFallsBack(t *testing.T) {
 	servers(t, func(t *testing.T, endpoint string) {
 		s := openTest(t, endpoint)
 		ctx := testCtx(t)
-		for _, step := range []uint64{10, 20} {
-			if _, err := s.Commit(ctx, testCheckpoint(step, 1)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		commitSteps(t, ctx, s, testRun, 10, 20)
 		if err := s.put(ctx, manifestKey(testRun), []byte(`{"key":`), "", false); err != nil {
 			t.Fatal(err)
 		}
@@ -276,11 +273,7 @@ func TestMissingManifestFallsBack(t *testing.T) {
 	servers(t, func(t *testing.T, endpoint string) {
 		s := openTest(t, endpoint)
 		ctx := testCtx(t)
-		for _, step := range []uint64{10, 20} {
-			if _, err := s.Commit(ctx, testCheckpoint(step, 1)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		commitSteps(t, ctx, s, testRun, 10, 20)
 		if err := s.remove(ctx, manifestKey(testRun)); err != nil {
 			t.Fatal(err)
 		}
@@ -296,4 +289,17 @@ func TestMissingManifestFallsBack(t *testing.T) {
 			t.Fatalf("Latest of a run with no objects: %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// commitSteps commits a test checkpoint of run (one epoch of history) at
+// each of steps, in order.
+func commitSteps(t *testing.T, ctx context.Context, s *Store, run string, steps ...uint64) {
+	t.Helper()
+	for _, step := range steps {
+		ck := testCheckpoint(step, 1)
+		ck.Run = run
+		if _, err := s.Commit(ctx, ck); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -156,13 +156,7 @@ func TestADownloadCutShortIsNotACorruptCheckpoint(t *testing.T) {
 	s := openTest(t, embedded.URL())
 	ctx := testCtx(t)
 	run := "cutshort0run"
-	for _, step := range []uint64{10, 20} {
-		ck := testCheckpoint(step, 2)
-		ck.Run = run
-		if _, err := s.Commit(ctx, ck); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commitSteps(t, ctx, s, run, 10, 20)
 	history, err := s.get(ctx, historyKey(run))
 	if err != nil {
 		t.Fatal(err)
