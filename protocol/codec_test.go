@@ -272,3 +272,27 @@ func TestGradSubjectStep(t *testing.T) {
 		}
 	}
 }
+
+// A DatasetRef from the runs bucket names a directory and files on a
+// worker's disk: only a hex sha256 and plain file names pass.
+func TestDatasetRefValidate(t *testing.T) {
+	digest := strings.Repeat("0a", 32)
+	good := DatasetRef{Name: "fashion-mnist", Digest: digest, Files: []string{"train-images-idx3-ubyte.gz"}}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("a good ref: %v", err)
+	}
+	for name, bad := range map[string]DatasetRef{
+		"digest climbing out": {Digest: "../../../home", Files: good.Files},
+		"upper-case digest":   {Digest: strings.ToUpper(digest), Files: good.Files},
+		"short digest":        {Digest: digest[:63], Files: good.Files},
+		"no files":            {Digest: digest},
+		"parent file":         {Digest: digest, Files: []string{".."}},
+		"file in a subdir":    {Digest: digest, Files: []string{"a/b"}},
+		"backslash":           {Digest: digest, Files: []string{`a\b`}},
+		"empty file name":     {Digest: digest, Files: []string{""}},
+	} {
+		if err := bad.Validate(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}

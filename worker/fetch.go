@@ -44,6 +44,9 @@ func sharedDataset(ctx context.Context, losses *natsconn.Losses, kv jetstream.Ke
 	if err := json.Unmarshal(e.Value(), &ref); err != nil || ref.Name != model.DatasetFashionMNIST {
 		return ref, false, errors.New("the shared copy's description is unusable")
 	}
+	if err := ref.Validate(); err != nil {
+		return ref, false, fmt.Errorf("the shared copy's description is unusable: %w", err)
+	}
 	return ref, true, nil
 }
 
@@ -93,10 +96,7 @@ func (f *fetcher) download(ctx context.Context, ref protocol.DatasetRef, dir str
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("worker: dataset cache: %w", err)
 	}
-	for _, name := range ref.Files {
-		if filepath.Base(name) != name {
-			return fmt.Errorf("worker: shared dataset file %q is not a plain name", name)
-		}
+	for _, name := range ref.Files { // plain names (DatasetRef.Validate)
 		data, err := f.src.GetDatasetFile(ctx, ref.Name, ref.Digest, name)
 		if err != nil {
 			return fmt.Errorf("worker: fetching dataset file %s: %w", name, err)
