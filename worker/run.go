@@ -164,6 +164,10 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 		return nil, err
 	}
 	delete(c.noData, sig)
+	if model.StepsPerEpoch(ds.Train.N, cfg.BatchSize) == 0 {
+		// The coordinator refuses such a run; its tasks are not served.
+		return nil, fmt.Errorf("worker: run %s: batch of %d is larger than the %d training samples", sig, cfg.BatchSize, ds.Train.N)
+	}
 	net, opt, err := cfg.NewModel(ds)
 	if err != nil {
 		return nil, err

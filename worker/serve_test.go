@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -178,5 +180,30 @@ func TestKeepAliveStopsWhileATickIsUnderWay(t *testing.T) {
 	case <-m.calls:
 		t.Fatal("the keepalive ticked after it was stopped")
 	case <-time.After(50 * time.Millisecond): // fifty intervals, for a tick that should not come
+	}
+}
+
+// TestATaskOfARunLargerThanItsDatasetIsDropped: a run whose batch is larger
+// than its training set (which its coordinator refuses to train) has no
+// steps; a task for it is dropped, not served (its step would divide by
+// the zero steps of an epoch).
+func TestATaskOfARunLargerThanItsDatasetIsDropped(t *testing.T) {
+	nc, js := startJetStream(t)
+	ctx := context.Background()
+	cfg := registerConfig(t, js, "dataset=synthetic", "hidden=[8]", fmt.Sprintf("batch_size=%d", 2*model.SyntheticTrain), "shards=2")
+	cons, w := taskServer(t, nc, js)
+	runs, err := js.KeyValue(ctx, protocol.RunsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.kv = runs
+	indices := make([]int32, model.SyntheticTrain) // a shard's worth, every sample once
+	for i := range indices {
+		indices[i] = int32(i)
+	}
+	publish(t, js, protocol.TasksSubject(cfg.Signature()), &protocol.Task{Run: cfg.Signature(), Step: 0, Shard: 0, Shards: 2, Indices: indices})
+	w.serve(ctx, fetchOne(t, cons))
+	if handled(t, js, cons) {
+		t.Fatal("the task of a run with no steps was handed back, not dropped")
 	}
 }
