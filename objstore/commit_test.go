@@ -3,6 +3,7 @@ package objstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -300,6 +301,26 @@ func commitSteps(t *testing.T, ctx context.Context, s *Store, run string, steps 
 		ck.Run = run
 		if _, err := s.Commit(ctx, ck); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// A history.json repair says what differed: the number of entries, or the
+// first epoch whose entry changed.
+func TestHistoryDiffersSaysWhat(t *testing.T) {
+	want := testCheckpoint(20, 2).History
+	changed := append([]HistoryEntry(nil), want...)
+	changed[1].TrainLoss++
+	for _, tc := range []struct {
+		have []HistoryEntry
+		say  string
+	}{
+		{want[:1], "it has 1 entries, the checkpoint 2"},
+		{changed, fmt.Sprintf("its entry for epoch %d differs", want[1].Epoch)},
+		{want, "the same entries"},
+	} {
+		if got := historyDiffers(tc.have, want); !strings.Contains(got, tc.say) {
+			t.Errorf("historyDiffers = %q, want it to say %q", got, tc.say)
 		}
 	}
 }

@@ -116,7 +116,7 @@ func (s *Store) repairHistory(ctx context.Context, run string, want []HistoryEnt
 		if derr != nil {
 			reason = "it does not decode"
 		} else {
-			reason = fmt.Sprintf("it has %d entries, the checkpoint %d", len(have), len(want))
+			reason = historyDiffers(have, want)
 		}
 	case errors.Is(err, ErrNotFound):
 		reason = "it is missing"
@@ -128,4 +128,18 @@ func (s *Store) repairHistory(ctx context.Context, run string, want []HistoryEnt
 	}
 	warn(fmt.Sprintf("objstore: rewrote %s/%s/%s from the committed checkpoint: %s", s.cfg.Endpoint, s.cfg.Bucket, key, reason))
 	return nil
+}
+
+// historyDiffers says how have, history.json's entries, differs from want,
+// the committed checkpoint's.
+func historyDiffers(have, want []HistoryEntry) string {
+	if len(have) != len(want) {
+		return fmt.Sprintf("it has %d entries, the checkpoint %d", len(have), len(want))
+	}
+	for i := range have {
+		if have[i] != want[i] {
+			return fmt.Sprintf("its entry for epoch %d differs from the checkpoint's", want[i].Epoch)
+		}
+	}
+	return "its bytes differ from the checkpoint's history (the same entries)"
 }
