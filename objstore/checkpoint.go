@@ -79,14 +79,15 @@ func (ck *Checkpoint) MarshalBinary() ([]byte, error) {
 }
 
 // UnmarshalBinary decodes and validates data into ck. Every error wraps
-// ErrCorrupt; ck keeps no reference to data.
+// ErrCorrupt, but that of a checkpoint in another format version, which
+// wraps ErrVersion; ck keeps no reference to data.
 func (ck *Checkpoint) UnmarshalBinary(data []byte) error {
 	d := decoder{b: data}
 	if string(d.take(4, "magic")) != checkpointMagic {
 		return d.errOr("not a jettrain checkpoint (bad magic)")
 	}
 	if v := d.u8("version"); d.err == nil && v != checkpointVersion {
-		return fmt.Errorf("%w: checkpoint version %d, this build reads %d", ErrCorrupt, v, checkpointVersion)
+		return fmt.Errorf("%w: checkpoint version %d, this build reads %d", ErrVersion, v, checkpointVersion)
 	}
 	var c Checkpoint
 	c.Run = string(d.bytes("run"))

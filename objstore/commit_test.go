@@ -324,3 +324,35 @@ func TestHistoryDiffersSaysWhat(t *testing.T) {
 		}
 	}
 }
+
+// A newest checkpoint in another format version (written by a newer
+// build) is not corrupt: Latest returns ErrVersion, naming the key, and
+// does not fall back to an older checkpoint, which this build would then
+// overwrite in its own format.
+func TestACheckpointOfAnotherVersionIsNotFallenBackFrom(t *testing.T) {
+	servers(t, func(t *testing.T, endpoint string) {
+		s := openTest(t, endpoint)
+		ctx := testCtx(t)
+		commitSteps(t, ctx, s, testRun, 10)
+		newer := testCheckpoint(20, 1)
+		data, err := newer.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[len(checkpointMagic)] = checkpointVersion + 1 // a later format, whole and with its own sha256
+		if err := s.putSum(ctx, CheckpointKey(testRun, 20), data, sha256Hex(data), "application/octet-stream", false); err != nil {
+			t.Fatal(err)
+		}
+		m := manifestFor(newer, CheckpointKey(testRun, 20), data, sha256Hex(data))
+		if err := s.put(ctx, manifestKey(testRun), m.encode(), "application/json", false); err != nil {
+			t.Fatal(err)
+		}
+		ck, _, err := s.Latest(ctx, testRun, func(w string) { t.Errorf("Latest warned %q", w) })
+		if ck != nil {
+			t.Fatalf("Latest fell back to step %d", ck.Step)
+		}
+		if !errors.Is(err, ErrVersion) || errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), CheckpointKey(testRun, 20)) {
+			t.Fatalf("Latest with a newer-format checkpoint: %v, want ErrVersion naming its key", err)
+		}
+	})
+}

@@ -32,6 +32,11 @@ var (
 	// or, on a write, that the server refused the body as not matching its
 	// signed hash or its length (damaged, or cut short, on the way).
 	ErrCorrupt = errors.New("objstore: corrupt object")
+	// ErrVersion means a checkpoint is whole (its sha256 matches) but in
+	// another format version than this build reads: written by a newer (or
+	// much older) jettrain. It is never a reason to fall back to an older
+	// checkpoint, which a build of the other version would then overwrite.
+	ErrVersion = errors.New("objstore: checkpoint of another format version")
 	// ErrNotFound means the object (or the run) does not exist.
 	ErrNotFound = errors.New("objstore: not found")
 	// ErrConflict means a write-once object already holds different bytes.
@@ -114,6 +119,8 @@ func hint(kind error) string {
 		return "use credentials with write access to the bucket"
 	case ErrUnavailable:
 		return "the S3 server is starting, busy or failing; try again"
+	case ErrVersion:
+		return "run a jettrain build that reads it"
 	}
 	return ""
 }

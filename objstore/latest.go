@@ -111,7 +111,9 @@ func (s *Store) readCheckpoint(ctx context.Context, run, key, want string, step 
 		return nil, Manifest{}, err
 	}
 	ck := new(Checkpoint)
-	if err := ck.UnmarshalBinary(data); err != nil {
+	if err := ck.UnmarshalBinary(data); errors.Is(err, ErrVersion) {
+		return nil, Manifest{}, &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: ErrVersion, Err: err}
+	} else if err != nil {
 		return nil, Manifest{}, s.corrupt(key, err)
 	}
 	if ck.Run != run || ck.Step != step {
