@@ -149,7 +149,8 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 		return nil, err
 	}
 	if err != nil && c.fetch != nil {
-		// No local copy: fetch the files the coordinator shared.
+		// No local copy, or not the run's: fetch the files the
+		// coordinator shared.
 		ds, err = c.fetch.dataset(ctx, c.losses, kv, sig, err)
 	}
 	if errors.Is(err, errRunOutOfReach) {
