@@ -24,15 +24,26 @@ import (
 func TestCheckPayload(t *testing.T) {
 	const mlp = 784*256 + 256 + 256*10 + 10 // the default model
 	for _, max := range []int64{protocol.MaxPayload, 1 << 20, 64 << 10} {
-		if err := checkPayload(max, 4, mlp); err != nil {
+		if err := checkPayload(max, 4, mlp, 128); err != nil {
 			t.Fatalf("default model refused with a max payload of %d: %v", max, err)
 		}
 	}
-	if err := checkPayload(4<<10, 4, mlp); err == nil || !strings.Contains(err.Error(), "max payload of 4096 bytes is too small") {
+	if err := checkPayload(4<<10, 4, mlp, 128); err == nil || !strings.Contains(err.Error(), "max payload of 4096 bytes is too small") {
 		t.Fatalf("max payload of 4 KiB: %v", err)
 	}
-	if err := checkPayload(protocol.MaxPayload, 4, protocol.MaxParameters+1); err == nil || !strings.Contains(err.Error(), "parameters is over") {
+	if err := checkPayload(protocol.MaxPayload, 4, protocol.MaxParameters+1, 128); err == nil || !strings.Contains(err.Error(), "parameters is over") {
 		t.Fatalf("a network over the limit: %v", err)
+	}
+	// A shard's task carries 4 bytes a sample: 300,000 of them do not fit
+	// 1 MiB, and over protocol.MaxIndices no worker would decode them.
+	if err := checkPayload(1<<20, 1, mlp, 300_000); err == nil || !strings.Contains(err.Error(), "too small for a task of 300000 samples") {
+		t.Fatalf("a task over the max payload: %v", err)
+	}
+	if err := checkPayload(1<<20, 4, mlp, 300_000); err != nil {
+		t.Fatalf("the same batch in 4 shards: %v", err)
+	}
+	if err := checkPayload(1<<30, 1, mlp, protocol.MaxIndices+1); err == nil || !strings.Contains(err.Error(), "raise shards") {
+		t.Fatalf("a shard over the indices a task takes: %v", err)
 	}
 }
 

@@ -197,7 +197,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPayload(js.Conn().MaxPayload(), cfg.Shards, net.Layout().Size()); err != nil {
+	if err := checkPayload(js.Conn().MaxPayload(), cfg.Shards, net.Layout().Size(), cfg.BatchSize); err != nil {
 		net.Close()
 		return nil, err
 	}
@@ -301,15 +301,25 @@ func newestCheckpoint(ctx context.Context, store *objstore.Store, run string) (u
 // cannot carry: a gradient that does not fit one message goes in parts
 // (protocol.GradPart), each a header and at least minPartValues values.
 // Snapshots go to an object store, which splits them into chunks.
-func checkPayload(max int64, shards, params int) error {
+func checkPayload(max int64, shards, params, batch int) error {
+	perShard := (batch + shards - 1) / shards // the largest shard's samples
+	task := int64(taskOverhead + 4*perShard)
 	switch need := int64(protocol.PartOverhead(shards) + 4*min(params, minPartValues)); {
 	case params > protocol.MaxParameters:
 		return fmt.Errorf("coordinator: a network of %d parameters is over the %d jettrain takes", params, protocol.MaxParameters)
 	case need > max:
 		return fmt.Errorf("coordinator: the NATS server's max payload of %d bytes is too small: a gradient of %d shards goes in messages of %d bytes at least", max, shards, need)
+	case perShard > protocol.MaxIndices:
+		return fmt.Errorf("coordinator: a shard of %d samples is over the %d a task takes: raise shards", perShard, protocol.MaxIndices)
+	case task > max:
+		return fmt.Errorf("coordinator: the NATS server's max payload of %d bytes is too small for a task of %d samples (%d bytes): raise shards, or the server's max_payload", max, perShard, task)
 	}
 	return nil
 }
+
+// taskOverhead bounds a task message's bytes besides its sample indices:
+// its header and fields, a run signature of protocol.MaxRunLen at most.
+const taskOverhead = 64 + protocol.MaxRunLen
 
 // minPartValues is the fewest values a part of a gradient must carry: a
 // max payload that holds fewer is a misconfigured server.
