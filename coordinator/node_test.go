@@ -655,6 +655,58 @@ func damageNewestCheckpoint(t *testing.T, st *objstore.Store, bucket string, cfg
 	return steps, key
 }
 
+// TestAnUncommittedNewerCheckpointIsReplayedNotRecomputed: a checkpoint
+// object newer than the manifest (a commit that stopped between its two
+// puts) while the grads stream still holds the gradients since the
+// manifest's checkpoint: the restart replays them rather than recompute
+// those steps in the coordinator, and ends with the weights of a run that
+// never stopped.
+func TestAnUncommittedNewerCheckpointIsReplayedNotRecomputed(t *testing.T) {
+	cfg := smallConfig(t)
+	ref := referenceDigest(t, cfg)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	bucket := fmt.Sprintf("t%d-uncommitted-%d", os.Getpid(), bucketSeq.Add(1))
+	st := openStore(t, bucket)
+	p := newPool(t, srv.ClientURL())
+	p.add(2)
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := train(t, ctx, nc, st, cfg, Hooks{Saved: func(step uint64) {
+		if step >= 20 {
+			cancel()
+		}
+	}}); err == nil {
+		t.Fatal("the interrupted run reported success")
+	}
+	p.close()
+	man, err := st.Manifest(context.Background(), cfg.Signature())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := minio.New(strings.TrimPrefix(s3URL, "http://"), &minio.Options{Creds: credentials.NewStaticV4(objstore.DefaultAccessKey, objstore.DefaultSecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := []byte("the bytes of a commit that never wrote its manifest")
+	if _, err := mc.PutObject(context.Background(), bucket, objstore.CheckpointKey(cfg.Signature(), man.Step+uint64(cfg.CheckpointEvery)), bytes.NewReader(junk), int64(len(junk)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	p = newPool(t, srv.ClientURL())
+	p.add(2)
+	defer p.close()
+	res, logs := restart(t, nc, st, cfg)
+	if strings.Contains(logs, "recomputing") {
+		t.Fatalf("the restart recomputed steps the stream still holds:\n%s", logs)
+	}
+	if got := fmt.Sprintf("%x", res.Digest); got != ref {
+		t.Fatalf("weights %s, want %s", got, ref)
+	}
+	if res.Resumed != man.Step || res.Replayed == 0 {
+		t.Fatalf("resumed from step %d replaying %d gradients, want step %d and the stream's gradients", res.Resumed, res.Replayed, man.Step)
+	}
+}
+
 // restart trains cfg to its end (within two minutes: a restart that
 // waits for gradients the stream no longer holds fails) and returns the
 // result and what it warned of.

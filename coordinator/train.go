@@ -228,6 +228,11 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 		return nil, err
 	}
 	m.EvaluateLater() // the node evaluates in the background (evaluations)
+	grads, err := js.Stream(ctx, protocol.GradsStream)
+	if err != nil {
+		net.Close()
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
 	var catchUpTo uint64
 	if ck != nil {
 		newest, err := newestCheckpoint(ctx, store, run)
@@ -236,13 +241,15 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 			return nil, err
 		}
 		if newest > ck.Step {
-			catchUpTo = newest
+			kept, err := streamKeepsFrom(ctx, grads, run, ck.GradsSeq)
+			if err != nil {
+				net.Close()
+				return nil, err
+			}
+			if !kept {
+				catchUpTo = newest
+			}
 		}
-	}
-	grads, err := js.Stream(ctx, protocol.GradsStream)
-	if err != nil {
-		net.Close()
-		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	params, err := js.Stream(ctx, protocol.ParamsStream)
 	if err != nil {
@@ -275,7 +282,8 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 // newestCheckpoint is the step of the run's newest checkpoint, valid or
 // not: the newer of the manifest's (unless it is missing or corrupt) and
 // the newest checkpoint object's. A resume from an older one recomputes the
-// steps to it (node.recompute). An unreachable store is an error: a resume that
+// steps to it (node.recompute) when the grads stream no longer holds their
+// gradients (streamKeepsFrom). An unreachable store is an error: a resume that
 // skipped the recomputing would wait for gradients the stream no longer
 // holds.
 func newestCheckpoint(ctx context.Context, store *objstore.Store, run string) (uint64, error) {
@@ -295,6 +303,24 @@ func newestCheckpoint(ctx context.Context, store *objstore.Store, run string) (u
 		newest = max(newest, steps[0])
 	}
 	return newest, nil
+}
+
+// streamKeepsFrom reports whether the grads stream still holds every
+// gradient of run after sequence seq (a checkpoint's GradsSeq): the trimmer
+// purges a run's gradients below a point, so it does unless the run's
+// oldest gradient left is past seq+1. A newer checkpoint object than the
+// one resumed from then needs no recomputing: its commit never completed
+// (the trimmer purges only after a commit), and replaying the stream
+// reaches its step with the workers' own gradients.
+func streamKeepsFrom(ctx context.Context, grads jetstream.Stream, run string, seq uint64) (bool, error) {
+	first, err := grads.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(protocol.GradsFilter(run)))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil // none left: purged past the checkpoint, or never there
+	case err != nil:
+		return false, fmt.Errorf("coordinator: the grads stream's oldest gradient of run %s: %w", run, err)
+	}
+	return first.Sequence <= seq+1, nil
 }
 
 // checkPayload refuses a run whose gradients the NATS server's max payload
