@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	gomath "math"
+	"math"
 	"os"
 	"strings"
 
@@ -130,7 +130,7 @@ func set(tree map[string]any, path []string, v any, where string) error {
 	if v == nil {
 		return fmt.Errorf("%w: %s: no value (leave the key out for its default)", ErrInvalid, where)
 	}
-	if f, ok := v.(float64); ok && (gomath.IsNaN(f) || gomath.IsInf(f, 0)) {
+	if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
 		return fmt.Errorf("%w: %s: %v is not a finite number", ErrInvalid, where, f)
 	}
 	tree[path[0]] = v

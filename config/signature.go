@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 )
 
-// math is the part of a Config that changes the weights a run produces.
-type math struct {
+// mathKeys is the part of a Config that changes the weights a run produces.
+type mathKeys struct {
 	Model     string    `json:"model"`
 	Hidden    []int     `json:"hidden,omitempty"`
 	Dataset   string    `json:"dataset"`
@@ -18,9 +18,9 @@ type math struct {
 	Epochs    int       `json:"epochs,omitempty"` // only when a schedule depends on the run's length
 }
 
-func (c Config) math() math {
+func (c Config) math() mathKeys {
 	// hidden sizes the MLP's layers and the CNN's dense layers alike
-	m := math{Model: c.Model, Hidden: c.Hidden, Dataset: c.Dataset, BatchSize: c.BatchSize, Shards: c.Shards, Seed: c.Seed, Optimizer: c.Optimizer}
+	m := mathKeys{Model: c.Model, Hidden: c.Hidden, Dataset: c.Dataset, BatchSize: c.BatchSize, Shards: c.Shards, Seed: c.Seed, Optimizer: c.Optimizer}
 	if c.Optimizer.Schedule != "" && c.Optimizer.Schedule != "constant" {
 		m.Epochs = c.Epochs
 	}
