@@ -283,7 +283,7 @@ func TestMissingManifestFallsBack(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Latest without a manifest: %v", err)
 		}
-		if got.Step != 20 || m.Step != 20 || len(warnings) != 1 || !strings.Contains(warnings[0], "2 checkpoint objects") {
+		if got.Step != 20 || m.Step != 20 || len(warnings) != 1 || !strings.Contains(warnings[0], manifestKey(testRun)+": not found") || !strings.Contains(warnings[0], "2 checkpoint objects") {
 			t.Fatalf("Latest without a manifest: step %d (manifest %d), warnings %q; want step 20 and one warning", got.Step, m.Step, warnings)
 		}
 		if _, _, err := s.Latest(ctx, "nocheckpoints0run", nil); !errors.Is(err, ErrNotFound) {

@@ -143,7 +143,12 @@ const (
 // fail wraps err as an *Error for op on key, choosing the sentinel from the
 // S3 error code or the network failure.
 func (s *Store) fail(op string, kind opKind, key string, err error) error {
-	return &Error{Op: op, Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: classify(kind, err), Err: err}
+	return s.errorAs(op, key, classify(kind, err), err)
+}
+
+// errorAs wraps err as an *Error of kind (a sentinel) for op on key.
+func (s *Store) errorAs(op, key string, kind, err error) error {
+	return &Error{Op: op, Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: kind, Err: err}
 }
 
 func classify(kind opKind, err error) error {

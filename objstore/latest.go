@@ -35,7 +35,7 @@ func (s *Store) Latest(ctx context.Context, run string, warn func(string)) (*Che
 	}
 	m, err := s.Manifest(ctx, run)
 	below := uint64(math.MaxUint64)
-	var steps []uint64 // the checkpoint objects to fall back on, newest first, once listed
+	var noManifest error // the manifest's ErrNotFound, when it is missing
 	switch {
 	case err == nil:
 		ck, got, err := s.readCheckpoint(ctx, run, m.Key, m.SHA256, m.Step)
@@ -57,24 +57,22 @@ func (s *Store) Latest(ctx context.Context, run string, warn func(string)) (*Che
 		// lifecycle rule, or the first commit stopped between its two
 		// puts). Each object is whole and carries its sha256, so the
 		// newest valid one is resumed from, as with a corrupt manifest.
-		if steps, err = s.checkpointSteps(ctx, run, below); err != nil {
-			return nil, Manifest{}, err
-		}
-		if len(steps) == 0 {
-			return nil, Manifest{}, &Error{Op: "latest", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: manifestKey(run),
-				Kind: ErrNotFound, Err: fmt.Errorf("run %s has no committed checkpoint", run)}
-		}
-		warn(fmt.Sprintf("%v, but %d checkpoint objects are; resuming from the newest valid one", err, len(steps)))
+		noManifest = err
 	case errors.Is(err, ErrCorrupt):
 		warn(fmt.Sprintf("%v; falling back to the newest valid checkpoint", err))
 	default:
 		return nil, Manifest{}, err
 	}
 
-	if steps == nil {
-		if steps, err = s.checkpointSteps(ctx, run, below); err != nil {
-			return nil, Manifest{}, err
+	steps, err := s.checkpointSteps(ctx, run, below)
+	if err != nil {
+		return nil, Manifest{}, err
+	}
+	if noManifest != nil {
+		if len(steps) == 0 {
+			return nil, Manifest{}, s.errorAs("latest", manifestKey(run), ErrNotFound, fmt.Errorf("run %s has no committed checkpoint", run))
 		}
+		warn(fmt.Sprintf("%v, but %d checkpoint objects are; resuming from the newest valid one", noManifest, len(steps)))
 	}
 	for _, step := range steps {
 		key := CheckpointKey(run, step)
@@ -87,8 +85,7 @@ func (s *Store) Latest(ctx context.Context, run string, warn func(string)) (*Che
 		}
 		warn(fmt.Sprintf("%v; trying an older checkpoint", err))
 	}
-	return nil, Manifest{}, &Error{Op: "latest", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: checkpointsPrefix(run),
-		Kind: ErrCorrupt, Err: fmt.Errorf("run %s has no valid checkpoint left", run)}
+	return nil, Manifest{}, s.errorAs("latest", checkpointsPrefix(run), ErrCorrupt, fmt.Errorf("run %s has no valid checkpoint left", run))
 }
 
 func fallsBack(err error) bool {
@@ -112,7 +109,7 @@ func (s *Store) readCheckpoint(ctx context.Context, run, key, want string, step 
 	}
 	ck := new(Checkpoint)
 	if err := ck.UnmarshalBinary(data); errors.Is(err, ErrVersion) {
-		return nil, Manifest{}, &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: ErrVersion, Err: err}
+		return nil, Manifest{}, s.errorAs("get", key, ErrVersion, err)
 	} else if err != nil {
 		return nil, Manifest{}, s.corrupt(key, err)
 	}

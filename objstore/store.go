@@ -222,18 +222,15 @@ func (s *Store) get(ctx context.Context, key string) (object, error) {
 	if info.Size > 0 {
 		buf.Grow(int(info.Size))
 	}
-	cut := func(cause error) error {
-		return &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: ErrUnreachable,
-			Err: fmt.Errorf("the download ended after %d of %d bytes: %w", buf.Len(), info.Size, cause)}
+	_, err = io.Copy(&buf, rc)
+	if err == nil && info.Size >= 0 && int64(buf.Len()) != info.Size {
+		err = io.ErrUnexpectedEOF
 	}
-	if _, err := io.Copy(&buf, rc); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return object{}, cut(err)
-		}
-		return object{}, &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: classify(opRead, err), Err: err}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return object{}, s.errorAs("get", key, ErrUnreachable, fmt.Errorf("the download ended after %d of %d bytes: %w", buf.Len(), info.Size, err))
 	}
-	if info.Size >= 0 && int64(buf.Len()) != info.Size {
-		return object{}, cut(io.ErrUnexpectedEOF)
+	if err != nil {
+		return object{}, s.fail("get", opRead, key, err)
 	}
 	return object{data: buf.Bytes(), sha256: strings.ToLower(hdr.Get("X-Amz-Meta-" + metaSHA256))}, nil
 }
@@ -265,9 +262,7 @@ func short(h string) string {
 	return h
 }
 
-func (s *Store) corrupt(key string, err error) error {
-	return &Error{Op: "get", Endpoint: s.cfg.Endpoint, Bucket: s.cfg.Bucket, Key: key, Kind: ErrCorrupt, Err: err}
-}
+func (s *Store) corrupt(key string, err error) error { return s.errorAs("get", key, ErrCorrupt, err) }
 
 // list returns the keys under prefix, sorted. With delimiter "/" it returns
 // the immediate "subdirectories" (ending in "/") and objects.
