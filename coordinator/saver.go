@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/objstore"
 	"github.com/jettrain/jettrain/telemetry"
@@ -158,11 +159,10 @@ func (s *saver) commit(ctx context.Context, ck *objstore.Checkpoint) bool {
 // store whose policy denies deletes fails so at every checkpoint), debug
 // lines between.
 func (s *saver) afterCommitFailed(step uint64, err error) {
-	if !s.tidyWarned.IsZero() && time.Since(s.tidyWarned) < time.Minute {
+	if !pace.Due(&s.tidyWarned, time.Now(), time.Minute) {
 		s.log.Debug("coordinator: checkpoint committed; rewriting history.json or deleting older checkpoints failed again", "run", s.run, "step", step, "err", err)
 		return
 	}
-	s.tidyWarned = time.Now()
 	s.log.Warn("coordinator: checkpoint committed, but rewriting history.json or deleting older checkpoints failed; the next checkpoint tries again", "run", s.run, "step", step, "err", err)
 }
 
@@ -185,9 +185,8 @@ func (s *saver) retry(ctx context.Context, what string, op func() error) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		if warned.IsZero() || time.Since(warned) > time.Minute {
+		if pace.Due(&warned, time.Now(), time.Minute) {
 			s.log.Warn("coordinator: saving "+what+" failed; training goes on and the save is retried", "run", s.run, "err", err)
-			warned = time.Now()
 		} else {
 			// Every attempt shows at debug level; warnings stay one a minute.
 			s.log.Debug("coordinator: saving "+what+" failed again; retrying", "run", s.run, "in", backoff, "err", err)

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jettrain/jettrain/internal/handoff"
+	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -223,7 +224,7 @@ func (p *publishFailures) failed(now time.Time) (warn bool, unreported int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.streak++
-	if !due(&p.warned, now, publishWarnEvery) {
+	if !pace.Due(&p.warned, now, publishWarnEvery) {
 		p.unreported++
 		return false, 0
 	}
@@ -236,17 +237,7 @@ func (p *publishFailures) failed(now time.Time) (warn bool, unreported int) {
 func (p *publishFailures) report(now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return due(&p.reported, now, retryStoreAfter)
-}
-
-// due reports whether something last done at *last (never, if zero) is due
-// again at now, every apart, and if so records now as its last time.
-func due(last *time.Time, now time.Time, every time.Duration) bool {
-	if !last.IsZero() && now.Sub(*last) < every {
-		return false
-	}
-	*last = now
-	return true
+	return pace.Due(&p.reported, now, retryStoreAfter)
 }
 
 // stored ends a streak of failures: it returns its length (0 if there was

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jettrain/jettrain/internal/pace"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -42,7 +43,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		// this worker has no dataset for the run: warned of once a minute,
 		// noted at debug level otherwise.
 		log := w.opts.Log.Debug
-		if due(&w.outOfReach, time.Now(), time.Minute) {
+		if pace.Due(&w.outOfReach, time.Now(), time.Minute) {
 			log = w.opts.Log.Warn
 		}
 		log("worker: reading the task's run failed; task will be redelivered", "task", t.String(), "err", err)
