@@ -28,43 +28,46 @@ type fetcher struct {
 	cache string // <cache>/datasets/<name>/<digest>/<file>
 }
 
+// sharedCopy is what the coordinator shared of a run's dataset: ref, if
+// found; why there is none to use otherwise.
+type sharedCopy struct {
+	ref   protocol.DatasetRef
+	found bool
+	why   string
+}
+
 // sharedDataset looks up the description of run's dataset the coordinator
-// shared: found false when it shared none (a generated dataset, or a
-// coordinator that could not upload the files). losses bounds the lookup.
-func sharedDataset(ctx context.Context, losses *natsconn.Losses, kv jetstream.KeyValue, run string) (ref protocol.DatasetRef, found bool, err error) {
+// shared (it shares none of a generated dataset, nor when it could not
+// upload the files). Only a lookup the broker did not answer is an error
+// (errRunOutOfReach); losses bounds it.
+func sharedDataset(ctx context.Context, losses *natsconn.Losses, kv jetstream.KeyValue, run string) (sharedCopy, error) {
 	gctx, cancel := losses.Bound(ctx, lookupWait)
 	e, err := kv.Get(gctx, protocol.DatasetKey(run))
 	cancel()
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return ref, false, nil
+		return sharedCopy{why: "the coordinator shared no copy"}, nil
 	}
 	if err != nil {
-		return ref, false, fmt.Errorf("%w: whether the coordinator shared run %s's dataset: %w", errRunOutOfReach, run, err)
+		return sharedCopy{}, fmt.Errorf("%w: whether the coordinator shared run %s's dataset: %w", errRunOutOfReach, run, err)
 	}
+	var ref protocol.DatasetRef
 	if err := json.Unmarshal(e.Value(), &ref); err != nil || ref.Name != model.DatasetFashionMNIST {
-		return ref, false, errors.New("the shared copy's description is unusable")
+		return sharedCopy{why: "the shared copy's description is unusable"}, nil
 	}
 	if err := ref.Validate(); err != nil {
-		return ref, false, fmt.Errorf("the shared copy's description is unusable: %w", err)
+		return sharedCopy{why: fmt.Sprintf("the shared copy's description is unusable: %v", err)}, nil
 	}
-	return ref, true, nil
+	return sharedCopy{ref: ref, found: true}, nil
 }
 
-// dataset loads the run's dataset from the cache, fetching it first if
-// needed, and checks its digest. local is the error of the local load, kept
-// in the message when there is nothing to fetch. losses bounds the lookup
-// of the run's shared copy.
-func (f *fetcher) dataset(ctx context.Context, losses *natsconn.Losses, kv jetstream.KeyValue, run string, local error) (*model.Dataset, error) {
-	ref, found, err := sharedDataset(ctx, losses, kv, run)
-	if errors.Is(err, errRunOutOfReach) {
-		return nil, err
+// dataset loads the shared copy of a run's dataset from the cache,
+// fetching it first if needed, and checks its digest. local is the error of
+// the local load, kept in the message when there is nothing to fetch.
+func (f *fetcher) dataset(ctx context.Context, shared sharedCopy, local error) (*model.Dataset, error) {
+	if !shared.found {
+		return nil, fmt.Errorf("%w (and %s)", local, shared.why)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w (and %v)", local, err)
-	}
-	if !found {
-		return nil, fmt.Errorf("%w (and the coordinator shared no copy)", local)
-	}
+	ref := shared.ref
 	dir := filepath.Join(f.cache, "datasets", ref.Name, ref.Digest)
 	ds, err := model.LoadDataset(ref.Name, dir)
 	if err == nil && ds.Digest == ref.Digest {

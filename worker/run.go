@@ -88,23 +88,6 @@ func newRunCache(dataDir string, fetch *fetcher, nc *nats.Conn) *runCache {
 	return &runCache{dataDir: dataDir, fetch: fetch, nc: nc, bufs: newGradBuffers()}
 }
 
-// checkLocal checks a dataset loaded from this machine's files in dir
-// against the digest of the copy the coordinator shared for run, if it
-// shared one: other files that parse as well (an older download, another
-// dataset of the same shape) would give other gradients, and the run other
-// weights, with nothing to tell. A mismatch is an error; the worker then
-// fetches the run's copy where it can.
-func (c *runCache) checkLocal(ctx context.Context, kv jetstream.KeyValue, run, dir string, ds *model.Dataset) error {
-	ref, found, err := sharedDataset(ctx, c.losses, kv, run)
-	if errors.Is(err, errRunOutOfReach) {
-		return err
-	}
-	if err != nil || !found || ref.Digest == ds.Digest {
-		return nil // nothing to check against: the local copy is the run's as far as anyone can tell
-	}
-	return fmt.Errorf("worker: the %s files in %s have digest %s, run %s's have %s", ds.Name, dir, ds.Digest, run, ref.Digest)
-}
-
 func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (*run, error) {
 	for i, r := range c.runs {
 		if r.sig == sig {
@@ -141,20 +124,25 @@ func (c *runCache) get(ctx context.Context, kv jetstream.KeyValue, sig string) (
 	if f, ok := c.noData[sig]; ok && time.Since(f.at) < datasetRetry {
 		return nil, f.err
 	}
-	ds, err := model.LoadDataset(cfg.Dataset, dir)
-	if err == nil {
-		err = c.checkLocal(ctx, kv, sig, dir, ds)
+	// The copy the coordinator shared: local files must have its digest
+	// (other files that parse as well, an older download or another
+	// dataset of the same shape, would give other gradients, and the run
+	// other weights, with nothing to tell), and it is what a worker without
+	// them fetches.
+	var shared sharedCopy
+	if cfg.Dataset == model.DatasetFashionMNIST {
+		if shared, err = sharedDataset(ctx, c.losses, kv, sig); err != nil {
+			return nil, err
+		}
 	}
-	if errors.Is(err, errRunOutOfReach) {
-		return nil, err
+	ds, err := model.LoadDataset(cfg.Dataset, dir)
+	if err == nil && shared.found && ds.Digest != shared.ref.Digest {
+		err = fmt.Errorf("worker: the %s files in %s have digest %s, run %s's have %s", ds.Name, dir, ds.Digest, sig, shared.ref.Digest)
 	}
 	if err != nil && c.fetch != nil {
 		// No local copy, or not the run's: fetch the files the
 		// coordinator shared.
-		ds, err = c.fetch.dataset(ctx, c.losses, kv, sig, err)
-	}
-	if errors.Is(err, errRunOutOfReach) {
-		return nil, err
+		ds, err = c.fetch.dataset(ctx, shared, err)
 	}
 	if err != nil {
 		err = fmt.Errorf("%w for run %s: %w", errNoDataset, sig, err)
