@@ -77,7 +77,7 @@ var bucketSeq atomic.Int64
 func openStore(t testing.TB, bucket string) *objstore.Store {
 	t.Helper()
 	if bucket == "" {
-		bucket = fmt.Sprintf("t%d-%d", os.Getpid(), bucketSeq.Add(1))
+		bucket = freshBucket("")
 	}
 	st, err := objstore.Open(context.Background(), objstore.Config{Endpoint: s3URL, AccessKey: objstore.DefaultAccessKey, SecretKey: objstore.DefaultSecretKey, Bucket: bucket})
 	if err != nil {
@@ -643,16 +643,44 @@ func damageNewestCheckpoint(t *testing.T, st *objstore.Store, bucket string, cfg
 	if err != nil || len(steps) < 2 {
 		t.Fatalf("checkpoints %v: %v", steps, err)
 	}
+	key := objstore.CheckpointKey(cfg.Signature(), steps[0])
+	putRaw(t, bucket, key, "not a checkpoint")
+	return steps, key
+}
+
+// putRaw writes data under key in bucket of the test S3 server directly,
+// past objstore and its checks.
+func putRaw(t *testing.T, bucket, key, data string) {
+	t.Helper()
 	mc, err := minio.New(strings.TrimPrefix(s3URL, "http://"), &minio.Options{Creds: credentials.NewStaticV4(objstore.DefaultAccessKey, objstore.DefaultSecretKey, "")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := objstore.CheckpointKey(cfg.Signature(), steps[0])
-	junk := []byte("not a checkpoint")
-	if _, err := mc.PutObject(context.Background(), bucket, key, bytes.NewReader(junk), int64(len(junk)), minio.PutObjectOptions{}); err != nil {
+	if _, err := mc.PutObject(context.Background(), bucket, key, strings.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return steps, key
+}
+
+// freshBucket names a bucket no other test, or earlier run of a test
+// (-count), has used.
+func freshBucket(what string) string {
+	return fmt.Sprintf("t%d-%s%d", os.Getpid(), what, bucketSeq.Add(1))
+}
+
+// restartScene sets up a run of smallConfig to interrupt and restart: the
+// digest an uninterrupted run ends with, a server of its own, a fresh
+// bucket (named what plus a number) and two workers that serve both the
+// interrupted coordinator and the restarted one.
+func restartScene(t *testing.T, what string) (cfg config.Config, ref string, nc *nats.Conn, bucket string, st *objstore.Store) {
+	t.Helper()
+	cfg = smallConfig(t)
+	ref = referenceDigest(t, cfg)
+	srv := runNATS(t, t.TempDir())
+	nc = connect(t, srv.ClientURL())
+	bucket = freshBucket(what)
+	st = openStore(t, bucket)
+	newPool(t, srv.ClientURL()).add(2) // closed at the test's end
+	return cfg, ref, nc, bucket, st
 }
 
 // TestAnUncommittedNewerCheckpointIsReplayedNotRecomputed: a checkpoint
@@ -662,14 +690,7 @@ func damageNewestCheckpoint(t *testing.T, st *objstore.Store, bucket string, cfg
 // those steps in the coordinator, and ends with the weights of a run that
 // never stopped.
 func TestAnUncommittedNewerCheckpointIsReplayedNotRecomputed(t *testing.T) {
-	cfg := smallConfig(t)
-	ref := referenceDigest(t, cfg)
-	srv := runNATS(t, t.TempDir())
-	nc := connect(t, srv.ClientURL())
-	bucket := fmt.Sprintf("t%d-uncommitted-%d", os.Getpid(), bucketSeq.Add(1))
-	st := openStore(t, bucket)
-	p := newPool(t, srv.ClientURL())
-	p.add(2)
+	cfg, ref, nc, bucket, st := restartScene(t, "uncommitted-")
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := train(t, ctx, nc, st, cfg, Hooks{Saved: func(step uint64) {
 		if step >= 20 {
@@ -678,23 +699,12 @@ func TestAnUncommittedNewerCheckpointIsReplayedNotRecomputed(t *testing.T) {
 	}}); err == nil {
 		t.Fatal("the interrupted run reported success")
 	}
-	p.close()
 	man, err := st.Manifest(context.Background(), cfg.Signature())
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc, err := minio.New(strings.TrimPrefix(s3URL, "http://"), &minio.Options{Creds: credentials.NewStaticV4(objstore.DefaultAccessKey, objstore.DefaultSecretKey, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	junk := []byte("the bytes of a commit that never wrote its manifest")
-	if _, err := mc.PutObject(context.Background(), bucket, objstore.CheckpointKey(cfg.Signature(), man.Step+uint64(cfg.CheckpointEvery)), bytes.NewReader(junk), int64(len(junk)), minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	putRaw(t, bucket, objstore.CheckpointKey(cfg.Signature(), man.Step+uint64(cfg.CheckpointEvery)), "the bytes of a commit that never wrote its manifest")
 
-	p = newPool(t, srv.ClientURL())
-	p.add(2)
-	defer p.close()
 	res, logs := restart(t, nc, st, cfg)
 	if strings.Contains(logs, "recomputing") {
 		t.Fatalf("the restart recomputed steps the stream still holds:\n%s", logs)
@@ -767,14 +777,7 @@ func watchStatus(t *testing.T, js jetstream.JetStream, run string) func() []prot
 // longer holds their gradients), replays the stream from there, and ends
 // with the weights of an uninterrupted run.
 func TestCorruptNewestCheckpoint(t *testing.T) {
-	cfg := smallConfig(t)
-	ref := referenceDigest(t, cfg)
-	srv := runNATS(t, t.TempDir())
-	nc := connect(t, srv.ClientURL())
-	bucket := fmt.Sprintf("t%d-corrupt-%d", os.Getpid(), bucketSeq.Add(1)) // fresh per run of the test (-count)
-	st := openStore(t, bucket)
-	p := newPool(t, srv.ClientURL())
-	p.add(2)
+	cfg, ref, nc, bucket, st := restartScene(t, "corrupt-")
 
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -864,7 +867,7 @@ func TestCorruptFinalCheckpoint(t *testing.T) {
 	cfg := smallConfig(t, "epochs=1")
 	srv := runNATS(t, t.TempDir())
 	nc := connect(t, srv.ClientURL())
-	bucket := fmt.Sprintf("t%d-final-%d", os.Getpid(), bucketSeq.Add(1))
+	bucket := freshBucket("final-")
 	st := openStore(t, bucket)
 	p := newPool(t, srv.ClientURL())
 	p.add(1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -74,7 +73,7 @@ func storeBehindProxy(t *testing.T) (*faultproxy.Proxy, *objstore.Store) {
 	}
 	t.Cleanup(proxy.Close)
 	st, err := objstore.Open(context.Background(), objstore.Config{Endpoint: proxy.URL(), AccessKey: objstore.DefaultAccessKey,
-		SecretKey: objstore.DefaultSecretKey, Bucket: fmt.Sprintf("t%d-%d", os.Getpid(), bucketSeq.Add(1))})
+		SecretKey: objstore.DefaultSecretKey, Bucket: freshBucket("")})
 	if err != nil {
 		t.Fatal(err)
 	}
