@@ -195,6 +195,17 @@ func (p *pool) idle() time.Duration {
 	return d
 }
 
+// held is how many tasks the pool's workers hold, taken and not settled.
+func (p *pool) held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, w := range p.all {
+		n += w.Held()
+	}
+	return n
+}
+
 // tasks is how many tasks the pool's workers have completed.
 func (p *pool) tasks() uint64 {
 	p.mu.Lock()
@@ -271,6 +282,9 @@ func TestSameWeightsWithAnyNumberOfWorkers(t *testing.T) {
 		p.close()
 		if err != nil {
 			t.Fatalf("%d workers: %v", workers, err)
+		}
+		if n := p.held(); n != 0 {
+			t.Fatalf("%d workers: %d tasks still held once they stopped: each task taken must be acknowledged or handed back", workers, n)
 		}
 		if len(res.History) != cfg.Epochs {
 			t.Fatalf("%d workers: %d history entries", workers, len(res.History))

@@ -7,8 +7,11 @@
 // dataset and builds the network once per run, brings its replica of the
 // run to the weights version the task names, computes the gradient of the
 // shard's samples and publishes it with the run/step/shard message id,
-// acknowledging the task only once the gradient is stored. While computing
-// it reports progress with InProgress so a slow task is not redelivered.
+// acknowledging the task only once the gradient is stored. Every task it has
+// taken and not settled (see holdings) is reported in progress with
+// InProgress every third of the ack wait, so a slow task is not
+// redelivered; a worker whose tasks are slow keeps none waiting unseen in
+// its client (see handPace).
 //
 // The replica (weights and optimizer state) steps itself forward from the
 // gradients of each step — its own, and other workers', which arrive by

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"time"
@@ -32,9 +33,18 @@ var errFeedClosed = errors.New("worker: task feed closed")
 type taskFeed struct {
 	cons     jetstream.Consumer
 	nc       *nats.Conn
+	held     *holdings        // every task taken is recorded there
 	lost     chan nats.Status // the connection's RECONNECTING events
 	draining bool             // it asks for no more tasks; what it holds is taken before a new one opens
 	drainEnd time.Time        // when a new one opens anyway
+
+	// How the feed takes tasks: see handPace.
+	pace     handPace
+	queue    []jetstream.Msg // tasks taken out of an iterator on a switch, handed over first
+	busy     time.Duration   // the caller's time since the last task taken, waits left out
+	returned time.Time       // when next last returned
+	ctx      context.Context // ended by close: it ends a fetch under way
+	cancel   context.CancelFunc
 
 	mu     sync.Mutex // it and closed: close may come from another goroutine
 	it     jetstream.MessagesContext
@@ -42,22 +52,32 @@ type taskFeed struct {
 }
 
 // openFeed starts delivering cons's tasks over nc, prefetch of them at most
-// in hand.
-func openFeed(nc *nats.Conn, cons jetstream.Consumer) (*taskFeed, error) {
-	f := &taskFeed{cons: cons, nc: nc, lost: nc.StatusChanged(nats.RECONNECTING)}
+// in hand, and records every task taken in held. ackWait is the consumer's:
+// the feed keeps no hand while the caller's last prefetch tasks took longer
+// than a third of it (see handPace).
+func openFeed(nc *nats.Conn, cons jetstream.Consumer, held *holdings, ackWait time.Duration) (*taskFeed, error) {
+	f := &taskFeed{cons: cons, nc: nc, held: held, lost: nc.StatusChanged(nats.RECONNECTING),
+		pace: handPace{limit: ackWait / 3}}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
 	if err := f.open(); err != nil {
 		nc.RemoveStatusListener(f.lost)
+		f.cancel()
 		return nil, err
 	}
 	return f, nil
 }
 
-// open starts a new iterator, unless the feed is closed.
+// open starts a new iterator, unless the feed is closed or keeps no hand.
 func (f *taskFeed) open() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return jetstream.ErrMsgIteratorClosed
+	}
+	f.draining = false
+	if f.pace.single {
+		f.it = nil
+		return nil
 	}
 	it, err := f.cons.Messages(jetstream.PullMaxMessages(prefetch),
 		jetstream.PullThresholdMessages(prefetch-1), // each task taken asks for one more
@@ -65,17 +85,60 @@ func (f *taskFeed) open() error {
 	if err != nil {
 		return err
 	}
-	f.it, f.draining = it, false
+	f.it = it
 	return nil
 }
 
 // next returns the next task, waiting for it up to maxWait, or as long as
 // it takes when maxWait is 0. It returns errFeedClosed once the feed can
-// deliver no more, and another error when no task came in time.
+// deliver no more, and another error when no task came in time. The task
+// is recorded in the feed's holdings, and the time the caller spent since
+// the last one in its pace.
 func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
+	if !f.returned.IsZero() {
+		f.busy += time.Since(f.returned)
+	}
+	msg, err := f.take(maxWait)
+	f.returned = time.Now()
+	if err == nil {
+		f.held.take(msg)
+		if f.pace.took(f.busy) {
+			// A failure to open what the pace calls for shows at the
+			// next take.
+			_ = f.switchHands()
+		}
+		f.busy = 0
+	}
+	return msg, err
+}
+
+// restartClock has the time the caller spends on the task it holds count
+// from now on.
+func (f *taskFeed) restartClock() {
+	f.busy, f.returned = 0, time.Now()
+}
+
+// take is next without the bookkeeping.
+func (f *taskFeed) take(maxWait time.Duration) (jetstream.Msg, error) {
+	if len(f.queue) > 0 {
+		msg := f.queue[0]
+		f.queue = f.queue[1:]
+		return msg, nil
+	}
+	if f.pace.single {
+		return f.fetch(maxWait)
+	}
 	f.mu.Lock()
 	it := f.it
 	f.mu.Unlock()
+	if it == nil {
+		if err := f.open(); err != nil {
+			return nil, errors.Join(errFeedClosed, err)
+		}
+		f.mu.Lock()
+		it = f.it
+		f.mu.Unlock()
+	}
 	select {
 	case <-f.lost:
 		if !f.draining {
@@ -122,6 +185,99 @@ func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
 // (which then comes back after its ack wait).
 const drainBound = 5 * time.Second
 
+// switchHands takes every task the iterator holds, and what was on its way
+// to it, into the queue (recorded as held, so kept alive from now on), and
+// opens what the pace now calls for: an iterator, or none.
+func (f *taskFeed) switchHands() error {
+	f.mu.Lock()
+	it := f.it
+	f.mu.Unlock()
+	if it != nil {
+		it.Drain()
+		end := time.Now().Add(drainBound)
+		for time.Now().Before(end) {
+			msg, err := it.Next(jetstream.NextMaxWait(time.Until(end)))
+			if err != nil {
+				break
+			}
+			f.held.take(msg)
+			f.queue = append(f.queue, msg)
+		}
+		it.Stop()
+		f.held.keepNow() // they have waited since the hand was delivered
+		f.mu.Lock()
+		f.it = nil
+		f.mu.Unlock()
+	}
+	return f.open()
+}
+
+// fetch takes one task from the consumer when the feed keeps no hand: at
+// once when maxWait is under fetchFloor, or waiting up to maxWait, or as
+// long as it takes when maxWait is 0. A fetch asks the broker for exactly
+// one task, so none waits unseen in the client while the caller computes.
+func (f *taskFeed) fetch(maxWait time.Duration) (jetstream.Msg, error) {
+	select {
+	case <-f.lost: // no hand to mend: the next fetch asks anew
+	default:
+	}
+	if maxWait > 0 && maxWait < fetchFloor {
+		batch, err := f.cons.FetchNoWait(1)
+		if err != nil {
+			return nil, f.fetchFailed(err)
+		}
+		if msg := <-batch.Messages(); msg != nil {
+			return msg, nil
+		}
+		if err := batch.Error(); err != nil {
+			return nil, f.fetchFailed(err)
+		}
+		return nil, nats.ErrTimeout
+	}
+	for {
+		wait := maxWait
+		if wait == 0 {
+			wait = fetchWait
+		}
+		ctx, cancel := context.WithTimeout(f.ctx, wait)
+		msg, err := f.cons.Next(jetstream.FetchContext(ctx))
+		cancel()
+		if err == nil {
+			return msg, nil
+		}
+		if err = f.fetchFailed(err); maxWait > 0 || errors.Is(err, errFeedClosed) {
+			return nil, err
+		}
+		if !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			// The broker is away (reconnecting): ask again shortly.
+			select {
+			case <-f.ctx.Done():
+			case <-time.After(fetchRetry):
+			}
+		}
+	}
+}
+
+// fetchFailed is errFeedClosed joined to err once the feed is closed or its
+// connection is, and err otherwise.
+func (f *taskFeed) fetchFailed(err error) error {
+	if f.ctx.Err() != nil || f.nc.IsClosed() {
+		return errors.Join(errFeedClosed, err)
+	}
+	return err
+}
+
+const (
+	// fetchFloor is the shortest wait a fetch waits out at the broker;
+	// shorter ones ask only for a task the broker has at once.
+	fetchFloor = 50 * time.Millisecond
+	// fetchWait is how long one fetch waits when the caller would wait
+	// for ever: the next fetch asks again.
+	fetchWait = 5 * time.Second
+	// fetchRetry is the pause before a fetch that failed is asked again.
+	fetchRetry = 100 * time.Millisecond
+)
+
 // close stops the deliveries; the tasks in hand the loop did not take go
 // back to the broker once their ack wait ends.
 // It may be called from any goroutine, more than once.
@@ -132,6 +288,52 @@ func (f *taskFeed) close() {
 		return
 	}
 	f.closed = true
-	f.it.Stop()
+	f.cancel()
+	if f.it != nil {
+		f.it.Stop()
+	}
 	f.nc.RemoveStatusListener(f.lost)
+}
+
+// handPace chooses how a worker's feed takes tasks from the time its
+// worker spends on each (busy: from one task taken to the next, waits for
+// tasks left out). A hand of prefetch tasks waits in the client while the
+// worker computes; the last of a hand waits for all the others, and the
+// broker redelivers a task not acknowledged within the consumer's ack wait
+// (the keeper reaches only the tasks taken: see holdings). So while the
+// last prefetch tasks took longer together than limit, a third of the ack
+// wait, the feed keeps no hand: it fetches each task when it is wanted, a
+// round trip per task (about a millisecond, next to tasks of 0.4 s or more
+// each under the default ten-second ack wait). It keeps a hand again once
+// the last prefetch tasks took under half the limit together. One long
+// wait (a stall of the run) among quick tasks does not count against the
+// hand: the tasks behind it are quick.
+type handPace struct {
+	limit  time.Duration // 0: a hand always
+	single bool          // no hand: a fetch per task
+	recent [prefetch]time.Duration
+	next   int           // where the next task's time goes in recent
+	sum    time.Duration // of recent
+	last   time.Duration // the last task's time, for the worker's log
+}
+
+// took records a task that took busy, and reports whether the feed is to
+// switch.
+func (p *handPace) took(busy time.Duration) bool {
+	p.last = busy
+	if p.limit <= 0 {
+		return false
+	}
+	p.sum += busy - p.recent[p.next]
+	p.recent[p.next] = busy
+	p.next = (p.next + 1) % len(p.recent)
+	switch {
+	case !p.single && p.sum > p.limit:
+		p.single = true
+		return true
+	case p.single && p.sum < p.limit/2:
+		p.single = false
+		return true
+	}
+	return false
 }

@@ -86,6 +86,12 @@ type restartable struct {
 
 func startRestartable(t *testing.T) *restartable {
 	t.Helper()
+	return startBroker(t, time.Minute)
+}
+
+// startBroker is startRestartable with the task consumer's ack wait.
+func startBroker(t *testing.T, ackWait time.Duration) *restartable {
+	t.Helper()
 	port, err := freeport.Stable()
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +104,7 @@ func startRestartable(t *testing.T) *restartable {
 	t.Cleanup(b.nc.Close)
 	b.js, _ = jetstream.New(b.nc)
 	ctx := context.Background()
-	if err := protocol.Ensure(ctx, b.js, 1, time.Minute); err != nil {
+	if err := protocol.Ensure(ctx, b.js, 1, ackWait); err != nil {
 		t.Fatal(err)
 	}
 	if b.cons, err = b.js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer); err != nil {
@@ -129,7 +135,7 @@ func (b *restartable) publish(t *testing.T, from, to int) {
 
 func (b *restartable) feed(t *testing.T) *taskFeed {
 	t.Helper()
-	feed, err := openFeed(b.nc, b.cons)
+	feed, err := openFeed(b.nc, b.cons, newHoldings(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,6 +110,7 @@ func (w *Worker) publishOne(o outgoing) {
 			if h.msg == nil {
 				continue // a shard computed without its task (serveMissing)
 			}
+			w.held.settle(h.msg)
 			if err := h.msg.Ack(); err != nil {
 				w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", h.task.String(), "err", err)
 			}
@@ -169,7 +170,7 @@ func (w *Worker) publishFailed(tasks []heldTask, err error) {
 		delay = retryStoreAfter
 		w.reportRefusal(f)
 	}
-	handBack(tasks, delay)
+	w.handBack(tasks, delay)
 	if warn, unreported := w.pubFails.failed(time.Now()); warn {
 		w.opts.Log.Warn("worker: publishing a gradient failed; its tasks will be redelivered"+w.unstoredHint(err), "worker", w.opts.ID,
 			"task", tasks[0].task.String(), "tasks", len(tasks), "failed_since_last_warning", unreported, "err", err)
@@ -264,9 +265,10 @@ const retryStoreAfter = time.Second
 
 // handBack returns tasks for redelivery after delay (0: at once; a Nak
 // without a delay is what NakWithDelay sends for 0).
-func handBack(tasks []heldTask, delay time.Duration) {
+func (w *Worker) handBack(tasks []heldTask, delay time.Duration) {
 	for _, h := range tasks {
 		if h.msg != nil {
+			w.held.settle(h.msg)
 			_ = h.msg.NakWithDelay(delay)
 		}
 	}

@@ -348,7 +348,7 @@ func TestShardsOfAStepTheReplicaLeftGoBack(t *testing.T) {
 			msg := fetchTask()
 
 			logs := new(syncbuf.Buffer)
-			w := &Worker{opts: Options{ID: "w", Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}}
+			w := &Worker{opts: Options{ID: "w", Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, held: newHoldings()}
 			if failing {
 				w.pubFails.failed(time.Now())
 			}

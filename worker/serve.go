@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,6 +29,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	var redelivered int64
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
 		redelivered = int64(md.NumDelivered - 1)
+		w.again.Add(1)
 		w.metrics.TasksRedelivered.Add(ctx, 1, w.idAttr)
 	}
 	ctx, span := w.tr.Start(telemetry.Extract(ctx, msg.Headers()), telemetry.SpanTask, trace.WithAttributes(
@@ -37,7 +37,12 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		attribute.Int(telemetry.AttrEpoch, int(t.Epoch)), attribute.Int(telemetry.AttrShard, int(t.Shard)),
 		attribute.String(telemetry.AttrWorker, w.opts.ID), attribute.Int64(telemetry.AttrRedelivery, redelivered)))
 	defer span.End()
+	loaded := w.runs.loaded.Load()
 	run, err := w.runs.get(ctx, w.kv, t.Run)
+	if w.runs.loaded.Load() != loaded && w.feed != nil {
+		// Setting a run up is no measure of how long its tasks take.
+		w.feed.restartClock()
+	}
 	if delay, ok := handBackDelay(err, redelivered); ok {
 		// Every task in hand meets it while the broker is away, or while
 		// this worker has no dataset for the run: warned of once a minute,
@@ -47,6 +52,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 			log = w.opts.Log.Warn
 		}
 		log("worker: reading the task's run failed; task will be redelivered", "task", t.String(), "err", err)
+		w.held.settle(msg)
 		_ = msg.NakWithDelay(delay)
 		return
 	}
@@ -59,25 +65,24 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	run.note(&t)
-	stop := keepAlive(msg, w.ackEvery)
 	_, fetch := w.tr.Start(ctx, telemetry.SpanTaskFetch)
 	err = run.prepare(ctx, w.streams, w.versions, t.Step, func(step uint64, waited time.Duration) {
 		w.idle(ctx, run, step, waited)
 	})
 	fetch.End()
 	if errors.Is(err, errStale) {
-		stop()
 		w.opts.Log.Debug("worker: dropping a stale task", "task", t.String(), "err", err)
+		w.held.settle(msg)
 		_ = msg.Term()
 		return
 	}
 	if err != nil {
-		stop()
 		if errors.Is(err, errNotYet) {
 			w.opts.Log.Debug("worker: handing a task back", "task", t.String(), "err", err)
 		} else {
 			w.opts.Log.Warn("worker: preparing the weights failed; task will be redelivered", "task", t.String(), "err", err)
 		}
+		w.held.settle(msg)
 		_ = msg.NakWithDelay(notYetDelay)
 		return
 	}
@@ -85,7 +90,6 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	_, compute := w.tr.Start(ctx, telemetry.SpanTaskCompute)
 	g, prefix, err := run.gradient(&t)
 	compute.End()
-	stop()
 	if err != nil {
 		w.reject(msg, "gradient failed", err)
 		return
@@ -217,11 +221,19 @@ func (w *Worker) inHand() (jetstream.Msg, bool) {
 // as idle (Idle and the WorkerIdle metric).
 func (w *Worker) next(maxWait time.Duration) (jetstream.Msg, error) {
 	start := time.Now()
+	single := w.feed.pace.single
 	msg, err := w.feed.next(maxWait)
 	if !errors.Is(err, errFeedClosed) {
 		waited := time.Since(start)
 		w.waited.Add(int64(waited))
 		w.metrics.WorkerIdle.Add(context.Background(), waited.Seconds(), w.idAttr)
+	}
+	switch p := &w.feed.pace; {
+	case p.single && !single:
+		w.opts.Log.Info("worker: a task took longer than a hand of tasks may wait under the ack wait; taking tasks one at a time",
+			"worker", w.opts.ID, "took", p.last, "limit", p.limit)
+	case single && !p.single:
+		w.opts.Log.Info("worker: tasks are quick again; keeping a hand of them", "worker", w.opts.ID, "hand", prefetch)
 	}
 	return msg, err
 }
@@ -248,7 +260,7 @@ func (w *Worker) flush() {
 			log = w.opts.Log.Debug
 		}
 		log("worker: the replica moved on before its shards were sent; their tasks will be redelivered", "task", first.String(), "tasks", len(tasks))
-		handBack(tasks, 0)
+		w.handBack(tasks, 0)
 		return
 	}
 	g := &protocol.Grad{Run: first.Run, Step: first.Step, Shard: 0, Worker: w.opts.ID, Weights: rp.check,
@@ -296,30 +308,6 @@ func (w *Worker) reject(msg jetstream.Msg, what string, err error) {
 		where = fmt.Sprintf(" (stream %s seq %d)", md.Stream, md.Sequence.Stream)
 	}
 	w.opts.Log.Warn("worker: dropping "+what+" on "+msg.Subject()+where, "err", err)
+	w.held.settle(msg)
 	_ = msg.Term()
-}
-
-// keepAlive tells the server every interval that msg is still being worked
-// on, until the returned stop is called. stop does not wait for a tick
-// under way, but no tick arms the next once stop has been called.
-func keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
-	var mu sync.Mutex
-	stopped := false
-	var t *time.Timer
-	mu.Lock()
-	defer mu.Unlock()
-	t = time.AfterFunc(every, func() {
-		_ = msg.InProgress()
-		mu.Lock()
-		defer mu.Unlock()
-		if !stopped {
-			t.Reset(every)
-		}
-	})
-	return func() {
-		mu.Lock()
-		defer mu.Unlock()
-		stopped = true
-		t.Stop()
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -149,38 +148,6 @@ func handled(t *testing.T, js jetstream.JetStream, cons jetstream.Consumer) (kep
 		t.Fatal(err)
 	}
 	return info.State.Msgs > 0
-}
-
-// progressMsg is a task message that reports each InProgress on calls;
-// the first waits for release.
-type progressMsg struct {
-	jetstream.Msg
-	calls   chan struct{}
-	release chan struct{}
-	first   sync.Once
-}
-
-func (m *progressMsg) InProgress() error {
-	m.calls <- struct{}{}
-	m.first.Do(func() { <-m.release })
-	return nil
-}
-
-// TestKeepAliveStopsWhileATickIsUnderWay: stopping the keepalive while a
-// tick is telling the server the task is in progress lets that tick end,
-// and no tick follows. Before, the tick armed the next one after stop,
-// and the keepalive ran for the life of the process.
-func TestKeepAliveStopsWhileATickIsUnderWay(t *testing.T) {
-	m := &progressMsg{calls: make(chan struct{}, 16), release: make(chan struct{})}
-	stop := keepAlive(m, time.Millisecond)
-	<-m.calls // a tick is under way
-	stop()
-	close(m.release)
-	select {
-	case <-m.calls:
-		t.Fatal("the keepalive ticked after it was stopped")
-	case <-time.After(50 * time.Millisecond): // fifty intervals, for a tick that should not come
-	}
 }
 
 // TestATaskOfARunLargerThanItsDatasetIsDropped: a run whose batch is larger

@@ -86,9 +86,11 @@ type Worker struct {
 	js       jetstream.JetStream
 	runs     *runCache
 	done     atomic.Uint64
-	waited   atomic.Int64 // nanoseconds spent waiting for a task
-	last     lastTask     // the newest task completed, for reports
-	ackEvery time.Duration
+	again    atomic.Uint64 // tasks received that had been delivered before
+	waited   atomic.Int64  // nanoseconds spent waiting for a task
+	last     lastTask      // the newest task completed, for reports
+	ackWait  atomic.Int64  // the task consumer's ack wait, once found (nanoseconds)
+	held     *holdings     // tasks taken and not settled, kept alive
 	tr       trace.Tracer
 	metrics  *telemetry.Metrics
 	idAttr   metric.MeasurementOption
@@ -125,7 +127,8 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	}
 	runs := newRunCache(opts.DataDir, fetch, nc)
 	runs.peers, runs.worker = opts.Peers, opts.ID
-	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), bufs: runs.bufs}
+	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), bufs: runs.bufs, held: newHoldings()}
+	w.ackWait.Store(int64(defaultAckWait))
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
 		w.tr = opts.Telemetry.Tracer()
@@ -145,6 +148,11 @@ func (w *Worker) ID() string { return w.opts.ID }
 
 // Tasks is the number of tasks this worker has completed.
 func (w *Worker) Tasks() uint64 { return w.done.Load() }
+
+// Redelivered is how many of the tasks this worker received had been
+// delivered before: to a worker that died or gave them back, or to one that
+// held them past the consumer's ack wait without a word.
+func (w *Worker) Redelivered() uint64 { return w.again.Load() }
 
 // Idle is the time the worker has waited for its next task: with tasks
 // handed out ahead, close to zero but at a stall of the coordinator (an
@@ -172,6 +180,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer sub.Unsubscribe()
 	defer w.runs.close()
 	go w.heartbeat(ctx)
+	keeping, stopKeeping := context.WithCancel(context.Background())
+	defer stopKeeping() // after the last publish's ack: deferred before inflight.Wait
+	go w.held.keep(keeping, func() time.Duration { return time.Duration(w.ackWait.Load()) / 3 })
 	if w.opts.ReportEvery > 0 {
 		go w.report(ctx, w.opts.ReportEvery)
 	}
@@ -194,10 +205,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		if w.streams, err = w.lookupStreams(ctx); err != nil {
 			continue
 		}
-		w.ackEvery = time.Second
+		ackWait := defaultAckWait
 		if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
-			w.ackEvery = info.Config.AckWait / 3
+			ackWait = info.Config.AckWait
 		}
+		w.ackWait.Store(int64(ackWait))
 		if !ready {
 			w.opts.Log.Info("worker ready", "worker", w.opts.ID)
 		}
@@ -219,7 +231,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // worker hoard the shards that others could compute, and leave more tasks
 // behind when it dies.
 func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue) {
-	feed, err := openFeed(w.nc, cons)
+	feed, err := openFeed(w.nc, cons, w.held, time.Duration(w.ackWait.Load()))
 	if err != nil {
 		return
 	}
@@ -231,9 +243,11 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 		if len(w.pending) > 0 {
 			w.flush()
 		}
-		for _, msg := range w.stash {
+		for _, msg := range append(w.stash, feed.queue...) {
+			w.held.settle(msg)
 			_ = msg.Nak()
 		}
+		feed.queue = nil
 		w.stash, w.feed = nil, nil
 	}()
 	for ctx.Err() == nil {
@@ -320,6 +334,7 @@ func (w *Worker) idle(ctx context.Context, r *run, step uint64, waited time.Dura
 		w.stash = append(w.stash, msg)
 		if len(w.stash) > 2*shards {
 			i := latestTask(w.stash, run)
+			w.held.settle(w.stash[i])
 			_ = w.stash[i].NakWithDelay(giveBackDelay)
 			w.stash = slices.Delete(w.stash, i, i+1)
 			gaveBack++
@@ -408,6 +423,14 @@ func (w *Worker) heartbeat(ctx context.Context) {
 		}
 	}
 }
+
+// defaultAckWait is the consumer's ack wait assumed until its own is known.
+const defaultAckWait = 3 * time.Second
+
+// Held is how many tasks the worker has taken and not settled: computing
+// them, holding them for later, or waiting for their gradients to be
+// stored. They are kept alive with the broker however long they stay.
+func (w *Worker) Held() int { return w.held.len() }
 
 // publishTimeout bounds the wait for a gradient's ack; after it the task is
 // handed back for redelivery (a stored duplicate is dropped by message id).

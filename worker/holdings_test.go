@@ -1,0 +1,144 @@
+package worker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/internal/syncbuf"
+)
+
+// TestHeldTasksAreNotRedelivered holds a task for five ack waits under a
+// keeper: the broker must not deliver it again meanwhile. Once settled
+// (here without an answer), the keeper lets it go and it comes back.
+func TestHeldTasksAreNotRedelivered(t *testing.T) {
+	const ackWait = 300 * time.Millisecond
+	b := startBroker(t, ackWait)
+	b.publish(t, 0, 1)
+	held := newHoldings()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go held.keep(ctx, func() time.Duration { return ackWait / 3 })
+
+	msg, err := b.cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.take(msg)
+	if again, err := b.cons.Next(jetstream.FetchMaxWait(5 * ackWait)); err == nil {
+		md, _ := again.Metadata()
+		t.Fatalf("a held task was delivered again (delivery %d)", md.NumDelivered)
+	}
+	held.settle(msg)
+	if held.len() != 0 {
+		t.Fatalf("%d tasks held after the only one was settled", held.len())
+	}
+	again, err := b.cons.Next(jetstream.FetchMaxWait(5 * ackWait))
+	if err != nil {
+		t.Fatalf("a settled task the worker never answered did not come back: %v", err)
+	}
+	if md, _ := again.Metadata(); md.NumDelivered != 2 || string(again.Data()) != "0" {
+		t.Fatalf("got task %s on delivery %d, want task 0 again", again.Data(), md.NumDelivered)
+	}
+}
+
+// TestAFeedOfSlowTasksKeepsNoHand: once its caller takes longer over a
+// task than its pace allows, a feed takes what its iterator holds into
+// its holdings and fetches each task when it is asked for, so that the
+// broker has delivered no more than the caller holds; after a run of
+// quick tasks it keeps a hand again. No task is lost or delivered twice
+// on the way.
+func TestAFeedOfSlowTasksKeepsNoHand(t *testing.T) {
+	b := startBroker(t, time.Minute)
+	const tasks = 5 * prefetch
+	b.publish(t, 0, tasks)
+	held := newHoldings()
+	feed, err := openFeed(b.nc, b.cons, held, 10*time.Second) // a hand may take 10 s / 3
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(feed.close)
+	got := taker(t, feed, tasks)
+	deadline := time.Now().Add(20 * time.Second)
+	got.take(t, deadline)
+	poll(t, &syncbuf.Buffer{}, "the rest of a hand delivered", func() bool { return b.inHand(t) == prefetch-1 })
+
+	// The caller spends four seconds on the first task: more than a third
+	// of the feed's ack wait, which a whole hand may take.
+	feed.returned = feed.returned.Add(-4 * time.Second)
+	got.take(t, deadline)
+	if !feed.pace.single {
+		t.Fatal("the feed still keeps a hand after a task that took four seconds")
+	}
+	// What the iterator held (and the one it asked for at the first take)
+	// moved into the feed's queue, held and kept alive.
+	if n := len(feed.queue); n < prefetch-2 {
+		t.Fatalf("%d tasks in the feed's queue after the switch, want the iterator's %d or more", n, prefetch-2)
+	}
+	for len(feed.queue) > 0 {
+		got.take(t, deadline)
+	}
+	// Now each task is fetched when asked for: the broker has delivered
+	// only the one taken (the others are acked).
+	for range 3 {
+		feed.returned = feed.returned.Add(-2 * time.Second)
+		got.take(t, deadline)
+		if n := b.inHand(t); n != 0 {
+			t.Fatalf("%d tasks delivered and not acked, with none held: the feed keeps a hand", n)
+		}
+	}
+	// Quick tasks bring the hand back.
+	for i := 0; i < prefetch; i++ {
+		got.take(t, deadline)
+	}
+	if feed.pace.single {
+		t.Fatalf("no hand after %d quick tasks", prefetch)
+	}
+	got.take(t, deadline) // the new iterator asks for a hand at its first take
+	poll(t, &syncbuf.Buffer{}, "a hand delivered again", func() bool { return b.inHand(t) >= prefetch-1 })
+	for len(got.seen) < tasks {
+		got.take(t, deadline)
+	}
+}
+
+// TestHandPace: a hand goes once the last prefetch tasks took longer than
+// the limit together, and comes back once they took under half of it. A
+// lone long task among quick ones keeps the hand.
+func TestHandPace(t *testing.T) {
+	const limit = 800 * time.Millisecond
+	p := handPace{limit: limit}
+	if p.took(limit-10*time.Millisecond) || p.single {
+		t.Fatal("a task of nearly the whole limit, alone, took the hand away")
+	}
+	for i := 0; i < prefetch-1; i++ {
+		if p.took(time.Millisecond) {
+			t.Fatalf("quick tasks after one long one took the hand away (task %d)", i+1)
+		}
+	}
+	// The long task is out of the window now: a hand of 100 ms tasks is
+	// 800 ms, at the limit, and one more pushes it over.
+	for i := 0; i < prefetch; i++ {
+		if p.took(100 * time.Millisecond) {
+			t.Fatalf("a hand at the limit took the hand away (task %d)", i+1)
+		}
+	}
+	if !p.took(101*time.Millisecond) || !p.single {
+		t.Fatal("a hand over the limit left the hand")
+	}
+	// Back once the window holds under half the limit: 8 tasks of 49 ms
+	// are 392 ms.
+	for i := 0; i < prefetch-1; i++ {
+		if p.took(49 * time.Millisecond) {
+			t.Fatalf("the hand came back with %d quick tasks in the window", i+1)
+		}
+	}
+	if !p.took(49*time.Millisecond) || p.single {
+		t.Fatalf("no hand with %d quick tasks in the window", prefetch)
+	}
+	never := handPace{}
+	if never.took(time.Hour) || never.single {
+		t.Fatal("a pace with no limit switched")
+	}
+}
