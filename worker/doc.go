@@ -30,7 +30,8 @@
 //
 // The task loop never waits on the network between shards: gradients go out
 // from a publisher goroutine in the order they were computed, the next task
-// is prefetched. A worker that computed shards 0..k of a step itself
+// is prefetched (but for tasks so slow that a hand of them would outlast the
+// ack wait: those are fetched one at a time, see handPace). A worker that computed shards 0..k of a step itself
 // sends them as one gradient (their sum), which is a quarter of the bytes
 // when one worker serves a run of four shards: between two shards it waits
 // a moment for the next task, longer while its inbox hears no other worker

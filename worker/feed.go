@@ -39,12 +39,14 @@ type taskFeed struct {
 	drainEnd time.Time        // when a new one opens anyway
 
 	// How the feed takes tasks: see handPace.
-	pace     handPace
-	queue    []jetstream.Msg // tasks taken out of an iterator on a switch, handed over first
-	busy     time.Duration   // the caller's time since the last task taken, waits left out
-	returned time.Time       // when next last returned
-	ctx      context.Context // ended by close: it ends a fetch under way
-	cancel   context.CancelFunc
+	pace  handPace
+	queue []jetstream.Msg // tasks taken out of an iterator on a switch, handed over first
+	busy  time.Duration   // the caller's time since the last task taken, waits left out
+	// discounted: the task the caller holds is not to count in the pace.
+	discounted bool
+	returned   time.Time       // when next last returned
+	ctx        context.Context // ended by close: it ends a fetch under way
+	cancel     context.CancelFunc
 
 	mu     sync.Mutex // it and closed: close may come from another goroutine
 	it     jetstream.MessagesContext
@@ -99,16 +101,19 @@ func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
 		f.busy += time.Since(f.returned)
 	}
 	msg, err := f.take(maxWait)
-	f.returned = time.Now()
 	if err == nil {
 		f.held.take(msg)
-		if f.pace.took(f.busy) {
+		switch {
+		case f.discounted:
+			f.discounted = false // the caller's time went to no task's work
+		case f.pace.took(f.busy):
 			// A failure to open what the pace calls for shows at the
 			// next take.
 			_ = f.switchHands()
 		}
 		f.busy = 0
 	}
+	f.returned = time.Now()
 	return msg, err
 }
 
@@ -117,6 +122,12 @@ func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
 func (f *taskFeed) restartClock() {
 	f.busy, f.returned = 0, time.Now()
 }
+
+// discount leaves the task the caller holds out of the pace: it handed it
+// back, or dropped it, without computing it. Those take a moment each, and
+// a run of them (after a recovery, or before a run's first snapshot) would
+// bring a hand back while the tasks that are computed are slow.
+func (f *taskFeed) discount() { f.discounted = true }
 
 // take is next without the bookkeeping.
 func (f *taskFeed) take(maxWait time.Duration) (jetstream.Msg, error) {
@@ -196,7 +207,10 @@ func (f *taskFeed) switchHands() error {
 		it.Drain()
 		end := time.Now().Add(drainBound)
 		for time.Now().Before(end) {
-			msg, err := it.Next(jetstream.NextMaxWait(time.Until(end)))
+			msg, err := it.Next(jetstream.NextMaxWait(max(time.Until(end), time.Millisecond)))
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				continue // a heartbeat missed before the drain: the rest still comes
+			}
 			if err != nil {
 				break
 			}
@@ -212,35 +226,37 @@ func (f *taskFeed) switchHands() error {
 	return f.open()
 }
 
-// fetch takes one task from the consumer when the feed keeps no hand: at
-// once when maxWait is under fetchFloor, or waiting up to maxWait, or as
-// long as it takes when maxWait is 0. A fetch asks the broker for exactly
-// one task, so none waits unseen in the client while the caller computes.
+// fetch takes one task from the consumer when the feed keeps no hand,
+// waiting up to maxWait, or as long as it takes when maxWait is 0. A fetch
+// asks the broker for exactly one task, so none waits unseen in the client
+// while the caller computes. A wait under fetchFloor (a look at what is in
+// hand, between two shards or while a replica waits) finds nothing: no
+// task is in hand, and a fetch for each look would take tasks other
+// workers could compute.
 func (f *taskFeed) fetch(maxWait time.Duration) (jetstream.Msg, error) {
 	select {
 	case <-f.lost: // no hand to mend: the next fetch asks anew
 	default:
 	}
 	if maxWait > 0 && maxWait < fetchFloor {
-		batch, err := f.cons.FetchNoWait(1)
-		if err != nil {
-			return nil, f.fetchFailed(err)
-		}
-		if msg := <-batch.Messages(); msg != nil {
-			return msg, nil
-		}
-		if err := batch.Error(); err != nil {
-			return nil, f.fetchFailed(err)
-		}
 		return nil, nats.ErrTimeout
 	}
 	for {
+		if f.ctx.Err() != nil {
+			return nil, errors.Join(errFeedClosed, f.ctx.Err())
+		}
 		wait := maxWait
 		if wait == 0 {
 			wait = fetchWait
 		}
+		opts := []jetstream.FetchOpt{}
+		if wait >= fetchWait {
+			// A fetch whose server went away (a reconnect to another)
+			// ends at its missed heartbeats, not at its expiry.
+			opts = append(opts, jetstream.FetchHeartbeat(time.Second))
+		}
 		ctx, cancel := context.WithTimeout(f.ctx, wait)
-		msg, err := f.cons.Next(jetstream.FetchContext(ctx))
+		msg, err := f.cons.Next(append(opts, jetstream.FetchContext(ctx))...)
 		cancel()
 		if err == nil {
 			return msg, nil
@@ -249,13 +265,27 @@ func (f *taskFeed) fetch(maxWait time.Duration) (jetstream.Msg, error) {
 			return nil, err
 		}
 		if !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			// The broker is away (reconnecting): ask again shortly.
+			// The broker is away (reconnecting), or the consumer is gone:
+			// the worker looks it up again then, as when an iterator
+			// ends.
+			if f.consumerGone() {
+				return nil, errors.Join(errFeedClosed, err)
+			}
 			select {
 			case <-f.ctx.Done():
 			case <-time.After(fetchRetry):
 			}
 		}
 	}
+}
+
+// consumerGone reports whether the broker says the feed's consumer no
+// longer exists.
+func (f *taskFeed) consumerGone() bool {
+	ctx, cancel := context.WithTimeout(f.ctx, fetchRetry)
+	defer cancel()
+	_, err := f.cons.Info(ctx)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted)
 }
 
 // fetchFailed is errFeedClosed joined to err once the feed is closed or its
@@ -268,8 +298,8 @@ func (f *taskFeed) fetchFailed(err error) error {
 }
 
 const (
-	// fetchFloor is the shortest wait a fetch waits out at the broker;
-	// shorter ones ask only for a task the broker has at once.
+	// fetchFloor is the shortest wait a fetch is asked for; shorter ones
+	// only look at what is in hand.
 	fetchFloor = 50 * time.Millisecond
 	// fetchWait is how long one fetch waits when the caller would wait
 	// for ever: the next fetch asks again.
@@ -305,9 +335,11 @@ func (f *taskFeed) close() {
 // wait, the feed keeps no hand: it fetches each task when it is wanted, a
 // round trip per task (about a millisecond, next to tasks of 0.4 s or more
 // each under the default ten-second ack wait). It keeps a hand again once
-// the last prefetch tasks took under half the limit together. One long
-// wait (a stall of the run) among quick tasks does not count against the
-// hand: the tasks behind it are quick.
+// the last prefetch tasks took under half the limit together. A single
+// long task (or wait in one, for a stalled run) among quick ones keeps the
+// hand while it is under the limit: the tasks waiting behind it are quick.
+// Tasks handed back or dropped without being computed are left out
+// (taskFeed.discount).
 type handPace struct {
 	limit  time.Duration // 0: a hand always
 	single bool          // no hand: a fetch per task

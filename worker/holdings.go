@@ -82,6 +82,11 @@ func (h *holdings) keep(ctx context.Context, period func() time.Duration) {
 		case <-h.nudge:
 			t.Stop()
 		}
+		// Each is sent under the lock, if still held: a task settled
+		// meanwhile may have been handed back with a delay, which an
+		// InProgress after it would cancel (the broker would then wait a
+		// whole ack wait). A publish only queues the message, so the
+		// InProgress goes before the hand-back, on the same connection.
 		held = held[:0]
 		h.mu.Lock()
 		for msg := range h.msgs {
@@ -89,7 +94,11 @@ func (h *holdings) keep(ctx context.Context, period func() time.Duration) {
 		}
 		h.mu.Unlock()
 		for _, msg := range held {
-			_ = msg.InProgress()
+			h.mu.Lock()
+			if _, ok := h.msgs[msg]; ok {
+				_ = msg.InProgress()
+			}
+			h.mu.Unlock()
 		}
 	}
 }

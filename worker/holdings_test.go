@@ -2,12 +2,14 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jettrain/jettrain/internal/syncbuf"
+	"github.com/jettrain/jettrain/protocol"
 )
 
 // TestHeldTasksAreNotRedelivered holds a task for five ack waits under a
@@ -52,7 +54,7 @@ func TestHeldTasksAreNotRedelivered(t *testing.T) {
 // on the way.
 func TestAFeedOfSlowTasksKeepsNoHand(t *testing.T) {
 	b := startBroker(t, time.Minute)
-	const tasks = 5 * prefetch
+	const tasks = 7 * prefetch
 	b.publish(t, 0, tasks)
 	held := newHoldings()
 	feed, err := openFeed(b.nc, b.cons, held, 10*time.Second) // a hand may take 10 s / 3
@@ -88,6 +90,23 @@ func TestAFeedOfSlowTasksKeepsNoHand(t *testing.T) {
 		if n := b.inHand(t); n != 0 {
 			t.Fatalf("%d tasks delivered and not acked, with none held: the feed keeps a hand", n)
 		}
+	}
+	// A look at what is in hand finds nothing, and takes nothing from the
+	// broker.
+	if msg, err := feed.next(time.Millisecond); err == nil {
+		t.Fatalf("a millisecond's look took task %s from the broker, with no hand", msg.Data())
+	}
+	if n := b.inHand(t); n != 0 {
+		t.Fatalf("%d tasks delivered after a look at an empty hand", n)
+	}
+	// Tasks handed back without being computed (here: each one taken)
+	// take a moment, and do not count: the hand stays away.
+	for i := 0; i < 2*prefetch; i++ {
+		got.take(t, deadline)
+		feed.discount()
+	}
+	if !feed.pace.single {
+		t.Fatal("tasks handed back uncomputed brought the hand back")
 	}
 	// Quick tasks bring the hand back.
 	for i := 0; i < prefetch; i++ {
@@ -140,5 +159,43 @@ func TestHandPace(t *testing.T) {
 	never := handPace{}
 	if never.took(time.Hour) || never.single {
 		t.Fatal("a pace with no limit switched")
+	}
+}
+
+// TestAFeedWithoutAHandNoticesItsConsumerGone: a feed fetching one task at
+// a time whose consumer is deleted says it is closed, as an iterator's end
+// does, so that the worker looks the consumer up again; it does not ask
+// the broker again for ever.
+func TestAFeedWithoutAHandNoticesItsConsumerGone(t *testing.T) {
+	b := startBroker(t, time.Minute)
+	feed, err := openFeed(b.nc, b.cons, newHoldings(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(feed.close)
+	feed.pace.single = true
+	if err := feed.switchHands(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream, err := b.js.Stream(ctx, protocol.TasksStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteConsumer(ctx, protocol.WorkersConsumer); err != nil {
+		t.Fatal(err)
+	}
+	taken := make(chan error, 1)
+	go func() {
+		_, err := feed.next(0)
+		taken <- err
+	}()
+	select {
+	case err := <-taken:
+		if !errors.Is(err, errFeedClosed) {
+			t.Fatalf("next returned %v, want errFeedClosed", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a feed whose consumer was deleted still waits for a task after 20 s")
 	}
 }

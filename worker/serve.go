@@ -52,6 +52,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 			log = w.opts.Log.Warn
 		}
 		log("worker: reading the task's run failed; task will be redelivered", "task", t.String(), "err", err)
+		w.uncounted()
 		w.held.settle(msg)
 		_ = msg.NakWithDelay(delay)
 		return
@@ -72,6 +73,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	fetch.End()
 	if errors.Is(err, errStale) {
 		w.opts.Log.Debug("worker: dropping a stale task", "task", t.String(), "err", err)
+		w.uncounted()
 		w.held.settle(msg)
 		_ = msg.Term()
 		return
@@ -82,6 +84,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		} else {
 			w.opts.Log.Warn("worker: preparing the weights failed; task will be redelivered", "task", t.String(), "err", err)
 		}
+		w.uncounted()
 		w.held.settle(msg)
 		_ = msg.NakWithDelay(notYetDelay)
 		return
@@ -228,14 +231,27 @@ func (w *Worker) next(maxWait time.Duration) (jetstream.Msg, error) {
 		w.waited.Add(int64(waited))
 		w.metrics.WorkerIdle.Add(context.Background(), waited.Seconds(), w.idAttr)
 	}
-	switch p := &w.feed.pace; {
-	case p.single && !single:
-		w.opts.Log.Info("worker: a task took longer than a hand of tasks may wait under the ack wait; taking tasks one at a time",
-			"worker", w.opts.ID, "took", p.last, "limit", p.limit)
-	case single && !p.single:
-		w.opts.Log.Info("worker: tasks are quick again; keeping a hand of them", "worker", w.opts.ID, "hand", prefetch)
+	if p := &w.feed.pace; p.single != single {
+		log := w.opts.Log.Debug
+		if pace.Due(&w.handLogged, time.Now(), time.Minute) {
+			log = w.opts.Log.Info
+		}
+		if p.single {
+			log("worker: the last tasks took longer than a hand of them may wait under the ack wait; taking tasks one at a time",
+				"worker", w.opts.ID, "last_task", p.last, "hand_took", p.sum, "limit", p.limit)
+		} else {
+			log("worker: tasks are quick again; keeping a hand of them", "worker", w.opts.ID, "hand", prefetch)
+		}
 	}
 	return msg, err
+}
+
+// uncounted leaves the task being served out of the feed's pace: it is
+// handed back or dropped without being computed.
+func (w *Worker) uncounted() {
+	if w.feed != nil {
+		w.feed.discount()
+	}
 }
 
 // flush sends the pending shards as one gradient: the replica's sum of
@@ -308,6 +324,7 @@ func (w *Worker) reject(msg jetstream.Msg, what string, err error) {
 		where = fmt.Sprintf(" (stream %s seq %d)", md.Stream, md.Sequence.Stream)
 	}
 	w.opts.Log.Warn("worker: dropping "+what+" on "+msg.Subject()+where, "err", err)
+	w.uncounted()
 	w.held.settle(msg)
 	_ = msg.Term()
 }

@@ -108,6 +108,7 @@ type Worker struct {
 	pending    []pendingShard // computed shards 0..k of a step, sent together when the run of them ends
 	pendingRun *run
 	outOfReach time.Time // when a task whose run was out of reach was last warned of
+	handLogged time.Time // when a change of the feed's hand was last logged at info level
 }
 
 // New returns a worker that talks over nc. A connection made with
