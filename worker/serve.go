@@ -165,7 +165,13 @@ func (w *Worker) nextIs(r *run, step uint64, shard int) bool {
 // shard can then only be this worker's. Another worker may hold it
 // otherwise, and waiting longer than a moment would hold that worker up
 // as well.
+//
+// A feed that keeps no hand (its tasks are slow) has no next task in hand:
+// the shards held go at once.
 func (w *Worker) nextTask(r *run, step uint64) (jetstream.Msg, bool) {
+	if w.feed.pace.single && len(w.feed.queue) == 0 {
+		return nil, false
+	}
 	deadline := time.Now().Add(aloneWait)
 	for {
 		msg, err := w.next(time.Millisecond)
