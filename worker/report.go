@@ -11,6 +11,7 @@ import (
 // (Options.ReportEvery).
 type activity struct {
 	tasks uint64        // tasks completed
+	again uint64        // tasks received that had been delivered before
 	idle  time.Duration // waiting for tasks
 	run   string        // of the newest task completed
 	step  uint64
@@ -32,12 +33,13 @@ func (l *lastTask) set(run string, step uint64) {
 func (w *Worker) activity() activity {
 	w.last.mu.Lock()
 	defer w.last.mu.Unlock()
-	return activity{tasks: w.done.Load(), idle: w.Idle(), run: w.last.run, step: w.last.step}
+	return activity{tasks: w.done.Load(), again: w.again.Load(), idle: w.Idle(), run: w.last.run, step: w.last.step}
 }
 
 // report logs, every every until ctx ends, what the worker did since the
-// report before: a user who starts a worker sees it take tasks, and one
-// that has nothing to do says so once.
+// report before: a user who starts a worker sees it take tasks (and how
+// many came again, redelivered), and one that has nothing to do says so
+// once.
 func (w *Worker) report(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -66,7 +68,12 @@ func (w *Worker) logActivity(prev, cur activity, span time.Duration, quiet bool)
 		return true
 	}
 	waiting := min(float64(cur.idle-prev.idle)/float64(span), 1)
-	w.opts.Log.Info("worker: shards computed", "worker", w.opts.ID, "shards", n, "in", span,
-		"run", cur.run, "step", cur.step, "waiting", fmt.Sprintf("%.0f%%", 100*waiting))
+	attrs := []any{"worker", w.opts.ID, "shards", n, "in", span, "run", cur.run, "step", cur.step, "waiting", fmt.Sprintf("%.0f%%", 100*waiting)}
+	if again := cur.again - prev.again; again > 0 {
+		// Tasks of a worker that died or gave them back, or held past the
+		// ack wait: computed again, if they had been computed.
+		attrs = append(attrs, "redelivered", again)
+	}
+	w.opts.Log.Info("worker: shards computed", attrs...)
 	return false
 }

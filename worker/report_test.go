@@ -10,8 +10,9 @@ import (
 )
 
 // A report says how many shards the worker computed since the last one,
-// of which run and step, and how much of the time it waited for tasks; a
-// quiet spell after work is reported once.
+// of which run and step, how much of the time it waited for tasks and how
+// many tasks came again, if any did; a quiet spell after work is reported
+// once.
 func TestAReportSaysWhatTheWorkerDid(t *testing.T) {
 	var logs bytes.Buffer
 	w := &Worker{opts: Options{ID: "w1", Log: slog.New(slog.NewTextHandler(&logs, nil))}}
@@ -24,6 +25,14 @@ func TestAReportSaysWhatTheWorkerDid(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Fatalf("the report lacks %s:\n%s", want, logs.String())
 		}
+	}
+	if strings.Contains(logs.String(), "redelivered") {
+		t.Fatalf("a report with no task delivered again mentions redeliveries:\n%s", logs.String())
+	}
+	logs.Reset()
+	again := activity{tasks: 30, again: 3, idle: 3500 * time.Millisecond, run: "run-a", step: 43}
+	if w.logActivity(cur, again, 10*time.Second, false); !strings.Contains(logs.String(), "redelivered=3") {
+		t.Fatalf("a report of 3 tasks delivered again lacks redelivered=3:\n%s", logs.String())
 	}
 
 	logs.Reset()
