@@ -634,6 +634,9 @@ func (n *node) publish(ctx context.Context, commit, state *protocol.Params, task
 		}
 		// Message ids make a retry idempotent: whatever was stored the
 		// first time is dropped as a duplicate.
+		if denied := publishDenied(n.js.Conn(), commit, tasks); denied != nil {
+			return denied
+		}
 		if protocol.NoRoom(err) {
 			n.room.refused(err, n.opts.Now()) // warns of the first
 			n.opts.Log.Debug("coordinator: publishing the step found no room; retrying", "run", n.run, "step", n.m.Step(), "err", err)
