@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -193,12 +194,17 @@ func (w *Worker) reportRefusal(f *protocol.Refusal) {
 }
 
 // unstoredHint says what a publish that timed out on a live connection
-// may mean: a broker whose store failed a write (a full or read-only disk)
-// stores nothing more and tells no client so. Its own log says; the
-// worker cannot tell that from a slow broker.
+// may mean. A server that refuses the NATS user the gradients' subjects
+// says so only on the connection (its last error). Otherwise, a broker
+// whose store failed a write (a full or read-only disk) stores nothing
+// more and tells no client so. Its own log says; the worker cannot tell
+// that from a slow broker.
 func (w *Worker) unstoredHint(err error) string {
 	if !w.nc.IsConnected() || !(errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
 		return ""
+	}
+	if last := w.nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), `"jt.grads.`) {
+		return " (the NATS user may not publish gradients: " + last.Error() + "; allow jt.grads.> in its permissions and the run goes on)"
 	}
 	return " (the broker is connected but stored nothing in time: if its log shows a critical write error, its disk is full or not writable; restart it with room and the run goes on)"
 }

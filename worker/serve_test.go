@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
@@ -172,5 +175,40 @@ func TestATaskOfARunLargerThanItsDatasetIsDropped(t *testing.T) {
 	w.serve(ctx, fetchOne(t, cons))
 	if handled(t, js, cons) {
 		t.Fatal("the task of a run with no steps was handed back, not dropped")
+	}
+}
+
+// TestAWorkerThatMayNotPublishGradientsSaysSo: a server that refuses the
+// worker's NATS user the gradients' subjects says so only on the
+// connection, and each publish waits in vain for its ack; the worker's
+// warning names the refusal rather than guess at a full disk.
+func TestAWorkerThatMayNotPublishGradientsSaysSo(t *testing.T) {
+	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir(), MaxPayload: protocol.MaxPayload, Users: []*server.User{
+		{Username: "admin", Password: "a"},
+		{Username: "worker", Password: "w", Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"jt.grads.>"}}}},
+	}})
+	admin, err := nats.Connect(srv.ClientURL(), nats.UserInfo("admin", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	js, _ := jetstream.New(admin)
+	if err := protocol.Ensure(context.Background(), js, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	run := startedRun(t, js).Run
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("worker", "w"), nats.NoEcho(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	_, logs, stop := runWorkerWith(t, nc, slog.LevelWarn, Options{})
+	t.Cleanup(stop)
+	publishStep0(t, js, run)
+	poll(t, logs, "a warning that the user may not publish gradients", func() bool {
+		return strings.Contains(logs.String(), "the NATS user may not publish gradients") && strings.Contains(logs.String(), "jt.grads.")
+	})
+	if strings.Contains(logs.String(), "disk is full") {
+		t.Fatalf("the warning guesses at a full disk:\n%s", logs.String())
 	}
 }
