@@ -68,10 +68,16 @@ func (h *holdings) len() int {
 }
 
 // keep sends InProgress for every task held, every period()'s worth of
-// time and when nudged (keepNow), until ctx ends. period is read again at each round (the consumer's
-// ack wait is known only once the worker has found it).
+// time and when nudged (keepNow), until ctx ends. period is read again at
+// each round (the consumer's ack wait is known only once the worker has
+// found it).
+//
+// A round holds the lock while it sends: a task settled meanwhile may have
+// been handed back with a delay, which an InProgress after it would cancel
+// (the broker would then wait a whole ack wait). Sending only queues each
+// message on the connection, so a hand-back waiting for the lock goes out
+// after the round's InProgress.
 func (h *holdings) keep(ctx context.Context, period func() time.Duration) {
-	var held []jetstream.Msg
 	for {
 		t := time.NewTimer(period())
 		select {
@@ -82,23 +88,10 @@ func (h *holdings) keep(ctx context.Context, period func() time.Duration) {
 		case <-h.nudge:
 			t.Stop()
 		}
-		// Each is sent under the lock, if still held: a task settled
-		// meanwhile may have been handed back with a delay, which an
-		// InProgress after it would cancel (the broker would then wait a
-		// whole ack wait). A publish only queues the message, so the
-		// InProgress goes before the hand-back, on the same connection.
-		held = held[:0]
 		h.mu.Lock()
 		for msg := range h.msgs {
-			held = append(held, msg)
+			_ = msg.InProgress()
 		}
 		h.mu.Unlock()
-		for _, msg := range held {
-			h.mu.Lock()
-			if _, ok := h.msgs[msg]; ok {
-				_ = msg.InProgress()
-			}
-			h.mu.Unlock()
-		}
 	}
 }

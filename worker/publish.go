@@ -269,13 +269,25 @@ func (p *publishFailures) failing() bool {
 // for want of room wait before they are redelivered.
 const retryStoreAfter = time.Second
 
-// handBack returns tasks for redelivery after delay (0: at once; a Nak
-// without a delay is what NakWithDelay sends for 0).
+// nak hands msg, a task taken from the feed, back for redelivery after
+// delay (0: at once; a Nak without a delay is what NakWithDelay sends for
+// 0), and term drops it for good. Both take it out of the holdings first,
+// so that the keeper sends no InProgress after it (see holdings.keep).
+func (w *Worker) nak(msg jetstream.Msg, delay time.Duration) {
+	w.held.settle(msg)
+	_ = msg.NakWithDelay(delay)
+}
+
+func (w *Worker) term(msg jetstream.Msg) {
+	w.held.settle(msg)
+	_ = msg.Term()
+}
+
+// handBack returns tasks for redelivery after delay (see nak).
 func (w *Worker) handBack(tasks []heldTask, delay time.Duration) {
 	for _, h := range tasks {
 		if h.msg != nil {
-			w.held.settle(h.msg)
-			_ = h.msg.NakWithDelay(delay)
+			w.nak(h.msg, delay)
 		}
 	}
 }

@@ -53,8 +53,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		}
 		log("worker: reading the task's run failed; task will be redelivered", "task", t.String(), "err", err)
 		w.uncounted()
-		w.held.settle(msg)
-		_ = msg.NakWithDelay(delay)
+		w.nak(msg, delay)
 		return
 	}
 	if err != nil {
@@ -74,8 +73,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	if errors.Is(err, errStale) {
 		w.opts.Log.Debug("worker: dropping a stale task", "task", t.String(), "err", err)
 		w.uncounted()
-		w.held.settle(msg)
-		_ = msg.Term()
+		w.term(msg)
 		return
 	}
 	if err != nil {
@@ -85,8 +83,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 			w.opts.Log.Warn("worker: preparing the weights failed; task will be redelivered", "task", t.String(), "err", err)
 		}
 		w.uncounted()
-		w.held.settle(msg)
-		_ = msg.NakWithDelay(notYetDelay)
+		w.nak(msg, notYetDelay)
 		return
 	}
 
@@ -169,11 +166,11 @@ func (w *Worker) nextIs(r *run, step uint64, shard int) bool {
 // A feed that keeps no hand (its tasks are slow) has no next task in hand:
 // the shards held go at once.
 func (w *Worker) nextTask(r *run, step uint64) (jetstream.Msg, bool) {
-	if w.feed.pace.single && len(w.feed.queue) == 0 {
-		return nil, false
-	}
 	deadline := time.Now().Add(aloneWait)
 	for {
+		if w.feed.pace.single && len(w.feed.queue) == 0 {
+			return nil, false
+		}
 		msg, err := w.next(time.Millisecond)
 		if err == nil {
 			return msg, true
@@ -331,6 +328,5 @@ func (w *Worker) reject(msg jetstream.Msg, what string, err error) {
 	}
 	w.opts.Log.Warn("worker: dropping "+what+" on "+msg.Subject()+where, "err", err)
 	w.uncounted()
-	w.held.settle(msg)
-	_ = msg.Term()
+	w.term(msg)
 }

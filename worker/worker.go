@@ -245,8 +245,7 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 			w.flush()
 		}
 		for _, msg := range append(w.stash, feed.queue...) {
-			w.held.settle(msg)
-			_ = msg.Nak()
+			w.nak(msg, 0)
 		}
 		feed.queue = nil
 		w.stash, w.feed = nil, nil
@@ -335,8 +334,7 @@ func (w *Worker) idle(ctx context.Context, r *run, step uint64, waited time.Dura
 		w.stash = append(w.stash, msg)
 		if len(w.stash) > 2*shards {
 			i := latestTask(w.stash, run)
-			w.held.settle(w.stash[i])
-			_ = w.stash[i].NakWithDelay(giveBackDelay)
+			w.nak(w.stash[i], giveBackDelay)
 			w.stash = slices.Delete(w.stash, i, i+1)
 			gaveBack++
 		}
