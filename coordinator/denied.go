@@ -3,10 +3,10 @@ package coordinator
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -16,14 +16,9 @@ import (
 var ErrDenied = errors.New("coordinator: the NATS user may not publish")
 
 // publishDenied reports a publish of tasks or commit, which got no ack,
-// that the server refused for want of permission: it says so on the
-// connection (its last error names the subject), not to the publish, which
-// only waits in vain. nil when it did not.
+// that the server refused for want of permission (natsconn.PublishDenied);
+// nil when it did not.
 func publishDenied(nc *nats.Conn, commit *protocol.Params, tasks []protocol.Task) error {
-	last := nc.LastError()
-	if !errors.Is(last, nats.ErrPermissionViolation) {
-		return nil
-	}
 	var subjects []string
 	if commit != nil {
 		subjects = append(subjects, protocol.ParamsSubject(commit.Run, commit.Step))
@@ -32,7 +27,7 @@ func publishDenied(nc *nats.Conn, commit *protocol.Params, tasks []protocol.Task
 		subjects = append(subjects, protocol.TasksSubject(tasks[0].Run))
 	}
 	for _, s := range subjects {
-		if strings.Contains(last.Error(), `"`+s+`"`) {
+		if last := natsconn.PublishDenied(nc, s); last != nil {
 			return fmt.Errorf("%w to %s (the server said: %v); allow it in the user's permissions and start the run again", ErrDenied, s, last)
 		}
 	}

@@ -32,6 +32,9 @@ const (
 // TasksSubject is where the coordinator of run publishes shard tasks.
 func TasksSubject(run string) string { return "jt.tasks." + run }
 
+// GradsPrefix begins every GradSubject.
+const GradsPrefix = "jt.grads."
+
 // GradSubject is where a worker publishes the gradient of (run, step,
 // shard): one subject per shard, so anyone can fetch a shard's gradient by
 // subject with a direct get. A gradient of shards 0..n-1 goes on shard 0's.
@@ -42,7 +45,7 @@ func GradSubject(run string, step uint64, shard int) string {
 // GradSubjectStep is the step of a GradSubject; ok is false for any
 // other subject.
 func GradSubjectStep(subject string) (step uint64, ok bool) {
-	rest, ok := strings.CutPrefix(subject, "jt.grads.")
+	rest, ok := strings.CutPrefix(subject, GradsPrefix)
 	if !ok {
 		return 0, false
 	}
@@ -58,7 +61,7 @@ func GradSubjectStep(subject string) (step uint64, ok bool) {
 }
 
 // GradsFilter matches every gradient of run.
-func GradsFilter(run string) string { return "jt.grads." + run + ".>" }
+func GradsFilter(run string) string { return GradsPrefix + run + ".>" }
 
 // ParamsSubject is where the commit record of weights version step of run
 // is published: written once, by the coordinator that commits the step. It

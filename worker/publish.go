@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/jettrain/jettrain/internal/handoff"
 	"github.com/jettrain/jettrain/internal/pace"
+	"github.com/jettrain/jettrain/natsconn"
 	"github.com/jettrain/jettrain/protocol"
 	"github.com/jettrain/jettrain/telemetry"
 )
@@ -203,7 +203,7 @@ func (w *Worker) unstoredHint(err error) string {
 	if !w.nc.IsConnected() || !(errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
 		return ""
 	}
-	if last := w.nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), `"jt.grads.`) {
+	if last := natsconn.PublishDenied(w.nc, protocol.GradsPrefix); last != nil {
 		return " (the NATS user may not publish gradients: " + last.Error() + "; allow jt.grads.> in its permissions and the run goes on)"
 	}
 	return " (the broker is connected but stored nothing in time: if its log shows a critical write error, its disk is full or not writable; restart it with room and the run goes on)"
