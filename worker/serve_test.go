@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jettrain/jettrain/internal/natstest"
 	"github.com/jettrain/jettrain/model"
 	"github.com/jettrain/jettrain/protocol"
 )
@@ -183,21 +182,12 @@ func TestATaskOfARunLargerThanItsDatasetIsDropped(t *testing.T) {
 // connection, and each publish waits in vain for its ack; the worker's
 // warning names the refusal rather than guess at a full disk.
 func TestAWorkerThatMayNotPublishGradientsSaysSo(t *testing.T) {
-	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir(), MaxPayload: protocol.MaxPayload, Users: []*server.User{
+	admin, js := startJetStreamWith(t, server.Options{Users: []*server.User{
 		{Username: "admin", Password: "a"},
 		{Username: "worker", Password: "w", Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"jt.grads.>"}}}},
-	}})
-	admin, err := nats.Connect(srv.ClientURL(), nats.UserInfo("admin", "a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(admin.Close)
-	js, _ := jetstream.New(admin)
-	if err := protocol.Ensure(context.Background(), js, 1, time.Second); err != nil {
-		t.Fatal(err)
-	}
+	}}, nats.UserInfo("admin", "a"))
 	run := startedRun(t, js).Run
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("worker", "w"), nats.NoEcho(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	nc, err := nats.Connect(admin.ConnectedUrl(), nats.UserInfo("worker", "w"), nats.NoEcho(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,8 +32,16 @@ func startJetStream(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 // store takes at most maxStore bytes (0: the server's default).
 func startJetStreamMaxStore(t *testing.T, maxStore int64) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir(), JetStreamMaxStore: maxStore, MaxPayload: protocol.MaxPayload})
-	nc, err := nats.Connect(srv.ClientURL())
+	return startJetStreamWith(t, server.Options{JetStreamMaxStore: maxStore})
+}
+
+// startJetStreamWith is startJetStream on a server with opts (JetStream,
+// its store and the max payload set here), connected with connOpts.
+func startJetStreamWith(t *testing.T, opts server.Options, connOpts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	opts.JetStream, opts.StoreDir, opts.MaxPayload = true, t.TempDir(), protocol.MaxPayload
+	srv := natstest.Start(t, opts)
+	nc, err := nats.Connect(srv.ClientURL(), connOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
