@@ -89,6 +89,8 @@ func TestBadInputIsOneClearError(t *testing.T) {
 	}{
 		{[]string{"start", "--bogus"}, "unknown flag: --bogus", nil},
 		{[]string{"start", "--sched", "fast", "--data-dir", dir}, `unknown scheduling policy "fast"`, nil},
+		{[]string{"start", "--ack-wait", "50ms", "--data-dir", dir}, "--ack-wait 50ms: want a second at least", nil},
+		{[]string{"start", "--ack-wait", "10", "--data-dir", dir}, `invalid argument "10" for "--ack-wait"`, nil},
 		{[]string{"start", "--set", "lerning_rate=0.1", "--data-dir", dir}, `unknown key "lerning_rate"`, nil},
 		{[]string{"start", "--nats", "nats://127.0.0.1:1", "--s3-listen", freeAddr(t), "--data-dir", dir}, "127.0.0.1:1", natsconn.ErrUnreachable},
 		{[]string{"start", "--s3", "http://127.0.0.1:1", "--data-dir", dir}, "127.0.0.1:1", objstore.ErrUnreachable},

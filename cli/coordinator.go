@@ -42,6 +42,7 @@ type startFlags struct {
 	workers  int
 	run      string
 	replicas int
+	ackWait  time.Duration
 	logLevel string
 	quiet    bool
 	metrics  string
@@ -65,6 +66,7 @@ func startCommand() *cobra.Command {
 	fs.IntVar(&f.workers, "workers", 0, "workers to run inside this process")
 	fs.StringVar(&f.run, "run", "", "refuse to start unless the config resolves to this run signature")
 	fs.IntVar(&f.replicas, "replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
+	fs.DurationVar(&f.ackWait, "ack-wait", 0, "how long a task a worker took waits without a word from it before another worker gets it; sets it for every worker of every run (0: as the broker has it, 10s when new)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	fs.StringVar(&f.metrics, "metrics-listen", os.Getenv("JETTRAIN_METRICS_ADDR"), "serve Prometheus metrics and /healthz at this address, e.g. :9464 (env JETTRAIN_METRICS_ADDR)")
@@ -79,6 +81,9 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 	}
 	if err := applySched(f.sched, log); err != nil {
 		return err
+	}
+	if f.ackWait < 0 || f.ackWait > 0 && f.ackWait < time.Second {
+		return fmt.Errorf("--ack-wait %v: want a second at least, or 0 to keep the broker's", f.ackWait)
 	}
 	cfg, err := config.Load(f.file, f.sets)
 	if err != nil {
@@ -136,7 +141,7 @@ func (f *startFlags) start(ctx context.Context, stdout, stderr io.Writer) error 
 		}
 	}
 
-	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, Log: log, Telemetry: tp, Handoff: exchange}
+	opts := coordinator.Options{Config: cfg, Run: f.run, Replicas: f.replicas, AckWait: f.ackWait, Log: log, Telemetry: tp, Handoff: exchange}
 	if !f.quiet {
 		opts.Progress = stderr
 	}

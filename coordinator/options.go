@@ -21,13 +21,18 @@ type Options struct {
 	Config   config.Config
 	Run      string           // if set, the run the config must resolve to (--run)
 	Replicas int              // stream replicas: 1, or 3 on a NATS cluster
-	AckWait  time.Duration    // task redelivery deadline without progress; default 10s
 	Log      *slog.Logger     // default slog.Default()
 	Progress io.Writer        // where the per-epoch progress bar goes; nil = none
 	Now      func() time.Time // clock for timings only; default time.Now
 	Hooks    Hooks            // optional observation points
 	ID       string           // coordinator id for the leader lease; default host-pid
 	LeaseTTL time.Duration    // how long a dead leader blocks its standby; default 5s
+
+	// AckWait is the workers' consumer's: how long a task a worker holds
+	// without a word waits before the broker hands it to another. Set, it
+	// replaces the consumer's (workers follow); 0 leaves an existing
+	// consumer's as it is, and gives a new one protocol.DefaultAckWait.
+	AckWait time.Duration
 
 	// StatusEvery is how often the live status (coordinator status) is
 	// written, live and while a restart recomputes steps; default 2s.
@@ -61,9 +66,6 @@ func (o *Options) defaults() error {
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
-	if o.AckWait == 0 {
-		o.AckWait = 10 * time.Second
-	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -85,7 +87,7 @@ func (o *Options) defaults() error {
 		return fmt.Errorf("%w: replicas %d, want 1 or 3", ErrInvalidOption, o.Replicas)
 	case o.LeaseTTL < time.Second:
 		return fmt.Errorf("%w: lease TTL %v is under a second", ErrInvalidOption, o.LeaseTTL)
-	case o.AckWait < 100*time.Millisecond:
+	case o.AckWait < 0 || o.AckWait > 0 && o.AckWait < 100*time.Millisecond:
 		return fmt.Errorf("%w: ack wait %v is too short", ErrInvalidOption, o.AckWait)
 	case o.StatusEvery < time.Millisecond:
 		return fmt.Errorf("%w: status interval %v is under a millisecond", ErrInvalidOption, o.StatusEvery)

@@ -31,7 +31,7 @@ func TestOptionsRefuseWhatCannotWork(t *testing.T) {
 	if err := o.defaults(); err != nil {
 		t.Fatal(err)
 	}
-	if o.Replicas != 1 || o.AckWait != 10*time.Second || o.LeaseTTL != 5*time.Second || o.StatusEvery != 2*time.Second || o.Log == nil || o.Now == nil || o.ID == "" {
+	if o.Replicas != 1 || o.AckWait != 0 || o.LeaseTTL != 5*time.Second || o.StatusEvery != 2*time.Second || o.Log == nil || o.Now == nil || o.ID == "" {
 		t.Fatalf("defaults: %+v", o)
 	}
 }

@@ -128,7 +128,7 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 	readDone := make(chan struct{})
 	go func() { n.read(ctx, cons, from, in); close(readDone) }()
 	defer func() { cancel(nil); <-readDone }()
-	tick := time.NewTicker(n.opts.AckWait)
+	tick := time.NewTicker(n.ackWait)
 	defer tick.Stop()
 	report := time.NewTicker(n.opts.StatusEvery)
 	defer report.Stop()
@@ -605,7 +605,7 @@ func (n *node) resume(ctx context.Context) error {
 // as duplicates. Redelivery of tasks held by dead workers needs none of
 // this: the consumer does it after one ack wait.
 func (n *node) checkStalled(ctx context.Context) error {
-	if n.opts.Now().Sub(n.lastMove) < 4*n.opts.AckWait {
+	if n.opts.Now().Sub(n.lastMove) < 4*n.ackWait {
 		return nil
 	}
 	n.redo++

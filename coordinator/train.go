@@ -111,27 +111,28 @@ func transient(err error) bool {
 }
 
 type node struct {
-	opts   *Options
-	cfg    config.Config
-	run    string
-	js     jetstream.JetStream
-	store  *objstore.Store
-	m      *Machine
-	net    *model.Network
-	ds     *model.Dataset
-	saver  *saver
-	evals  *evaluations // the epochs' evaluations, in the background
-	lease  *lease
-	grads  jetstream.Stream // read message by message when its consumer delivers headers only (Options.Handoff)
-	losses *natsconn.Losses // ends the fetches in flight when the connection is lost
-	params jetstream.Stream
-	snaps  *snapshots
-	room   *roomGuard // ends a run its NATS server has no room for
-	trace  *tracing
-	alive  map[string]time.Time // workers by last heartbeat
-	strag  *stragglers
-	status jetstream.KeyValue // live progress for `coordinator status`
-	prog   *progress
+	opts    *Options
+	ackWait time.Duration // the workers' consumer's, as this node found it
+	cfg     config.Config
+	run     string
+	js      jetstream.JetStream
+	store   *objstore.Store
+	m       *Machine
+	net     *model.Network
+	ds      *model.Dataset
+	saver   *saver
+	evals   *evaluations // the epochs' evaluations, in the background
+	lease   *lease
+	grads   jetstream.Stream // read message by message when its consumer delivers headers only (Options.Handoff)
+	losses  *natsconn.Losses // ends the fetches in flight when the connection is lost
+	params  jetstream.Stream
+	snaps   *snapshots
+	room    *roomGuard // ends a run its NATS server has no room for
+	trace   *tracing
+	alive   map[string]time.Time // workers by last heartbeat
+	strag   *stragglers
+	status  jetstream.KeyValue // live progress for `coordinator status`
+	prog    *progress
 
 	resumed  uint64
 	catchUp  uint64 // the newest checkpoint's step, when the one resumed from is older (see node.recompute)
@@ -157,9 +158,11 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	}
 	// The leases bucket is created with the streams: on a cluster each
 	// creation waits for an election.
+	before := consumerAckWait(ctx, js)
 	if err := protocol.Ensure(ctx, js, opts.Replicas, opts.AckWait, leaseBucket(opts.LeaseTTL, opts.Replicas)); err != nil {
 		return nil, err
 	}
+	ackWait := ackWaitSet(ctx, js, opts.AckWait, before, opts.Log)
 	lease, err := acquireLease(ctx, js, run, opts.ID, opts.LeaseTTL, opts.Log)
 	if err != nil {
 		return nil, err
@@ -264,7 +267,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	room := &roomGuard{log: opts.Log}
 	trim := newTrimmer(grads, run, opts.Log)
 	trim.leads = lease.holds
-	n := &node{opts: opts, cfg: cfg, run: run, grads: grads, evals: newEvaluations(net, &ds.Test, opts.Hooks.Evaluated), js: js, store: store, m: m, net: net, lease: lease, params: params, ds: ds, catchUp: catchUpTo, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
+	n := &node{opts: opts, ackWait: ackWait, cfg: cfg, run: run, grads: grads, evals: newEvaluations(net, &ds.Test, opts.Hooks.Evaluated), js: js, store: store, m: m, net: net, lease: lease, params: params, ds: ds, catchUp: catchUpTo, snaps: newSnapshots(state, js.Conn().MaxPayload(), opts.Log, room, trim, opts.Now), room: room, alive: map[string]time.Time{}, strag: newStragglers(), status: status, lastMove: opts.Now(),
 		spare: make(chan *protocol.Grad, spareGrads), parts: protocol.NewAssembler((holdAhead+2)*cfg.Shards, net.Layout().Size())}
 	n.step.Store(m.Step())
 	if ck != nil {

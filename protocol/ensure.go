@@ -13,6 +13,8 @@ import (
 
 // Ensure creates or updates every stream, the snapshot store, the workers'
 // consumer and the buckets, jettrain's and those the caller adds. The
+// consumer gets ackWait; with ackWait 0 an existing consumer keeps its own,
+// and a new one gets DefaultAckWait. The
 // coordinator calls it; workers only look them up (the streams and the
 // snapshot store exist before the consumer).
 //
@@ -65,7 +67,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait t
 	}
 	return creation(ctx, "consumer "+WorkersConsumer,
 		func(ctx context.Context) (jetstream.Consumer, error) {
-			return js.CreateOrUpdateConsumer(ctx, TasksStream, WorkersConsumerConfig(ackWait))
+			if ackWait > 0 {
+				return js.CreateOrUpdateConsumer(ctx, TasksStream, WorkersConsumerConfig(ackWait))
+			}
+			cons, err := js.CreateConsumer(ctx, TasksStream, WorkersConsumerConfig(DefaultAckWait))
+			if errors.Is(err, jetstream.ErrConsumerExists) {
+				return js.Consumer(ctx, TasksStream, WorkersConsumer) // its ack wait stays
+			}
+			return cons, err
 		},
 		func(ctx context.Context) (jetstream.Consumer, error) {
 			return js.Consumer(ctx, TasksStream, WorkersConsumer)

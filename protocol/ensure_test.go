@@ -96,3 +96,45 @@ func TestUnansweredCreationCountsIfDone(t *testing.T) {
 		t.Fatalf("a refusal is reported even if the stream is there: %v", err)
 	}
 }
+
+// TestEnsureSetsTheAckWaitOnlyWhenAsked: a new consumer gets the ack wait
+// asked for, or DefaultAckWait; a later Ensure with none (a coordinator
+// started without --ack-wait) leaves the consumer's as it is, and one with
+// another changes it.
+func TestEnsureSetsTheAckWaitOnlyWhenAsked(t *testing.T) {
+	ctx := context.Background()
+	ackWait := func(js jetstream.JetStream) time.Duration {
+		t.Helper()
+		cons, err := js.Consumer(ctx, TasksStream, WorkersConsumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cons.CachedInfo().Config.AckWait
+	}
+	for _, c := range []struct {
+		name  string
+		calls []time.Duration
+		want  time.Duration
+	}{
+		{"none asked", []time.Duration{0}, DefaultAckWait},
+		{"asked", []time.Duration{3 * time.Second}, 3 * time.Second},
+		{"asked, then none", []time.Duration{3 * time.Second, 0}, 3 * time.Second},
+		{"asked, then another", []time.Duration{3 * time.Second, 0, 40 * time.Second}, 40 * time.Second},
+	} {
+		srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir()})
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		for _, d := range c.calls {
+			if err := Ensure(ctx, js, 1, d); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+		}
+		if got := ackWait(js); got != c.want {
+			t.Errorf("%s: ack wait %v, want %v", c.name, got, c.want)
+		}
+		nc.Close()
+	}
+}

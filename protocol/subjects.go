@@ -175,6 +175,15 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 	}
 }
 
+// DefaultAckWait is the workers' consumer's ack wait unless a coordinator
+// sets another (coordinator start --ack-wait).
+const DefaultAckWait = 10 * time.Second
+
+// ConsumerChangedSubject carries a coordinator's notice that it changed the
+// workers' consumer (its ack wait): workers read its configuration again at
+// once rather than at their next periodic look (core NATS, no payload).
+const ConsumerChangedSubject = "jt.consumer.changed"
+
 // WorkersConsumerConfig is the durable pull consumer all workers share.
 // A task not acknowledged within ackWait (workers extend it with InProgress
 // while they compute) is redelivered to another worker.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,6 +35,7 @@ type taskFeed struct {
 	cons     jetstream.Consumer
 	nc       *nats.Conn
 	held     *holdings        // every task taken is recorded there
+	ackWait  *atomic.Int64    // the consumer's, in nanoseconds: the pace's limit follows it
 	lost     chan nats.Status // the connection's RECONNECTING events
 	draining bool             // it asks for no more tasks; what it holds is taken before a new one opens
 	drainEnd time.Time        // when a new one opens anyway
@@ -54,12 +56,12 @@ type taskFeed struct {
 }
 
 // openFeed starts delivering cons's tasks over nc, prefetch of them at most
-// in hand, and records every task taken in held. ackWait is the consumer's:
-// the feed keeps no hand while the caller's last prefetch tasks took longer
-// than a third of it (see handPace).
-func openFeed(nc *nats.Conn, cons jetstream.Consumer, held *holdings, ackWait time.Duration) (*taskFeed, error) {
-	f := &taskFeed{cons: cons, nc: nc, held: held, lost: nc.StatusChanged(nats.RECONNECTING),
-		pace: handPace{limit: ackWait / 3}}
+// in hand, and records every task taken in held. ackWait is the consumer's,
+// read at every task taken (it may change): the feed keeps no hand while
+// the caller's last prefetch tasks took longer than a third of it (see
+// handPace).
+func openFeed(nc *nats.Conn, cons jetstream.Consumer, held *holdings, ackWait *atomic.Int64) (*taskFeed, error) {
+	f := &taskFeed{cons: cons, nc: nc, held: held, ackWait: ackWait, lost: nc.StatusChanged(nats.RECONNECTING)}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	if err := f.open(); err != nil {
 		nc.RemoveStatusListener(f.lost)
@@ -103,6 +105,7 @@ func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
 	msg, err := f.take(maxWait)
 	if err == nil {
 		f.held.take(msg)
+		f.pace.limit = time.Duration(f.ackWait.Load()) / 3
 		switch {
 		case f.discounted:
 			f.discounted = false // the caller's time went to no task's work

@@ -135,7 +135,7 @@ func (b *restartable) publish(t *testing.T, from, to int) {
 
 func (b *restartable) feed(t *testing.T) *taskFeed {
 	t.Helper()
-	feed, err := openFeed(b.nc, b.cons, newHoldings(), 0)
+	feed, err := openFeed(b.nc, b.cons, newHoldings(), ackWaitOf(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package worker
 import (
 	"context"
 	"math"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -73,4 +75,11 @@ func connectNoEcho(t *testing.T, url string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// ackWaitOf is a consumer's ack wait d, as a feed reads it.
+func ackWaitOf(d time.Duration) *atomic.Int64 {
+	var a atomic.Int64
+	a.Store(int64(d))
+	return &a
 }

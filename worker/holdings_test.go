@@ -57,7 +57,7 @@ func TestAFeedOfSlowTasksKeepsNoHand(t *testing.T) {
 	const tasks = 7 * prefetch
 	b.publish(t, 0, tasks)
 	held := newHoldings()
-	feed, err := openFeed(b.nc, b.cons, held, 10*time.Second) // a hand may take 10 s / 3
+	feed, err := openFeed(b.nc, b.cons, held, ackWaitOf(10*time.Second)) // a hand may take 10 s / 3
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestHandPace(t *testing.T) {
 // the broker again for ever.
 func TestAFeedWithoutAHandNoticesItsConsumerGone(t *testing.T) {
 	b := startBroker(t, time.Minute)
-	feed, err := openFeed(b.nc, b.cons, newHoldings(), 10*time.Second)
+	feed, err := openFeed(b.nc, b.cons, newHoldings(), ackWaitOf(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

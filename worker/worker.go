@@ -101,6 +101,10 @@ type Worker struct {
 	pubFails publishFailures // gradients the broker did not store, for publishFailed's warnings
 	out      chan outgoing   // computed gradients for the publisher; open while Run runs
 
+	// consumerChanged hears a coordinator's notice that it changed the
+	// task consumer (protocol.ConsumerChangedSubject).
+	consumerChanged chan struct{}
+
 	// Owned by the task loop, while consume runs:
 	feed       *taskFeed
 	stash      []jetstream.Msg // tasks taken in hand by idle and nextIs, served before the feed's
@@ -128,7 +132,8 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	}
 	runs := newRunCache(opts.DataDir, fetch, nc)
 	runs.peers, runs.worker = opts.Peers, opts.ID
-	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), bufs: runs.bufs, held: newHoldings()}
+	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), bufs: runs.bufs, held: newHoldings(),
+		consumerChanged: make(chan struct{}, 1)}
 	w.ackWait.Store(int64(defaultAckWait))
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
@@ -179,6 +184,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	defer sub.Unsubscribe()
+	csub, err := w.nc.Subscribe(protocol.ConsumerChangedSubject, func(*nats.Msg) {
+		select {
+		case w.consumerChanged <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer csub.Unsubscribe()
 	defer w.runs.close()
 	go w.heartbeat(ctx)
 	keeping, stopKeeping := context.WithCancel(context.Background())
@@ -206,11 +221,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		if w.streams, err = w.lookupStreams(ctx); err != nil {
 			continue
 		}
-		ackWait := defaultAckWait
-		if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
-			ackWait = info.Config.AckWait
+		if info := cons.CachedInfo(); info != nil {
+			w.setAckWait(info.Config.AckWait)
 		}
-		w.ackWait.Store(int64(ackWait))
 		if !ready {
 			w.opts.Log.Info("worker ready", "worker", w.opts.ID)
 		}
@@ -232,11 +245,15 @@ func (w *Worker) Run(ctx context.Context) error {
 // worker hoard the shards that others could compute, and leave more tasks
 // behind when it dies.
 func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstream.KeyValue) {
-	feed, err := openFeed(w.nc, cons, w.held, time.Duration(w.ackWait.Load()))
+	feed, err := openFeed(w.nc, cons, w.held, &w.ackWait)
 	if err != nil {
 		return
 	}
 	defer feed.close()
+	following, stopFollowing := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() { w.followAckWait(following, cons); close(followed) }()
+	defer func() { stopFollowing(); <-followed }()
 	stop := context.AfterFunc(ctx, feed.close)
 	defer stop()
 	w.feed, w.kv = feed, kv
