@@ -11,7 +11,8 @@
 // taken and not settled (see holdings) is reported in progress with
 // InProgress every third of the ack wait, so a slow task is not
 // redelivered; a worker whose tasks are slow keeps none waiting unseen in
-// its client (see handPace).
+// its client (see handPace), and one that has taken no task for a third of
+// the ack wait takes what its client holds (see taskFeed.watch).
 //
 // The replica (weights and optimizer state) steps itself forward from the
 // gradients of each step — its own, and other workers', which arrive by

@@ -50,9 +50,15 @@ type taskFeed struct {
 	ctx        context.Context // ended by close: it ends a fetch under way
 	cancel     context.CancelFunc
 
-	mu     sync.Mutex // it and closed: close may come from another goroutine
-	it     jetstream.MessagesContext
-	closed bool
+	// The hand's watch (see watch) and the task loop share these:
+	lastTake atomic.Int64 // when the caller last took a task (Unix nanoseconds)
+	using    atomic.Bool  // the caller is taking a task: the iterator is its
+
+	mu      sync.Mutex // it, closed and rescued: close and watch come from other goroutines
+	it      jetstream.MessagesContext
+	closed  bool
+	rescued []jetstream.Msg // taken out of the iterator by the watch, for the queue
+	rescue  bool            // the watch took the iterator away: the feed keeps no hand
 }
 
 // openFeed starts delivering cons's tasks over nc, prefetch of them at most
@@ -68,6 +74,8 @@ func openFeed(nc *nats.Conn, cons jetstream.Consumer, held *holdings, ackWait *a
 		f.cancel()
 		return nil, err
 	}
+	f.lastTake.Store(time.Now().UnixNano())
+	go f.watch()
 	return f, nil
 }
 
@@ -102,8 +110,11 @@ func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
 	if !f.returned.IsZero() {
 		f.busy += time.Since(f.returned)
 	}
+	f.using.Store(true)
+	defer f.using.Store(false)
 	msg, err := f.take(maxWait)
 	if err == nil {
+		f.lastTake.Store(time.Now().UnixNano())
 		f.held.take(msg)
 		f.pace.limit = time.Duration(f.ackWait.Load()) / 3
 		switch {
@@ -134,6 +145,16 @@ func (f *taskFeed) discount() { f.discounted = true }
 
 // take is next without the bookkeeping.
 func (f *taskFeed) take(maxWait time.Duration) (jetstream.Msg, error) {
+	f.mu.Lock()
+	if f.rescue {
+		// The watch took the hand while the caller was away: its tasks
+		// come first, then one task at a time, until the pace says the
+		// tasks are quick again.
+		f.queue = append(f.queue, f.rescued...)
+		f.rescued, f.rescue = nil, false
+		f.pace.single = true
+	}
+	f.mu.Unlock()
 	if len(f.queue) > 0 {
 		msg := f.queue[0]
 		f.queue = f.queue[1:]
@@ -207,26 +228,75 @@ func (f *taskFeed) switchHands() error {
 	it := f.it
 	f.mu.Unlock()
 	if it != nil {
-		it.Drain()
-		end := time.Now().Add(drainBound)
-		for time.Now().Before(end) {
-			msg, err := it.Next(jetstream.NextMaxWait(max(time.Until(end), time.Millisecond)))
-			if errors.Is(err, jetstream.ErrNoHeartbeat) {
-				continue // a heartbeat missed before the drain: the rest still comes
-			}
-			if err != nil {
-				break
-			}
-			f.held.take(msg)
-			f.queue = append(f.queue, msg)
-		}
-		it.Stop()
-		f.held.keepNow() // they have waited since the hand was delivered
+		f.queue = append(f.queue, f.drain(it)...)
 		f.mu.Lock()
 		f.it = nil
 		f.mu.Unlock()
 	}
 	return f.open()
+}
+
+// drain takes every task it holds, and what was on its way to it, records
+// them as held and has the keeper go through them at once (they have waited
+// since the hand was delivered), and stops it.
+func (f *taskFeed) drain(it jetstream.MessagesContext) []jetstream.Msg {
+	var msgs []jetstream.Msg
+	it.Drain()
+	end := time.Now().Add(drainBound)
+	for time.Now().Before(end) {
+		msg, err := it.Next(jetstream.NextMaxWait(max(time.Until(end), time.Millisecond)))
+		if errors.Is(err, jetstream.ErrNoHeartbeat) {
+			continue // a heartbeat missed before the drain: the rest still comes
+		}
+		if err != nil {
+			break
+		}
+		f.held.take(msg)
+		msgs = append(msgs, msg)
+	}
+	it.Stop()
+	f.held.keepNow()
+	return msgs
+}
+
+// watch guards the hand while the caller is away from the feed (computing
+// a task, setting a run up, waiting for other workers' shards), until the
+// feed closes. The pace lets a hand be kept only while the last tasks were
+// quick, but it learns that a task is slow only once the task ends, and
+// the tasks in the hand cannot be kept alive while they are in the client:
+// so once the caller has taken no task for a third of the ack wait, the
+// watch takes what the iterator holds into the holdings (kept alive from
+// then on) and the feed keeps no hand. The hand's oldest task had waited a
+// third of the ack wait at most when the caller last took one (the pace's
+// limit), so it has waited two thirds and a twelfth at most when taken.
+func (f *taskFeed) watch() {
+	for {
+		limit := time.Duration(f.ackWait.Load()) / 3
+		every := limit / 4
+		if every <= 0 {
+			every = time.Second // no ack wait known: the watch does nothing
+		}
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		if limit > 0 && time.Since(time.Unix(0, f.lastTake.Load())) >= limit {
+			f.takeHand()
+		}
+	}
+}
+
+// takeHand takes the iterator away from a caller that is not using it, and
+// what it holds into rescued.
+func (f *taskFeed) takeHand() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.it == nil || f.using.Load() {
+		return
+	}
+	f.rescued = append(f.rescued, f.drain(f.it)...)
+	f.it, f.rescue = nil, true
 }
 
 // fetch takes one task from the consumer when the feed keeps no hand,
@@ -326,6 +396,18 @@ func (f *taskFeed) close() {
 		f.it.Stop()
 	}
 	f.nc.RemoveStatusListener(f.lost)
+}
+
+// shut closes the feed and returns the tasks taken out of its iterator
+// that the caller has not taken: they are held, and are the caller's to
+// hand back.
+func (f *taskFeed) shut() []jetstream.Msg {
+	f.close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rest := append(f.queue, f.rescued...)
+	f.queue, f.rescued, f.rescue = nil, nil, false
+	return rest
 }
 
 // handPace chooses how a worker's feed takes tasks from the time its

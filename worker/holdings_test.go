@@ -199,3 +199,51 @@ func TestAFeedWithoutAHandNoticesItsConsumerGone(t *testing.T) {
 		t.Fatal("a feed whose consumer was deleted still waits for a task after 20 s")
 	}
 }
+
+// TestAHandOutlastedByItsTaskIsKeptAlive: a worker takes a task and spends
+// three ack waits on it (its first: the pace cannot know it is slow) while
+// the rest of a hand waits in its client. The feed's watch takes the hand
+// into the holdings once no task was taken for a third of the ack wait, so
+// the keeper keeps every task of it alive: another worker asking for tasks
+// all that time gets none, and the feed then takes tasks one at a time.
+func TestAHandOutlastedByItsTaskIsKeptAlive(t *testing.T) {
+	const ackWait = time.Second
+	b := startBroker(t, ackWait)
+	const tasks = prefetch // the first and the rest of a hand
+	b.publish(t, 0, tasks)
+	held := newHoldings()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go held.keep(ctx, func() time.Duration { return ackWait / 3 })
+	feed, err := openFeed(b.nc, b.cons, held, ackWaitOf(ackWait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(feed.close)
+	got := taker(t, feed, tasks)
+	deadline := time.Now().Add(time.Minute)
+	first, err := feed.next(time.Until(deadline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, &syncbuf.Buffer{}, "every task delivered", func() bool { return b.inHand(t) == tasks })
+
+	// The slow task, while another worker asks for tasks: it may get only
+	// one the broker gave up on.
+	if again, err := b.cons.Next(jetstream.FetchMaxWait(3 * ackWait)); err == nil {
+		md, _ := again.Metadata()
+		t.Fatalf("task %s went to another worker (delivery %d) while the first held it", again.Data(), md.NumDelivered)
+	}
+	got.accept(t, first)
+	held.settle(first)
+	got.take(t, deadline)
+	if !feed.pace.single {
+		t.Error("the feed keeps a hand after its watch took one away")
+	}
+	for len(got.seen) < tasks {
+		got.take(t, deadline)
+	}
+	if n := held.len(); n != tasks-1 {
+		t.Errorf("%d tasks held, want the %d the test took and did not settle", n, tasks-1)
+	}
+}

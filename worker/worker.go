@@ -261,10 +261,9 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 		if len(w.pending) > 0 {
 			w.flush()
 		}
-		for _, msg := range append(w.stash, feed.queue...) {
+		for _, msg := range append(w.stash, feed.shut()...) {
 			w.nak(msg, 0)
 		}
-		feed.queue = nil
 		w.stash, w.feed = nil, nil
 	}()
 	for ctx.Err() == nil {
