@@ -46,6 +46,7 @@ type taskFeed struct {
 	busy  time.Duration   // the caller's time since the last task taken, waits left out
 	// discounted: the task the caller holds is not to count in the pace.
 	discounted bool
+	watched    bool // the last switch to no hand was the watch's, not the pace's
 	returned   time.Time       // when next last returned
 	ctx        context.Context // ended by close: it ends a fetch under way
 	cancel     context.CancelFunc
@@ -152,7 +153,7 @@ func (f *taskFeed) take(maxWait time.Duration) (jetstream.Msg, error) {
 		// tasks are quick again.
 		f.queue = append(f.queue, f.rescued...)
 		f.rescued, f.rescue = nil, false
-		f.pace.single = true
+		f.pace.single, f.watched = true, true
 	}
 	f.mu.Unlock()
 	if len(f.queue) > 0 {

@@ -234,15 +234,21 @@ func (w *Worker) next(maxWait time.Duration) (jetstream.Msg, error) {
 		w.waited.Add(int64(waited))
 		w.metrics.WorkerIdle.Add(context.Background(), waited.Seconds(), w.idAttr)
 	}
+	watched := w.feed.watched
+	w.feed.watched = false
 	if p := &w.feed.pace; p.single != single {
 		log := w.opts.Log.Debug
 		if pace.Due(&w.handLogged, time.Now(), time.Minute) {
 			log = w.opts.Log.Info
 		}
-		if p.single {
+		switch {
+		case p.single && watched:
+			log("worker: took no task for a third of the ack wait; the tasks in hand are kept alive, and tasks taken one at a time",
+				"worker", w.opts.ID, "last_task", p.last, "limit", p.limit)
+		case p.single:
 			log("worker: the last tasks took longer than a hand of them may wait under the ack wait; taking tasks one at a time",
 				"worker", w.opts.ID, "last_task", p.last, "hand_took", p.sum, "limit", p.limit)
-		} else {
+		default:
 			log("worker: tasks are quick again; keeping a hand of them", "worker", w.opts.ID, "hand", prefetch)
 		}
 	}
