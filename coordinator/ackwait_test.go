@@ -68,9 +68,14 @@ func TestANewAckWaitReachesTheWorkers(t *testing.T) {
 
 	// A second run, started with no ack wait: the consumer keeps 2 s.
 	cfg2 := smallConfig(t, "seed=2")
+	local2, _ := trainLocal(t, cfg2)
 	logs.Reset()
-	if _, err := Train(ctx, nc, openStore(t, ""), Options{Config: cfg2, Log: log}); err != nil {
+	res2, err := Train(ctx, nc, openStore(t, ""), Options{Config: cfg2, Log: log})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if fmt.Sprintf("%x", res2.Digest) != fmt.Sprintf("%x", local2.Digest) {
+		t.Fatal("the second run's weights differ from the in-process loop's")
 	}
 	cons, err := js.Consumer(ctx, protocol.TasksStream, protocol.WorkersConsumer)
 	if err != nil {

@@ -128,6 +128,9 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 	readDone := make(chan struct{})
 	go func() { n.read(ctx, cons, from, in); close(readDone) }()
 	defer func() { cancel(nil); <-readDone }()
+	fctx, stopFollowing := context.WithCancel(ctx)
+	ackWait, followed := n.followAckWait(fctx)
+	defer func() { stopFollowing(); <-followed }()
 	tick := time.NewTicker(n.ackWait)
 	defer tick.Stop()
 	report := time.NewTicker(n.opts.StatusEvery)
@@ -156,6 +159,10 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 				return nil, err
 			}
 		case <-tick.C:
+			if d := time.Duration(ackWait.Load()); d > 0 && d != n.ackWait {
+				n.ackWait = d // another coordinator set it
+				tick.Reset(d)
+			}
 			if !replaying {
 				if err := n.checkStalled(ctx); err != nil {
 					return nil, err

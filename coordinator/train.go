@@ -158,7 +158,10 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	}
 	// The leases bucket is created with the streams: on a cluster each
 	// creation waits for an election.
-	before := consumerAckWait(ctx, js)
+	var before time.Duration // needed only to tell a change
+	if opts.AckWait > 0 {
+		before = consumerAckWait(ctx, js)
+	}
 	if err := protocol.Ensure(ctx, js, opts.Replicas, opts.AckWait, leaseBucket(opts.LeaseTTL, opts.Replicas)); err != nil {
 		return nil, err
 	}

@@ -71,10 +71,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream, replicas int, ackWait t
 				return js.CreateOrUpdateConsumer(ctx, TasksStream, WorkersConsumerConfig(ackWait))
 			}
 			cons, err := js.CreateConsumer(ctx, TasksStream, WorkersConsumerConfig(DefaultAckWait))
-			if errors.Is(err, jetstream.ErrConsumerExists) {
-				return js.Consumer(ctx, TasksStream, WorkersConsumer) // its ack wait stays
+			if !errors.Is(err, jetstream.ErrConsumerExists) {
+				return cons, err
 			}
-			return cons, err
+			// Updated but for its ack wait, which stays.
+			if cons, err = js.Consumer(ctx, TasksStream, WorkersConsumer); err != nil {
+				return nil, err
+			}
+			return js.UpdateConsumer(ctx, TasksStream, WorkersConsumerConfig(cons.CachedInfo().Config.AckWait))
 		},
 		func(ctx context.Context) (jetstream.Consumer, error) {
 			return js.Consumer(ctx, TasksStream, WorkersConsumer)

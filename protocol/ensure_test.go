@@ -138,3 +138,36 @@ func TestEnsureSetsTheAckWaitOnlyWhenAsked(t *testing.T) {
 		nc.Close()
 	}
 }
+
+// TestEnsureUpdatesAnOlderConsumerButItsAckWait: a consumer an older
+// version created with another configuration is brought up to date by an
+// Ensure that sets no ack wait, and keeps its ack wait.
+func TestEnsureUpdatesAnOlderConsumerButItsAckWait(t *testing.T) {
+	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir()})
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if err := Ensure(ctx, js, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	older := WorkersConsumerConfig(7 * time.Second)
+	older.Description = "an older jettrain's consumer"
+	if _, err := js.UpdateConsumer(ctx, TasksStream, older); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(ctx, js, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, TasksStream, WorkersConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cons.CachedInfo().Config
+	if got.AckWait != 7*time.Second || got.Description != WorkersConsumerConfig(0).Description {
+		t.Fatalf("consumer ack wait %v, description %q; want 7s and %q", got.AckWait, got.Description, WorkersConsumerConfig(0).Description)
+	}
+}

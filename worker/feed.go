@@ -46,20 +46,20 @@ type taskFeed struct {
 	busy  time.Duration   // the caller's time since the last task taken, waits left out
 	// discounted: the task the caller holds is not to count in the pace.
 	discounted bool
-	watched    bool // the last switch to no hand was the watch's, not the pace's
 	returned   time.Time       // when next last returned
 	ctx        context.Context // ended by close: it ends a fetch under way
 	cancel     context.CancelFunc
+	watched    bool // the last switch to no hand was the watch's, not the pace's
 
 	// The hand's watch (see watch) and the task loop share these:
 	lastTake atomic.Int64 // when the caller last took a task (Unix nanoseconds)
 	using    atomic.Bool  // the caller is taking a task: the iterator is its
+	rescue   atomic.Bool  // the watch took the hand away (rescued): the feed keeps none
 
 	mu      sync.Mutex // it, closed and rescued: close and watch come from other goroutines
 	it      jetstream.MessagesContext
 	closed  bool
 	rescued []jetstream.Msg // taken out of the iterator by the watch, for the queue
-	rescue  bool            // the watch took the iterator away: the feed keeps no hand
 }
 
 // openFeed starts delivering cons's tasks over nc, prefetch of them at most
@@ -115,7 +115,6 @@ func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
 	defer f.using.Store(false)
 	msg, err := f.take(maxWait)
 	if err == nil {
-		f.lastTake.Store(time.Now().UnixNano())
 		f.held.take(msg)
 		f.pace.limit = time.Duration(f.ackWait.Load()) / 3
 		switch {
@@ -129,6 +128,9 @@ func (f *taskFeed) next(maxWait time.Duration) (jetstream.Msg, error) {
 		f.busy = 0
 	}
 	f.returned = time.Now()
+	if err == nil {
+		f.lastTake.Store(f.returned.UnixNano())
+	}
 	return msg, err
 }
 
@@ -146,16 +148,17 @@ func (f *taskFeed) discount() { f.discounted = true }
 
 // take is next without the bookkeeping.
 func (f *taskFeed) take(maxWait time.Duration) (jetstream.Msg, error) {
-	f.mu.Lock()
-	if f.rescue {
+	if f.rescue.Load() {
 		// The watch took the hand while the caller was away: its tasks
-		// come first, then one task at a time, until the pace says the
-		// tasks are quick again.
+		// (those it has not handed back) come first, then one task at a
+		// time, until the pace says the tasks are quick again.
+		f.mu.Lock()
 		f.queue = append(f.queue, f.rescued...)
-		f.rescued, f.rescue = nil, false
+		f.rescued = nil
+		f.rescue.Store(false)
+		f.mu.Unlock()
 		f.pace.single, f.watched = true, true
 	}
-	f.mu.Unlock()
 	if len(f.queue) > 0 {
 		msg := f.queue[0]
 		f.queue = f.queue[1:]
@@ -267,37 +270,74 @@ func (f *taskFeed) drain(it jetstream.MessagesContext) []jetstream.Msg {
 // the tasks in the hand cannot be kept alive while they are in the client:
 // so once the caller has taken no task for a third of the ack wait, the
 // watch takes what the iterator holds into the holdings (kept alive from
-// then on) and the feed keeps no hand. The hand's oldest task had waited a
-// third of the ack wait at most when the caller last took one (the pace's
-// limit), so it has waited two thirds and a twelfth at most when taken.
+// then on) and the feed keeps no hand. The hand's oldest task had waited
+// about a third of the ack wait at most when the caller last took one
+// (the pace's limit), so it has waited about two thirds and a twelfth at
+// most when taken. Once the caller has been away a whole ack wait, the
+// watch hands those tasks back, none of them begun, for other workers to
+// compute: so a hand waits no longer for a caller far slower than
+// expected than it did before it was kept alive.
 func (f *taskFeed) watch() {
 	for {
 		limit := time.Duration(f.ackWait.Load()) / 3
-		every := limit / 4
+		every := min(limit/4, watchMax)
 		if every <= 0 {
-			every = time.Second // no ack wait known: the watch does nothing
+			every = watchMax // no ack wait known: the watch does nothing
 		}
 		select {
 		case <-f.ctx.Done():
 			return
 		case <-time.After(every):
 		}
-		if limit > 0 && time.Since(time.Unix(0, f.lastTake.Load())) >= limit {
+		if limit <= 0 {
+			continue
+		}
+		away := time.Since(time.Unix(0, f.lastTake.Load()))
+		if away >= limit {
 			f.takeHand()
+		}
+		if away >= 3*limit {
+			f.handBack()
 		}
 	}
 }
 
+// watchMax bounds the watch's period, so that it soon goes by a shorter
+// ack wait than the one it last read.
+const watchMax = time.Second
+
 // takeHand takes the iterator away from a caller that is not using it, and
-// what it holds into rescued.
+// what it holds into rescued. An iterator that held nothing is let go all
+// the same (a new one asks the broker for a hand at the next take), but the
+// feed keeps a hand: there was none to lose. It drains the iterator under
+// the feed's lock: a close or a take waits for that, about a round trip,
+// or up to drainBound while the broker is away.
 func (f *taskFeed) takeHand() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed || f.it == nil || f.using.Load() {
 		return
 	}
-	f.rescued = append(f.rescued, f.drain(f.it)...)
-	f.it, f.rescue = nil, true
+	msgs := f.drain(f.it)
+	f.it = nil
+	if len(msgs) == 0 {
+		f.lastTake.Store(time.Now().UnixNano()) // the new hand's wait starts now
+		return
+	}
+	f.rescued = append(f.rescued, msgs...)
+	f.rescue.Store(true)
+}
+
+// handBack hands the rescued tasks back to the broker, for any worker.
+func (f *taskFeed) handBack() {
+	f.mu.Lock()
+	msgs := f.rescued
+	f.rescued = nil
+	f.mu.Unlock()
+	for _, msg := range msgs {
+		f.held.settle(msg) // before the Nak: no keepalive may follow it
+		_ = msg.Nak()
+	}
 }
 
 // fetch takes one task from the consumer when the feed keeps no hand,
@@ -407,7 +447,8 @@ func (f *taskFeed) shut() []jetstream.Msg {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	rest := append(f.queue, f.rescued...)
-	f.queue, f.rescued, f.rescue = nil, nil, false
+	f.queue, f.rescued = nil, nil
+	f.rescue.Store(false)
 	return rest
 }
 

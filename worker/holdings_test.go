@@ -200,14 +200,17 @@ func TestAFeedWithoutAHandNoticesItsConsumerGone(t *testing.T) {
 	}
 }
 
-// TestAHandOutlastedByItsTaskIsKeptAlive: a worker takes a task and spends
-// three ack waits on it (its first: the pace cannot know it is slow) while
-// the rest of a hand waits in its client. The feed's watch takes the hand
-// into the holdings once no task was taken for a third of the ack wait, so
-// the keeper keeps every task of it alive: another worker asking for tasks
-// all that time gets none, and the feed then takes tasks one at a time.
-func TestAHandOutlastedByItsTaskIsKeptAlive(t *testing.T) {
-	const ackWait = time.Second
+// TestAHandOutlastedByItsTaskIsNotComputedTwice: a worker takes a task and
+// spends three ack waits on it (its first: the pace cannot know it is slow)
+// while the rest of a hand waits in its client. The feed's watch takes the
+// hand into the holdings once no task was taken for a third of the ack
+// wait, keeps it alive, and hands it back once the worker has been away a
+// whole ack wait: another worker computes those tasks, and the first,
+// back, finds none of them in its hand. Left in the client, the hand would
+// have gone to the other worker at its ack wait all the same, and come
+// back to the first from its client's buffer: computed twice.
+func TestAHandOutlastedByItsTaskIsNotComputedTwice(t *testing.T) {
+	const ackWait = 2 * time.Second
 	b := startBroker(t, ackWait)
 	const tasks = prefetch // the first and the rest of a hand
 	b.publish(t, 0, tasks)
@@ -220,30 +223,106 @@ func TestAHandOutlastedByItsTaskIsKeptAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(feed.close)
-	got := taker(t, feed, tasks)
-	deadline := time.Now().Add(time.Minute)
-	first, err := feed.next(time.Until(deadline))
+	first, err := feed.next(time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, &syncbuf.Buffer{}, "every task delivered", func() bool { return b.inHand(t) == tasks })
+	taken := time.Now()
+	poll(t, &syncbuf.Buffer{}, "the rest of a hand delivered", func() bool { return b.inHand(t) == tasks })
 
-	// The slow task, while another worker asks for tasks: it may get only
-	// one the broker gave up on.
-	if again, err := b.cons.Next(jetstream.FetchMaxWait(3 * ackWait)); err == nil {
-		md, _ := again.Metadata()
-		t.Fatalf("task %s went to another worker (delivery %d) while the first held it", again.Data(), md.NumDelivered)
+	// The slow task, while another worker asks for tasks.
+	other := map[string]bool{}
+	for end := taken.Add(3 * ackWait); time.Now().Before(end); {
+		msg, err := b.cons.Next(jetstream.FetchMaxWait(time.Until(end)))
+		if err != nil {
+			continue
+		}
+		if since := time.Since(taken); since < ackWait/3 {
+			t.Fatalf("task %s went to another worker %v after the first took its task", msg.Data(), since)
+		}
+		other[string(msg.Data())] = true
+		if err := msg.DoubleAck(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	got.accept(t, first)
+	if len(other) != tasks-1 || other[string(first.Data())] {
+		t.Fatalf("the other worker computed tasks %v, want the %d of the hand", other, tasks-1)
+	}
+	if err := first.DoubleAck(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	held.settle(first)
+	if msg, err := feed.next(ackWait / 4); err == nil {
+		t.Fatalf("the first worker, back, took task %s (delivery %d) that the other computed", msg.Data(), deliveries(msg))
+	}
+	if n := held.len(); n != 0 {
+		t.Errorf("%d tasks still held with all of them done", n)
+	}
+}
+
+// TestTheWatchLeavesAWaitingCallersHand: a caller waiting in the feed for
+// a task is not away from it: the watch leaves its iterator alone (taking
+// it would end the wait with the feed closed), and the task comes.
+func TestTheWatchLeavesAWaitingCallersHand(t *testing.T) {
+	b := startBroker(t, time.Minute)
+	feed, err := openFeed(b.nc, b.cons, newHoldings(), ackWaitOf(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(feed.close)
+	type result struct {
+		msg jetstream.Msg
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		msg, err := feed.next(0)
+		got <- result{msg, err}
+	}()
+	poll(t, &syncbuf.Buffer{}, "the caller waiting in the feed", feed.using.Load)
+	feed.takeHand()
+	b.publish(t, 0, 1)
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatalf("the caller's wait ended with %v", r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the task published never reached the waiting caller")
+	}
+	if feed.pace.single {
+		t.Error("the feed keeps no hand after the watch looked at a waiting caller")
+	}
+}
+
+// TestAnEmptyHandTakenLeavesTheFeedAHand: the watch takes the iterator of
+// a caller away from the feed that holds no task: there was no hand to
+// lose, so the next take asks the broker for a new hand.
+func TestAnEmptyHandTakenLeavesTheFeedAHand(t *testing.T) {
+	b := startBroker(t, time.Minute)
+	b.publish(t, 0, 1)
+	feed, err := openFeed(b.nc, b.cons, newHoldings(), ackWaitOf(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(feed.close)
+	got := taker(t, feed, 2*prefetch+1)
+	deadline := time.Now().Add(time.Minute)
 	got.take(t, deadline)
-	if !feed.pace.single {
-		t.Error("the feed keeps a hand after its watch took one away")
+	feed.takeHand() // the caller is away, with no task in hand
+	b.publish(t, 1, 2*prefetch+1)
+	got.take(t, deadline)
+	if feed.pace.single {
+		t.Fatal("the feed keeps no hand after the watch took an empty one")
 	}
-	for len(got.seen) < tasks {
-		got.take(t, deadline)
+	poll(t, &syncbuf.Buffer{}, "a new hand delivered", func() bool { return b.inHand(t) == prefetch-1 })
+}
+
+// deliveries is how many times msg has been delivered.
+func deliveries(msg jetstream.Msg) uint64 {
+	md, err := msg.Metadata()
+	if err != nil {
+		return 0
 	}
-	if n := held.len(); n != tasks-1 {
-		t.Errorf("%d tasks held, want the %d the test took and did not settle", n, tasks-1)
-	}
+	return md.NumDelivered
 }
