@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,14 +57,15 @@ func ackWaitSet(ctx context.Context, js jetstream.JetStream, want, before time.D
 
 // followAckWait reads the workers' consumer's ack wait again whenever a
 // coordinator says it changed it, and every ackWaitFollow, until ctx ends,
-// off the node's loop (a lookup may wait for an absent broker). The loop
-// takes the value at its ticks; done is closed once the goroutine ends.
-func (n *node) followAckWait(ctx context.Context) (_ *atomic.Int64, done <-chan struct{}) {
-	var now atomic.Int64
-	now.Store(int64(n.ackWait))
+// off the node's loop (a lookup may wait for an absent broker), and sends
+// the loop every value that differs from the one before. done is closed
+// once it has stopped.
+func (n *node) followAckWait(ctx context.Context) (_ <-chan time.Duration, done <-chan struct{}) {
+	out := make(chan time.Duration)
 	changed := make(chan *nats.Msg, 1)
 	sub, err := n.js.Conn().ChanSubscribe(protocol.ConsumerChangedSubject, changed)
 	ended := make(chan struct{})
+	last := n.ackWait
 	go func() {
 		defer close(ended)
 		if err == nil {
@@ -80,12 +80,19 @@ func (n *node) followAckWait(ctx context.Context) (_ *atomic.Int64, done <-chan 
 			case <-changed:
 			case <-t.C:
 			}
-			if d := consumerAckWait(ctx, n.js); d > 0 {
-				now.Store(int64(d))
+			d := consumerAckWait(ctx, n.js)
+			if d <= 0 || d == last {
+				continue
+			}
+			select {
+			case out <- d:
+				last = d
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
-	return &now, ended
+	return out, ended
 }
 
 // ackWaitFollow is how often a coordinator reads the consumer's ack wait

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/protocol"
 )
 
@@ -86,5 +87,57 @@ func TestANewAckWaitReachesTheWorkers(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "new ack wait") {
 		t.Errorf("a coordinator started with no ack wait said it changed it:\n%s", logs.String())
+	}
+}
+
+// TestAStalledStepIsHandedOutAgainByTheAckWaitACoordinatorSet: a step that
+// makes no progress for four ack waits (its tasks lost with a broker's
+// state; here, no worker takes them) has its missing shards handed out
+// again. The node goes by the consumer's ack wait as another coordinator
+// sets it while the run is under way: started under 30 s, it would wait two
+// minutes; once the consumer's is 1 s, it hands the shards out within
+// seconds, and a worker then joining ends the run with the in-process
+// loop's weights.
+func TestAStalledStepIsHandedOutAgainByTheAckWaitACoordinatorSet(t *testing.T) {
+	cfg := smallConfig(t)
+	local, _ := trainLocal(t, cfg)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	logs := &syncbuf.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	type result struct {
+		res *Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := Train(ctx, nc, openStore(t, ""), Options{Config: cfg, Log: log, AckWait: 30 * time.Second})
+		done <- result{res, err}
+	}()
+	waitForSnapshot(t, nc, cfg.Signature())
+	// Another coordinator sets the consumer's ack wait to a second.
+	if err := protocol.Ensure(ctx, js, 1, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish(protocol.ConsumerChangedSubject, nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "re-dispatching its missing shards"); time.Sleep(10 * time.Millisecond) { // polling
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled step's shards were not handed out again within 20 s of the new ack wait:\n%s", logs.String())
+		}
+	}
+	newPool(t, srv.ClientURL()).add(1)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if fmt.Sprintf("%x", r.res.Digest) != fmt.Sprintf("%x", local.Digest) {
+		t.Fatal("the weights differ from the in-process loop's")
 	}
 }

@@ -129,7 +129,7 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 	go func() { n.read(ctx, cons, from, in); close(readDone) }()
 	defer func() { cancel(nil); <-readDone }()
 	fctx, stopFollowing := context.WithCancel(ctx)
-	ackWait, followed := n.followAckWait(fctx)
+	ackWaits, followed := n.followAckWait(fctx)
 	defer func() { stopFollowing(); <-followed }()
 	tick := time.NewTicker(n.ackWait)
 	defer tick.Stop()
@@ -158,11 +158,10 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 			if err := n.room.expired(n.opts.Now(), n.strag.deadline()); err != nil {
 				return nil, err
 			}
+		case d := <-ackWaits:
+			n.ackWait = d // a coordinator set another
+			tick.Reset(d)
 		case <-tick.C:
-			if d := time.Duration(ackWait.Load()); d > 0 && d != n.ackWait {
-				n.ackWait = d // another coordinator set it
-				tick.Reset(d)
-			}
 			if !replaying {
 				if err := n.checkStalled(ctx); err != nil {
 					return nil, err
