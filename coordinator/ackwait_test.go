@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jettrain/jettrain/config"
 	"github.com/jettrain/jettrain/internal/syncbuf"
 	"github.com/jettrain/jettrain/protocol"
 )
@@ -22,14 +25,7 @@ import (
 // without leaves it as it is. Both runs end with the in-process loop's
 // weights.
 func TestANewAckWaitReachesTheWorkers(t *testing.T) {
-	cfg := smallConfig(t)
-	local, _ := trainLocal(t, cfg)
-	srv := runNATS(t, t.TempDir())
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, local, srv, nc, js := ackWaitScene(t)
 	ctx := context.Background()
 	if err := protocol.Ensure(ctx, js, 1, 30*time.Second); err != nil { // as an earlier coordinator left it
 		t.Fatal(err)
@@ -99,14 +95,7 @@ func TestANewAckWaitReachesTheWorkers(t *testing.T) {
 // seconds, and a worker then joining ends the run with the in-process
 // loop's weights.
 func TestAStalledStepIsHandedOutAgainByTheAckWaitACoordinatorSet(t *testing.T) {
-	cfg := smallConfig(t)
-	local, _ := trainLocal(t, cfg)
-	srv := runNATS(t, t.TempDir())
-	nc := connect(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, local, srv, nc, js := ackWaitScene(t)
 	ctx := context.Background()
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -140,4 +129,19 @@ func TestAStalledStepIsHandedOutAgainByTheAckWaitACoordinatorSet(t *testing.T) {
 	if fmt.Sprintf("%x", r.res.Digest) != fmt.Sprintf("%x", local.Digest) {
 		t.Fatal("the weights differ from the in-process loop's")
 	}
+}
+
+// ackWaitScene is a run of smallConfig to train, the in-process loop's
+// result of it, and a server of the test's own with a client.
+func ackWaitScene(t *testing.T) (config.Config, *Result, *server.Server, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	cfg := smallConfig(t)
+	local, _ := trainLocal(t, cfg)
+	srv := runNATS(t, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, local, srv, nc, js
 }

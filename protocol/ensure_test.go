@@ -18,13 +18,7 @@ import (
 // and the caller's, and a second call (a restarted coordinator, or its
 // standby) changes nothing and fails nothing.
 func TestEnsureCreatesEverythingOnce(t *testing.T) {
-	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir()})
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js := startJetStream(t)
 	ctx := context.Background()
 	extra := jetstream.KeyValueConfig{Bucket: "callers-bucket", TTL: time.Minute}
 	for range 2 {
@@ -121,12 +115,7 @@ func TestEnsureSetsTheAckWaitOnlyWhenAsked(t *testing.T) {
 		{"asked, then none", []time.Duration{3 * time.Second, 0}, 3 * time.Second},
 		{"asked, then another", []time.Duration{3 * time.Second, 0, 40 * time.Second}, 40 * time.Second},
 	} {
-		srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir()})
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, _ := jetstream.New(nc)
+		js := startJetStream(t)
 		for _, d := range c.calls {
 			if err := Ensure(ctx, js, 1, d); err != nil {
 				t.Fatalf("%s: %v", c.name, err)
@@ -135,7 +124,6 @@ func TestEnsureSetsTheAckWaitOnlyWhenAsked(t *testing.T) {
 		if got := ackWait(js); got != c.want {
 			t.Errorf("%s: ack wait %v, want %v", c.name, got, c.want)
 		}
-		nc.Close()
 	}
 }
 
@@ -143,13 +131,7 @@ func TestEnsureSetsTheAckWaitOnlyWhenAsked(t *testing.T) {
 // version created with another configuration is brought up to date by an
 // Ensure that sets no ack wait, and keeps its ack wait.
 func TestEnsureUpdatesAnOlderConsumerButItsAckWait(t *testing.T) {
-	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir()})
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js := startJetStream(t)
 	ctx := context.Background()
 	if err := Ensure(ctx, js, 1, 0); err != nil {
 		t.Fatal(err)
@@ -170,4 +152,18 @@ func TestEnsureUpdatesAnOlderConsumerButItsAckWait(t *testing.T) {
 	if got.AckWait != 7*time.Second || got.Description != WorkersConsumerConfig(0).Description {
 		t.Fatalf("consumer ack wait %v, description %q; want 7s and %q", got.AckWait, got.Description, WorkersConsumerConfig(0).Description)
 	}
+}
+
+// startJetStream starts a JetStream server of the test's own and returns a
+// client of it.
+func startJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	srv := natstest.Start(t, server.Options{JetStream: true, StoreDir: t.TempDir()})
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	return js
 }
