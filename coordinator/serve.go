@@ -129,8 +129,12 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 	go func() { n.read(ctx, cons, from, in); close(readDone) }()
 	defer func() { cancel(nil); <-readDone }()
 	fctx, stopFollowing := context.WithCancel(ctx)
-	ackWaits, followed := n.followAckWait(fctx)
-	defer func() { stopFollowing(); <-followed }()
+	ackWaits := protocol.FollowAckWait(fctx, n.js, n.ackWait)
+	defer func() {
+		stopFollowing()
+		for range ackWaits { // until it has stopped
+		}
+	}()
 	tick := time.NewTicker(n.ackWait)
 	defer tick.Stop()
 	report := time.NewTicker(n.opts.StatusEvery)

@@ -160,7 +160,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	// creation waits for an election.
 	var before time.Duration // needed only to tell a change
 	if opts.AckWait > 0 {
-		before = consumerAckWait(ctx, js)
+		before = protocol.ConsumerAckWait(ctx, js)
 	}
 	if err := protocol.Ensure(ctx, js, opts.Replicas, opts.AckWait, leaseBucket(opts.LeaseTTL, opts.Replicas)); err != nil {
 		return nil, err

@@ -101,10 +101,6 @@ type Worker struct {
 	pubFails publishFailures // gradients the broker did not store, for publishFailed's warnings
 	out      chan outgoing   // computed gradients for the publisher; open while Run runs
 
-	// consumerChanged hears a coordinator's notice that it changed the
-	// task consumer (protocol.ConsumerChangedSubject).
-	consumerChanged chan struct{}
-
 	// Owned by the task loop, while consume runs:
 	feed       *taskFeed
 	stash      []jetstream.Msg // tasks taken in hand by idle and nextIs, served before the feed's
@@ -132,8 +128,7 @@ func New(nc *nats.Conn, opts Options) (*Worker, error) {
 	}
 	runs := newRunCache(opts.DataDir, fetch, nc)
 	runs.peers, runs.worker = opts.Peers, opts.ID
-	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), bufs: runs.bufs, held: newHoldings(),
-		consumerChanged: make(chan struct{}, 1)}
+	w := &Worker{opts: opts, nc: nc, js: js, runs: runs, versions: newVersions(), bufs: runs.bufs, held: newHoldings()}
 	w.ackWait.Store(int64(defaultAckWait))
 	w.idAttr = metric.WithAttributes(attribute.String(telemetry.AttrWorker, opts.ID))
 	if opts.Telemetry != nil {
@@ -184,16 +179,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	defer sub.Unsubscribe()
-	csub, err := w.nc.Subscribe(protocol.ConsumerChangedSubject, func(*nats.Msg) {
-		select {
-		case w.consumerChanged <- struct{}{}:
-		default:
+	following, stopFollowing := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		for d := range protocol.FollowAckWait(following, w.js, 0) {
+			if was := w.setAckWait(d); was != d {
+				w.opts.Log.Info("worker: the task consumer's ack wait changed", "worker", w.opts.ID, "was", was, "now", d)
+			}
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
-	defer csub.Unsubscribe()
+	}()
+	defer func() { stopFollowing(); <-followed }()
 	defer w.runs.close()
 	go w.heartbeat(ctx)
 	keeping, stopKeeping := context.WithCancel(context.Background())
@@ -250,10 +246,6 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 		return
 	}
 	defer feed.close()
-	following, stopFollowing := context.WithCancel(ctx)
-	followed := make(chan struct{})
-	go func() { w.followAckWait(following, cons); close(followed) }()
-	defer func() { stopFollowing(); <-followed }()
 	stop := context.AfterFunc(ctx, feed.close)
 	defer stop()
 	w.feed, w.kv = feed, kv
