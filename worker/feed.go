@@ -335,8 +335,7 @@ func (f *taskFeed) handBack() {
 	f.rescued = nil
 	f.mu.Unlock()
 	for _, msg := range msgs {
-		f.held.settle(msg) // before the Nak: no keepalive may follow it
-		_ = msg.Nak()
+		f.held.nak(msg, 0)
 	}
 }
 

@@ -60,6 +60,26 @@ func (h *holdings) settle(msg jetstream.Msg) {
 	h.mu.Unlock()
 }
 
+// nak, term and ack answer msg for good, taking it out of the holdings
+// first, so that the keeper sends no InProgress after the answer (see
+// keep). nak hands it back for redelivery after delay (0: at once; a Nak
+// without a delay is what NakWithDelay sends for 0), term drops it, ack
+// acknowledges it.
+func (h *holdings) nak(msg jetstream.Msg, delay time.Duration) {
+	h.settle(msg)
+	_ = msg.NakWithDelay(delay)
+}
+
+func (h *holdings) term(msg jetstream.Msg) {
+	h.settle(msg)
+	_ = msg.Term()
+}
+
+func (h *holdings) ack(msg jetstream.Msg) error {
+	h.settle(msg)
+	return msg.Ack()
+}
+
 // len is how many tasks are held.
 func (h *holdings) len() int {
 	h.mu.Lock()

@@ -111,8 +111,7 @@ func (w *Worker) publishOne(o outgoing) {
 			if h.msg == nil {
 				continue // a shard computed without its task (serveMissing)
 			}
-			w.held.settle(h.msg)
-			if err := h.msg.Ack(); err != nil {
+			if err := w.held.ack(h.msg); err != nil {
 				w.opts.Log.Warn("worker: ack failed; the gradient is stored and a redelivery will be deduplicated", "task", h.task.String(), "err", err)
 			}
 			w.last.set(h.task.Run, h.task.Step)
@@ -269,25 +268,11 @@ func (p *publishFailures) failing() bool {
 // for want of room wait before they are redelivered.
 const retryStoreAfter = time.Second
 
-// nak hands msg, a task taken from the feed, back for redelivery after
-// delay (0: at once; a Nak without a delay is what NakWithDelay sends for
-// 0), and term drops it for good. Both take it out of the holdings first,
-// so that the keeper sends no InProgress after it (see holdings.keep).
-func (w *Worker) nak(msg jetstream.Msg, delay time.Duration) {
-	w.held.settle(msg)
-	_ = msg.NakWithDelay(delay)
-}
-
-func (w *Worker) term(msg jetstream.Msg) {
-	w.held.settle(msg)
-	_ = msg.Term()
-}
-
-// handBack returns tasks for redelivery after delay (see nak).
+// handBack returns tasks for redelivery after delay (see holdings.nak).
 func (w *Worker) handBack(tasks []heldTask, delay time.Duration) {
 	for _, h := range tasks {
 		if h.msg != nil {
-			w.nak(h.msg, delay)
+			w.held.nak(h.msg, delay)
 		}
 	}
 }

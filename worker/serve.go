@@ -53,7 +53,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 		}
 		log("worker: reading the task's run failed; task will be redelivered", "task", t.String(), "err", err)
 		w.uncounted()
-		w.nak(msg, delay)
+		w.held.nak(msg, delay)
 		return
 	}
 	if err != nil {
@@ -73,7 +73,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 	if errors.Is(err, errStale) {
 		w.opts.Log.Debug("worker: dropping a stale task", "task", t.String(), "err", err)
 		w.uncounted()
-		w.term(msg)
+		w.held.term(msg)
 		return
 	}
 	if err != nil {
@@ -83,7 +83,7 @@ func (w *Worker) serve(ctx context.Context, msg jetstream.Msg) {
 			w.opts.Log.Warn("worker: preparing the weights failed; task will be redelivered", "task", t.String(), "err", err)
 		}
 		w.uncounted()
-		w.nak(msg, notYetDelay)
+		w.held.nak(msg, notYetDelay)
 		return
 	}
 
@@ -334,5 +334,5 @@ func (w *Worker) reject(msg jetstream.Msg, what string, err error) {
 	}
 	w.opts.Log.Warn("worker: dropping "+what+" on "+msg.Subject()+where, "err", err)
 	w.uncounted()
-	w.term(msg)
+	w.held.term(msg)
 }

@@ -254,7 +254,7 @@ func (w *Worker) consume(ctx context.Context, cons jetstream.Consumer, kv jetstr
 			w.flush()
 		}
 		for _, msg := range append(w.stash, feed.shut()...) {
-			w.nak(msg, 0)
+			w.held.nak(msg, 0)
 		}
 		w.stash, w.feed = nil, nil
 	}()
@@ -342,7 +342,7 @@ func (w *Worker) idle(ctx context.Context, r *run, step uint64, waited time.Dura
 		w.stash = append(w.stash, msg)
 		if len(w.stash) > 2*shards {
 			i := latestTask(w.stash, run)
-			w.nak(w.stash[i], giveBackDelay)
+			w.held.nak(w.stash[i], giveBackDelay)
 			w.stash = slices.Delete(w.stash, i, i+1)
 			gaveBack++
 		}
