@@ -69,6 +69,7 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 	}
 	l := &lease{kv: kv, key: run, id: id, ttl: ttl}
 	waiting := false
+	var suspect suspectHolder
 	for {
 		rev, err := kv.Create(ctx, run, []byte(id))
 		if err == nil {
@@ -90,13 +91,25 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 			continue
 		}
 		e, gerr := kv.Get(ctx, run)
+		pause := ttl / 4
 		if gerr == nil && holderIsGone(string(e.Value()), id) {
-			// The holder was this machine's previous coordinator process,
-			// killed before it could release the lease: take it over now
-			// instead of waiting for the TTL.
-			if rev, err := kv.Update(ctx, run, []byte(id), e.Revision()); err == nil {
-				log.Info("took over the lease of a coordinator that died on this host", "run", run, "previous", string(e.Value()))
-				return l.keep(rev), nil
+			// The holder looks like this machine's previous coordinator
+			// process, killed before it could release the lease. A live
+			// one refreshes its lease every third of the TTL, so one that
+			// has not done so for two thirds of it (a refresh up to a third
+			// of the TTL late) is gone: take the lease over
+			// at the revision seen then, instead of waiting for the TTL. A
+			// live coordinator that only shares the id (the same host name
+			// and pid in another pid namespace, or on another machine of
+			// that name) refreshes meanwhile, and keeps its lease.
+			switch wait := suspect.see(e.Revision(), 2*ttl/3); {
+			case wait > 0:
+				pause = min(pause, wait)
+			default:
+				if rev, err := kv.Update(ctx, run, []byte(id), e.Revision()); err == nil {
+					log.Info("took over the lease of a coordinator that died on this host", "run", run, "previous", string(e.Value()))
+					return l.keep(rev), nil
+				}
 			}
 		}
 		if !waiting {
@@ -107,10 +120,27 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 			log.Info("standby: another coordinator leads the run; waiting to take over", "run", run, "leader", holder)
 			waiting = true
 		}
-		if !pace.Wait(ctx, ttl/4) {
+		if !pace.Wait(ctx, pause) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// suspectHolder is a lease holder that looks gone, at the revision of the
+// key it was first seen at.
+type suspectHolder struct {
+	rev   uint64
+	since time.Time
+}
+
+// see notes the key at rev and returns how much longer it must stay at rev
+// to have gone unrefreshed for quiet: all of quiet when rev is new.
+func (s *suspectHolder) see(rev uint64, quiet time.Duration) time.Duration {
+	now := time.Now()
+	if rev != s.rev {
+		s.rev, s.since = rev, now
+	}
+	return quiet - now.Sub(s.since)
 }
 
 // keep starts refreshing the lease, taken at revision rev, every ttl/3
@@ -210,10 +240,12 @@ func (l *lease) release() {
 	_ = l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
 }
 
-// holderIsGone reports whether the lease holder is a coordinator process
-// of this host that no longer runs (ids are "host-pid"): this process in an
-// earlier life (the same id, as in a restarted container), or a pid that is
-// gone.
+// holderIsGone reports whether the lease holder looks like a coordinator
+// process of this host that no longer runs (ids are "host-pid"): this
+// process in an earlier life (the same id, as in a restarted container), or
+// a pid that is gone. The id alone cannot tell that from a live coordinator
+// with the same host name elsewhere or in another pid namespace:
+// acquireLease waits for its lease to go unrefreshed too.
 func holderIsGone(holder, self string) bool {
 	if holder == self {
 		return true

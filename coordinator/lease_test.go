@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jettrain/jettrain/internal/syncbuf"
 )
 
 func TestHolderIsGone(t *testing.T) {
@@ -201,5 +204,50 @@ func TestALeaseHoldsOnlyWhileItsKeyNamesItsHolder(t *testing.T) {
 	}
 	if l.holds(ctx) {
 		t.Fatal("the lease whose key is gone is still held")
+	}
+}
+
+// TestALiveCoordinatorWithTheSameIDKeepsItsLease: coordinators on machines
+// of the same host name, or in pid namespaces of their own on one host, can
+// share an id. One of them finding its own id in the key cannot tell an
+// earlier life of its own from the other, live, coordinator, which refreshes
+// the lease meanwhile: it waits as a standby rather than take the lease.
+func TestALiveCoordinatorWithTheSameIDKeepsItsLease(t *testing.T) {
+	const ttl = 3 * time.Second
+	js, _ := leaseKV(t, ttl)
+	held, err := acquireLease(context.Background(), js, "run", "me", ttl, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.release()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*ttl)
+	defer cancel()
+	if l, err := acquireLease(ctx, js, "run", "me", ttl, quietLog()); err == nil {
+		l.release()
+		t.Fatal("a coordinator took the lease a live one with the same id keeps")
+	}
+	if !held.holds(context.Background()) {
+		t.Fatal("the live coordinator lost its lease")
+	}
+}
+
+// TestAnUnrefreshedLeaseOfTheSameIDIsTakenBeforeItExpires: the key still
+// names this coordinator's id, but nobody refreshes it (an earlier life of
+// this process, killed): the lease is taken over once it has gone
+// unrefreshed for two thirds of the TTL, not only when the key expires.
+func TestAnUnrefreshedLeaseOfTheSameIDIsTakenBeforeItExpires(t *testing.T) {
+	const ttl = 6 * time.Second
+	js, kv := leaseKV(t, ttl)
+	if _, err := kv.Create(context.Background(), "run", []byte("me")); err != nil {
+		t.Fatal(err)
+	}
+	logs := new(syncbuf.Buffer)
+	l, err := acquireLease(context.Background(), js, "run", "me", ttl, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	if !strings.Contains(logs.String(), "took over the lease of a coordinator that died on this host") {
+		t.Fatalf("the lease was not taken over from the dead holder (it expired?):\n%s", logs)
 	}
 }
