@@ -5,10 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -92,24 +88,28 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 		}
 		e, gerr := kv.Get(ctx, run)
 		pause := ttl / 4
-		if gerr == nil && holderIsGone(string(e.Value()), id) {
-			// The holder looks like this machine's previous coordinator
-			// process, killed before it could release the lease. A live
-			// one refreshes its lease every third of the TTL, so one that
-			// has not done so for two thirds of it (a refresh up to a third
-			// of the TTL late) is gone: take the lease over
-			// at the revision seen then, instead of waiting for the TTL. A
-			// live coordinator that only shares the id (the same host name
-			// and pid in another pid namespace, or on another machine of
-			// that name) refreshes meanwhile, and keeps its lease.
-			switch wait := suspect.see(e.Revision(), 2*ttl/3); {
-			case wait > 0:
+		verdict := holderElsewhere
+		if gerr == nil {
+			verdict = judgeHolder(string(e.Value()), id, pidSpace())
+		}
+		// A holder that is this machine's previous coordinator process,
+		// killed before it could release the lease, is taken over now
+		// instead of after the TTL. One that only may be (see
+		// judgeHolder) is taken over once its lease has gone unrefreshed
+		// for two thirds of the TTL, at the revision seen then: a live
+		// coordinator refreshes its lease every third of the TTL (a
+		// refresh up to a third late still keeps it).
+		if verdict == holderMaybeGone {
+			if wait := suspect.see(e.Revision(), 2*ttl/3); wait > 0 {
 				pause = min(pause, wait)
-			default:
-				if rev, err := kv.Update(ctx, run, []byte(id), e.Revision()); err == nil {
-					log.Info("took over the lease of a coordinator that died on this host", "run", run, "previous", string(e.Value()))
-					return l.keep(rev), nil
-				}
+			} else {
+				verdict = holderGone
+			}
+		}
+		if verdict == holderGone {
+			if rev, err := kv.Update(ctx, run, []byte(id), e.Revision()); err == nil {
+				log.Info("took over the lease of a coordinator that died on this host", "run", run, "previous", string(e.Value()))
+				return l.keep(rev), nil
 			}
 		}
 		if !waiting {
@@ -238,36 +238,4 @@ func (l *lease) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
-}
-
-// holderIsGone reports whether the lease holder looks like a coordinator
-// process of this host that no longer runs (ids are "host-pid"): this
-// process in an earlier life (the same id, as in a restarted container), or
-// a pid that is gone. The id alone cannot tell that from a live coordinator
-// with the same host name elsewhere or in another pid namespace:
-// acquireLease waits for its lease to go unrefreshed too.
-func holderIsGone(holder, self string) bool {
-	if holder == self {
-		return true
-	}
-	host, _ := os.Hostname()
-	pidText, ok := strings.CutPrefix(holder, host+"-")
-	if !ok {
-		return false
-	}
-	pid, err := strconv.Atoi(pidText)
-	if err != nil || pid <= 0 {
-		return false
-	}
-	return !processAlive(pid)
-}
-
-// processAlive reports whether a process with pid exists.
-func processAlive(pid int) bool {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false
-	}
-	err = p.Signal(syscall.Signal(0))
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -16,26 +16,43 @@ import (
 	"github.com/jettrain/jettrain/internal/syncbuf"
 )
 
-func TestHolderIsGone(t *testing.T) {
+func TestJudgeHolder(t *testing.T) {
 	host, _ := os.Hostname()
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
-	dead := cmd.Process.Pid
-	for _, tc := range []struct {
-		holder string
-		want   bool
-	}{
-		{"me", true}, // this process in an earlier life
-		{fmt.Sprintf("%s-%d", host, dead), true},
-		{fmt.Sprintf("%s-%d", host, os.Getpid()), false}, // alive, another id
-		{fmt.Sprintf("elsewhere-%d", dead), false},       // other hosts are never judged
-		{host + "-x", false},
-	} {
-		if got := holderIsGone(tc.holder, "me"); got != tc.want {
-			t.Errorf("holderIsGone(%q) = %v, want %v", tc.holder, got, tc.want)
+	dead, space := cmd.Process.Pid, pidSpace()
+	if space == "" {
+		t.Fatal("no pid space on Linux")
+	}
+	id := func(host string, pid int, space string) string {
+		if space == "" {
+			return fmt.Sprintf("%s-%d", host, pid)
 		}
+		return fmt.Sprintf("%s-%d-%s", host, pid, space)
+	}
+	for _, tc := range []struct {
+		holder, space string
+		want          holderVerdict
+	}{
+		{id(host, dead, space), space, holderGone},
+		{id(host, os.Getpid(), space), space, holderGone},       // this process, an earlier run
+		{id(host, os.Getppid(), space), space, holderElsewhere}, // alive
+		{id("elsewhere", dead, space), space, holderElsewhere},  // other hosts are never judged
+		{id(host, dead, "0badf00d"), space, holderMaybeGone},    // another pid namespace or machine
+		{id(host, dead, ""), space, holderMaybeGone},            // an id without its pid space
+		{id(host, os.Getppid(), space), "", holderMaybeGone},    // this one's pid space unknown
+		{"me", space, holderMaybeGone},                          // an id set by hand, used again
+		{"someone", space, holderElsewhere},
+		{host + "-x", space, holderElsewhere},
+	} {
+		if got := judgeHolder(tc.holder, "me", tc.space); got != tc.want {
+			t.Errorf("judgeHolder(%q) in space %q = %v, want %v", tc.holder, tc.space, got, tc.want)
+		}
+	}
+	if got, want := defaultID(), id(host, os.Getpid(), space); got != want {
+		t.Errorf("default id %q, want %q", got, want)
 	}
 }
 
@@ -250,4 +267,29 @@ func TestAnUnrefreshedLeaseOfTheSameIDIsTakenBeforeItExpires(t *testing.T) {
 	if !strings.Contains(logs.String(), "took over the lease of a coordinator that died on this host") {
 		t.Fatalf("the lease was not taken over from the dead holder (it expired?):\n%s", logs)
 	}
+}
+
+// TestTheLeaseOfADeadProcessOfThisPidSpaceIsTakenAtOnce: a lease held by a
+// coordinator process that ran on this host, in this pid namespace, and no
+// longer runs (killed before it released the lease) is taken over at once,
+// not after the TTL, nor after two thirds of it.
+func TestTheLeaseOfADeadProcessOfThisPidSpaceIsTakenAtOnce(t *testing.T) {
+	const ttl = time.Minute
+	js, kv := leaseKV(t, ttl)
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	dead := fmt.Sprintf("%s-%d-%s", host, cmd.Process.Pid, pidSpace())
+	if _, err := kv.Create(context.Background(), "run", []byte(dead)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ttl/6)
+	defer cancel()
+	l, err := acquireLease(ctx, js, "run", defaultID(), ttl, quietLog())
+	if err != nil {
+		t.Fatalf("the lease of %s, dead, was not taken over at once: %v", dead, err)
+	}
+	l.release()
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/jettrain/jettrain/config"
@@ -25,7 +24,7 @@ type Options struct {
 	Progress io.Writer        // where the per-epoch progress bar goes; nil = none
 	Now      func() time.Time // clock for timings only; default time.Now
 	Hooks    Hooks            // optional observation points
-	ID       string           // coordinator id for the leader lease; default host-pid
+	ID       string           // coordinator id for the leader lease; default host-pid-space (defaultID)
 	LeaseTTL time.Duration    // how long a dead leader blocks its standby; default 5s
 
 	// AckWait is the workers' consumer's: how long a task a worker holds
@@ -70,8 +69,7 @@ func (o *Options) defaults() error {
 		o.Log = slog.Default()
 	}
 	if o.ID == "" {
-		host, _ := os.Hostname()
-		o.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+		o.ID = defaultID()
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 5 * time.Second
