@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,11 +48,12 @@ func SnapshotStep(info *jetstream.ObjectInfo) (step uint64, ok bool) {
 // it with every checkpoint, and the object store then deletes the chunks of
 // the old one, also from under a reader, which would wait for them until
 // its context ended. ReadSnapshot watches the object while it reads it and,
-// when another object takes its name, starts over on that one.
+// when another object takes its name, starts over on that one; it also
+// starts over a read that no byte reached for readStall (see there).
 func ReadSnapshot(ctx context.Context, obs jetstream.ObjectStore, run string) ([]byte, error) {
 	for {
 		raw, err := readObject(ctx, obs, StateObject(run))
-		if !errors.Is(err, errReplaced) {
+		if !errors.Is(err, errReplaced) && !errors.Is(err, errStalled) {
 			return raw, err
 		}
 		if ctx.Err() != nil {
@@ -67,8 +69,21 @@ const replacedEvery = 100 * time.Millisecond
 // errReplaced is what a read given up for a replaced object returns.
 var errReplaced = errors.New("protocol: snapshot replaced while it was read")
 
+// errStalled is what a read given up after readStall without a byte
+// returns.
+var errStalled = errors.New("protocol: snapshot read stalled")
+
+// readStall is how long a snapshot read may go without a byte before it
+// is started over. The client reads an object's chunks through a consumer
+// of their own; when the stream's leader is lost (a node of a cluster
+// killed) and the client cannot make that consumer again during the
+// election, no chunk ever comes, and the read would wait for its whole
+// context. A new read makes a new consumer.
+var readStall = 5 * time.Second
+
 // readObject reads the object name once; errReplaced reports that another
-// object took the name meanwhile, and the read was given up.
+// object took the name meanwhile, and errStalled that no byte came for
+// readStall, and the read was given up.
 //
 // The client's read of a chunk holds the result until a chunk comes or its
 // deadline passes (the context's, or 5 s), and neither a cancellation nor
@@ -89,13 +104,15 @@ func readObject(ctx context.Context, obs jetstream.ObjectStore, name string) ([]
 		err error
 	}
 	done := make(chan read, 1)
+	var got atomic.Int64 // bytes read so far
 	go func() {
-		raw, err := io.ReadAll(res)
+		raw, err := io.ReadAll(countingReader{res, &got})
 		res.Close()
 		done <- read{raw, err}
 	}()
 	t := time.NewTicker(replacedEvery)
 	defer t.Stop()
+	seen, moved := int64(0), time.Now()
 	for {
 		select {
 		case r := <-done:
@@ -103,6 +120,16 @@ func readObject(ctx context.Context, obs jetstream.ObjectStore, name string) ([]
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-t.C:
+		}
+		if n := got.Load(); n != seen {
+			seen, moved = n, time.Now()
+		} else if time.Since(moved) >= readStall {
+			select {
+			case r := <-done:
+				return r.raw, r.err
+			default:
+				return nil, errStalled
+			}
 		}
 		cur, err := obs.GetInfo(ctx, name)
 		if err == nil && cur.NUID != info.NUID || errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -114,4 +141,16 @@ func readObject(ctx context.Context, obs jetstream.ObjectStore, name string) ([]
 			}
 		}
 	}
+}
+
+// countingReader adds the bytes each read returns to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
 }
