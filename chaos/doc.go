@@ -59,7 +59,10 @@
 //     stream. Since restarts are in the background, a following fault may
 //     find both coordinators dead, or kill the one that just took over.
 //   - nats: SIGKILL a NATS server; start it again after 0.2-2 s on the same
-//     port and store directory, and wait until /healthz is good.
+//     port and store directory, and wait until /healthz is good. A node
+//     of a cluster catches up on its streams while the plan goes on (the
+//     run goes on, on the other two); the next NATS fault waits until
+//     every node is healthy, so that two are never away at once.
 //   - s3: SIGKILL versitygw for up to 0.5 s and at least until a
 //     coordinator warned that a checkpoint save failed; training must go on
 //     from the stream meanwhile; then start it again on the same port and

@@ -93,6 +93,14 @@ func (c *cluster) inject(ctx context.Context, f fault, outageSteps uint64) (Reco
 		}
 		c.logf("fault %s: killed %s at step %d for %v", f.Kind, r.Target, r.Step, f.Down.Round(time.Millisecond))
 	case NATSRestart:
+		// A cluster keeps its quorum only while one node at most is away:
+		// every node serves and has caught up before the next is killed.
+		for _, other := range c.nats {
+			if err := waitFor(ctx, time.Minute, other.name+" ready before the next NATS fault", c.tick, other.ready); err != nil {
+				return r, err
+			}
+		}
+		r.Step = c.tl.progress()
 		nd := c.nats[f.Pick%uint64(len(c.nats))]
 		r.Target, r.At = fmt.Sprintf("%s.%d", nd.name, nd.restarts-1), time.Now()
 		if err := c.killServer(nd.proc); err != nil {
@@ -108,12 +116,17 @@ func (c *cluster) inject(ctx context.Context, f fault, outageSteps uint64) (Reco
 		if err := c.startNATS(nd); err != nil {
 			return r, err
 		}
-		if err := waitFor(ctx, time.Minute, nd.name+" ready after restart", c.tick, nd.ready); err != nil {
-			return r, err
-		}
 		if len(c.nats) == 1 {
+			if err := waitFor(ctx, time.Minute, nd.name+" ready after restart", c.tick, nd.ready); err != nil {
+				return r, err
+			}
 			c.outageEnds()
 		}
+		// A node of a cluster catches up on its streams while the run goes
+		// on, on the other two: the plan does not wait for it (a run of
+		// fast steps could end meanwhile, before the faults after this
+		// one), only the next NATS fault does (above).
+		//
 		// A step whose gradients were read before the kill may still be
 		// committed while the server is down; recovery is the first step
 		// after those.
