@@ -33,7 +33,7 @@ func defaultID() string {
 // process's pid namespace, "" where either is unknown (not Linux). The
 // first pid namespace of every machine has the same number, and a
 // container restarted gets a new one.
-var pidSpace = func() string {
+func pidSpace() string {
 	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
