@@ -129,12 +129,16 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 	go func() { n.read(ctx, cons, from, in); close(readDone) }()
 	defer func() { cancel(nil); <-readDone }()
 	fctx, stopFollowing := context.WithCancel(ctx)
-	ackWaits := protocol.FollowAckWait(fctx, n.js, n.ackWait)
+	follow := protocol.FollowAckWait(fctx, n.js, n.ackWait)
 	defer func() {
 		stopFollowing()
-		for range ackWaits { // until it has stopped
+		for range follow { // until it has stopped
 		}
 	}()
+	// The follow stops, closing its channel, when ctx ends (a lease lost)
+	// while the loop may still be picking among what is ready: a closed
+	// channel is no new ack wait.
+	ackWaits := follow
 	tick := time.NewTicker(n.ackWait)
 	defer tick.Stop()
 	report := time.NewTicker(n.opts.StatusEvery)
@@ -162,7 +166,11 @@ func (n *node) serve(ctx context.Context) (res *Result, err error) {
 			if err := n.room.expired(n.opts.Now(), n.strag.deadline()); err != nil {
 				return nil, err
 			}
-		case d := <-ackWaits:
+		case d, ok := <-ackWaits:
+			if !ok {
+				ackWaits = nil
+				break
+			}
 			n.ackWait = d // a coordinator set another
 			tick.Reset(d)
 		case <-tick.C:

@@ -182,11 +182,11 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	}
 	status, err := js.KeyValue(ctx, protocol.StatusBucket)
 	if err != nil {
-		return nil, fmt.Errorf("coordinator: %w", err)
+		return nil, fmt.Errorf("coordinator: the status bucket %s: %w", protocol.StatusBucket, err)
 	}
 	kv, err := js.KeyValue(ctx, protocol.RunsBucket)
 	if err != nil {
-		return nil, fmt.Errorf("coordinator: %w", err)
+		return nil, fmt.Errorf("coordinator: the runs bucket %s: %w", protocol.RunsBucket, err)
 	}
 	if _, err := kv.Put(ctx, run, resolved); err != nil {
 		return nil, fmt.Errorf("coordinator: publishing the run config: %w", err)
@@ -237,7 +237,7 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	grads, err := js.Stream(ctx, protocol.GradsStream)
 	if err != nil {
 		net.Close()
-		return nil, fmt.Errorf("coordinator: %w", err)
+		return nil, fmt.Errorf("coordinator: the grads stream %s: %w", protocol.GradsStream, err)
 	}
 	var catchUpTo uint64
 	if ck != nil {
@@ -260,12 +260,12 @@ func newNode(ctx context.Context, nc *nats.Conn, store *objstore.Store, opts *Op
 	params, err := js.Stream(ctx, protocol.ParamsStream)
 	if err != nil {
 		net.Close()
-		return nil, fmt.Errorf("coordinator: %w", err)
+		return nil, fmt.Errorf("coordinator: the params stream %s: %w", protocol.ParamsStream, err)
 	}
 	state, err := js.ObjectStore(ctx, protocol.StateBucket)
 	if err != nil {
 		net.Close()
-		return nil, fmt.Errorf("coordinator: %w", err)
+		return nil, fmt.Errorf("coordinator: the snapshot store %s: %w", protocol.StateBucket, err)
 	}
 	room := &roomGuard{log: opts.Log}
 	trim := newTrimmer(grads, run, opts.Log)
