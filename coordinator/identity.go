@@ -68,18 +68,12 @@ const (
 func judgeHolder(holder, self, space string) holderVerdict {
 	host, _ := os.Hostname()
 	rest, ok := strings.CutPrefix(holder, host+"-")
-	if !ok {
-		if holder == self {
-			return holderMaybeGone // an id set by hand, used again
-		}
-		return holderElsewhere
-	}
 	pidText, theirs, _ := strings.Cut(rest, "-")
 	pid, err := strconv.Atoi(pidText)
 	switch {
-	case err != nil || pid <= 0:
+	case !ok || err != nil || pid <= 0: // not a default id of this host
 		if holder == self {
-			return holderMaybeGone
+			return holderMaybeGone // an id set by hand, used again
 		}
 		return holderElsewhere
 	case space == "" || theirs != space:

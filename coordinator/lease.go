@@ -66,6 +66,7 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 	l := &lease{kv: kv, key: run, id: id, ttl: ttl}
 	waiting := false
 	var suspect suspectHolder
+	space := pidSpace()
 	for {
 		rev, err := kv.Create(ctx, run, []byte(id))
 		if err == nil {
@@ -90,7 +91,7 @@ func acquireLease(ctx context.Context, js jetstream.JetStream, run, id string, t
 		pause := ttl / 4
 		verdict := holderElsewhere
 		if gerr == nil {
-			verdict = judgeHolder(string(e.Value()), id, pidSpace())
+			verdict = judgeHolder(string(e.Value()), id, space)
 		}
 		// A holder that is this machine's previous coordinator process,
 		// killed before it could release the lease, is taken over now
